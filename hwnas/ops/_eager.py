@@ -1,0 +1,21 @@
+"""The eager PyTorch reference backend: plain module calls, the definition every fused path must match."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from hwnas.ops._dispatch import Backend, register_backend
+
+
+def gated_branch_sum(x: torch.Tensor, branches: Sequence[nn.Module], gate: nn.Module) -> torch.Tensor:
+    out = None
+    for branch in branches:
+        y = gate(branch(x))
+        out = y if out is None else out + y
+    assert out is not None, "gated_branch_sum needs at least one branch"
+    return out
+
+
+register_backend(Backend("eager", {"gated_branch_sum": gated_branch_sum}, priority=0))

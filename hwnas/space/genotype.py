@@ -1,0 +1,173 @@
+"""Genotypes: one candidate per searchable layer, with a string form and JSON files that round-trip.
+
+Our JSON: ``{"space": "cdnet", "layers": [[3, 5, 1], ...]}`` (optionally ``"alphas"``). The original
+code's format ``{"layers": [[k1, k2(, r)], ...], "alphas1": [[...], ...]}`` is read too: the space is
+taken from the entry length (2 -> cnet, 3 -> cdnet).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+from hwnas.space.candidates import (
+    KERNEL_SIZES,
+    NUM_SEARCHABLE_LAYERS,
+    REPEATS,
+    SPACES,
+    Candidate,
+    candidates,
+)
+
+
+class GenotypeError(ValueError):
+    """A genotype (file, string or object) that does not describe a valid architecture."""
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """A CNet or CDNet architecture: ``space`` and one :class:`Candidate` per searchable layer."""
+
+    space: str
+    layers: tuple[Candidate, ...]
+    alphas: tuple[tuple[float, ...], ...] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check(self.space, [c.to_list("cdnet") for c in self.layers], where="genotype")
+
+    @property
+    def depth(self) -> int:
+        """Number of CBlocks (the seed's Table 1 "Depth" row)."""
+        return sum(c.r for c in self.layers)
+
+    def indices(self) -> list[int]:
+        """Position of each layer's candidate in the space's candidate list."""
+        table = candidates(self.space)
+        return [table.index(c) for c in self.layers]
+
+    @classmethod
+    def from_indices(cls, space: str, indices: Sequence[int]) -> "Genotype":
+        table = candidates(space)
+        return cls(space, tuple(table[i] for i in indices))
+
+    def tostr(self) -> str:
+        """``cdnet:3-5-1,3-7-2,...`` (``cnet:5-7,7-9,...``); inverse of :meth:`fromstr`."""
+        return f"{self.space}:" + ",".join(c.tostr(self.space) for c in self.layers)
+
+    __str__ = tostr
+
+    @classmethod
+    def fromstr(cls, text: str) -> "Genotype":
+        space, sep, body = text.partition(":")
+        if not sep or space not in SPACES:
+            raise GenotypeError(f"genotype string {text!r}: expected '<cnet|cdnet>:k1-k2[-r],...'")
+        try:
+            entries = [[int(v) for v in item.split("-")] for item in body.split(",")]
+        except ValueError:
+            raise GenotypeError(f"genotype string {text!r}: entries must be integers like 3-5 or 3-5-1") from None
+        return from_layers(space, entries, where=f"genotype string {text!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"space": self.space, "layers": [c.to_list(self.space) for c in self.layers]}
+        if self.alphas is not None:
+            d["alphas"] = [list(a) for a in self.alphas]
+        return d
+
+    def save(self, path: Union[str, os.PathLike]) -> Path:
+        """Write JSON atomically (temp file + rename)."""
+        return write_json_atomic(path, self.to_dict())
+
+
+def write_json_atomic(path: Union[str, os.PathLike], payload: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check(space: str, entries: Sequence[Sequence[int]], where: str) -> None:
+    if space not in SPACES:
+        raise GenotypeError(f"{where}: unknown space {space!r}; expected one of {', '.join(SPACES)}")
+    if len(entries) != NUM_SEARCHABLE_LAYERS:
+        raise GenotypeError(f"{where}: has {len(entries)} layers; expected {NUM_SEARCHABLE_LAYERS}")
+    for i, entry in enumerate(entries, start=1):
+        k1, k2, r = entry
+        for k in (k1, k2):
+            if k not in KERNEL_SIZES:
+                raise GenotypeError(
+                    f"{where}: layer {i} has kernel size {k}; expected one of {', '.join(map(str, KERNEL_SIZES))}"
+                )
+        if r not in REPEATS:
+            raise GenotypeError(f"{where}: layer {i} has r={r}; expected r in {{1, 2}}")
+        if space == "cnet" and r != 1:
+            raise GenotypeError(f"{where}: layer {i} has r={r} but CNet layers have no repeat (r=1)")
+        if Candidate(k1, k2, r) not in candidates(space):
+            raise GenotypeError(
+                f"{where}: layer {i} ({k1},{k2}) is not a candidate of {space}; kernel sizes must be two different "
+                f"values from {KERNEL_SIZES} in increasing order"
+            )
+
+
+def from_layers(space: str, entries: Sequence[Sequence[Any]], where: str) -> Genotype:
+    """Build a genotype from ``[[k1, k2(, r)], ...]``; CNet entries have 2 values, CDNet entries 3."""
+    want = 2 if space == "cnet" else 3
+    norm: list[list[int]] = []
+    for i, entry in enumerate(entries, start=1):
+        if not isinstance(entry, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry):
+            raise GenotypeError(f"{where}: layer {i} is {entry!r}; expected a list of integers [k1, k2{', r' if want == 3 else ''}]")
+        if len(entry) != want:
+            hint = " (a CNet genotype given where CDNet is expected?)" if space == "cdnet" and len(entry) == 2 else ""
+            hint = hint or (" (a CDNet genotype given where CNet is expected?)" if space == "cnet" and len(entry) == 3 else "")
+            raise GenotypeError(f"{where}: layer {i} is {list(entry)}; {space} layers have {want} values{hint}")
+        norm.append([entry[0], entry[1], entry[2] if want == 3 else 1])
+    _check(space, norm, where)
+    return Genotype(space, tuple(Candidate(*e) for e in norm))
+
+
+def from_dict(data: Any, where: str = "genotype", space: str | None = None) -> Genotype:
+    """Parse our JSON dict or the original code's; ``space`` (if given) must match the file's."""
+    if not isinstance(data, dict) or "layers" not in data:
+        raise GenotypeError(f"{where}: expected a JSON object with a 'layers' list")
+    layers = data["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise GenotypeError(f"{where}: 'layers' must be a non-empty list of [k1, k2(, r)] entries")
+    file_space = data.get("space")
+    if file_space is None:  # the original code's format: infer from the entry length
+        first = layers[0] if isinstance(layers[0], (list, tuple)) else []
+        file_space = "cnet" if len(first) == 2 else "cdnet"
+    if space is not None and file_space != space:
+        raise GenotypeError(f"{where}: is a {file_space} genotype but a {space} genotype is expected")
+    geno = from_layers(file_space, layers, where)
+    alphas = data.get("alphas", data.get("alphas1"))
+    if alphas is not None:
+        try:
+            alphas = tuple(tuple(float(v) for v in row) for row in alphas)
+        except (TypeError, ValueError):
+            raise GenotypeError(f"{where}: 'alphas' must be a list of lists of numbers") from None
+        geno = Genotype(geno.space, geno.layers, alphas)
+    return geno
+
+
+def load_genotype(path: Union[str, os.PathLike], space: str | None = None) -> Genotype:
+    """Read a genotype JSON file (ours or the original code's); errors name the file and the problem."""
+    where = f"genotype file '{path}'"
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise GenotypeError(f"{where}: cannot be read ({e.strerror or e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise GenotypeError(f"{where}: is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    return from_dict(data, where, space)
