@@ -14,13 +14,14 @@ from hwnas.ops._dispatch import (
     set_backend,
     use_backend,
 )
-from hwnas.ops.functional import gated_branch_sum
+from hwnas.ops.functional import gated_branch_sum, mixed_op
 
 __all__ = [
     "Backend",
     "available_backends",
     "gated_branch_sum",
     "get_backend",
+    "mixed_op",
     "register_backend",
     "set_backend",
     "use_backend",

@@ -18,4 +18,12 @@ def gated_branch_sum(x: torch.Tensor, branches: Sequence[nn.Module], gate: nn.Mo
     return out
 
 
-register_backend(Backend("eager", {"gated_branch_sum": gated_branch_sum}, priority=0))
+def mixed_op(x: torch.Tensor, candidates: Sequence[nn.Module], weights: torch.Tensor,
+             selected: Sequence[int]) -> torch.Tensor:
+    chosen = set(selected)
+    out = sum(weights[i] * candidates[i](x) for i in selected)
+    rest = [weights[i] for i in range(len(candidates)) if i not in chosen]
+    return out + torch.stack(rest).sum() if rest else out
+
+
+register_backend(Backend("eager", {"gated_branch_sum": gated_branch_sum, "mixed_op": mixed_op}, priority=0))
