@@ -1,5 +1,6 @@
 """Registered ReID models: cnet, cdnet, osnet, resnet50_bot (and gdas when present)."""
 from hwnas.models import cdnet as _cdnet  # noqa: F401  (registers)
+from hwnas.models import gdas as _gdas  # noqa: F401
 from hwnas.models import osnet as _osnet  # noqa: F401
 from hwnas.models import resnet_bot as _resnet_bot  # noqa: F401
 from hwnas.models._output import ReIDOutput
