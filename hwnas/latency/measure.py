@@ -1,0 +1,223 @@
+"""Measuring a latency table on the current device: every candidate at every layer plus the fixed parts.
+
+Each entry is a real module (``CDBlock``, ``Stem``, ``DownSample``, the neck's inference path) run on a
+random input of its exact shape in eval mode under ``torch.inference_mode``. Timing is interleaved: every
+round times each entry once, so a burst of load from other processes spreads over all entries instead of
+biasing a few; the table keeps the median of the rounds and the interquartile range. GPU samples use CUDA
+events; CPU samples use ``time.perf_counter`` with a fixed ``torch.set_num_threads``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from hwnas import ops
+from hwnas._version import __version__
+from hwnas.latency.schema import (
+    DTYPES,
+    Device,
+    FixedEntry,
+    LayerEntry,
+    LayerKey,
+    Provenance,
+    Setting,
+    TableData,
+    covered_spaces,
+    expected_fixed_shapes,
+    expected_layer_keys,
+)
+from hwnas.models.necks import build_neck
+from hwnas.space.blocks import CDBlock, DownSample, Stem
+from hwnas.space.macro import macro_spec
+
+log = logging.getLogger(__name__)
+TORCH_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How to time: device ``cpu``/``cuda``, rounds (``repeats``) after ``warmup`` calls, CPU thread count."""
+
+    device: str = "cpu"
+    warmup: int = 10
+    repeats: int = 50
+    threads: int | None = 1
+    backend: str = "eager"
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.repeats < 3 or self.warmup < 0:
+            raise ValueError(f"need repeats >= 3 and warmup >= 0, got {self.repeats} and {self.warmup}")
+
+
+class HeadPath(nn.Module):
+    """The neck's inference path as one module: ``(mid, last) -> inference feature``."""
+
+    def __init__(self, neck: nn.Module) -> None:
+        super().__init__()
+        self.neck = neck
+
+    def forward(self, mid: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        return self.neck([mid, last])
+
+
+def software_versions() -> dict[str, str]:
+    """Versions that change kernel choice and thus latency (recorded in every table's provenance)."""
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "hwnas": __version__}
+    if torch.version.cuda:
+        versions["cuda"] = str(torch.version.cuda)
+    if torch.backends.cudnn.is_available():
+        versions["cudnn"] = str(torch.backends.cudnn.version())
+    return versions
+
+
+def device_name(kind: str) -> str:
+    if kind == "cuda":
+        return torch.cuda.get_device_name()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_load() -> list[float]:
+    """1/5/15-minute load averages (``uptime``); recorded because CPU timings depend on them."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def apply_threads(threads: int | None) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_interleaved(calls: Sequence[Callable[[], Any]], device: str, warmup: int, repeats: int,
+                     progress: bool = False, desc: str = "timing") -> list[list[float]]:
+    """Per-call latency samples in ms: ``repeats`` rounds, each timing every call once (after ``warmup``)."""
+    with torch.inference_mode():
+        for call in calls:
+            for _ in range(warmup):
+                call()
+        _sync(device)
+        samples: list[list[float]] = [[] for _ in calls]
+        for _ in tqdm(range(repeats), desc=desc, disable=not progress, unit="round"):
+            for i, call in enumerate(calls):
+                samples[i].append(_time_once(call, device))
+    return samples
+
+
+def _time_once(call: Callable[[], Any], device: str) -> float:
+    if device == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        call()
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end))
+    t0 = time.perf_counter()
+    call()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def summarize(samples: Sequence[float]) -> tuple[float, float]:
+    """(median, interquartile range) in ms."""
+    q = statistics.quantiles(samples, n=4, method="inclusive")
+    return float(statistics.median(samples)), float(q[2] - q[0])
+
+
+def _prepare(module: nn.Module, dev: torch.device, dtype: torch.dtype) -> nn.Module:
+    return module.to(device=dev, dtype=dtype).eval()
+
+
+def workload(setting: Setting, spaces: Sequence[str], device: str, seed: int = 0
+             ) -> list[tuple[LayerKey | str, int, Callable[[], Any]]]:
+    """(key or fixed-part name, out channels, zero-argument call) for every entry of a table."""
+    if setting.dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {setting.dtype!r}")
+    torch.manual_seed(seed)
+    dev, dtype, b = torch.device(device), TORCH_DTYPES[setting.dtype], setting.batch_size
+    spec = macro_spec(setting.width_mult)
+    shapes = expected_fixed_shapes(setting)
+
+    def rand(shape: Sequence[int]) -> torch.Tensor:
+        return torch.randn(b, *shape, device=dev, dtype=dtype)
+
+    def bind(module: nn.Module, *inputs: torch.Tensor) -> Callable[[], Any]:
+        module = _prepare(module, dev, dtype)
+        return lambda: module(*inputs)
+
+    p = spec.planes
+    head = HeadPath(build_neck(setting.neck, spec.feature_channels, num_classes=1))
+    last = shapes["head"]
+    items: list[tuple[LayerKey | str, int, Callable[[], Any]]] = [
+        ("stem", p[0], bind(Stem(p[0]), rand(shapes["stem"]))),
+        ("downsample1", p[1], bind(DownSample(p[1]), rand(shapes["downsample1"]))),
+        ("downsample2", p[2], bind(DownSample(p[2]), rand(shapes["downsample2"]))),
+        ("head", last[0], bind(head, rand((p[2], last[1], last[2])), rand(last))),
+    ]
+    keys: dict[LayerKey, None] = {}
+    for space in spaces:
+        keys.update(dict.fromkeys(expected_layer_keys(setting, space)))
+    for key in keys:
+        ls, c = spec.layers[key.layer], key.candidate
+        items.append((key, ls.out_channels, bind(CDBlock(ls.in_channels, ls.out_channels, c.k1, c.k2, c.r),
+                                                 rand(key.input_shape))))
+    return items
+
+
+def build(setting: Setting, config: MeasureConfig, name: str, spaces: Sequence[str] = ("cnet", "cdnet")) -> TableData:
+    """Measure every entry of a table for ``setting`` on ``config.device`` and return it (not yet saved)."""
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+    threads = config.threads if config.device == "cpu" else None
+    setting = Setting(setting.batch_size, setting.dtype, setting.resolution, setting.width_mult, setting.neck, threads)
+    apply_threads(threads)
+    if config.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+    load_before = machine_load()
+    with ops.use_backend(config.backend):
+        items = workload(setting, spaces, config.device, config.seed)
+        log.info("timing %d entries x %d rounds on %s", len(items), config.repeats, config.device)
+        samples = time_interleaved([c for _, _, c in items], config.device, config.warmup, config.repeats,
+                                   config.progress, desc=f"build {name}")
+    fixed, layers = [], []
+    shapes = expected_fixed_shapes(setting)
+    for (key, out, _), s in zip(items, samples):
+        med, iqr = summarize(s)
+        if isinstance(key, str):
+            fixed.append(FixedEntry(key, shapes[key], med, iqr))
+        else:
+            layers.append(LayerEntry(key, out, med, iqr))
+    details = {"timer": "cuda_events" if config.device == "cuda" else "perf_counter", "warmup": config.warmup,
+               "repeats": config.repeats, "interleaved": True, "statistic": "median", "ops_backend": config.backend,
+               "load_before": load_before, "load_after": machine_load(), "seed": config.seed}
+    prov = Provenance("measured", _now(), software_versions(), details)
+    device = Device(device_name(config.device), config.device, None)
+    return TableData(name, device, prov, setting, covered_spaces(tuple(layers), setting), tuple(fixed), tuple(layers))
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,307 @@
+"""Typed records of a latency lookup table and their JSON form, with validation that names the bad field.
+
+A table holds, for one device and one setting (batch size, dtype, resolution, width multiplier, neck),
+the latency in milliseconds of every searchable-layer candidate at its position and input shape, plus the
+fixed parts every architecture runs (stem, the two DownSamples, the neck's inference path).
+
+A CNet candidate ``(k1, k2)`` is the very same op as the CDNet candidate ``(k1, k2, 1)``, so entries are
+keyed by ``(layer, input_shape, Candidate(k1, k2, r))`` and shared by both spaces; a table covers a space
+when it has an entry for each of that space's candidates at each of the six layers.
+
+JSON layout (``schema_version`` 1)::
+
+    {"schema_version": 1, "name": "rtx2080",
+     "device": {"name": "NVIDIA GeForce RTX 2080", "kind": "cuda", "spec": "rtx2080"},
+     "provenance": {"kind": "predicted" | "measured", "date": "2026-11-25T18:00:00Z",
+                    "software": {"torch": "2.x", "python": "3.11", ...}, "details": {...}},
+     "setting": {"batch_size": 128, "dtype": "fp32", "resolution": [256, 128], "width_mult": 1.0,
+                 "neck": "fblneck", "threads": null},
+     "spaces": ["cnet", "cdnet"],
+     "fixed": [{"part": "stem", "input_shape": [3, 256, 128], "latency_ms": 1.2, "iqr_ms": 0.01}, ...],
+     "layers": [{"layer": 0, "input_shape": [64, 64, 32], "out_channels": 256, "candidate": [3, 5, 1],
+                 "latency_ms": 0.8, "iqr_ms": 0.01}, ...]}
+
+``iqr_ms`` is the interquartile range of the repeats (``null`` for predicted tables). Provenance
+``details`` holds, for measured tables, the timer, warm-up/repeat counts and machine load; for predicted
+tables, the model name, the spec sheet and the calibration parameters with their source.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, SPACES, Candidate, candidates
+from hwnas.space.macro import macro_spec
+
+SCHEMA_VERSION = 1
+DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16")
+DEVICE_KINDS: tuple[str, ...] = ("cpu", "cuda")
+PROVENANCE_KINDS: tuple[str, ...] = ("measured", "predicted")
+FIXED_PARTS: tuple[str, ...] = ("stem", "downsample1", "downsample2", "head")
+NECKS: tuple[str, ...] = ("fblneck", "blneck", "bnneck")
+
+
+class LatencyTableError(ValueError):
+    """A latency table (file or object) that is malformed or does not fit the requested use."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the numbers come from: a display name, ``cpu``/``cuda`` and the spec-sheet key (if any)."""
+
+    name: str
+    kind: str
+    spec: str | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """``measured`` (on ``Device``, with the software versions) or ``predicted`` (model + calibration)."""
+
+    kind: str
+    date: str
+    software: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The inference setting every entry was timed (or predicted) under; ``threads`` is the CPU thread count."""
+
+    batch_size: int
+    dtype: str
+    resolution: tuple[int, int]
+    width_mult: float = 1.0
+    neck: str = "fblneck"
+    threads: int | None = None
+
+
+@dataclass(frozen=True, order=True)
+class LayerKey:
+    """Identity of one searchable-layer op: position, input shape (C, H, W) and candidate."""
+
+    layer: int
+    input_shape: tuple[int, int, int]
+    candidate: Candidate
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """Latency (median, ms, whole batch) of one candidate at one layer, with its interquartile range."""
+
+    key: LayerKey
+    out_channels: int
+    latency_ms: float
+    iqr_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class FixedEntry:
+    """Latency of a part every architecture runs: ``stem``, ``downsample1``, ``downsample2`` or ``head``."""
+
+    part: str
+    input_shape: tuple[int, ...]
+    latency_ms: float
+    iqr_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class TableData:
+    """A whole table: who/what/how plus the entries. Build with :func:`from_dict` to get validation."""
+
+    name: str
+    device: Device
+    provenance: Provenance
+    setting: Setting
+    spaces: tuple[str, ...]
+    fixed: tuple[FixedEntry, ...]
+    layers: tuple[LayerEntry, ...]
+
+
+def expected_layer_keys(setting: Setting, space: str) -> list[LayerKey]:
+    """Every (layer, input shape, candidate) a table for ``setting`` must hold to cover ``space``."""
+    spec = macro_spec(setting.width_mult)
+    keys = []
+    for ls in spec.layers:
+        h, w = ls.input_size(setting.resolution)
+        keys.extend(LayerKey(ls.index, (ls.in_channels, h, w), c) for c in candidates(space))
+    return keys
+
+
+def expected_fixed_shapes(setting: Setting) -> dict[str, tuple[int, ...]]:
+    """Input shape (without batch) of each fixed part; the head reads (last-stage C, H/16, W/16)."""
+    spec = macro_spec(setting.width_mult)
+    h, w = setting.resolution
+    p = spec.planes
+    return {
+        "stem": (3, h, w),
+        "downsample1": (p[1], h // 4, w // 4),
+        "downsample2": (p[2], h // 8, w // 8),
+        "head": (p[3], h // 16, w // 16),
+    }
+
+
+def covered_spaces(layers: tuple[LayerEntry, ...], setting: Setting) -> tuple[str, ...]:
+    have = {e.key for e in layers}
+    return tuple(s for s in SPACES if all(k in have for k in expected_layer_keys(setting, s)))
+
+
+# ----------------------------------------------------------------------------------------------- JSON -> records
+class _Reader:
+    """Typed access to a JSON object; every error says where (``table 'x': setting.dtype``) and what was expected."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, path: str, msg: str) -> LatencyTableError:
+        return LatencyTableError(f"{self.where}: {path}: {msg}")
+
+    def obj(self, data: Any, path: str) -> Mapping[str, Any]:
+        if not isinstance(data, Mapping):
+            raise self.fail(path, f"expected a JSON object, got {type(data).__name__}")
+        return data
+
+    def get(self, data: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...],
+            optional: bool = False) -> Any:
+        full = f"{path}.{key}" if path else key
+        if key not in data or (optional and data[key] is None):
+            if optional:
+                return None
+            raise self.fail(full, "is missing")
+        value = data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise self.fail(full, f"expected {names}, got {value!r}")
+        return value
+
+    def ints(self, value: Any, path: str, n: int | None = None) -> tuple[int, ...]:
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok or (n is not None and len(value) != n):
+            raise self.fail(path, f"expected a list of {n if n else 'some'} integers, got {value!r}")
+        return tuple(value)
+
+    def choice(self, value: str, path: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            raise self.fail(path, f"is {value!r}; expected one of {', '.join(allowed)}")
+        return value
+
+    def ms(self, data: Mapping[str, Any], key: str, path: str, optional: bool = False) -> float | None:
+        v = self.get(data, key, path, (int, float), optional)
+        if v is not None and not v >= 0:
+            raise self.fail(f"{path}.{key}", f"must be a non-negative number of milliseconds, got {v!r}")
+        return None if v is None else float(v)
+
+
+def _setting(r: _Reader, d: Mapping[str, Any]) -> Setting:
+    batch = r.get(d, "batch_size", "setting", int)
+    if batch < 1:
+        raise r.fail("setting.batch_size", f"must be >= 1, got {batch}")
+    res = r.ints(r.get(d, "resolution", "setting", list), "setting.resolution", 2)
+    if min(res) < 16 or res[0] % 16 or res[1] % 16:
+        raise r.fail("setting.resolution", f"{list(res)}: height and width must be multiples of 16 (>= 16)")
+    width = float(r.get(d, "width_mult", "setting", (int, float)))
+    if width <= 0:
+        raise r.fail("setting.width_mult", f"must be positive, got {width}")
+    threads = r.get(d, "threads", "setting", int, optional=True)
+    return Setting(batch, r.choice(r.get(d, "dtype", "setting", str), "setting.dtype", DTYPES),
+                   (res[0], res[1]), width, r.choice(r.get(d, "neck", "setting", str), "setting.neck", NECKS), threads)
+
+
+def _layer_entry(r: _Reader, d: Any, path: str, setting: Setting) -> LayerEntry:
+    d = r.obj(d, path)
+    layer = r.get(d, "layer", path, int)
+    if not 0 <= layer < NUM_SEARCHABLE_LAYERS:
+        raise r.fail(f"{path}.layer", f"is {layer}; expected 0..{NUM_SEARCHABLE_LAYERS - 1}")
+    shape = r.ints(r.get(d, "input_shape", path, list), f"{path}.input_shape", 3)
+    cand = r.ints(r.get(d, "candidate", path, list), f"{path}.candidate", 3)
+    candidate = Candidate(*cand)
+    if candidate not in candidates("cdnet"):
+        raise r.fail(f"{path}.candidate", f"{list(cand)} is not a candidate op; expected [k1, k2, r] from the "
+                     f"CDNet list (CNet's (k1, k2) is stored as [k1, k2, 1])")
+    ls = macro_spec(setting.width_mult).layers[layer]
+    want = (ls.in_channels, *ls.input_size(setting.resolution))
+    if shape != want:
+        raise r.fail(f"{path}.input_shape", f"is {list(shape)} but layer {layer} at width {setting.width_mult} and "
+                     f"resolution {list(setting.resolution)} reads {list(want)}")
+    out = r.get(d, "out_channels", path, int)
+    if out != ls.out_channels:
+        raise r.fail(f"{path}.out_channels", f"is {out}; layer {layer} writes {ls.out_channels} channels")
+    return LayerEntry(LayerKey(layer, shape, candidate), out, r.ms(d, "latency_ms", path), r.ms(d, "iqr_ms", path, True))
+
+
+def _fixed_entry(r: _Reader, d: Any, path: str, shapes: Mapping[str, tuple[int, ...]]) -> FixedEntry:
+    d = r.obj(d, path)
+    part = r.choice(r.get(d, "part", path, str), f"{path}.part", FIXED_PARTS)
+    shape = r.ints(r.get(d, "input_shape", path, list), f"{path}.input_shape")
+    if shape != shapes[part]:
+        raise r.fail(f"{path}.input_shape", f"is {list(shape)}; the {part} reads {list(shapes[part])} in this setting")
+    return FixedEntry(part, shape, r.ms(d, "latency_ms", path), r.ms(d, "iqr_ms", path, True))
+
+
+def _entries(r: _Reader, data: Mapping[str, Any], setting: Setting) -> tuple[tuple[FixedEntry, ...], tuple[LayerEntry, ...]]:
+    shapes = expected_fixed_shapes(setting)
+    fixed = tuple(_fixed_entry(r, e, f"fixed[{i}]", shapes) for i, e in enumerate(r.get(data, "fixed", "", list)))
+    parts = [e.part for e in fixed]
+    for part in FIXED_PARTS:
+        if parts.count(part) != 1:
+            raise r.fail("fixed", f"needs exactly one '{part}' entry, found {parts.count(part)}")
+    layers = tuple(_layer_entry(r, e, f"layers[{i}]", setting) for i, e in enumerate(r.get(data, "layers", "", list)))
+    seen: set[LayerKey] = set()
+    for i, e in enumerate(layers):
+        if e.key in seen:
+            raise r.fail(f"layers[{i}]", f"duplicate entry for layer {e.key.layer} candidate {e.key.candidate}")
+        seen.add(e.key)
+    return fixed, layers
+
+
+def from_dict(data: Any, where: str = "latency table") -> TableData:
+    """Parse and validate the JSON form; raises :class:`LatencyTableError` naming the first bad field."""
+    r = _Reader(where)
+    data = r.obj(data, "top level")
+    version = r.get(data, "schema_version", "", int)
+    if version != SCHEMA_VERSION:
+        raise r.fail("schema_version", f"is {version}; this hwnas reads version {SCHEMA_VERSION}")
+    dev = r.obj(r.get(data, "device", "", dict), "device")
+    device = Device(r.get(dev, "name", "device", str),
+                    r.choice(r.get(dev, "kind", "device", str), "device.kind", DEVICE_KINDS),
+                    r.get(dev, "spec", "device", str, optional=True))
+    prov = r.obj(r.get(data, "provenance", "", dict), "provenance")
+    software = r.get(prov, "software", "provenance", dict)
+    provenance = Provenance(r.choice(r.get(prov, "kind", "provenance", str), "provenance.kind", PROVENANCE_KINDS),
+                            r.get(prov, "date", "provenance", str), {str(k): str(v) for k, v in software.items()},
+                            dict(r.get(prov, "details", "provenance", dict)))
+    setting = _setting(r, r.obj(r.get(data, "setting", "", dict), "setting"))
+    fixed, layers = _entries(r, data, setting)
+    spaces = r.get(data, "spaces", "", list)
+    for s in spaces:
+        r.choice(s, "spaces", SPACES)
+    have = {e.key for e in layers}
+    for s in spaces:
+        missing = [k for k in expected_layer_keys(setting, s) if k not in have]
+        if missing:
+            k = missing[0]
+            raise r.fail("layers", f"the table lists space '{s}' but has no entry for layer {k.layer} candidate "
+                         f"{list(k.candidate.to_list('cdnet'))} ({len(missing)} missing in all)")
+    return TableData(r.get(data, "name", "", str), device, provenance, setting, tuple(spaces), fixed, layers)
+
+
+def to_dict(table: TableData) -> dict[str, Any]:
+    """The JSON form (inverse of :func:`from_dict`); layers sorted by (layer, candidate order)."""
+    order = {c: i for i, c in enumerate(candidates("cdnet"))}
+    s = table.setting
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": table.name,
+        "device": {"name": table.device.name, "kind": table.device.kind, "spec": table.device.spec},
+        "provenance": {"kind": table.provenance.kind, "date": table.provenance.date,
+                       "software": dict(table.provenance.software), "details": dict(table.provenance.details)},
+        "setting": {"batch_size": s.batch_size, "dtype": s.dtype, "resolution": list(s.resolution),
+                    "width_mult": s.width_mult, "neck": s.neck, "threads": s.threads},
+        "spaces": list(table.spaces),
+        "fixed": [{"part": e.part, "input_shape": list(e.input_shape), "latency_ms": e.latency_ms, "iqr_ms": e.iqr_ms}
+                  for e in sorted(table.fixed, key=lambda e: FIXED_PARTS.index(e.part))],
+        "layers": [{"layer": e.key.layer, "input_shape": list(e.key.input_shape), "out_channels": e.out_channels,
+                    "candidate": e.key.candidate.to_list("cdnet"), "latency_ms": e.latency_ms, "iqr_ms": e.iqr_ms}
+                   for e in sorted(table.layers, key=lambda e: (e.key.layer, order[e.key.candidate]))],
+    }
