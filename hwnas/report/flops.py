@@ -1,0 +1,117 @@
+"""FLOPs/params of any model, or the seed's Table 3 / Table 5 with our figures beside the paper's."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from hwnas.models import create_model, list_models, model_options
+from hwnas.profile import PARAM_SCOPES, SCOPES, profile_model
+from hwnas.report.paper_tables import PaperRow, table3_rows, table5_rows
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``'256x128'`` -> (256, 128)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input size must look like HxW (e.g. 256x128), got {text!r}") from None
+    if h < 16 or w < 16:
+        raise argparse.ArgumentTypeError(f"input size {text!r} is too small: H and W must be >= 16")
+    return h, w
+
+
+def measure_row(model_name: str, options: dict[str, Any], input_size: tuple[int, int], scope: str,
+                params_scope: str = "inference") -> dict[str, Any]:
+    """One JSON-ready row: model, genotype, width_mult, input_size, scope, params_m, flops_m."""
+    model = create_model(model_name, **options)
+    prof = profile_model(model, input_size, scope=scope, params_scope=params_scope)
+    return {
+        "model": model_name,
+        "genotype": getattr(model, "config", {}).get("genotype"),
+        "width_mult": options.get("width_mult", model_options(model_name).get("width_mult")),
+        "input_size": list(input_size),
+        "scope": scope,
+        "params_scope": params_scope,
+        "params_m": round(prof.params_m, 6),
+        "flops_m": round(prof.flops_m, 6),
+    }
+
+
+def _printed_decimals(text: str) -> int:
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def matches(ours: float, printed: str) -> bool:
+    """Our figure rounded to the paper's printed precision equals the printed figure."""
+    return f"{ours:.{_printed_decimals(printed)}f}" == printed
+
+
+def table_row(row: PaperRow) -> dict[str, Any]:
+    result = measure_row(row.model, dict(row.options), row.input_size, row.scope, row.params_scope)
+    result.update(
+        paper_params_m=float(row.paper_params_m), paper_flops_m=float(row.paper_flops_m),
+        params_match=matches(result["params_m"], row.paper_params_m),
+        flops_match=matches(result["flops_m"], row.check_flops_m or row.paper_flops_m),
+        note=row.note,
+    )
+    return result
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """Aligned text table; paper columns and differences appear when the rows carry them."""
+    paper = any("paper_flops_m" in r for r in rows)
+    head = ["model", "genotype", "width", "input", "scope", "params_m", "flops_m"]
+    if paper:
+        head = head[:5] + ["params_m", "paper", "diff", "flops_m", "paper", "diff", "match"]
+    lines = []
+    for r in rows:
+        cells = [r["model"], r["genotype"] or "-", f"{r['width_mult']}" if r["width_mult"] is not None else "-",
+                 "x".join(map(str, r["input_size"])), r["scope"] + ("+cls" if r["params_scope"] == "total" else "")]
+        if paper:
+            cells += [f"{r['params_m']:.3f}", f"{r['paper_params_m']:g}", f"{r['params_m'] - r['paper_params_m']:+.3f}",
+                      f"{r['flops_m']:.2f}", f"{r['paper_flops_m']:g}", f"{r['flops_m'] - r['paper_flops_m']:+.2f}",
+                      "yes" if r["params_match"] and r["flops_match"] else "NO"]
+        else:
+            cells += [f"{r['params_m']:.3f}", f"{r['flops_m']:.2f}"]
+        lines.append(cells)
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+    fmt = lambda cells: "  ".join(str(c).rjust(w) if i >= 5 else str(c).ljust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
+    return "\n".join(out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.add_argument("--model", default="cdnet", help=f"one of {', '.join(list_models())}")
+    parser.add_argument("--genotype", help="preset (cdnet-top2), genotype string or JSON path (cnet/cdnet)")
+    parser.add_argument("--width-mult", type=float, help="width multiplier beta")
+    parser.add_argument("--input-size", type=parse_size, default=(256, 128), help="HxW (default 256x128)")
+    parser.add_argument("--scope", choices=SCOPES, default="inference",
+                        help="backbone: stem to last layer; inference: what eval mode runs (default)")
+    parser.add_argument("--params-scope", choices=PARAM_SCOPES, default="inference")
+    parser.add_argument("--table", choices=["3", "5"], help="reproduce the seed's Table 3 or Table 5")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.table:
+        paper = table3_rows() if args.table == "3" else table5_rows(list_models())
+        rows = [table_row(r) for r in paper]
+    else:
+        options: dict[str, Any] = {}
+        if args.genotype is not None:
+            options["genotype"] = args.genotype
+        if args.width_mult is not None:
+            options["width_mult"] = args.width_mult
+        rows = [measure_row(args.model, options, args.input_size, args.scope, args.params_scope)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_rows(rows))
+        if args.table:
+            ok = sum(r["params_match"] and r["flops_match"] for r in rows)
+            print(f"\n{ok}/{len(rows)} rows match the paper to the printed digit "
+                  "(FLOPs: conv+linear multiply-accumulates, eval, batch 1; params: inference path)")
+    return 0 if all(r.get("params_match", True) and r.get("flops_match", True) for r in rows) else 1
