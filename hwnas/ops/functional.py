@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from hwnas.ops import _eager  # noqa: F401  (registers the reference backend)
+from hwnas.ops import _batched, _triton  # noqa: F401  (register the 'batched' and 'triton' backends)
 from hwnas.ops._dispatch import lookup
 
 
