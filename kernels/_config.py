@@ -56,6 +56,11 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "ieee"
 
 
+def dot_upcast(dtype: torch.dtype) -> bool:
+    """Run tl.dot in fp32: Triton's CPU interpreter computes bf16 tl.dot wrongly (numpy has no bf16)."""
+    return interpreting() and dtype == torch.bfloat16
+
+
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 

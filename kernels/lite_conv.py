@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._config import check_tensor, dot_precision, pixel_tiling
+from ._config import check_tensor, dot_precision, dot_upcast, pixel_tiling
 
 
 @triton.jit
@@ -29,7 +29,7 @@ def _lite_conv_fwd_kernel(
     x_ptr, in_map_ptr, pre_scale_ptr, pre_shift_ptr, wpw_ptr, wdw_ptr, bias_ptr, z_ptr, stats_ptr,
     N, C, H, W, C_in, stride_xn, stride_xc,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, HAS_PROLOGUE: tl.constexpr, COMPUTE_STATS: tl.constexpr,
-    EPI_BIAS_RELU: tl.constexpr, PRECISION: tl.constexpr,
+    EPI_BIAS_RELU: tl.constexpr, PRECISION: tl.constexpr, DOT_F32: tl.constexpr,
 ):
     """One program: BLOCK_P flattened (n, h, w) positions x all C channels of group ``program_id(1)``.
 
@@ -55,6 +55,8 @@ def _lite_conv_fwd_kernel(
     # pointwise weight as the (ci, co) right operand of tl.dot
     wt = tl.load(wpw_ptr + g * C * C + offs_c[None, :] * C + offs_c[:, None],
                  mask=c_mask[:, None] & c_mask[None, :], other=0.0)
+    if DOT_F32:
+        wt = wt.to(tl.float32)
     if HAS_PROLOGUE:
         sc = tl.load(pre_scale_ptr + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
         sh = tl.load(pre_shift_ptr + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
@@ -91,7 +93,7 @@ def _lite_conv_bwd_kernel(
     x_ptr, in_map_ptr, pre_scale_ptr, pre_shift_ptr, wpw_ptr, wdw_ptr, gz_ptr,
     gx_ptr, gpre_ptr, gwpw_ptr, gwdw_ptr,
     N, C, H, W, C_in, stride_xn, stride_xc,
-    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, HAS_PROLOGUE: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, HAS_PROLOGUE: tl.constexpr, PRECISION: tl.constexpr, DOT_F32: tl.constexpr,
 ):
     """Backward of :func:`_lite_conv_fwd_kernel` (training variant) for one tile of positions ``q``.
 
@@ -118,6 +120,8 @@ def _lite_conv_bwd_kernel(
 
     wt = tl.load(wpw_ptr + g * C * C + offs_c[None, :] * C + offs_c[:, None],
                  mask=c_mask[:, None] & c_mask[None, :], other=0.0)
+    if DOT_F32:
+        wt = wt.to(tl.float32)
     x_ptrs = x_ptr + n[:, None] * stride_xn + (in_base + offs_c[None, :]) * stride_xc + hw[:, None]
     xr = tl.load(x_ptrs, mask=m2, other=0.0).to(tl.float32)
     if HAS_PROLOGUE:
@@ -191,7 +195,7 @@ def lite_conv_fwd(x: torch.Tensor, in_map: torch.Tensor, pre_scale: Optional[tor
         n, c, h, w, c_in, x.stride(0), x.stride(1),
         BLOCK_P=tiling.block_p, BLOCK_C=tiling.block_c, HAS_PROLOGUE=has_pro,
         COMPUTE_STATS=compute_stats and bias is None, EPI_BIAS_RELU=bias is not None,
-        PRECISION=dot_precision(x.dtype), num_warps=tiling.num_warps,
+        PRECISION=dot_precision(x.dtype), DOT_F32=dot_upcast(x.dtype), num_warps=tiling.num_warps,
     )
     return z, stats
 
@@ -220,7 +224,7 @@ def lite_conv_bwd(x: torch.Tensor, in_map: torch.Tensor, pre_scale: Optional[tor
         w_pw.to(x.dtype).contiguous(), w_dw.contiguous(), grad_z, gx_groups, gpre, gwpw, gwdw,
         n, c, h, w, c_in, x.stride(0), x.stride(1),
         BLOCK_P=tiling.block_p, BLOCK_C=tiling.block_c, HAS_PROLOGUE=has_pro,
-        PRECISION=dot_precision(x.dtype), num_warps=tiling.num_warps,
+        PRECISION=dot_precision(x.dtype), DOT_F32=dot_upcast(x.dtype), num_warps=tiling.num_warps,
     )
     index = (in_map.long()[:, None] + torch.arange(c, device=x.device)[None, :]).reshape(-1)
     if groups * c == c_in and bool((index == torch.arange(c_in, device=x.device)).all()):

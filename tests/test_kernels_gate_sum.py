@@ -1,0 +1,86 @@
+"""hwnas.kernels.gate_sum (branch_pool, gated_sum) against PyTorch: outputs and gradients."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+
+from hwnas.ops._triton import kernels  # noqa: E402
+
+gs = kernels().gate_sum
+
+# N, n_blocks, branches, C, H, W
+CASES = [(2, 1, 2, 6, 3, 7), (1, 2, 2, 5, 7, 1), (2, 3, 2, 4, 1, 1), (1, 1, 3, 17, 3, 3)]
+
+
+def _inputs(n, blocks, branches, c, h, w, dtype=torch.float32):
+    g = torch.Generator().manual_seed(0)
+    ct = blocks * branches * c
+    z = torch.randn(n, ct, h, w, generator=g)
+    scale = torch.rand(ct, generator=g) + 0.5
+    shift = 0.3 * torch.randn(ct, generator=g)
+    gate = torch.rand(n, ct, generator=g)
+    return [t.to(dtype).requires_grad_() for t in (z, scale, shift, gate)]
+
+
+def ref_pool(z, scale, shift):
+    return torch.relu(z * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)).float().mean((2, 3))
+
+
+def ref_sum(z, scale, shift, gate, blocks, branches):
+    a = torch.relu(z * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)) * gate[:, :, None, None]
+    n, ct, h, w = a.shape
+    return a.view(n, blocks, branches, ct // (blocks * branches), h, w).sum(2).reshape(n, -1, h, w)
+
+
+def _check(out, out_ref, leaves, cot, tol):
+    torch.testing.assert_close(out, out_ref, atol=tol, rtol=tol)
+    got = torch.autograd.grad((out.float() * cot).sum(), leaves)
+    want = torch.autograd.grad((out_ref.float() * cot).sum(), leaves)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "N{}B{}J{}C{}H{}W{}".format(*c))
+def test_branch_pool(case):
+    z, scale, shift, _ = _inputs(*case)
+    out = gs.branch_pool(z, scale, shift)
+    cot = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    _check(out, ref_pool(z, scale, shift), [z, scale, shift], cot, 1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "N{}B{}J{}C{}H{}W{}".format(*c))
+def test_gated_sum(case):
+    z, scale, shift, gate = _inputs(*case)
+    blocks, branches = case[1], case[2]
+    out = gs.gated_sum(z, scale, shift, gate, blocks, branches)
+    cot = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    _check(out, ref_sum(z, scale, shift, gate, blocks, branches), [z, scale, shift, gate], cot, 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gated_sum_half(dtype):
+    z, scale, shift, gate = _inputs(2, 2, 2, 8, 3, 5, dtype)
+    out = gs.gated_sum(z, scale, shift, gate, 2, 2)
+    assert out.dtype == dtype
+    want = ref_sum(*(t.float() for t in (z, scale, shift, gate)), 2, 2)
+    torch_err = (ref_sum(z, scale, shift, gate, 2, 2).float() - want).abs().max().item()
+    assert (out.float() - want).abs().max().item() <= 2 * torch_err + 1e-3
+
+
+def test_opcheck():
+    z, scale, shift, gate = _inputs(2, 2, 2, 4, 3, 3)
+    utils = ("test_schema", "test_autograd_registration", "test_faketensor")
+    torch.library.opcheck(torch.ops.hwnas.branch_pool.default, (z, scale, shift), test_utils=utils)
+    torch.library.opcheck(torch.ops.hwnas.gated_sum.default, (z, scale, shift, gate, 2, 2), test_utils=utils)
+
+
+def test_channels_must_split_into_blocks():
+    z, scale, shift, gate = _inputs(1, 1, 2, 3, 2, 2)
+    with pytest.raises(ValueError, match="do not split into 4 blocks x 2 branches"):
+        gs.gated_sum_fwd(z.detach(), scale.detach(), shift.detach(), gate.detach(), 4, 2)
