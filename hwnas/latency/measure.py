@@ -148,43 +148,44 @@ def summarize(samples: Sequence[float]) -> tuple[float, float]:
     return float(statistics.median(samples)), float(q[2] - q[0])
 
 
-def _prepare(module: nn.Module, dev: torch.device, dtype: torch.dtype) -> nn.Module:
-    return module.to(device=dev, dtype=dtype).eval()
+def entry_modules(setting: Setting, spaces: Sequence[str]
+                  ) -> list[tuple[LayerKey | str, int, nn.Module, tuple[tuple[int, ...], ...]]]:
+    """(key or fixed-part name, out channels, module, input shapes with batch) for every entry of a table.
 
-
-def workload(setting: Setting, spaces: Sequence[str], device: str, seed: int = 0
-             ) -> list[tuple[LayerKey | str, int, Callable[[], Any]]]:
-    """(key or fixed-part name, out channels, zero-argument call) for every entry of a table."""
-    if setting.dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {setting.dtype!r}")
-    torch.manual_seed(seed)
-    dev, dtype, b = torch.device(device), TORCH_DTYPES[setting.dtype], setting.batch_size
+    Shared by measurement (real tensors) and prediction (meta tensors), so both see the same ops.
+    """
     spec = macro_spec(setting.width_mult)
     shapes = expected_fixed_shapes(setting)
-
-    def rand(shape: Sequence[int]) -> torch.Tensor:
-        return torch.randn(b, *shape, device=dev, dtype=dtype)
-
-    def bind(module: nn.Module, *inputs: torch.Tensor) -> Callable[[], Any]:
-        module = _prepare(module, dev, dtype)
-        return lambda: module(*inputs)
-
-    p = spec.planes
+    b, p, last = setting.batch_size, spec.planes, shapes["head"]
     head = HeadPath(build_neck(setting.neck, spec.feature_channels, num_classes=1))
-    last = shapes["head"]
-    items: list[tuple[LayerKey | str, int, Callable[[], Any]]] = [
-        ("stem", p[0], bind(Stem(p[0]), rand(shapes["stem"]))),
-        ("downsample1", p[1], bind(DownSample(p[1]), rand(shapes["downsample1"]))),
-        ("downsample2", p[2], bind(DownSample(p[2]), rand(shapes["downsample2"]))),
-        ("head", last[0], bind(head, rand((p[2], last[1], last[2])), rand(last))),
+    items: list[tuple[LayerKey | str, int, nn.Module, tuple[tuple[int, ...], ...]]] = [
+        ("stem", p[0], Stem(p[0]), ((b, *shapes["stem"]),)),
+        ("downsample1", p[1], DownSample(p[1]), ((b, *shapes["downsample1"]),)),
+        ("downsample2", p[2], DownSample(p[2]), ((b, *shapes["downsample2"]),)),
+        ("head", last[0], head, ((b, p[2], last[1], last[2]), (b, *last))),
     ]
     keys: dict[LayerKey, None] = {}
     for space in spaces:
         keys.update(dict.fromkeys(expected_layer_keys(setting, space)))
     for key in keys:
         ls, c = spec.layers[key.layer], key.candidate
-        items.append((key, ls.out_channels, bind(CDBlock(ls.in_channels, ls.out_channels, c.k1, c.k2, c.r),
-                                                 rand(key.input_shape))))
+        block = CDBlock(ls.in_channels, ls.out_channels, c.k1, c.k2, c.r)
+        items.append((key, ls.out_channels, block, ((b, *key.input_shape),)))
+    return items
+
+
+def workload(setting: Setting, spaces: Sequence[str], device: str, seed: int = 0
+             ) -> list[tuple[LayerKey | str, int, Callable[[], Any]]]:
+    """(key or fixed-part name, out channels, zero-argument call on random inputs) for every entry."""
+    if setting.dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {setting.dtype!r}")
+    torch.manual_seed(seed)
+    dev, dtype = torch.device(device), TORCH_DTYPES[setting.dtype]
+    items = []
+    for key, out, module, in_shapes in entry_modules(setting, spaces):
+        module = module.to(device=dev, dtype=dtype).eval()
+        inputs = [torch.randn(s, device=dev, dtype=dtype) for s in in_shapes]
+        items.append((key, out, lambda m=module, xs=inputs: m(*xs)))
     return items
 
 

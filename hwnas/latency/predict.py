@@ -1,0 +1,315 @@
+"""Roofline prediction of a latency table for a device that is not at hand, and its calibration.
+
+Every entry's module is run once on ``meta`` tensors under a dispatch mode that records each op with its
+FLOPs and bytes moved (inputs + outputs, weights included). An op's time is
+
+    t = max(FLOPs / (peak_flops * e_compute[class]), bytes / (peak_bandwidth * e_memory[class])) + launch
+
+with op classes ``dense`` (1x1 convolutions and linear layers: GEMMs), ``spatial`` (dense convolutions with a
+kernel > 1, here the stem's 7x7 on 3 channels, which libraries run far from peak), ``depthwise`` (grouped
+convolutions) and ``memory`` (everything else: BN, activations, pooling, gate, add), peaks from a spec sheet
+(``specs/<key>.json``) and the efficiencies + per-kernel launch overhead from a :class:`Calibration`:
+either the documented prior or a least-squares fit to a measured table (:func:`calibrate`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence, Union
+
+import numpy as np
+import torch
+from scipy.optimize import least_squares
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from hwnas.latency.measure import TORCH_DTYPES, _now, entry_modules, software_versions
+from hwnas.latency.schema import (
+    Device,
+    FixedEntry,
+    LatencyTableError,
+    LayerEntry,
+    LayerKey,
+    Provenance,
+    Setting,
+    TableData,
+    covered_spaces,
+    expected_fixed_shapes,
+)
+
+SPECS_DIR = Path(__file__).parent / "specs"
+OP_CLASSES: tuple[str, ...] = ("dense", "spatial", "depthwise", "memory")
+MODEL_NAME = "roofline-v1"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A spec sheet: peak dense (matrix) and vector TFLOP/s per dtype, memory GB/s, launch-overhead prior."""
+
+    key: str
+    name: str
+    kind: str
+    matrix_tflops: Mapping[str, float]
+    vector_tflops: Mapping[str, float]
+    mem_bw_gbs: float
+    launch_overhead_us: float
+    sources: tuple[str, ...] = ()
+    notes: str = ""
+
+    def peak_flops(self, op_class: str, dtype: str) -> float:
+        """FLOP/s for ``op_class``; fp32 dense convolutions use TF32 on GPUs that have it (PyTorch's default)."""
+        if op_class in ("dense", "spatial"):
+            table, want = self.matrix_tflops, ("tf32" if dtype == "fp32" and self.kind == "cuda" else dtype)
+            want = want if want in table else dtype
+        else:
+            table, want = self.vector_tflops, (dtype if dtype in self.vector_tflops else "fp32")
+        if want not in table:
+            raise LatencyTableError(f"spec sheet '{self.key}' has no {dtype} throughput: {self.name} does not "
+                                    f"support {dtype} (it lists {', '.join(self.matrix_tflops)})")
+        return table[want] * 1e12
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Fractions of the spec-sheet peaks reached per op class, and the per-kernel overhead (microseconds)."""
+
+    dense_compute: float = 0.5
+    dense_memory: float = 0.7
+    spatial_compute: float = 0.3
+    spatial_memory: float = 0.5
+    depthwise_compute: float = 0.25
+    depthwise_memory: float = 0.5
+    memory: float = 0.75
+    launch_us: float | None = None  # None: the spec sheet's prior
+    source: str = "prior"
+
+    def efficiencies(self) -> dict[str, tuple[float, float]]:
+        return {"dense": (self.dense_compute, self.dense_memory),
+                "spatial": (self.spatial_compute, self.spatial_memory),
+                "depthwise": (self.depthwise_compute, self.depthwise_memory),
+                "memory": (1.0, self.memory)}
+
+
+# PRIOR: typical fractions of peak reached by cuDNN at batch >= 64: large 1x1 convolutions ~50% of the
+# tensor/FMA peak, a 3-channel 7x7 convolution ~30%, depthwise 3x3 (memory bound) ~50% of bandwidth,
+# element-wise kernels ~75% of bandwidth.
+# These are starting points to be replaced by calibrate() on a measured table of the same GPU family.
+PRIOR = Calibration()
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """One kernel: class, FLOPs (2 per multiply-accumulate) and bytes read + written."""
+
+    op: str
+    op_class: str
+    flops: float
+    bytes: float
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _tensors(o)
+
+
+def _signature(obj: Any) -> Any:
+    """A hashable description of op arguments: tensors by (shape, dtype, strides), the rest by value."""
+    if isinstance(obj, torch.Tensor):
+        return ("T", tuple(obj.shape), obj.dtype, obj.stride())
+    if isinstance(obj, (list, tuple)):
+        return tuple(_signature(o) for o in obj)
+    if isinstance(obj, dict):
+        return tuple((k, _signature(v)) for k, v in sorted(obj.items()))
+    return repr(obj)
+
+
+def _nbytes(obj: Any) -> float:
+    return float(sum(t.numel() * t.element_size() for t in _tensors(obj)))
+
+
+_TRACE_CACHE: dict[Any, Any] = {}
+
+
+class _OpRecorder(TorchDispatchMode):
+    """Records an :class:`OpCost` for every non-view op dispatched (works on meta tensors)."""
+
+    def __init__(self, cache: dict[Any, tuple[Any, OpCost | None]] | None = None) -> None:
+        super().__init__()
+        self.ops: list[OpCost] = []
+        # meta kernels run Python decompositions (milliseconds each); identical calls recur across candidates
+        self.cache = {} if cache is None else cache
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's signature)
+        key = (func, _signature(args), _signature(kwargs or {}))
+        hit = self.cache.get(key)
+        if hit is not None:
+            shapes, cost = hit
+            if cost is not None:
+                self.ops.append(cost)
+            if shapes == "self":
+                return args[0]
+            if isinstance(shapes, tuple) and shapes and isinstance(shapes[0], torch.Size):
+                return torch.empty(shapes[0], dtype=shapes[1], device="meta")
+        n_before = len(self.ops)
+        out = self._run(func, args, kwargs)
+        if isinstance(out, torch.Tensor):
+            cost = self.ops[-1] if len(self.ops) > n_before else None
+            shapes = "self" if out is (args[0] if args else None) else (out.shape, out.dtype)
+            self.cache[key] = (shapes, cost)
+        return out
+
+    def _run(self, func, args, kwargs):  # noqa: ANN001, ANN202
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if getattr(func, "is_view", False) or name in ("randn", "empty", "detach", "alias"):
+            return out
+        moved = _nbytes(args) + _nbytes(list((kwargs or {}).values())) + _nbytes(out)
+        outputs = list(_tensors(out))
+        numel = float(sum(t.numel() for t in outputs))
+        if name in ("conv2d", "convolution", "_convolution") and len(args) > 1:
+            w, kw = args[1], kwargs or {}
+            at = 6 if name == "conv2d" else 8  # position of ``groups`` in the two schemas
+            groups = int(args[at] if len(args) > at else kw.get("groups", 1))
+            bias = args[2] if len(args) > 2 else kw.get("bias")
+            per_out = w.shape[1] * math.prod(w.shape[2:])
+            cls = "depthwise" if groups > 1 else "dense" if math.prod(w.shape[2:]) == 1 else "spatial"
+            self.ops.append(OpCost(name, cls, 2.0 * numel * per_out + (numel if bias is not None else 0), moved))
+        elif name in ("linear", "addmm", "mm", "matmul"):
+            k = args[1].shape[-1] if name == "linear" else args[0].shape[-1] if name != "addmm" else args[1].shape[-1]
+            self.ops.append(OpCost(name, "dense", 2.0 * numel * k, moved))
+        else:
+            self.ops.append(OpCost(name, "memory", numel, moved))
+        return out
+
+
+def trace_ops(module: nn.Module, input_shapes: Sequence[Sequence[int]], dtype: str = "fp32") -> list[OpCost]:
+    """The kernels an eval-mode forward of ``module`` runs on inputs of ``input_shapes`` (no compute: meta)."""
+    tdtype = TORCH_DTYPES[dtype]
+    module = module.to(device="meta", dtype=tdtype).eval()
+    inputs = [torch.empty(tuple(s), device="meta", dtype=tdtype) for s in input_shapes]
+    rec = _OpRecorder(_TRACE_CACHE)
+    with torch.inference_mode(), rec:
+        module(*inputs)
+    return rec.ops
+
+
+def op_time_ms(op: OpCost, spec: Spec, cal: Calibration, dtype: str) -> float:
+    e_c, e_m = cal.efficiencies()[op.op_class]
+    t_compute = op.flops / (spec.peak_flops(op.op_class, dtype) * e_c)
+    t_memory = op.bytes / (spec.mem_bw_gbs * 1e9 * e_m)
+    launch = spec.launch_overhead_us if cal.launch_us is None else cal.launch_us
+    return (max(t_compute, t_memory) + launch * 1e-6) * 1e3
+
+
+def ops_time_ms(ops: Sequence[OpCost], spec: Spec, cal: Calibration, dtype: str) -> float:
+    return float(sum(op_time_ms(op, spec, cal, dtype) for op in ops))
+
+
+def traced_entries(setting: Setting, spaces: Sequence[str] = ("cnet", "cdnet")
+                   ) -> list[tuple[LayerKey | str, int, list[OpCost]]]:
+    """(key or fixed part, out channels, kernels) for every entry of a table in ``setting``."""
+    return [(key, out, trace_ops(m, shapes, setting.dtype)) for key, out, m, shapes in entry_modules(setting, spaces)]
+
+
+def list_specs() -> list[str]:
+    return sorted(p.stem for p in SPECS_DIR.glob("*.json"))
+
+
+def load_spec(name_or_path: Union[str, os.PathLike]) -> Spec:
+    """A shipped spec-sheet key (``h100``) or a JSON path -> :class:`Spec`; errors name the file and field."""
+    text = os.fspath(name_or_path)
+    path = SPECS_DIR / f"{text}.json" if text in list_specs() else Path(text)
+    if not path.is_file():
+        raise LatencyTableError(f"spec sheet {text!r} is neither shipped ({', '.join(list_specs())}) nor a file")
+    try:
+        d = json.loads(path.read_text())
+        spec = Spec(d["key"], d["name"], d["kind"], {k: float(v) for k, v in d["matrix_tflops"].items()},
+                    {k: float(v) for k, v in d["vector_tflops"].items()}, float(d["mem_bw_gbs"]),
+                    float(d["launch_overhead_us"]), tuple(d.get("sources", ())), d.get("notes", ""))
+    except json.JSONDecodeError as e:
+        raise LatencyTableError(f"spec sheet '{path}': not valid JSON ({e.msg} at line {e.lineno})") from None
+    except KeyError as e:
+        raise LatencyTableError(f"spec sheet '{path}': field {e.args[0]!r} is missing") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise LatencyTableError(f"spec sheet '{path}': malformed ({e})") from None
+    if spec.kind not in ("cpu", "cuda") or spec.mem_bw_gbs <= 0 or "fp32" not in spec.vector_tflops:
+        raise LatencyTableError(f"spec sheet '{path}': needs kind cpu|cuda, mem_bw_gbs > 0 and an fp32 vector peak")
+    return spec
+
+
+def predict_table(spec: Spec, setting: Setting, name: str, calibration: Calibration = PRIOR,
+                  spaces: Sequence[str] = ("cnet", "cdnet")) -> TableData:
+    """A ``predicted`` table for ``spec`` in ``setting``; the provenance records the model and calibration."""
+    cal = calibration if calibration.launch_us is not None else replace(calibration, launch_us=spec.launch_overhead_us)
+    setting = replace(setting, threads=setting.threads if spec.kind == "cpu" else None)
+    shapes = expected_fixed_shapes(setting)
+    fixed, layers = [], []
+    for key, out, ops in traced_entries(setting, spaces):
+        ms = round(ops_time_ms(ops, spec, cal, setting.dtype), 6)
+        if isinstance(key, str):
+            fixed.append(FixedEntry(key, shapes[key], ms, None))
+        else:
+            layers.append(LayerEntry(key, out, ms, None))
+    details = {"model": MODEL_NAME, "spec": spec.key, "spec_sources": list(spec.sources),
+               "calibration": asdict(cal)}
+    prov = Provenance("predicted", _now(), software_versions(), details)
+    return TableData(name, Device(spec.name, spec.kind, spec.key), prov, setting,
+                     covered_spaces(tuple(layers), setting), tuple(fixed), tuple(layers))
+
+
+_PARAMS = ("dense_compute", "dense_memory", "spatial_compute", "spatial_memory", "depthwise_compute",
+           "depthwise_memory", "memory")
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """A fitted calibration and how well the model then reproduces the measured entries (relative errors)."""
+
+    calibration: Calibration
+    entries: int
+    mape: float
+    max_abs_error: float
+    errors: Mapping[str, float] = field(default_factory=dict)
+
+
+def _entry_name(key: LayerKey | str) -> str:
+    return key if isinstance(key, str) else f"layer{key.layer}:{key.candidate.tostr('cdnet')}"
+
+
+def calibrate(measured: TableData, spec: Spec, start: Calibration = PRIOR) -> CalibrationFit:
+    """Fit the efficiencies and launch overhead so the model reproduces ``measured``'s entries (log least squares).
+
+    Efficiencies are bounded to [0.001, 20]: above 1 means the device beats the spec sheet (on CPUs small
+    working sets stay in cache, so the "memory" bandwidth then exceeds the DRAM figure).
+    """
+    if measured.provenance.kind != "measured":
+        raise LatencyTableError(f"table '{measured.name}' is {measured.provenance.kind}; calibrate on a measured one")
+    values = {e.part: e.latency_ms for e in measured.fixed} | {e.key: e.latency_ms for e in measured.layers}
+    traced = traced_entries(measured.setting, measured.spaces or ("cnet",))
+    traced = [(k, ops) for k, _, ops in traced if k in values]
+    target = np.log([values[k] for k, _ in traced])
+    dtype = measured.setting.dtype
+
+    def unpack(x: np.ndarray) -> Calibration:
+        n = len(_PARAMS)
+        return Calibration(*(float(v) for v in np.exp(x[:n])), launch_us=float(x[n]), source=measured.name)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        cal = unpack(x)
+        return np.log([ops_time_ms(ops, spec, cal, dtype) for _, ops in traced]) - target
+
+    launch0 = spec.launch_overhead_us if start.launch_us is None else start.launch_us
+    x0 = np.array([math.log(getattr(start, p)) for p in _PARAMS] + [launch0])
+    lo = np.array([math.log(1e-3)] * len(_PARAMS) + [0.0])
+    hi = np.array([math.log(20.0)] * len(_PARAMS) + [1000.0])
+    sol = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), x_scale="jac")
+    cal = unpack(sol.x)
+    rel = np.expm1(residuals(sol.x))
+    errors = {_entry_name(k): float(r) for (k, _), r in zip(traced, rel)}
+    return CalibrationFit(cal, len(traced), float(np.mean(np.abs(rel))), float(np.max(np.abs(rel))), errors)
