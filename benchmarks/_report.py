@@ -19,6 +19,7 @@ from typing import Sequence
 import torch
 
 from benchmarks._protocol import PHASES, ModelResult, ProtocolConfig
+from hwnas.report.model_report import predict_on_table
 from hwnas.space.genotype import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -59,20 +60,11 @@ def predict_forward(model: torch.nn.Module, table_name: str, num_images: int, cf
 
     Only searched networks (CNet/CDNet genotypes) have table entries; for others this is ``n/a``.
     """
-    from hwnas.latency import LatencyTableError, load_table
-
-    genotype = getattr(getattr(model, "backbone", None), "genotype", None)
-    if genotype is None or not hasattr(genotype, "space"):
-        return Prediction(None, f"n/a: '{table_name}' has entries for CNet/CDNet layers only")
-    try:
-        table = load_table(table_name).require(genotype.space, (cfg.height, cfg.width),
-                                               model.config.get("width_mult"))
-        per_batch_ms = table.genotype_latency_ms(genotype)
-    except (LatencyTableError, FileNotFoundError, ValueError) as e:
-        return Prediction(None, f"n/a: {e}")
-    s = table.data.setting
-    note = f"{table.name}: {per_batch_ms:.2f} ms per batch of {s.batch_size} ({s.dtype}, {table.data.provenance.kind})"
-    return Prediction(per_batch_ms * num_images / s.batch_size / 1000.0, note)
+    p = predict_on_table(model, table_name, (cfg.height, cfg.width))
+    if p.latency_ms is None or not p.batch_size:
+        return Prediction(None, p.note)
+    note = f"{table_name}: {p.latency_ms:.2f} ms per batch of {p.batch_size} ({p.dtype}, {p.provenance})"
+    return Prediction(p.latency_ms * num_images / p.batch_size / 1000.0, note)
 
 
 def environment(cfg: ProtocolConfig, argv: Sequence[str]) -> dict[str, object]:

@@ -1,0 +1,223 @@
+"""Full report of one model: params, FLOPs and per-layer FLOPs, predicted latency on every shipped table, measured latency.
+
+``python -m hwnas.report model --model cdnet [--genotype G] [--width-mult B] [--input-size 256x128]
+[--device cpu] [--batch-size 1] [--no-measure] [--output DIR] [--json]`` prints Markdown (or JSON) and,
+with ``--output``, writes ``model_report.md`` and ``model_report.json``. Counts follow DESIGN section 4
+(conv + linear multiply-accumulates, eval mode, batch 1; parameters of the inference path).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hwnas.models import create_model, list_models
+from hwnas.profile import count_params, profile_model
+from hwnas.report.flops import parse_size
+from hwnas.space.genotype import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TablePrediction:
+    """What one latency table predicts for the model's forward pass (ms per batch), or why it cannot."""
+
+    table: str
+    device: str | None
+    provenance: str | None
+    batch_size: int | None
+    dtype: str | None
+    latency_ms: float | None
+    note: str
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """How to time the forward pass here: ``repeats`` samples after ``warmup`` calls, at ``batch_size``."""
+
+    device: str = "cpu"
+    dtype: str = "fp32"
+    batch_size: int = 1
+    warmup: int = 3
+    repeats: int = 10
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        from hwnas.latency.measure import TORCH_DTYPES
+
+        if self.dtype not in TORCH_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, got {self.dtype!r}")
+        if self.batch_size < 1 or self.repeats < 3 or self.warmup < 0:
+            raise ValueError(f"need batch_size >= 1, repeats >= 3, warmup >= 0; got {self.batch_size}, "
+                             f"{self.repeats}, {self.warmup}")
+
+
+def predict_on_table(model: nn.Module, table_name: str, input_size: tuple[int, int]) -> TablePrediction:
+    """Latency of the model's genotype on one table, checked against the table's resolution and width.
+
+    Tables hold CNet/CDNet layer entries (plus the fixed stem/downsample/neck parts), so models without a
+    searched genotype (OSNet, BoT, GDAS) get ``n/a``.
+    """
+    from hwnas.latency import LatencyTableError, load_table
+
+    try:
+        table = load_table(table_name)
+    except (LatencyTableError, OSError, ValueError) as e:
+        return TablePrediction(table_name, None, None, None, None, None, f"n/a: {e}")
+    data = table.data
+    base = dict(table=table_name, device=data.device.name, provenance=data.provenance.kind,
+                batch_size=data.setting.batch_size, dtype=data.setting.dtype)
+    genotype = getattr(getattr(model, "backbone", None), "genotype", None)
+    if genotype is None or not hasattr(genotype, "space"):
+        return TablePrediction(**base, latency_ms=None, note="n/a: the table has entries for CNet/CDNet layers only")
+    width = getattr(model, "config", {}).get("width_mult")
+    try:
+        table.require(genotype.space, input_size, width)
+        latency = table.genotype_latency_ms(genotype)
+    except LatencyTableError as e:
+        return TablePrediction(**base, latency_ms=None, note=f"n/a: {e}")
+    return TablePrediction(**base, latency_ms=latency, note="fixed parts + the genotype's six layer entries")
+
+
+def predict_all(model: nn.Module, input_size: tuple[int, int]) -> list[TablePrediction]:
+    """One prediction per shipped latency table (an empty list when none is shipped)."""
+    from hwnas.latency import shipped_tables
+
+    return [predict_on_table(model, name, input_size) for name in shipped_tables()]
+
+
+def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: MeasureSpec) -> dict[str, Any]:
+    """Median and interquartile range (ms) of the eval-mode forward at ``spec.batch_size`` on this machine."""
+    from hwnas.latency.measure import (TORCH_DTYPES, apply_threads, device_name, machine_load, software_versions,
+                                       summarize, time_interleaved)
+
+    apply_threads(spec.threads)
+    device = torch.device(spec.device)
+    was_training = model.training
+    net = model.eval().to(device=device, dtype=TORCH_DTYPES[spec.dtype])
+    x = torch.randn(spec.batch_size, 3, *input_size, device=device, dtype=TORCH_DTYPES[spec.dtype])
+    try:
+        (samples,) = time_interleaved([lambda: net(x)], device.type, spec.warmup, spec.repeats)
+    finally:
+        model.to(dtype=torch.float32).train(was_training)
+    median, iqr = summarize(samples)
+    return {"device": device_name(device.type), "device_type": device.type, "batch_size": spec.batch_size,
+            "dtype": spec.dtype, "median_ms": median, "iqr_ms": iqr, "per_image_ms": median / spec.batch_size,
+            "repeats": spec.repeats, "warmup": spec.warmup, "threads": torch.get_num_threads(),
+            "load_average": machine_load(), "software": software_versions()}
+
+
+def build_report(model_name: str, options: dict[str, Any], input_size: tuple[int, int],
+                 measure: MeasureSpec | None) -> dict[str, Any]:
+    """Everything the report shows, JSON-ready."""
+    model = create_model(model_name, **options)
+    inference = profile_model(model, input_size, scope="inference")
+    backbone = profile_model(model, input_size, scope="backbone")
+    report: dict[str, Any] = {
+        "model": model_name, "config": dict(getattr(model, "config", options)), "input_size": list(input_size),
+        "num_features": getattr(model, "num_features", None),
+        "params_m": inference.params_m, "params_total_m": count_params([model]) / 1e6,
+        "flops_m": inference.flops_m, "backbone_flops_m": backbone.flops_m,
+        "per_layer_flops_m": [{"layer": name, "flops_m": f} for name, f in inference.per_layer],
+        "predicted": [asdict(p) for p in predict_all(model, input_size)],
+        "measured": measure_latency(model, input_size, measure) if measure is not None else None,
+    }
+    if model_name == "gdas":
+        from hwnas.models.gdas import authors_param_count
+
+        report["params_as_seed_counts_m"] = authors_param_count(model) / 1e6
+    return report
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: summary, per-layer FLOPs, predictions, measurement."""
+    h, w = report["input_size"]
+    config = ", ".join(f"{k}={v}" for k, v in report["config"].items())
+    md = [f"# Model report: {report['model']}", "", f"Config: {config}; input {h}x{w}.", "",
+          "| quantity | value |", "|---|---|",
+          f"| params (inference path) | {report['params_m']:.3f} M |",
+          f"| params (whole model, training heads included) | {report['params_total_m']:.3f} M |",
+          f"| FLOPs (inference, conv+linear MACs, batch 1) | {report['flops_m']:.1f} M |",
+          f"| FLOPs (backbone only) | {report['backbone_flops_m']:.1f} M |",
+          f"| inference feature | {report['num_features']}-d |"]
+    if "params_as_seed_counts_m" in report:
+        md.append(f"| params as the seed's Table 5 counts (with GDAS's unused conv1x1) | "
+                  f"{report['params_as_seed_counts_m']:.3f} M |")
+    total = report["flops_m"] or 1.0
+    md += ["", "## Per-layer FLOPs", "", "| layer | MFLOPs | share |", "|---|---:|---:|"]
+    md += [f"| {row['layer']} | {row['flops_m']:.2f} | {100 * row['flops_m'] / total:.1f}% |"
+           for row in report["per_layer_flops_m"]]
+    md += ["", "## Predicted latency (shipped tables)", ""]
+    if report["predicted"]:
+        md += ["| table | device | provenance | batch | dtype | ms / batch | ms / image | note |",
+               "|---|---|---|---:|---|---:|---:|---|"]
+        for p in report["predicted"]:
+            per_image = p["latency_ms"] / p["batch_size"] if p["latency_ms"] is not None else None
+            md.append(f"| {p['table']} | {p['device'] or '-'} | {p['provenance'] or '-'} | {p['batch_size'] or '-'} | "
+                      f"{p['dtype'] or '-'} | {_ms(p['latency_ms'])} | {_ms(per_image)} | {p['note']} |")
+    else:
+        md.append("No latency table is shipped (see `python -m hwnas.latency build`).")
+    md += ["", "## Measured latency (this machine)", ""]
+    m = report["measured"]
+    if m is None:
+        md.append("Not measured (--no-measure).")
+    else:
+        md.append(f"{m['median_ms']:.2f} ms per batch of {m['batch_size']} (IQR {m['iqr_ms']:.2f} ms; "
+                  f"{m['per_image_ms']:.2f} ms / image), {m['dtype']}, median of {m['repeats']} after {m['warmup']} "
+                  f"warm-up calls on {m['device']}, {m['threads']} threads, load average {m['load_average']}; "
+                  + ", ".join(f"{k} {v}" for k, v in m["software"].items()) + ".")
+    return "\n".join(md) + "\n"
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """``model_report.json`` and ``model_report.md`` in ``out_dir`` (atomic writes)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = write_json_atomic(out_dir / "model_report.json", report)
+    md_path = out_dir / "model_report.md"
+    tmp = out_dir / ".model_report.md.tmp"
+    tmp.write_text(to_markdown(report))
+    os.replace(tmp, md_path)
+    return json_path, md_path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.add_argument("--model", default="cdnet", help=f"one of {', '.join(list_models())}")
+    parser.add_argument("--genotype", help="preset (cdnet-top2), genotype string or JSON path (cnet/cdnet)")
+    parser.add_argument("--width-mult", type=float, help="width multiplier beta")
+    parser.add_argument("--neck", help="neck (bnneck/blneck/fblneck, or osnet for OSNet)")
+    parser.add_argument("--input-size", type=parse_size, default=(256, 128), help="HxW (default 256x128)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16 (measured latency)")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch for the measured latency")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch CPU threads for the measurement")
+    parser.add_argument("--no-measure", action="store_true", help="skip the measured latency")
+    parser.add_argument("--output", type=Path, help="write model_report.md and model_report.json here")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+
+
+def run(args: argparse.Namespace) -> int:
+    options = {k: v for k, v in (("genotype", args.genotype), ("width_mult", args.width_mult), ("neck", args.neck))
+               if v is not None}
+    measure = None if args.no_measure else MeasureSpec(args.device, args.dtype, args.batch_size, args.warmup,
+                                                       args.repeats, args.threads)
+    report = build_report(args.model, options, args.input_size, measure)
+    if args.output is not None:
+        for path in write_report(report, args.output):
+            logger.info("wrote %s", path)
+    print(json.dumps(report, indent=2) if args.json else to_markdown(report))
+    return 0
