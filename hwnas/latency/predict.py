@@ -278,6 +278,27 @@ class CalibrationFit:
     errors: Mapping[str, float] = field(default_factory=dict)
 
 
+class _VectorModel:
+    """:func:`ops_time_ms` for many entries at once (numpy), so the least-squares fit is fast."""
+
+    def __init__(self, entries: Sequence[Sequence[OpCost]], spec: Spec, dtype: str) -> None:
+        ops = [op for e in entries for op in e]
+        self.owner = np.repeat(np.arange(len(entries)), [len(e) for e in entries])
+        self.n = len(entries)
+        self.cls = np.array([OP_CLASSES.index(o.op_class) for o in ops])
+        self.flops = np.array([o.flops for o in ops])
+        self.bytes = np.array([o.bytes for o in ops])
+        self.peak = np.array([spec.peak_flops(c, dtype) for c in OP_CLASSES])
+        self.bw = spec.mem_bw_gbs * 1e9
+
+    def __call__(self, cal: Calibration) -> np.ndarray:
+        eff = cal.efficiencies()
+        e_c = np.array([eff[c][0] for c in OP_CLASSES])[self.cls]
+        e_m = np.array([eff[c][1] for c in OP_CLASSES])[self.cls]
+        t = np.maximum(self.flops / (self.peak[self.cls] * e_c), self.bytes / (self.bw * e_m)) + cal.launch_us * 1e-6
+        return np.bincount(self.owner, weights=t * 1e3, minlength=self.n)
+
+
 def _entry_name(key: LayerKey | str) -> str:
     return key if isinstance(key, str) else f"layer{key.layer}:{key.candidate.tostr('cdnet')}"
 
@@ -294,15 +315,14 @@ def calibrate(measured: TableData, spec: Spec, start: Calibration = PRIOR) -> Ca
     traced = traced_entries(measured.setting, measured.spaces or ("cnet",))
     traced = [(k, ops) for k, _, ops in traced if k in values]
     target = np.log([values[k] for k, _ in traced])
-    dtype = measured.setting.dtype
+    model = _VectorModel([ops for _, ops in traced], spec, measured.setting.dtype)
 
     def unpack(x: np.ndarray) -> Calibration:
         n = len(_PARAMS)
         return Calibration(*(float(v) for v in np.exp(x[:n])), launch_us=float(x[n]), source=measured.name)
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        cal = unpack(x)
-        return np.log([ops_time_ms(ops, spec, cal, dtype) for _, ops in traced]) - target
+        return np.log(model(unpack(x))) - target
 
     launch0 = spec.launch_overhead_us if start.launch_us is None else start.launch_us
     x0 = np.array([math.log(getattr(start, p)) for p in _PARAMS] + [launch0])
