@@ -1,0 +1,131 @@
+"""``python -m hwnas.search``: Top-k Sample Search over CNet/CDNet, optionally hardware-aware.
+
+With ``--data-root`` it runs the seed's schedule on a Market-1501 folder; without, it generates a small
+synthetic Market-1501-format dataset and runs a short schedule that ends in minutes on a CPU.
+Under ``torchrun`` it runs data-parallel (DDP; gloo on CPU, nccl on CUDA).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from hwnas.search import _dist
+from hwnas.search.config import SearchConfig, SyntheticData, paper_config, short_config, with_epochs
+from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
+from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hwnas.search", description=__doc__.splitlines()[0])
+    p.add_argument("--space", choices=("cnet", "cdnet"), default="cdnet", help="search space (default cdnet)")
+    p.add_argument("--topk", type=int, choices=(1, 2, 3, 4), default=2, help="candidates run per layer (default 2)")
+    p.add_argument("--data-root", type=Path, help="Market-1501 folder (paper schedule); default: synthetic data")
+    p.add_argument("--latency-table", help="shipped table name (e.g. rtx2080) or a table JSON path")
+    p.add_argument("--latency-weight", type=float, default=0.0,
+                   help="weight of the expected-latency term in alpha's loss (default 0 = the paper's search)")
+    p.add_argument("--latency-target-ms", type=float,
+                   help="penalise only latency above this target: weight * max(E[lat]/target - 1, 0)")
+    p.add_argument("--sweep-latency-weight", metavar="W1,W2,...",
+                   help="run one search per weight and write a Pareto table/plot (needs --latency-table)")
+    p.add_argument("--epochs", type=int, help="epochs (alpha's lr milestones keep their fractions)")
+    p.add_argument("--batch-size", type=int, help="P x K batch size, a multiple of 4 images per identity")
+    p.add_argument("--output", type=Path, help="output folder (default runs/search-<timestamp>)")
+    p.add_argument("--resume", action="store_true", help="continue the search in --output from its checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default 1 on synthetic data, else torch's)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between mid-epoch checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def build_config(args: argparse.Namespace) -> SearchConfig:
+    synthetic = args.data_root is None
+    config = short_config() if synthetic else paper_config()
+    changes: dict[str, object] = {"space": args.space, "topk": args.topk, "seed": args.seed,
+                                  "latency_weight": args.latency_weight, "latency_target_ms": args.latency_target_ms}
+    if args.batch_size is not None:
+        if args.batch_size % config.images_per_id:
+            raise ValueError(f"--batch-size {args.batch_size}: expected a multiple of {config.images_per_id} "
+                             f"(images per identity)")
+        changes["ids_per_batch"] = args.batch_size // config.images_per_id
+    if args.checkpoint_every is not None:
+        changes["checkpoint_every"] = args.checkpoint_every
+    config = config.replace(**changes)
+    return with_epochs(config, args.epochs) if args.epochs is not None else config
+
+
+def _output_dir(args: argparse.Namespace, info: _dist.DistInfo) -> Path:
+    if args.output is not None:
+        return args.output
+    if args.resume:
+        raise ValueError("--resume needs --output DIR (the folder of the search to continue)")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(_dist.gather_objects(f"runs/search-{stamp}", info)[0])
+
+
+def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if info.is_main:
+        output.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(output / "search.log"))
+    logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = build_config(args)
+        weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads or default_threads(args.data_root is None))
+    info = _dist.init_from_env(args.device)
+    device = f"cuda:{info.local_rank}" if args.device == "cuda" and info.enabled else args.device
+    output = _output_dir(args, info)
+    _setup_logging(output, info)
+    say = print if info.is_main else (lambda *a, **k: None)
+    table = None
+    if args.latency_table:
+        from hwnas.latency import load_table
+        table = load_table(args.latency_table, space=config.space)
+    if args.data_root is None:
+        spec = SyntheticData(seed=args.seed)
+        root = synthetic_dataset(output / SYNTHETIC_DIRNAME, spec)
+        say(f"No --data-root given: searching on a SYNTHETIC Market-1501-format dataset ({spec.num_ids} ids x "
+            f"{spec.images_per_id} images, {spec.image_size[0]}x{spec.image_size[1]}) in {root}, with a SHORT "
+            f"schedule: {config.epochs} epochs, batch {config.batch_size}, input {config.image_size[0]}x"
+            f"{config.image_size[1]}, width {config.width_mult}, alpha lr {config.alpha_lr}. Pass --data-root for "
+            f"the paper's schedule.")
+    else:
+        root = args.data_root
+    data = prepare_data(config, root)
+    say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
+        f"latency weight {config.latency_weight}; {info.world_size} process(es) on {device}; output {output}")
+    progress = not args.no_progress
+    if weights is not None:
+        rows = run_sweep(config, data, weights, output, table, device, args.resume, progress)
+        if info.is_main:
+            paths = write_sweep(rows, table.name, output)
+            for r in rows:
+                say(f"w={r['latency_weight']:g}: {r['genotype']} predicted {r['predicted_latency_ms']:.3f} ms, "
+                    f"val acc {r['val_acc']:.3f}{' (Pareto)' if r['pareto'] else ''}")
+            say("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
+    result, paths = run_search(config, data, output, table, device, args.resume, progress)
+    lat = "" if table is None else f", predicted latency {table.genotype_latency_ms(result.genotype):.3f} ms " \
+                                   f"on {table.name}"
+    say(f"derived genotype: {result.genotype.tostr()}{lat}, supernet val acc {result.val_acc:.3f}")
+    say("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

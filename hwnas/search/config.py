@@ -1,0 +1,125 @@
+"""Search settings as frozen dataclasses: the seed's schedule and the short synthetic one.
+
+The seed's defaults (supplementary section 1): SGD (momentum 0.9, weight decay 3e-4, lr 0.025 cosine to
+1e-4) for the weights; Adam (lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, x0.1 at epochs 80 and 160)
+for alpha; 240 epochs; batches of 64 = 16 identities x 4 images; 4 validation images per identity;
+softmax + triplet (margin 0.3); top-2; alpha initialised to 1e-3.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from hwnas.space.candidates import SPACES, candidates
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that decides a search's result (the output folder and device are not part of it)."""
+
+    space: str = "cdnet"
+    topk: int = 2
+    width_mult: float = 1.0
+    image_size: tuple[int, int] = (256, 128)  # (height, width) in pixels
+    epochs: int = 240
+    ids_per_batch: int = 16  # P
+    images_per_id: int = 4  # K; batch = P x K
+    val_per_id: int = 4
+    lr: float = 0.025
+    lr_min: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    alpha_lr: float = 3e-4
+    alpha_betas: tuple[float, float] = (0.5, 0.999)
+    alpha_weight_decay: float = 1e-3
+    alpha_milestones: tuple[int, ...] = (80, 160)
+    alpha_gamma: float = 0.1
+    triplet_margin: float = 0.3
+    alpha_init: float = 1e-3
+    latency_weight: float = 0.0  # 0 = the paper's search
+    latency_target_ms: float | None = None
+    seed: int = 0
+    checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: only at epoch ends)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, want: str) -> ValueError:
+            return ValueError(f"SearchConfig.{name} = {getattr(self, name)!r}: expected {want}")
+
+        if self.space not in SPACES:
+            raise bad("space", f"one of {', '.join(SPACES)}")
+        n = len(candidates(self.space))
+        if not 1 <= self.topk <= min(4, n):
+            raise bad("topk", "an integer in 1..4")
+        for name in ("epochs", "ids_per_batch", "images_per_id", "val_per_id"):
+            if int(getattr(self, name)) < 1:
+                raise bad(name, "a positive integer")
+        if self.ids_per_batch < 2:
+            raise bad("ids_per_batch", "at least 2 identities per batch (the triplet loss needs negatives)")
+        if len(self.image_size) != 2 or min(self.image_size) < 32:
+            raise bad("image_size", "(height, width), both >= 32 pixels")
+        for name in ("width_mult", "lr", "alpha_lr"):
+            if not getattr(self, name) > 0:
+                raise bad(name, "a positive number")
+        if self.latency_weight < 0:
+            raise bad("latency_weight", "a number >= 0")
+        if self.latency_target_ms is not None and not self.latency_target_ms > 0:
+            raise bad("latency_target_ms", "a positive number of milliseconds or None")
+        if self.checkpoint_every < 0:
+            raise bad("checkpoint_every", "a number of steps >= 0")
+
+    @property
+    def batch_size(self) -> int:
+        return self.ids_per_batch * self.images_per_id
+
+    def replace(self, **changes: Any) -> "SearchConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"search config has unknown field(s) {', '.join(unknown)}")
+        tuples = {"image_size", "alpha_betas", "alpha_milestones"}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """The synthetic Market-1501-format dataset the short schedule searches on (see hwnas.data.synthetic)."""
+
+    num_ids: int = 32
+    images_per_id: int = 12  # 8 train + 4 validation per identity
+    num_cameras: int = 4
+    image_size: tuple[int, int] = (64, 32)  # (height, width) of the written images
+    seed: int = 0
+
+
+def paper_config(**changes: Any) -> SearchConfig:
+    """The seed's schedule (240 epochs, 256x128, batch 64)."""
+    return SearchConfig().replace(**changes)
+
+
+def short_config(**changes: Any) -> SearchConfig:
+    """A few-minute schedule for a 2-core CPU on :class:`SyntheticData`.
+
+    Same optimisers and losses as the paper; smaller: width 0.5, 64x32 input, batch 32 = 8 x 4, 8 epochs.
+    With ~600x fewer steps than the paper (64 vs ~40,000), alpha's learning rate is 100x larger (3e-2) so
+    the architecture still moves; its milestones sit at the same fractions (1/3, 2/3) of the schedule.
+    """
+    base = SearchConfig(width_mult=0.5, image_size=(64, 32), epochs=8, ids_per_batch=8, images_per_id=4,
+                        alpha_lr=3e-2, alpha_milestones=(3, 5), checkpoint_every=20)
+    return base.replace(**changes)
+
+
+def with_epochs(config: SearchConfig, epochs: int) -> SearchConfig:
+    """Change the number of epochs, keeping alpha's lr milestones at the same fractions of the schedule."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    fractions = [m / config.epochs for m in config.alpha_milestones]
+    milestones = tuple(sorted({max(1, round(f * epochs)) for f in fractions}))
+    return config.replace(epochs=epochs, alpha_milestones=milestones)

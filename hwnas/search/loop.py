@@ -1,0 +1,291 @@
+"""The alternating first-order search loop (DESIGN section 2) with the hardware-aware latency term.
+
+Each step: (1) the network weights take an SGD step on a train batch (alphas held fixed); (2) the alphas
+take an Adam step on a validation batch, on ``loss_val + latency_penalty(E[lat])``. Checkpoints (every
+``checkpoint_every`` steps and at each epoch end) hold everything needed to continue exactly: weights,
+alphas, optimiser states, progress counters, the running epoch sums and every rank's torch RNG state;
+batches are addressed by (epoch, index) with seeds derived from the config (see :mod:`._data`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from hwnas.losses import ReIDLoss
+from hwnas.search import _dist
+from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint, \
+    save_checkpoint
+from hwnas.search._data import SearchData
+from hwnas.search.config import SearchConfig
+from hwnas.search.derive import alpha_entropy, derive_genotype, topk_genotypes
+from hwnas.search.supernet import SuperNet
+from hwnas.space.genotype import Genotype
+
+logger = logging.getLogger(__name__)
+
+SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", "val_acc", "latency_ms",
+            "latency_penalty", "time_s")
+
+
+def latency_penalty(expected_ms: torch.Tensor, weight: float, target_ms: float | None = None) -> torch.Tensor:
+    """The hardware term added to alpha's loss.
+
+    No target: ``weight * E[lat]`` (E[lat] in ms). With a target T: ``weight * max(E[lat] / T - 1, 0)``,
+    i.e. only latency above the target is penalised, in units of the target.
+    """
+    if target_ms is None:
+        return weight * expected_ms
+    return weight * torch.relu(expected_ms / target_ms - 1.0)
+
+
+def weight_lr(config: SearchConfig, epoch: int) -> float:
+    """Cosine decay from ``lr`` to ``lr_min`` over the epochs (torch's CosineAnnealingLR, per epoch)."""
+    return config.lr_min + (config.lr - config.lr_min) * (1 + math.cos(math.pi * epoch / config.epochs)) / 2
+
+
+def alpha_lr(config: SearchConfig, epoch: int) -> float:
+    """Step decay: ``alpha_lr * gamma ** (number of milestones <= epoch)``."""
+    return config.alpha_lr * config.alpha_gamma ** sum(epoch >= m for m in config.alpha_milestones)
+
+
+@dataclass
+class SearchState:
+    """Progress of a search; ``sums`` accumulate the current epoch's metrics over ``count`` steps."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    val_cycle: int = 0
+    val_pos: int = 0
+    count: int = 0
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SUM_KEYS, 0.0))
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a finished search found; ``history`` has one record per epoch."""
+
+    genotype: Genotype
+    alphas: torch.Tensor
+    topk: list[tuple[Genotype, float]]
+    history: list[dict[str, Any]]
+    val_acc: float
+    expected_latency_ms: float | None
+
+
+class Searcher:
+    """Runs one search into ``output`` (checkpoints under ``output/checkpoints``)."""
+
+    def __init__(self, config: SearchConfig, data: SearchData, output: Path, table: Any = None,
+                 device: str = "cpu", progress: bool = True) -> None:
+        self.config, self.data, self.output, self.table = config, data, Path(output), table
+        self.device = torch.device(device)
+        self.dist = _dist.current()
+        self.progress = progress and self.dist.is_main
+        if table is not None:
+            table.require(config.space)
+        torch.manual_seed(config.seed)
+        self.model = SuperNet(config.space, data.num_classes, config.width_mult, config.topk,
+                              config.alpha_init).to(self.device)
+        self.net: nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+        self.criterion = ReIDLoss(margin=config.triplet_margin)
+        self.weight_opt = torch.optim.SGD(self.model.weight_parameters(), lr=config.lr, momentum=config.momentum,
+                                          weight_decay=config.weight_decay)
+        self.alpha_opt = torch.optim.Adam(self.model.arch_parameters(), lr=config.alpha_lr,
+                                          betas=config.alpha_betas, weight_decay=config.alpha_weight_decay)
+        self.state = SearchState()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.output / "checkpoints" / CHECKPOINT_NAME
+
+    def steps_per_epoch(self, epoch: int) -> int:
+        n = self.data.train.num_batches(epoch) // self.dist.world_size
+        if n < 1:
+            raise ValueError(f"the training split gives no full batch of {self.config.batch_size} per process")
+        return n
+
+    def expected_latency(self) -> torch.Tensor | None:
+        """E[lat] in ms under the current softmax(alpha) (None without a table)."""
+        if self.table is None:
+            return None
+        return self.table.expected_latency_ms(self.model.probs(), self.config.space)
+
+    # ---- the two updates -------------------------------------------------------------------------
+    def _weight_step(self, images: torch.Tensor, pids: torch.Tensor) -> dict[str, float]:
+        self.net.train()
+        self.weight_opt.zero_grad(set_to_none=True)
+        loss, parts = self.criterion(self.net(images, arch_grad=False), pids)
+        loss.backward()
+        self.weight_opt.step()
+        return {"train_loss": float(loss.detach()), "train_ce": float(parts["ce"]), "train_triplet": float(parts["triplet"]),
+                "train_acc": float(parts["acc"])}
+
+    def _alpha_step(self, images: torch.Tensor, pids: torch.Tensor) -> dict[str, float]:
+        self.alpha_opt.zero_grad(set_to_none=True)
+        loss, parts = self.criterion(self.net(images, arch_grad=True), pids)
+        total, lat, pen = loss, float("nan"), 0.0
+        expected = self.expected_latency()
+        if expected is not None:
+            penalty = latency_penalty(expected, self.config.latency_weight, self.config.latency_target_ms)
+            total = loss + penalty.to(loss.dtype)
+            lat, pen = float(expected), float(penalty)
+        total.backward()
+        self.alpha_opt.step()
+        self.weight_opt.zero_grad(set_to_none=True)  # the alpha step's weight gradients are not used
+        return {"val_loss": float(loss.detach()), "val_acc": float(parts["acc"]), "latency_ms": lat, "latency_penalty": pen}
+
+    def _next_val_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        s, w = self.state, self.dist.world_size
+        if (s.val_pos + 1) * w > self.data.val.num_batches(s.val_cycle):
+            s.val_cycle, s.val_pos = s.val_cycle + 1, 0
+            if self.data.val.num_batches(s.val_cycle) < w:
+                raise ValueError(f"the validation split gives no full batch of {self.config.batch_size} per process")
+        batch = self.data.val.batch(s.val_cycle, s.val_pos * w + self.dist.rank)
+        s.val_pos += 1
+        return batch
+
+    def _step(self) -> dict[str, float]:
+        s, w = self.state, self.dist.world_size
+        t0 = time.perf_counter()
+        x, y = self.data.train.batch(s.epoch, s.step * w + self.dist.rank)
+        metrics = self._weight_step(x.to(self.device), y.to(self.device))
+        xv, yv = self._next_val_batch()
+        metrics.update(self._alpha_step(xv.to(self.device), yv.to(self.device)))
+        metrics["time_s"] = time.perf_counter() - t0
+        for k, v in metrics.items():
+            s.sums[k] += v
+        s.count += 1
+        s.step += 1
+        s.global_step += 1
+        return metrics
+
+    # ---- epochs, records, checkpoints --------------------------------------------------------------
+    def _set_lrs(self) -> None:
+        for g in self.weight_opt.param_groups:
+            g["lr"] = weight_lr(self.config, self.state.epoch)
+        for g in self.alpha_opt.param_groups:
+            g["lr"] = alpha_lr(self.config, self.state.epoch)
+
+    def _epoch_record(self) -> dict[str, Any]:
+        s = self.state
+        keys = [k for k in SUM_KEYS if k != "time_s"]
+        means = _dist.average(torch.tensor([s.sums[k] / max(s.count, 1) for k in keys], dtype=torch.float64),
+                              self.dist)
+        record: dict[str, Any] = {"epoch": s.epoch + 1, "steps": s.count, "lr": weight_lr(self.config, s.epoch),
+                                  "alpha_lr": alpha_lr(self.config, s.epoch), "time_s": s.sums["time_s"]}
+        record.update({k: float(v) for k, v in zip(keys, means)})
+        expected = self.expected_latency()
+        record["latency_ms"] = None if expected is None else float(expected)
+        if self.table is None:
+            record["latency_penalty"] = None
+        entropy = alpha_entropy(self.model.alphas)
+        record["alpha_entropy"] = sum(entropy) / len(entropy)
+        record["alpha_entropy_per_layer"] = entropy
+        record["alphas"] = self.model.alphas.detach().cpu().tolist()
+        record["genotype"] = derive_genotype(self.model.alphas, self.config.space).tostr()
+        return record
+
+    def _end_epoch(self) -> None:
+        s = self.state
+        record = self._epoch_record()
+        s.history.append(record)
+        lat = "" if record["latency_ms"] is None else f", E[lat] {record['latency_ms']:.3f} ms"
+        logger.info("epoch %d/%d: train loss %.4f acc %.3f, val loss %.4f acc %.3f, alpha entropy %.3f%s, %s",
+                    record["epoch"], self.config.epochs, record["train_loss"], record["train_acc"],
+                    record["val_loss"], record["val_acc"], record["alpha_entropy"], lat, record["genotype"])
+        s.epoch, s.step, s.count = s.epoch + 1, 0, 0
+        s.sums = dict.fromkeys(SUM_KEYS, 0.0)
+
+    def save(self) -> None:
+        """Checkpoint (collective: every rank contributes its RNG state; rank 0 writes)."""
+        rng = _dist.gather_objects(torch.get_rng_state(), self.dist)
+        if self.dist.is_main:
+            save_checkpoint(self.checkpoint_path, {
+                "config": self.config.to_dict(), "model": self.model.state_dict(),
+                "weight_opt": self.weight_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
+                "state": self.state.to_dict(), "rng": rng, "world_size": self.dist.world_size})
+        _dist.barrier(self.dist)
+
+    def load(self) -> None:
+        """Continue from ``output/checkpoints/last.pt`` (refuses a checkpoint of a different search)."""
+        ckpt = load_checkpoint(self.checkpoint_path)
+        diff = config_mismatch(ckpt["config"], self.config.to_dict())
+        if diff:
+            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' is from a different search: "
+                                  + "; ".join(diff))
+        if ckpt.get("world_size", 1) != self.dist.world_size:
+            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' was written by {ckpt.get('world_size')} "
+                                  f"process(es); resume it with the same number, not {self.dist.world_size}")
+        self.model.load_state_dict(ckpt["model"])
+        self.weight_opt.load_state_dict(ckpt["weight_opt"])
+        self.alpha_opt.load_state_dict(ckpt["alpha_opt"])
+        self.state = SearchState(**ckpt["state"])
+        torch.set_rng_state(ckpt["rng"][self.dist.rank])
+        logger.info("resumed from %s at epoch %d, step %d", self.checkpoint_path, self.state.epoch + 1,
+                    self.state.step)
+
+    def _run_epoch(self, stop_at: int | None) -> bool:
+        """One (possibly partial) epoch; returns False when ``stop_at`` global steps were reached."""
+        s, every = self.state, self.config.checkpoint_every
+        total = self.steps_per_epoch(s.epoch)
+        self._set_lrs()
+        with tqdm(total=total, initial=s.step, desc=f"search epoch {s.epoch + 1}/{self.config.epochs}",
+                  disable=not self.progress, leave=False, dynamic_ncols=True) as bar:
+            while s.step < total:
+                m = self._step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{m['train_loss']:.3f}", val_acc=f"{m['val_acc']:.2f}",
+                                lat=f"{m['latency_ms']:.2f}ms")
+                if stop_at is not None and s.global_step >= stop_at:
+                    return False
+                if every and s.global_step % every == 0 and s.step < total:
+                    self.save()
+        self._end_epoch()
+        self.save()
+        return True
+
+    def run(self, resume: bool = False, stop_after_steps: int | None = None) -> SearchResult | None:
+        """Search to the end (or stop, as if killed, after ``stop_after_steps`` steps and return None)."""
+        if resume:
+            self.load()
+        while self.state.epoch < self.config.epochs:
+            if not self._run_epoch(stop_after_steps):
+                return None
+        return self.result()
+
+    @torch.no_grad()
+    def validation_accuracy(self) -> float:
+        """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass."""
+        self.model.eval()
+        correct = seen = 0
+        for i in range(self.data.val.num_batches(0)):
+            x, y = self.data.val.batch(0, i)
+            logits = self.model(x.to(self.device)).logits[0]
+            correct += int((logits.argmax(1).cpu() == y).sum())
+            seen += len(y)
+        return correct / max(seen, 1)
+
+    def result(self) -> SearchResult:
+        alphas = self.model.alphas.detach().cpu().clone()
+        expected = self.expected_latency()
+        return SearchResult(genotype=derive_genotype(alphas, self.config.space), alphas=alphas,
+                            topk=topk_genotypes(alphas, self.config.space, self.config.topk),
+                            history=list(self.state.history), val_acc=self.validation_accuracy(),
+                            expected_latency_ms=None if expected is None else float(expected))

@@ -1,0 +1,155 @@
+"""Search outputs: genotype.json, search_report.json / .md and a plot of alpha per layer over epochs.
+
+The derived architecture is profiled as the network the search is for: width 1.0 at the latency table's
+resolution (256 x 128 without a table), FLOPs of the backbone (DESIGN 4 counting), inference params.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hwnas.search.config import SearchConfig
+from hwnas.search.loop import SearchResult
+from hwnas.space.genotype import Genotype, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DEPLOY_SIZE = (256, 128)
+
+
+def deploy_setting(table: Any) -> tuple[tuple[int, int], float]:
+    """(input size, width) the derived network is profiled at: the table's setting, else 256x128 at width 1."""
+    if table is None:
+        return DEFAULT_DEPLOY_SIZE, 1.0
+    s = table.data.setting
+    return (int(s.resolution[0]), int(s.resolution[1])), float(s.width_mult)
+
+
+def describe_genotype(genotype: Genotype, table: Any, num_classes: int = 751) -> dict[str, Any]:
+    """Params (M), backbone FLOPs (M) and table latency (ms) of one architecture."""
+    import hwnas
+    from hwnas.profile import profile_model
+
+    size, width = deploy_setting(table)
+    model = hwnas.create_model(genotype.space, genotype=genotype, width_mult=width, num_classes=num_classes)
+    prof = profile_model(model, input_size=size, scope="backbone")
+    return {"genotype": genotype.tostr(), "layers": [c.to_list(genotype.space) for c in genotype.layers],
+            "depth": genotype.depth, "params_m": round(prof.params_m, 4), "flops_m": round(prof.flops_m, 2),
+            "input_size": list(size), "width_mult": width,
+            "predicted_latency_ms": None if table is None else round(table.genotype_latency_ms(genotype), 4)}
+
+
+def table_summary(table: Any) -> dict[str, Any] | None:
+    if table is None:
+        return None
+    d, s = table.data, table.data.setting
+    return {"name": d.name, "device": d.device.name, "provenance": d.provenance.kind, "batch_size": s.batch_size,
+            "dtype": s.dtype, "resolution": list(s.resolution), "width_mult": s.width_mult,
+            "fixed_ms": table.fixed_ms}
+
+
+def build_report(config: SearchConfig, result: SearchResult, table: Any, data_description: str,
+                 wall_s: float) -> dict[str, Any]:
+    """The JSON report: settings, per-epoch records, the derived genotype and the top-k genotypes."""
+    final = describe_genotype(result.genotype, table)
+    final["val_acc"] = result.val_acc
+    final["expected_latency_ms"] = result.expected_latency_ms
+    top = []
+    for geno, prob in result.topk:
+        entry = describe_genotype(geno, table)
+        entry["probability"] = prob
+        top.append(entry)
+    return {"config": config.to_dict(), "data": data_description, "latency_table": table_summary(table),
+            "epochs": result.history, "final": final, "topk_genotypes": top, "wall_s": round(wall_s, 2),
+            "alphas": result.alphas.tolist()}
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _table_line(t: dict[str, Any] | None) -> str:
+    if t is None:
+        return "none"
+    return f"{t['name']} ({t['device']}, {t['provenance']}, batch {t['batch_size']}, {t['dtype']})"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    c, f, t = report["config"], report["final"], report["latency_table"]
+    lines = ["# Search report", "",
+             f"- space: {c['space']}, top-{c['topk']}, {c['epochs']} epochs, batch {c['ids_per_batch']} x "
+             f"{c['images_per_id']}, input {c['image_size'][0]}x{c['image_size'][1]}, width {c['width_mult']}",
+             f"- data: {report['data']}",
+             f"- latency table: {_table_line(t)}",
+             f"- latency weight {c['latency_weight']}, target {_fmt(c['latency_target_ms'], '')} ms; "
+             f"seed {c['seed']}; wall time {report['wall_s']:.1f} s", "",
+             "## Derived genotype (argmax alpha)", "",
+             f"`{f['genotype']}` — depth {f['depth']}, {f['params_m']:.3f} M params, {f['flops_m']:.1f} MFLOPs "
+             f"(backbone, {f['input_size'][0]}x{f['input_size'][1]}, width {f['width_mult']}), predicted latency "
+             f"{_fmt(f['predicted_latency_ms'], '.3f')} ms, supernet validation accuracy {f['val_acc']:.3f}", "",
+             "## Top-k genotypes (highest joint probability)", "",
+             "| # | genotype | probability | params (M) | MFLOPs | predicted latency (ms) |", "|---|---|---|---|---|---|"]
+    for i, g in enumerate(report["topk_genotypes"], start=1):
+        lines.append(f"| {i} | `{g['genotype']}` | {g['probability']:.3e} | {g['params_m']:.3f} | {g['flops_m']:.1f} "
+                     f"| {_fmt(g['predicted_latency_ms'], '.3f')} |")
+    lines += ["", "## Per epoch", "",
+              "| epoch | lr | train loss | train acc | val loss | val acc | alpha entropy | E[lat] (ms) | genotype |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["epochs"]:
+        lines.append(f"| {r['epoch']} | {r['lr']:.4g} | {r['train_loss']:.4f} | {r['train_acc']:.3f} | "
+                     f"{r['val_loss']:.4f} | {r['val_acc']:.3f} | {r['alpha_entropy']:.4f} | "
+                     f"{_fmt(r['latency_ms'], '.3f')} | `{r['genotype']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def plot_alphas(history: list[dict[str, Any]], space: str, path: Path) -> Path:
+    """One panel per searchable layer: softmax(alpha) of every candidate against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from hwnas.space.candidates import candidates
+
+    names = [c.tostr(space) for c in candidates(space)]
+    probs = torch.softmax(torch.tensor([r["alphas"] for r in history]), dim=-1)  # (epochs, layers, n)
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), sharex=True)
+    for layer, ax in enumerate(axes.flat):
+        for i, name in enumerate(names):
+            ax.plot(epochs, probs[:, layer, i].tolist(), label=name, marker="." if len(epochs) < 30 else None)
+        ax.set_title(f"layer {layer + 1}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("softmax(alpha)")
+    axes.flat[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_outputs(output: Path, config: SearchConfig, result: SearchResult, table: Any, data_description: str,
+                  wall_s: float) -> dict[str, Path]:
+    """Write genotype.json, search_report.json/.md and alphas.png into ``output``; returns their paths."""
+    output.mkdir(parents=True, exist_ok=True)
+    report = build_report(config, result, table, data_description, wall_s)
+    paths = {"genotype": result.genotype.save(output / "genotype.json"),
+             "report_json": write_json_atomic(output / "search_report.json", report),
+             "report_md": output / "search_report.md", "alphas_png": output / "alphas.png"}
+    _write_text_atomic(paths["report_md"], render_markdown(report))
+    if result.history:
+        plot_alphas(result.history, config.space, paths["alphas_png"])
+    else:
+        del paths["alphas_png"]
+    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths

@@ -1,0 +1,104 @@
+"""Searches at several latency weights and the Pareto front of predicted latency vs validation accuracy."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from hwnas.search._checkpoint import CHECKPOINT_NAME
+from hwnas.search._data import SearchData
+from hwnas.search.config import SearchConfig
+from hwnas.search.runner import run_search
+from hwnas.space.genotype import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+
+def parse_weights(text: str) -> list[float]:
+    """``"0,0.01,1"`` -> [0.0, 0.01, 1.0]; every weight must be a number >= 0."""
+    try:
+        weights = [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise ValueError(f"--sweep-latency-weight {text!r}: expected comma-separated numbers like 0,0.01,1") from None
+    if not weights or any(w < 0 for w in weights):
+        raise ValueError(f"--sweep-latency-weight {text!r}: expected one or more weights >= 0")
+    return weights
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """For (latency, accuracy) points: True where no other point is at least as fast and as accurate and
+    strictly better in one of them."""
+    def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1])
+
+    return [not any(dominates(q, p) for q in points) for p in points]
+
+
+def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], output: Path, table: Any,
+              device: str = "cpu", resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """One search per weight into ``output/w<weight>``; returns one row per weight, Pareto flags set."""
+    if table is None:
+        raise ValueError("a latency sweep needs --latency-table")
+    rows = []
+    for w in weights:
+        sub = output / f"w{w:g}"
+        again = resume and (sub / "checkpoints" / CHECKPOINT_NAME).is_file()
+        logger.info("sweep: latency weight %g -> %s", w, sub)
+        result, _ = run_search(config.replace(latency_weight=w), data, sub, table, device, again, progress)
+        rows.append({"latency_weight": w, "genotype": result.genotype.tostr(),
+                     "predicted_latency_ms": table.genotype_latency_ms(result.genotype),
+                     "expected_latency_ms": result.expected_latency_ms, "val_acc": result.val_acc,
+                     "output": str(sub)})
+    flags = pareto_front([(r["predicted_latency_ms"], r["val_acc"]) for r in rows])
+    for row, flag in zip(rows, flags):
+        row["pareto"] = flag
+    return rows
+
+
+def render_sweep(rows: Sequence[dict[str, Any]], table_name: str) -> str:
+    lines = [f"# Latency-weight sweep ({table_name})", "",
+             f"| latency weight | genotype | predicted latency (ms) | val acc | Pareto |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['latency_weight']:g} | `{r['genotype']}` | {r['predicted_latency_ms']:.3f} | "
+                     f"{r['val_acc']:.3f} | {'yes' if r['pareto'] else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(rows: Sequence[dict[str, Any]], table_name: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["predicted_latency_ms"])
+    ax.plot([r["predicted_latency_ms"] for r in front], [r["val_acc"] for r in front], "-", color="tab:red",
+            label="Pareto front")
+    for r in rows:
+        ax.scatter(r["predicted_latency_ms"], r["val_acc"], color="tab:red" if r["pareto"] else "tab:gray")
+        ax.annotate(f"w={r['latency_weight']:g}", (r["predicted_latency_ms"], r["val_acc"]), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(f"predicted latency on {table_name} (ms)")
+    ax.set_ylabel("supernet validation accuracy")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_sweep(rows: Sequence[dict[str, Any]], table_name: str, output: Path) -> dict[str, Path]:
+    """pareto.json, pareto.md and pareto.png in ``output``."""
+    md = output / "pareto.md"
+    tmp = md.with_name(".pareto.md.tmp")
+    tmp.write_text(render_sweep(rows, table_name))
+    tmp.replace(md)
+    return {"json": write_json_atomic(output / "pareto.json", {"latency_table": table_name, "runs": list(rows)}),
+            "md": md, "png": plot_sweep(rows, table_name, output / "pareto.png")}
+
+
+def load_sweep(path: Path) -> list[dict[str, Any]]:
+    return json.loads(Path(path).read_text())["runs"]
