@@ -20,6 +20,14 @@ from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH like 256x128, got {text!r}") from None
+    return h, w
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hwnas.search", description=__doc__.splitlines()[0])
     p.add_argument("--space", choices=("cnet", "cdnet"), default="cdnet", help="search space (default cdnet)")
@@ -34,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run one search per weight and write a Pareto table/plot (needs --latency-table)")
     p.add_argument("--epochs", type=int, help="epochs (alpha's lr milestones keep their fractions)")
     p.add_argument("--batch-size", type=int, help="P x K batch size, a multiple of 4 images per identity")
+    p.add_argument("--width-mult", type=float, help="supernet width multiplier (default 1.0; 0.5 on synthetic data)")
+    p.add_argument("--image-size", type=_size, metavar="HxW", help="input size (default 256x128; 64x32 synthetic)")
     p.add_argument("--output", type=Path, help="output folder (default runs/search-<timestamp>)")
     p.add_argument("--resume", action="store_true", help="continue the search in --output from its checkpoint")
     p.add_argument("--seed", type=int, default=0)
@@ -54,6 +64,10 @@ def build_config(args: argparse.Namespace) -> SearchConfig:
             raise ValueError(f"--batch-size {args.batch_size}: expected a multiple of {config.images_per_id} "
                              f"(images per identity)")
         changes["ids_per_batch"] = args.batch_size // config.images_per_id
+    if args.width_mult is not None:
+        changes["width_mult"] = args.width_mult
+    if args.image_size is not None:
+        changes["image_size"] = args.image_size
     if args.checkpoint_every is not None:
         changes["checkpoint_every"] = args.checkpoint_every
     config = config.replace(**changes)

@@ -1,6 +1,8 @@
 """From architecture parameters to architectures: the derived genotype and the k most probable ones."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, candidates
@@ -41,7 +43,7 @@ def topk_genotypes(alphas: torch.Tensor, space: str, k: int) -> list[tuple[Genot
         grown = [(score + float(row[i]), path + [i]) for score, path in beam for i in range(row.numel())]
         # stable sort on score only: equal scores keep the lexicographic (lower index first) order
         beam = sorted(grown, key=lambda t: -t[0])[:k]
-    return [(Genotype.from_indices(space, path), float(torch.tensor(score).exp())) for score, path in beam]
+    return [(Genotype.from_indices(space, path), math.exp(score)) for score, path in beam]
 
 
 def alpha_entropy(alphas: torch.Tensor) -> list[float]:

@@ -52,12 +52,19 @@ def table_summary(table: Any) -> dict[str, Any] | None:
 def build_report(config: SearchConfig, result: SearchResult, table: Any, data_description: str,
                  wall_s: float) -> dict[str, Any]:
     """The JSON report: settings, per-epoch records, the derived genotype and the top-k genotypes."""
-    final = describe_genotype(result.genotype, table)
+    cache: dict[str, dict[str, Any]] = {}
+
+    def describe(geno: Genotype) -> dict[str, Any]:  # profiling traces a full network: once per genotype
+        if geno.tostr() not in cache:
+            cache[geno.tostr()] = describe_genotype(geno, table)
+        return dict(cache[geno.tostr()])
+
+    final = describe(result.genotype)
     final["val_acc"] = result.val_acc
     final["expected_latency_ms"] = result.expected_latency_ms
     top = []
     for geno, prob in result.topk:
-        entry = describe_genotype(geno, table)
+        entry = describe(geno)
         entry["probability"] = prob
         top.append(entry)
     return {"config": config.to_dict(), "data": data_description, "latency_table": table_summary(table),
