@@ -15,6 +15,7 @@ from hwnas.ops._dispatch import (
     use_backend,
 )
 from hwnas.ops.functional import gated_branch_sum, mixed_op
+from hwnas.ops import _cpp  # noqa: F401,E402  (registers the compiled 'cpp' backend, issue 7)
 
 __all__ = [
     "Backend",

@@ -1,0 +1,77 @@
+"""ONNX export of a CNet/CDNet (unfused eval model, or BN-folded via ``fuse(..., "eager")``) with an
+onnxruntime parity check. The compiled ``hwnas::`` ops have no ONNX form, so the fused model is exported
+in its plain-torch folded form, which computes the same function.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hwnas.deploy.fuse import fuse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OnnxParity:
+    """Largest absolute and relative differences between onnxruntime and PyTorch on the same input."""
+
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, fused: bool = False,
+                image_size: tuple[int, int] = (256, 128), opset: int = 17) -> Path:
+    """Export the inference model (images (N, 3, H, W) -> features (N, D), dynamic N) to ``path``.
+
+    fused: export the BN-folded model (``fuse(model, "eager")``) instead of the eval-mode source model.
+    Written to a temporary file and renamed, so ``path`` is never left half-written.
+    """
+    path = Path(path)
+    net = fuse(model, "eager") if fused else _eval_copy(model)
+    dummy = torch.zeros(1, 3, *image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.onnx.export(net, (dummy,), tmp, input_names=["images"], output_names=["features"],
+                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=opset,
+                          dynamo=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("exported %s (%s) to %s", type(net).__name__, "fused" if fused else "unfused", path)
+    return path
+
+
+def check_onnx_parity(model: nn.Module, path: str | os.PathLike, images: torch.Tensor, *, atol: float = 1e-4,
+                      rtol: float = 1e-3) -> OnnxParity:
+    """Run ``path`` in onnxruntime (CPU) on ``images`` and compare with the eval-mode ``model``."""
+    import onnxruntime as ort  # optional dependency (extra 'dev')
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(["features"], {"images": images.detach().cpu().numpy()})[0])
+    with torch.no_grad():
+        want = _eval_copy(model)(images).cpu()
+    if got.shape != want.shape:
+        raise ValueError(f"{path}: onnxruntime output has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    diff = (got - want).abs()
+    max_abs = float(diff.max())
+    max_rel = float((diff / want.abs().clamp_min(1e-6)).max())
+    return OnnxParity(max_abs, max_rel, bool(torch.allclose(got, want, atol=atol, rtol=rtol)))
+
+
+def _eval_copy(model: nn.Module) -> nn.Module:
+    if not model.training:
+        return model
+    import copy
+
+    return copy.deepcopy(model).eval()
