@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hwnas.latency import save_table
 from hwnas.latency.__main__ import main
 
@@ -44,3 +46,15 @@ def test_build_then_validate_tiny(tmp_path, capsys) -> None:  # noqa: ANN001
     assert "| genotype |" in result_path.with_suffix(".md").read_text()
     assert main(["validate", "--table", str(out), "--space", "cdnet", "--archs", "2"]) == 2
     assert "does not cover space 'cdnet'" in capsys.readouterr().err
+
+
+def test_timer_choice_is_checked() -> None:
+    from hwnas.latency.measure import resolve_timer
+
+    assert resolve_timer("auto", "cpu", 1) == "thread_cpu"
+    assert resolve_timer("auto", "cpu", 2) == "wall"
+    assert resolve_timer("auto", "cuda", None) == "cuda_events"
+    with pytest.raises(ValueError, match="needs exactly 1 CPU thread"):
+        resolve_timer("thread_cpu", "cpu", 4)
+    with pytest.raises(ValueError, match="needs --device cuda"):
+        resolve_timer("cuda_events", "cpu", 1)

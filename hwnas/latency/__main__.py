@@ -6,7 +6,7 @@ import json
 import logging
 import shlex
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from hwnas.latency.expected import load_table
@@ -37,11 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads); ignored on cuda")
     b.add_argument("--backend", default="eager", help="hwnas.ops backend to time (eager, triton, ...)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"), default="auto",
+                   help="auto: CUDA events on GPU, thread CPU time with 1 CPU thread, else wall time")
     b.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("predict", help="predict a table from a spec sheet with the roofline model")
     _setting_args(p, batch=128)
     p.add_argument("--spec", required=True, help="spec-sheet key (rtx2080, t4, v100, a100, h100, jetson-orin) or path")
     p.add_argument("--calibrate-on", help="measured table (name or path) to fit the efficiencies on")
+    p.add_argument("--threads", type=int, help="CPU spec sheets only: thread count the table is meant for")
     c = sub.add_parser("calibrate", help="fit the roofline efficiencies to a measured table and report the fit")
     c.add_argument("--table", required=True)
     c.add_argument("--spec", required=True)
@@ -58,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--repeats", type=int, default=30)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--backend", default="eager")
+    v.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"),
+                   help="default: the timer the (measured) table was built with")
     v.add_argument("--out", type=Path, help="write the result JSON here (and a .md beside it)")
     v.add_argument("--json", action="store_true")
     v.add_argument("--no-progress", action="store_true")
@@ -82,7 +87,7 @@ def _build(args: argparse.Namespace) -> int:
     from hwnas.latency.measure import MeasureConfig, build
 
     config = MeasureConfig(args.device, args.warmup, args.repeats, args.threads, args.backend, args.seed,
-                           not args.no_progress)
+                           not args.no_progress, args.timer)
     spaces = ("cnet", "cdnet") if args.space == "both" else (args.space,)
     return _save_and_show(build(_setting(args), config, args.name, spaces), args)
 
@@ -92,7 +97,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     cal = calibrate(read_table(args.calibrate_on), spec).calibration if args.calibrate_on else PRIOR
-    return _save_and_show(predict_table(spec, _setting(args), args.name, cal), args)
+    setting = replace(_setting(args), threads=args.threads)
+    return _save_and_show(predict_table(spec, setting, args.name, cal), args)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -121,7 +127,7 @@ def _validate(args: argparse.Namespace, argv: list[str]) -> int:
     from hwnas.space.genotype import write_json_atomic
 
     result = validate(load_table(args.table), args.archs, args.space, args.device, args.warmup, args.repeats,
-                      args.seed, args.backend, not args.no_progress)
+                      args.seed, args.backend, not args.no_progress, args.timer)
     command = "python -m hwnas.latency " + shlex.join(argv)
     if args.out:
         write_json_atomic(args.out, dict(result.to_dict(), command=command))

@@ -4,7 +4,9 @@ Each entry is a real module (``CDBlock``, ``Stem``, ``DownSample``, the neck's i
 random input of its exact shape in eval mode under ``torch.inference_mode``. Timing is interleaved: every
 round times each entry once, so a burst of load from other processes spreads over all entries instead of
 biasing a few; the table keeps the median of the rounds and the interquartile range. GPU samples use CUDA
-events; CPU samples use ``time.perf_counter`` with a fixed ``torch.set_num_threads``.
+events. CPU samples use a fixed ``torch.set_num_threads`` and either wall time (``time.perf_counter``) or,
+with one thread, the thread's CPU time (``time.thread_time``): on a machine shared with other jobs the
+latter leaves out the time the scheduler gives to other processes, which wall time would count.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from hwnas.space.macro import macro_spec
 
 log = logging.getLogger(__name__)
 TORCH_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+TIMERS: tuple[str, ...] = ("auto", "wall", "thread_cpu", "cuda_events")
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,13 @@ class MeasureConfig:
     backend: str = "eager"
     seed: int = 0
     progress: bool = True
+    timer: str = "auto"
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.timer not in TIMERS:
+            raise ValueError(f"timer must be one of {', '.join(TIMERS)}, got {self.timer!r}")
         if self.repeats < 3 or self.warmup < 0:
             raise ValueError(f"need repeats >= 3 and warmup >= 0, got {self.repeats} and {self.warmup}")
 
@@ -109,14 +115,32 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def resolve_timer(timer: str, device: str, threads: int | None) -> str:
+    """``auto``: CUDA events on GPU, thread CPU time for single-threaded CPU runs, else wall time."""
+    if device == "cuda":
+        if timer not in ("auto", "cuda_events"):
+            raise ValueError(f"on cuda the timer is cuda_events, got {timer!r}")
+        return "cuda_events"
+    if timer == "cuda_events":
+        raise ValueError("the cuda_events timer needs --device cuda")
+    if timer == "thread_cpu" and threads != 1:
+        raise ValueError(f"the thread_cpu timer needs exactly 1 CPU thread, got {threads}")
+    if timer == "auto":
+        return "thread_cpu" if threads == 1 else "wall"
+    return timer
+
+
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
 
 
 def time_interleaved(calls: Sequence[Callable[[], Any]], device: str, warmup: int, repeats: int,
-                     progress: bool = False, desc: str = "timing") -> list[list[float]]:
-    """Per-call latency samples in ms: ``repeats`` rounds, each timing every call once (after ``warmup``)."""
+                     progress: bool = False, desc: str = "timing", timer: str = "wall") -> list[list[float]]:
+    """Per-call latency samples in ms: ``repeats`` rounds, each timing every call once (after ``warmup``).
+
+    ``timer`` as returned by :func:`resolve_timer` (``cuda_events`` on GPU).
+    """
     with torch.inference_mode():
         for call in calls:
             for _ in range(warmup):
@@ -125,21 +149,22 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], device: str, warmup: in
         samples: list[list[float]] = [[] for _ in calls]
         for _ in tqdm(range(repeats), desc=desc, disable=not progress, unit="round"):
             for i, call in enumerate(calls):
-                samples[i].append(_time_once(call, device))
+                samples[i].append(_time_once(call, timer))
     return samples
 
 
-def _time_once(call: Callable[[], Any], device: str) -> float:
-    if device == "cuda":
+def _time_once(call: Callable[[], Any], timer: str) -> float:
+    if timer == "cuda_events":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         call()
         end.record()
         end.synchronize()
         return float(start.elapsed_time(end))
-    t0 = time.perf_counter()
+    clock = time.thread_time if timer == "thread_cpu" else time.perf_counter
+    t0 = clock()
     call()
-    return (time.perf_counter() - t0) * 1e3
+    return (clock() - t0) * 1e3
 
 
 def summarize(samples: Sequence[float]) -> tuple[float, float]:
@@ -196,6 +221,7 @@ def build(setting: Setting, config: MeasureConfig, name: str, spaces: Sequence[s
     threads = config.threads if config.device == "cpu" else None
     setting = Setting(setting.batch_size, setting.dtype, setting.resolution, setting.width_mult, setting.neck, threads)
     apply_threads(threads)
+    timer = resolve_timer(config.timer, config.device, threads)
     if config.device == "cuda":
         torch.backends.cudnn.benchmark = True
     load_before = machine_load()
@@ -203,7 +229,7 @@ def build(setting: Setting, config: MeasureConfig, name: str, spaces: Sequence[s
         items = workload(setting, spaces, config.device, config.seed)
         log.info("timing %d entries x %d rounds on %s", len(items), config.repeats, config.device)
         samples = time_interleaved([c for _, _, c in items], config.device, config.warmup, config.repeats,
-                                   config.progress, desc=f"build {name}")
+                                   config.progress, desc=f"build {name}", timer=timer)
     fixed, layers = [], []
     shapes = expected_fixed_shapes(setting)
     for (key, out, _), s in zip(items, samples):
@@ -212,7 +238,7 @@ def build(setting: Setting, config: MeasureConfig, name: str, spaces: Sequence[s
             fixed.append(FixedEntry(key, shapes[key], med, iqr))
         else:
             layers.append(LayerEntry(key, out, med, iqr))
-    details = {"timer": "cuda_events" if config.device == "cuda" else "perf_counter", "warmup": config.warmup,
+    details = {"timer": timer, "warmup": config.warmup,
                "repeats": config.repeats, "interleaved": True, "statistic": "median", "ops_backend": config.backend,
                "load_before": load_before, "load_after": machine_load(), "seed": config.seed}
     prov = Provenance("measured", _now(), software_versions(), details)

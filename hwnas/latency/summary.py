@@ -60,7 +60,7 @@ def validation_markdown(result: ValidationResult, command: str) -> str:
         f"- Spearman rank correlation: **{result.spearman:.4f}**",
         f"- {len(result.archs)} random {result.space} genotypes (seed {c['seed']}); batch {c['batch_size']}, "
         f"{c['dtype']}, {c['resolution'][0]}x{c['resolution'][1]}, width {c['width_mult']}, neck {c['neck']}, "
-        f"threads {c['threads']}, {c['repeats']} interleaved rounds after {c['warmup']} warm-up calls",
+        f"threads {c['threads']}, timer {c.get('timer')}, {c['repeats']} interleaved rounds after {c['warmup']} warm-up calls",
         f"- table: {c['table_provenance']} on {c['table_device']}; software: "
         + ", ".join(f"{k} {v}" for k, v in c["software"].items()),
         f"- machine load (1/5/15 min) before: {c['load_before']}, after: {c['load_after']}", "",

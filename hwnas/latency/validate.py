@@ -20,6 +20,7 @@ from hwnas.latency.measure import (
     apply_threads,
     device_name,
     machine_load,
+    resolve_timer,
     software_versions,
     summarize,
     time_interleaved,
@@ -83,13 +84,25 @@ def mape_spearman(predicted: list[float], measured: list[float]) -> tuple[float,
 
 def validate(table: LatencyTable, n_archs: int = 20, space: str = "cdnet", device: str | None = None,
              warmup: int = 5, repeats: int = 30, seed: int = 0, backend: str = "eager",
-             progress: bool = True) -> ValidationResult:
-    """Time ``n_archs`` random ``space`` genotypes end to end and compare with ``table``'s sums."""
+             progress: bool = True, timer: str | None = None) -> ValidationResult:
+    """Time ``n_archs`` random ``space`` genotypes end to end and compare with ``table``'s sums.
+
+    ``timer`` defaults to the one a measured table was built with (so both sides count the same time).
+    """
     table.require(space)
     s = table.data.setting
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
         apply_threads(s.threads)
+    else:
+        torch.backends.cudnn.benchmark = True
+    if table.data.device.kind != device:
+        log.warning("table '%s' is for a %s device but this run measures on %s: the error compares two devices",
+                    table.name, table.data.device.kind, device)
+    if timer is None:
+        same = table.data.provenance.kind == "measured" and table.data.device.kind == device
+        timer = str(table.data.provenance.details.get("timer", "auto")) if same else "auto"
+    timer = resolve_timer(timer, device, torch.get_num_threads() if device == "cpu" else None)
     genos = random_genotypes(space, n_archs, seed)
     torch.manual_seed(seed)
     dev, dtype = torch.device(device), TORCH_DTYPES[s.dtype]
@@ -100,7 +113,8 @@ def validate(table: LatencyTable, n_archs: int = 20, space: str = "cdnet", devic
         calls.append(lambda m=model: m(x))
     load_before = machine_load()
     with ops.use_backend(backend):
-        samples = time_interleaved(calls, device, warmup, repeats, progress, desc=f"validate {table.name}")
+        samples = time_interleaved(calls, device, warmup, repeats, progress, desc=f"validate {table.name}",
+                                   timer=timer)
     archs = []
     for g, smp in zip(genos, samples):
         med, iqr = summarize(smp)
@@ -108,7 +122,7 @@ def validate(table: LatencyTable, n_archs: int = 20, space: str = "cdnet", devic
     mape, rho = mape_spearman([a.predicted_ms for a in archs], [a.measured_ms for a in archs])
     context = {"batch_size": s.batch_size, "dtype": s.dtype, "resolution": list(s.resolution),
                "width_mult": s.width_mult, "neck": s.neck, "threads": torch.get_num_threads() if device == "cpu" else None,
-               "warmup": warmup, "repeats": repeats, "seed": seed, "ops_backend": backend,
+               "warmup": warmup, "repeats": repeats, "seed": seed, "ops_backend": backend, "timer": timer,
                "table_provenance": table.data.provenance.kind, "table_device": table.data.device.name,
                "load_before": load_before, "load_after": machine_load(), "software": software_versions()}
     return ValidationResult(table.name, space, device_name(device), mape, rho, tuple(archs), context)
