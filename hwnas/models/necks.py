@@ -94,7 +94,8 @@ class FBLNeck(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor | ReIDOutput:
         f_g = _gap(feats[-1])
-        f_l = F.adaptive_avg_pool2d(self.local_conv(feats[0]), (self.parts, 1)).flatten(1)
+        parts = F.adaptive_avg_pool2d(self.local_conv(feats[0]), (self.parts, 1)).flatten(2)  # (N, C, parts)
+        f_l = parts.transpose(1, 2).flatten(1)  # [top part's C, bottom part's C]
         if not self.training:
             return torch.cat([f_g, f_l], dim=1)
         logits_g, h_g = self.global_head(f_g)
