@@ -77,8 +77,6 @@ def build_config(args: argparse.Namespace) -> SearchConfig:
 def _output_dir(args: argparse.Namespace, info: _dist.DistInfo) -> Path:
     if args.output is not None:
         return args.output
-    if args.resume:
-        raise ValueError("--resume needs --output DIR (the folder of the search to continue)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(_dist.gather_objects(f"runs/search-{stamp}", info)[0])
 
@@ -97,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = build_config(args)
         weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None
+        if args.resume and args.output is None:
+            raise ValueError("--resume needs --output DIR (the folder of the search to continue)")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
