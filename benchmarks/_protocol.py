@@ -19,7 +19,7 @@ import logging
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -58,8 +58,9 @@ class ProtocolConfig:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        allowed = sorted(set(BACKENDS) | set(ops.available_backends()))
+        if self.backend not in allowed:
+            raise ValueError(f"backend must be one of {', '.join(allowed)}, got {self.backend!r}")
         for name in ("batch_size", "runs", "height", "width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -90,7 +91,6 @@ class ModelResult:
     mAP: float
     params_m: float
     flops_m: float
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def num_images(self) -> int:
@@ -142,8 +142,11 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
 
 @contextlib.contextmanager
 def ops_backend(cfg: ProtocolConfig) -> Iterator[str]:
-    """The hwnas.ops backend a protocol backend runs under (``compiled`` compiles the eager ops)."""
-    with ops.use_backend("triton" if cfg.backend == "triton" else "eager") as name:
+    """The hwnas.ops backend a protocol backend runs under (``compiled`` compiles the eager ops).
+
+    Besides eager / compiled / triton, any registered hwnas.ops backend name (e.g. ``batched``) is accepted.
+    """
+    with ops.use_backend("eager" if cfg.backend == "compiled" else cfg.backend) as name:
         yield name
 
 

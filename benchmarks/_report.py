@@ -81,7 +81,8 @@ def environment(cfg: ProtocolConfig, argv: Sequence[str]) -> dict[str, object]:
         versions["cuda"] = str(torch.version.cuda)
         versions["cudnn"] = str(torch.backends.cudnn.version())
     return {
-        "device": name, "device_type": device.type, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "device": name, "device_type": device.type, "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(), "software": versions, "git_commit": _git_commit(),
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -25,10 +25,10 @@ from typing import Sequence
 import torch
 
 import hwnas
-from benchmarks._protocol import BACKENDS, DTYPES, ModelResult, ProtocolConfig, benchmark_model, \
-    select_test_items, warm_file_cache
-from benchmarks._report import PAPER_TABLE5, Prediction, aligned_table, build_rows, environment, predict_forward, \
-    write_outputs
+from benchmarks._protocol import (BACKENDS, DTYPES, ModelResult, ProtocolConfig, benchmark_model, select_test_items,
+                                  warm_file_cache)
+from benchmarks._report import (PAPER_TABLE5, Prediction, aligned_table, build_rows, environment, predict_forward,
+                                write_outputs)
 from hwnas.data import Market1501, generate_synthetic_market
 from hwnas.data.datasets import SYNTHETIC_MARKER
 
@@ -102,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    p.add_argument("--backend", choices=BACKENDS, default="eager",
-                   help="eager PyTorch, torch.compile of it, or the hwnas.ops triton kernels")
+    p.add_argument("--backend", default="eager",
+                   help=f"{', '.join(BACKENDS)}: eager PyTorch, torch.compile of it, or the hwnas.ops triton kernels "
+                        "(any registered hwnas.ops backend name works)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--workers", type=int, default=4, help="DataLoader worker processes (the seed used 4)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -134,3 +134,15 @@ def test_default_dataset_is_generated_once(tmp_path, monkeypatch) -> None:
     _, source = inference_time.load_test_set(None, tmp_path / "synthetic")
     inference_time.load_test_set(None, tmp_path / "synthetic")
     assert len(calls) == 1 and calls[0]["market_test_sizes"] is True and "synthetic" in source
+
+
+def test_unavailable_backend_fails_clearly(tiny_market) -> None:
+    from hwnas import ops
+
+    ok, _ = ops.available_backends().get("triton", (False, ""))
+    if ok:
+        pytest.skip("the triton ops backend is available here")
+    data = Market1501(tiny_market)
+    cfg = ProtocolConfig(backend="triton", runs=1, warmup=0, workers=0, height=16, width=8)
+    with pytest.raises((RuntimeError, ValueError), match="triton"):
+        benchmark_model("counting", data.query, data.gallery, cfg, model=CountingModel())

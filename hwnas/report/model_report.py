@@ -1,4 +1,4 @@
-"""Full report of one model: params, FLOPs and per-layer FLOPs, predicted latency on every shipped table, measured latency.
+"""Full model report: params, FLOPs and per-layer FLOPs, predicted latency on every shipped table, measured latency.
 
 ``python -m hwnas.report model --model cdnet [--genotype G] [--width-mult B] [--input-size 256x128]
 [--device cpu] [--batch-size 1] [--no-measure] [--output DIR] [--json]`` prints Markdown (or JSON) and,
