@@ -109,7 +109,7 @@ def test_topk_genotypes_match_brute_force() -> None:
     logp = torch.log_softmax(alphas.double(), -1)
     # the k best architectures only use each layer's k best candidates
     best = [row.topk(k).indices.tolist() for row in logp]
-    scored = sorted(((sum(float(logp[l, i]) for l, i in enumerate(c)), c) for c in itertools.product(*best)),
+    scored = sorted(((sum(float(logp[layer, i]) for layer, i in enumerate(c)), c) for c in itertools.product(*best)),
                     key=lambda t: -t[0])[:k]
     assert [g.indices() for g, _ in got] == [list(c) for _, c in scored]
     for (_, p), (s, _) in zip(got, scored):

@@ -34,7 +34,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint '{path}' does not exist; nothing to resume (run without --resume)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt/foreign files
+    except Exception as e:  # noqa: BLE001 (torch raises many types for corrupt/foreign files)
         raise CheckpointError(f"checkpoint '{path}' cannot be read: {e}") from None
     required = {"config", "model", "weight_opt", "alpha_opt", "state", "rng"}
     if not isinstance(payload, dict) or not required <= set(payload):

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from hwnas.losses import ReIDLoss
 from hwnas.search import _dist
-from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint, \
-    save_checkpoint
+from hwnas.search._checkpoint import (CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint,
+                                     save_checkpoint)
 from hwnas.search._data import SearchData
 from hwnas.search.config import SearchConfig
 from hwnas.search.derive import alpha_entropy, derive_genotype, topk_genotypes
@@ -134,8 +134,8 @@ class Searcher:
         loss, parts = self.criterion(self.net(images, arch_grad=False), pids)
         loss.backward()
         self.weight_opt.step()
-        return {"train_loss": float(loss.detach()), "train_ce": float(parts["ce"]), "train_triplet": float(parts["triplet"]),
-                "train_acc": float(parts["acc"])}
+        return {"train_loss": float(loss.detach()), "train_ce": float(parts["ce"]),
+                "train_triplet": float(parts["triplet"]), "train_acc": float(parts["acc"])}
 
     def _alpha_step(self, images: torch.Tensor, pids: torch.Tensor) -> dict[str, float]:
         self.alpha_opt.zero_grad(set_to_none=True)
@@ -145,11 +145,12 @@ class Searcher:
         if expected is not None:
             penalty = latency_penalty(expected, self.config.latency_weight, self.config.latency_target_ms)
             total = loss + penalty.to(loss.dtype)
-            lat, pen = float(expected), float(penalty)
+            lat, pen = float(expected.detach()), float(penalty.detach())
         total.backward()
         self.alpha_opt.step()
         self.weight_opt.zero_grad(set_to_none=True)  # the alpha step's weight gradients are not used
-        return {"val_loss": float(loss.detach()), "val_acc": float(parts["acc"]), "latency_ms": lat, "latency_penalty": pen}
+        return {"val_loss": float(loss.detach()), "val_acc": float(parts["acc"]), "latency_ms": lat,
+                "latency_penalty": pen}
 
     def _next_val_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         s, w = self.state, self.dist.world_size
@@ -192,7 +193,7 @@ class Searcher:
                                   "alpha_lr": alpha_lr(self.config, s.epoch), "time_s": s.sums["time_s"]}
         record.update({k: float(v) for k, v in zip(keys, means)})
         expected = self.expected_latency()
-        record["latency_ms"] = None if expected is None else float(expected)
+        record["latency_ms"] = None if expected is None else float(expected.detach())
         if self.table is None:
             record["latency_penalty"] = None
         entropy = alpha_entropy(self.model.alphas)
@@ -288,4 +289,4 @@ class Searcher:
         return SearchResult(genotype=derive_genotype(alphas, self.config.space), alphas=alphas,
                             topk=topk_genotypes(alphas, self.config.space, self.config.topk),
                             history=list(self.state.history), val_acc=self.validation_accuracy(),
-                            expected_latency_ms=None if expected is None else float(expected))
+                            expected_latency_ms=None if expected is None else float(expected.detach()))

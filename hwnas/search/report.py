@@ -96,7 +96,8 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"(backbone, {f['input_size'][0]}x{f['input_size'][1]}, width {f['width_mult']}), predicted latency "
              f"{_fmt(f['predicted_latency_ms'], '.3f')} ms, supernet validation accuracy {f['val_acc']:.3f}", "",
              "## Top-k genotypes (highest joint probability)", "",
-             "| # | genotype | probability | params (M) | MFLOPs | predicted latency (ms) |", "|---|---|---|---|---|---|"]
+             "| # | genotype | probability | params (M) | MFLOPs | predicted latency (ms) |",
+             "|---|---|---|---|---|---|"]
     for i, g in enumerate(report["topk_genotypes"], start=1):
         lines.append(f"| {i} | `{g['genotype']}` | {g['probability']:.3e} | {g['params_m']:.3f} | {g['flops_m']:.1f} "
                      f"| {_fmt(g['predicted_latency_ms'], '.3f')} |")

@@ -58,7 +58,7 @@ def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], 
 
 def render_sweep(rows: Sequence[dict[str, Any]], table_name: str) -> str:
     lines = [f"# Latency-weight sweep ({table_name})", "",
-             f"| latency weight | genotype | predicted latency (ms) | val acc | Pareto |", "|---|---|---|---|---|"]
+             "| latency weight | genotype | predicted latency (ms) | val acc | Pareto |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['latency_weight']:g} | `{r['genotype']}` | {r['predicted_latency_ms']:.3f} | "
                      f"{r['val_acc']:.3f} | {'yes' if r['pareto'] else ''} |")
