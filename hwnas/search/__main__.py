@@ -14,7 +14,11 @@ from pathlib import Path
 
 import torch
 
+from hwnas import ops
+from hwnas.data.datasets import DatasetError
+from hwnas.latency.schema import LatencyTableError
 from hwnas.search import _dist
+from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError
 from hwnas.search.config import SearchConfig, SyntheticData, paper_config, short_config, with_epochs
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
@@ -49,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default 1 on synthetic data, else torch's)")
+    p.add_argument("--data-threads", type=int, default=2, help="threads decoding images (default 2)")
+    p.add_argument("--ops-backend", default="eager",
+                   help="hwnas.ops backend for the mixed ops: eager (reference, default), auto or a fused one")
     p.add_argument("--checkpoint-every", type=int, help="steps between mid-epoch checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -97,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None
         if args.resume and args.output is None:
             raise ValueError("--resume needs --output DIR (the folder of the search to continue)")
+        ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
+        if args.resume and not weights and not ckpt.is_file():
+            raise ValueError(f"--resume: checkpoint '{ckpt}' does not exist; nothing to resume (run without --resume)")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -106,24 +116,45 @@ def main(argv: list[str] | None = None) -> int:
     output = _output_dir(args, info)
     _setup_logging(output, info)
     say = print if info.is_main else (lambda *a, **k: None)
-    table = None
-    if args.latency_table:
-        from hwnas.latency import load_table
-        table = load_table(args.latency_table, space=config.space)
-    if args.data_root is None:
-        spec = SyntheticData(seed=args.seed)
-        root = synthetic_dataset(output / SYNTHETIC_DIRNAME, spec)
-        say(f"No --data-root given: searching on a SYNTHETIC Market-1501-format dataset ({spec.num_ids} ids x "
-            f"{spec.images_per_id} images, {spec.image_size[0]}x{spec.image_size[1]}) in {root}, with a SHORT "
-            f"schedule: {config.epochs} epochs, batch {config.batch_size}, input {config.image_size[0]}x"
-            f"{config.image_size[1]}, width {config.width_mult}, alpha lr {config.alpha_lr}. Pass --data-root for "
-            f"the paper's schedule.")
-    else:
-        root = args.data_root
-    data = prepare_data(config, root)
+    try:
+        table = _load_table(args.latency_table, config.space)
+        root = args.data_root if args.data_root is not None else _synthetic_root(args.seed, config, output, say)
+        data = prepare_data(config, root, args.data_threads)
+    except (LatencyTableError, DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
         f"latency weight {config.latency_weight}; {info.world_size} process(es) on {device}; output {output}")
     progress = not args.no_progress
+    try:
+        with ops.use_backend(args.ops_backend):
+            return _run(args, config, data, output, table, device, weights, progress, say, info)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _load_table(name: str | None, space: str):
+    if not name:
+        return None
+    from hwnas.latency import load_table
+
+    return load_table(name, space=space)
+
+
+def _synthetic_root(seed: int, config: SearchConfig, output: Path, say) -> Path:
+    spec = SyntheticData(seed=seed)
+    root = synthetic_dataset(output / SYNTHETIC_DIRNAME, spec)
+    say(f"No --data-root given: searching on a SYNTHETIC Market-1501-format dataset ({spec.num_ids} ids x "
+        f"{spec.images_per_id} images, {spec.image_size[0]}x{spec.image_size[1]}) in {root}, with a SHORT "
+        f"schedule: {config.epochs} epochs, batch {config.batch_size}, input {config.image_size[0]}x"
+        f"{config.image_size[1]}, width {config.width_mult}, alpha lr {config.alpha_lr}. Pass --data-root for "
+        f"the paper's schedule.")
+    return root
+
+
+def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, table, device: str,
+         weights: list[float] | None, progress: bool, say, info: _dist.DistInfo) -> int:
     if weights is not None:
         rows = run_sweep(config, data, weights, output, table, device, args.resume, progress)
         if info.is_main:

@@ -133,7 +133,8 @@ def plot_alphas(history: list[dict[str, Any]], space: str, path: Path) -> Path:
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), sharex=True)
     for layer, ax in enumerate(axes.flat):
         for i, name in enumerate(names):
-            ax.plot(epochs, probs[:, layer, i].tolist(), label=name, marker="." if len(epochs) < 30 else None)
+            ax.plot(epochs, probs[:, layer, i].tolist(), label=name, color=plt.cm.tab20(i % 20),
+                    linestyle="--" if name.endswith("-2") else "-", marker="." if len(epochs) < 30 else None)
         ax.set_title(f"layer {layer + 1}")
         ax.set_xlabel("epoch")
         ax.set_ylabel("softmax(alpha)")
