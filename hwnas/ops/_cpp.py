@@ -8,6 +8,7 @@ and ``torch.library.opcheck`` trace them.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from types import ModuleType
@@ -23,8 +24,7 @@ log = logging.getLogger(__name__)
 
 _C: ModuleType | None
 try:
-    from hwnas import _C  # type: ignore[attr-defined, no-redef]
-
+    _C = importlib.import_module("hwnas._C")
     _IMPORT_ERROR = ""
 except ImportError as exc:  # the optional build was skipped or failed at install time
     _C = None
