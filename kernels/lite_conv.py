@@ -26,7 +26,7 @@ from ._config import check_tensor, dot_precision, dot_upcast, pixel_tiling
 
 @triton.jit
 def _lite_conv_fwd_kernel(
-    x_ptr, in_map_ptr, pre_scale_ptr, pre_shift_ptr, wpw_ptr, wdw_ptr, bias_ptr, z_ptr, stats_ptr,
+    x_ptr, in_map_ptr, pre_ptr, wpw_ptr, wdw_ptr, bias_ptr, z_ptr, stats_ptr,
     N, C, H, W, C_in, stride_xn, stride_xc,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, HAS_PROLOGUE: tl.constexpr, COMPUTE_STATS: tl.constexpr,
     EPI_BIAS_RELU: tl.constexpr, PRECISION: tl.constexpr, DOT_F32: tl.constexpr,
@@ -34,9 +34,9 @@ def _lite_conv_fwd_kernel(
     """One program: BLOCK_P flattened (n, h, w) positions x all C channels of group ``program_id(1)``.
 
     x: (N, C_in, H, W), strides (stride_xn, stride_xc, W, 1); in_map: (G,) int32 first input channel;
-    pre_scale/pre_shift: (C_in,) prologue affine (HAS_PROLOGUE); wpw: (G, C, C) [g, co, ci] contiguous;
+    pre: (3, C_in) prologue BN rows (mean, scale, shift): relu((x - mean) * scale + shift); wpw: (G, C, C) [g, co, ci] contiguous;
     wdw: (G, C, 9) contiguous; bias: (G*C,) (EPI_BIAS_RELU, BN folded into wdw); z: (N, G*C, H, W)
-    contiguous; stats: (2, G*C) fp32, sum and sum of squares of z accumulated atomically.
+    contiguous; stats: (num_programs(0), 2, G*C) fp32 per-tile sum and centred sum of squares of z.
     """
     pid_p = tl.program_id(0)
     g = tl.program_id(1)
@@ -58,8 +58,9 @@ def _lite_conv_fwd_kernel(
     if DOT_F32:
         wt = wt.to(tl.float32)
     if HAS_PROLOGUE:
-        sc = tl.load(pre_scale_ptr + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
-        sh = tl.load(pre_shift_ptr + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
+        mu = tl.load(pre_ptr + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
+        sc = tl.load(pre_ptr + C_in + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
+        sh = tl.load(pre_ptr + 2 * C_in + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
 
     acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
     for t in tl.static_range(9):
@@ -70,17 +71,19 @@ def _lite_conv_fwd_kernel(
         ptrs = x_ptr + n[:, None] * stride_xn + (in_base + offs_c[None, :]) * stride_xc + (hh * W + ww)[:, None]
         a = tl.load(ptrs, mask=m2, other=0.0)
         if HAS_PROLOGUE:
-            a = tl.maximum(a.to(tl.float32) * sc[None, :] + sh[None, :], 0.0)
+            a = tl.maximum((a.to(tl.float32) - mu[None, :]) * sc[None, :] + sh[None, :], 0.0)
             a = tl.where(m2, a, 0.0)  # the depthwise conv zero-pads the *activated* map
         u = tl.dot(a.to(wt.dtype), wt, input_precision=PRECISION)
         wd = tl.load(wdw_ptr + g * C * 9 + offs_c * 9 + t, mask=c_mask, other=0.0).to(tl.float32)
         acc += u * wd[None, :]
 
     out_mask = p_mask[:, None] & c_mask[None, :]
-    if COMPUTE_STATS:
-        accm = tl.where(out_mask, acc, 0.0)
-        tl.atomic_add(stats_ptr + g * C + offs_c, tl.sum(accm, axis=0), mask=c_mask)
-        tl.atomic_add(stats_ptr + GC + g * C + offs_c, tl.sum(accm * accm, axis=0), mask=c_mask)
+    if COMPUTE_STATS:  # tile sum and centred sum of squares, merged by Chan's formula (no E[z^2]-E[z]^2)
+        s1 = tl.sum(tl.where(out_mask, acc, 0.0), axis=0)
+        t_mean = s1 / tl.maximum(tl.sum(p_mask.to(tl.float32), axis=0), 1.0)
+        d = tl.where(out_mask, acc - t_mean[None, :], 0.0)
+        tl.store(stats_ptr + pid_p * 2 * GC + g * C + offs_c, s1, mask=c_mask)
+        tl.store(stats_ptr + pid_p * 2 * GC + GC + g * C + offs_c, tl.sum(d * d, axis=0), mask=c_mask)
     if EPI_BIAS_RELU:
         b = tl.load(bias_ptr + g * C + offs_c, mask=c_mask, other=0.0).to(tl.float32)
         acc = tl.maximum(acc + b[None, :], 0.0)
@@ -90,7 +93,7 @@ def _lite_conv_fwd_kernel(
 
 @triton.jit
 def _lite_conv_bwd_kernel(
-    x_ptr, in_map_ptr, pre_scale_ptr, pre_shift_ptr, wpw_ptr, wdw_ptr, gz_ptr,
+    x_ptr, in_map_ptr, pre_ptr, wpw_ptr, wdw_ptr, gz_ptr,
     gx_ptr, gpre_ptr, gwpw_ptr, gwdw_ptr,
     N, C, H, W, C_in, stride_xn, stride_xc,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, HAS_PROLOGUE: tl.constexpr, PRECISION: tl.constexpr, DOT_F32: tl.constexpr,
@@ -99,7 +102,7 @@ def _lite_conv_bwd_kernel(
 
     gz: (N, G*C, H, W) contiguous, gradient of z (BN-statistics terms already folded in);
     gx: (N, G*C, H, W) contiguous, per-group gradient of the (activated) input, before the prologue;
-    gpre: (2, C_in) fp32 atomics, gradients of pre_scale and pre_shift;
+    gpre: (3, C_in) fp32 atomics, gradients of the prologue's (mean, scale, shift);
     gwpw: (G, C, C) and gwdw: (G, C, 9) fp32 atomics. Uses
     ``du[q] = sum_t wdw[t] gz[q - off_t]``, ``dwdw[t] = sum_q gz[q - off_t] u[q]``, ``u = a @ wpw^T``.
     """
@@ -125,8 +128,10 @@ def _lite_conv_bwd_kernel(
     x_ptrs = x_ptr + n[:, None] * stride_xn + (in_base + offs_c[None, :]) * stride_xc + hw[:, None]
     xr = tl.load(x_ptrs, mask=m2, other=0.0).to(tl.float32)
     if HAS_PROLOGUE:
-        sc = tl.load(pre_scale_ptr + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
-        sh = tl.load(pre_shift_ptr + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
+        mu = tl.load(pre_ptr + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
+        sc = tl.load(pre_ptr + C_in + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
+        sh = tl.load(pre_ptr + 2 * C_in + in_base + offs_c, mask=c_mask, other=0.0).to(tl.float32)
+        xr = xr - mu[None, :]
         pos = ((xr * sc[None, :] + sh[None, :]) > 0.0) & m2
         a = tl.where(pos, xr * sc[None, :] + sh[None, :], 0.0)
     else:
@@ -152,8 +157,10 @@ def _lite_conv_bwd_kernel(
                   mask=c_mask[:, None] & c_mask[None, :])
     if HAS_PROLOGUE:
         gpre = tl.where(pos, ga, 0.0)
-        tl.atomic_add(gpre_ptr + in_base + offs_c, tl.sum(gpre * xr, axis=0), mask=c_mask)
-        tl.atomic_add(gpre_ptr + C_in + in_base + offs_c, tl.sum(gpre, axis=0), mask=c_mask)
+        gsum = tl.sum(gpre, axis=0)
+        tl.atomic_add(gpre_ptr + in_base + offs_c, -sc * gsum, mask=c_mask)
+        tl.atomic_add(gpre_ptr + C_in + in_base + offs_c, tl.sum(gpre * xr, axis=0), mask=c_mask)
+        tl.atomic_add(gpre_ptr + 2 * C_in + in_base + offs_c, gsum, mask=c_mask)
         ga = gpre * sc[None, :]
     gx_ptrs = gx_ptr + n[:, None] * (GC * HW) + (g * C + offs_c[None, :]) * HW + hw[:, None]
     tl.store(gx_ptrs, ga.to(gx_ptr.dtype.element_ty), mask=m2)
@@ -174,10 +181,11 @@ def _prepare(x: torch.Tensor, in_map: torch.Tensor, w_pw: torch.Tensor, w_dw: to
     return x
 
 
-def lite_conv_fwd(x: torch.Tensor, in_map: torch.Tensor, pre_scale: Optional[torch.Tensor],
-                  pre_shift: Optional[torch.Tensor], w_pw: torch.Tensor, w_dw: torch.Tensor,
+def lite_conv_fwd(x: torch.Tensor, in_map: torch.Tensor, pre: Optional[torch.Tensor], w_pw: torch.Tensor,
+                  w_dw: torch.Tensor,
                   bias: Optional[torch.Tensor] = None, compute_stats: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Launch the forward kernel; returns z (N, G*C, H, W) in x's dtype and stats (2, G*C) fp32.
+    """Launch the forward kernel; returns z (N, G*C, H, W) in x's dtype and stats (2, G*C) fp32:
+    the batch mean and biased variance of z per channel (zeros for the inference variant).
 
     ``bias`` selects the inference variant: BN folded into ``w_dw`` and ``bias``, ReLU in the epilogue.
     """
@@ -185,42 +193,52 @@ def lite_conv_fwd(x: torch.Tensor, in_map: torch.Tensor, pre_scale: Optional[tor
     n, c_in, h, w = x.shape
     groups, c = w_pw.shape[0], w_pw.shape[1]
     z = torch.empty((n, groups * c, h, w), device=x.device, dtype=x.dtype)
-    stats = torch.zeros((2, groups * c), device=x.device, dtype=torch.float32)
     tiling = pixel_tiling(n * h * w, c)
-    has_pro = pre_scale is not None
+    has_pro = pre is not None
     grid = (triton.cdiv(n * h * w, tiling.block_p), groups)
+    partial = torch.empty((grid[0], 2, groups * c), device=x.device, dtype=torch.float32)
     _lite_conv_fwd_kernel[grid](
-        x, in_map, pre_scale if has_pro else x, pre_shift if has_pro else x,
-        w_pw.to(x.dtype).contiguous(), w_dw.contiguous(), bias if bias is not None else x, z, stats,
+        x, in_map, _check_pre(pre, c_in) if has_pro else x,
+        w_pw.to(x.dtype).contiguous(), w_dw.contiguous(), bias if bias is not None else x, z, partial,
         n, c, h, w, c_in, x.stride(0), x.stride(1),
         BLOCK_P=tiling.block_p, BLOCK_C=tiling.block_c, HAS_PROLOGUE=has_pro,
         COMPUTE_STATS=compute_stats and bias is None, EPI_BIAS_RELU=bias is not None,
         PRECISION=dot_precision(x.dtype), DOT_F32=dot_upcast(x.dtype), num_warps=tiling.num_warps,
     )
-    return z, stats
+    if bias is not None or not compute_stats:
+        return z, partial.new_zeros((2, groups * c))
+    return z, merge_tile_stats(partial, n * h * w, tiling.block_p)
 
 
-def lite_conv_bwd(x: torch.Tensor, in_map: torch.Tensor, pre_scale: Optional[torch.Tensor],
-                  pre_shift: Optional[torch.Tensor], w_pw: torch.Tensor, w_dw: torch.Tensor,
-                  grad_z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Launch the backward kernel; returns (grad_x, grad_pre_scale, grad_pre_shift, grad_w_pw, grad_w_dw).
+def merge_tile_stats(partial: torch.Tensor, count: int, block_p: int) -> torch.Tensor:
+    """(2, GC) batch mean and biased variance from per-tile (sum, centred sum of squares) (Chan et al.)."""
+    tiles = partial.shape[0]
+    n_tile = (count - torch.arange(tiles, device=partial.device) * block_p).clamp(max=block_p).float()[:, None]
+    mean = partial[:, 0].sum(0) / count
+    m2 = partial[:, 1].sum(0) + (n_tile * (partial[:, 0] / n_tile - mean) ** 2).sum(0)
+    return torch.stack([mean, m2 / count])
+
+
+def lite_conv_bwd(x: torch.Tensor, in_map: torch.Tensor, pre: Optional[torch.Tensor], w_pw: torch.Tensor,
+                  w_dw: torch.Tensor, grad_z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Launch the backward kernel; returns (grad_x, grad_pre, grad_w_pw, grad_w_dw).
 
     grad_x has x's shape: groups that share input channels have their gradients summed.
-    grad_pre_* are None without a prologue; the weight gradients are in the weights' dtype.
+    grad_pre (3, C_in) is None without a prologue; the weight gradients are in the weights' dtype.
     """
     x = _prepare(x, in_map, w_pw, w_dw)
     n, c_in, h, w = x.shape
     groups, c = w_pw.shape[0], w_pw.shape[1]
     grad_z = grad_z.contiguous()
     gx_groups = torch.empty((n, groups * c, h, w), device=x.device, dtype=torch.float32)
-    gpre = torch.zeros((2, c_in), device=x.device, dtype=torch.float32)
+    gpre = torch.zeros((3, c_in), device=x.device, dtype=torch.float32)
     gwpw = torch.zeros((groups, c, c), device=x.device, dtype=torch.float32)
     gwdw = torch.zeros((groups, c, 9), device=x.device, dtype=torch.float32)
     tiling = pixel_tiling(n * h * w, c)
-    has_pro = pre_scale is not None
+    has_pro = pre is not None
     grid = (triton.cdiv(n * h * w, tiling.block_p), groups)
     _lite_conv_bwd_kernel[grid](
-        x, in_map, pre_scale if has_pro else x, pre_shift if has_pro else x,
+        x, in_map, _check_pre(pre, c_in) if has_pro else x,
         w_pw.to(x.dtype).contiguous(), w_dw.contiguous(), grad_z, gx_groups, gpre, gwpw, gwdw,
         n, c, h, w, c_in, x.stride(0), x.stride(1),
         BLOCK_P=tiling.block_p, BLOCK_C=tiling.block_c, HAS_PROLOGUE=has_pro,
@@ -231,63 +249,65 @@ def lite_conv_bwd(x: torch.Tensor, in_map: torch.Tensor, pre_scale: Optional[tor
         gx = gx_groups
     else:
         gx = torch.zeros((n, c_in, h, w), device=x.device, dtype=torch.float32).index_add_(1, index, gx_groups)
-    gs = gpre[0].to(pre_scale.dtype) if has_pro else None
-    gb = gpre[1].to(pre_shift.dtype) if has_pro else None
-    return gx.to(x.dtype), gs, gb, gwpw.to(w_pw.dtype), gwdw.to(w_dw.dtype)
+    return gx.to(x.dtype), gpre.to(pre.dtype) if has_pro else None, gwpw.to(w_pw.dtype), gwdw.to(w_dw.dtype)
+
+
+def _check_pre(pre: torch.Tensor, c_in: int) -> torch.Tensor:
+    if pre.shape != (3, c_in):
+        raise ValueError(f"hwnas.kernels.lite_conv: pre must be (3, C_in={c_in}) rows (mean, scale, shift), "
+                         f"got {tuple(pre.shape)}")
+    return pre.contiguous()
 
 
 # ---- torch.library registration: autograd + fake (meta) kernels so torch.compile can trace -----------------
 
 @torch.library.custom_op("hwnas::lite_conv", mutates_args=())
-def lite_conv(x: torch.Tensor, in_map: torch.Tensor, pre_scale: Optional[torch.Tensor],
-              pre_shift: Optional[torch.Tensor], w_pw: torch.Tensor, w_dw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training LiteConv for G groups: ``z = dw3x3(pw1x1(relu(x * pre_scale + pre_shift)))`` and BN stats.
+def lite_conv(x: torch.Tensor, in_map: torch.Tensor, pre: Optional[torch.Tensor], w_pw: torch.Tensor,
+              w_dw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training LiteConv for G groups: ``z = dw3x3(pw1x1(relu((x - pre[0]) * pre[1] + pre[2])))`` and BN stats.
 
-    Without ``pre_scale``/``pre_shift`` the input is used as is. Returns z (N, G*C, H, W) and stats
-    (2, G*C) fp32 = (sum, sum of squares) of z over N, H, W; stats are differentiable.
+    ``pre`` (3, C_in) is the previous BN as (mean, scale, shift); without it the input is used as is. Returns z (N, G*C, H, W) and stats
+    (2, G*C) fp32 = (mean, biased variance) of z over N, H, W, the BN batch statistics; differentiable.
     """
-    return lite_conv_fwd(x, in_map, pre_scale, pre_shift, w_pw, w_dw)
+    return lite_conv_fwd(x, in_map, pre, w_pw, w_dw)
 
 
 @lite_conv.register_fake
-def _lite_conv_fake(x, in_map, pre_scale, pre_shift, w_pw, w_dw):
+def _lite_conv_fake(x, in_map, pre, w_pw, w_dw):
     n, _, h, w = x.shape
     gc = w_pw.shape[0] * w_pw.shape[1]
     return x.new_empty((n, gc, h, w)), x.new_empty((2, gc), dtype=torch.float32)
 
 
 @torch.library.custom_op("hwnas::lite_conv_backward", mutates_args=())
-def lite_conv_backward(x: torch.Tensor, in_map: torch.Tensor, pre_scale: Optional[torch.Tensor],
-                       pre_shift: Optional[torch.Tensor], w_pw: torch.Tensor, w_dw: torch.Tensor,
-                       grad_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (x, pre_scale, pre_shift, w_pw, w_dw); the pre_* gradients are empty without a prologue."""
-    gx, gs, gb, gwpw, gwdw = lite_conv_bwd(x, in_map, pre_scale, pre_shift, w_pw, w_dw, grad_z)
-    gs = x.new_empty((0,)) if gs is None else gs.clone()  # outputs must not alias each other
-    gb = x.new_empty((0,)) if gb is None else gb.clone()
-    return gx, gs, gb, gwpw, gwdw
+def lite_conv_backward(x: torch.Tensor, in_map: torch.Tensor, pre: Optional[torch.Tensor], w_pw: torch.Tensor,
+                       w_dw: torch.Tensor, grad_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                         torch.Tensor]:
+    """Gradients (x, pre, w_pw, w_dw); the pre gradient is empty without a prologue."""
+    gx, gpre, gwpw, gwdw = lite_conv_bwd(x, in_map, pre, w_pw, w_dw, grad_z)
+    return gx, x.new_empty((0,)) if gpre is None else gpre, gwpw, gwdw
 
 
 @lite_conv_backward.register_fake
-def _lite_conv_backward_fake(x, in_map, pre_scale, pre_shift, w_pw, w_dw, grad_z):
-    gs = x.new_empty((0,)) if pre_scale is None else torch.empty_like(pre_scale)
-    gb = x.new_empty((0,)) if pre_shift is None else torch.empty_like(pre_shift)
-    return torch.empty_like(x), gs, gb, torch.empty_like(w_pw), torch.empty_like(w_dw)
+def _lite_conv_backward_fake(x, in_map, pre, w_pw, w_dw, grad_z):
+    gpre = x.new_empty((0,)) if pre is None else torch.empty_like(pre)
+    return torch.empty_like(x), gpre, torch.empty_like(w_pw), torch.empty_like(w_dw)
 
 
 def _lite_conv_setup(ctx, inputs, output) -> None:
-    x, in_map, pre_scale, pre_shift, w_pw, w_dw = inputs
-    ctx.has_prologue = pre_scale is not None
-    ctx.save_for_backward(x, in_map, pre_scale, pre_shift, w_pw, w_dw, output[0])
+    x, in_map, pre, w_pw, w_dw = inputs
+    ctx.has_prologue = pre is not None
+    ctx.save_for_backward(x, in_map, pre, w_pw, w_dw, output[0], output[1])
 
 
 def _lite_conv_grad(ctx, grad_z, grad_stats):
-    x, in_map, pre_scale, pre_shift, w_pw, w_dw, z = ctx.saved_tensors
-    if grad_stats is not None:  # d(sum z)/dz = 1, d(sum z^2)/dz = 2 z
-        grad_z = grad_z + grad_stats[0].view(1, -1, 1, 1) + 2.0 * z * grad_stats[1].view(1, -1, 1, 1)
-    gx, gs, gb, gwpw, gwdw = lite_conv_backward(x, in_map, pre_scale, pre_shift, w_pw, w_dw, grad_z.to(x.dtype))
-    if not ctx.has_prologue:
-        gs = gb = None
-    return gx, None, gs, gb, gwpw, gwdw
+    x, in_map, pre, w_pw, w_dw, z, stats = ctx.saved_tensors
+    if grad_stats is not None:  # d mean / dz = 1 / M, d var / dz = 2 (z - mean) / M
+        count = z.numel() // z.shape[1]
+        g_mean, g_var = (grad_stats / count).view(2, 1, -1, 1, 1)
+        grad_z = grad_z + g_mean + 2.0 * (z - stats[0].view(1, -1, 1, 1)) * g_var
+    gx, gpre, gwpw, gwdw = lite_conv_backward(x, in_map, pre, w_pw, w_dw, grad_z.to(x.dtype))
+    return gx, None, gpre if ctx.has_prologue else None, gwpw, gwdw
 
 
 lite_conv.register_autograd(_lite_conv_grad, setup_context=_lite_conv_setup)
@@ -297,7 +317,7 @@ lite_conv.register_autograd(_lite_conv_grad, setup_context=_lite_conv_setup)
 def lite_conv_folded(x: torch.Tensor, in_map: torch.Tensor, w_pw: torch.Tensor, w_dw: torch.Tensor,
                      bias: torch.Tensor) -> torch.Tensor:
     """Inference LiteConv with BN folded: ``relu(dw3x3(pw1x1(x); w_dw * bn_scale) + bias)``, (N, G*C, H, W)."""
-    return lite_conv_fwd(x, in_map, None, None, w_pw, w_dw, bias=bias.contiguous(), compute_stats=False)[0]
+    return lite_conv_fwd(x, in_map, None, w_pw, w_dw, bias=bias.contiguous(), compute_stats=False)[0]
 
 
 @lite_conv_folded.register_fake

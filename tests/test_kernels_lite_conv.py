@@ -18,6 +18,7 @@ pytest.importorskip("triton")
 from hwnas.ops._triton import kernels  # noqa: E402
 
 lc = kernels().lite_conv
+PixelTiling, channel_block = kernels()._config.PixelTiling, kernels()._config.channel_block
 
 # N, C, H, W, groups, shared input, prologue (normalise + ReLU of the previous BN)
 CASES = [
@@ -34,17 +35,21 @@ def _inputs(n, c, h, w, groups, shared, prologue, dtype=torch.float32, seed=0):
     x = torch.randn(n, c_in, h, w, generator=g)
     base = [0] * groups if shared else [3 + i * c for i in reversed(range(groups))]
     in_map = torch.tensor(base, dtype=torch.int32)
-    scale = torch.rand(c_in, generator=g) + 0.5 if prologue else None
-    shift = 0.3 * torch.randn(c_in, generator=g) if prologue else None
+    pre = None
+    if prologue:  # previous BN as rows (mean, scale, shift)
+        pre = torch.stack([0.3 * torch.randn(c_in, generator=g), torch.rand(c_in, generator=g) + 0.5,
+                           0.3 * torch.randn(c_in, generator=g)])
     w_pw = torch.randn(groups, c, c, generator=g) / c ** 0.5
     w_dw = torch.randn(groups, c, 9, generator=g) / 3
     cast = (lambda t: None if t is None else t.to(dtype).requires_grad_())
-    return cast(x), in_map, cast(scale), cast(shift), cast(w_pw), cast(w_dw)
+    return cast(x), in_map, cast(pre), cast(w_pw), cast(w_dw)
 
 
-def reference(x, in_map, scale, shift, w_pw, w_dw):
-    """The definition: per group, optional relu(x * scale + shift), 1x1 conv, depthwise 3x3, and BN stats."""
-    a = x if scale is None else torch.relu(x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1))
+def reference(x, in_map, pre, w_pw, w_dw):
+    """The definition: per group, optional relu(x * scale + shift), 1x1 conv, depthwise 3x3; BN batch mean and
+    biased variance of the result."""
+    a = x if pre is None else torch.relu((x - pre[0].view(1, -1, 1, 1)) * pre[1].view(1, -1, 1, 1)
+                                         + pre[2].view(1, -1, 1, 1))
     groups, c = w_pw.shape[:2]
     outs = []
     for g in range(groups):
@@ -53,7 +58,7 @@ def reference(x, in_map, scale, shift, w_pw, w_dw):
         outs.append(F.conv2d(u, w_dw[g].view(c, 1, 3, 3), padding=1, groups=c))
     z = torch.cat(outs, dim=1)
     zf = z.float()
-    return z, torch.stack([zf.sum((0, 2, 3)), (zf * zf).sum((0, 2, 3))])
+    return z, torch.stack([zf.mean((0, 2, 3)), zf.var((0, 2, 3), unbiased=False)])
 
 
 def _grads(fn, args, cot_z, cot_s):
@@ -69,11 +74,25 @@ def test_forward_backward_fp32(case):
     n, c, h, w, groups = case[:5]
     g = torch.Generator().manual_seed(1)
     cot_z = torch.randn(n, groups * c, h, w, generator=g)
-    cot_s = torch.randn(2, groups * c, generator=g) / (n * h * w)
+    cot_s = torch.randn(2, groups * c, generator=g)
     (z, stats), grads = _grads(lc.lite_conv, args, cot_z, cot_s)
     (z_ref, stats_ref), grads_ref = _grads(reference, args, cot_z, cot_s)
     torch.testing.assert_close(z, z_ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(stats, stats_ref, atol=1e-4, rtol=1e-5)
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+
+
+def test_many_small_tiles(monkeypatch):
+    """GPU-sized tiles (16 positions): several programs per group, a ragged last tile, merged BN stats."""
+    monkeypatch.setattr(lc, "pixel_tiling", lambda pixels, channels: PixelTiling(16, channel_block(channels), 4))
+    args = _inputs(2, 6, 7, 5, 2, False, True)  # 70 positions -> 5 tiles
+    g = torch.Generator().manual_seed(1)
+    cot_z, cot_s = torch.randn(2, 12, 7, 5, generator=g), torch.randn(2, 12, generator=g)
+    (z, stats), grads = _grads(lc.lite_conv, args, cot_z, cot_s)
+    (z_ref, stats_ref), grads_ref = _grads(reference, args, cot_z, cot_s)
+    torch.testing.assert_close(z, z_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(stats, stats_ref, atol=1e-5, rtol=1e-5)
     for got, want in zip(grads, grads_ref):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
 
@@ -99,12 +118,12 @@ def test_half_precision_within_2x_of_pytorch(dtype):
 
 def test_folded_inference_matches_eval_batchnorm():
     """lite_conv_folded = relu(BN_eval(dw(pw(x)))) with BN folded into the depthwise weights and a bias."""
-    x, in_map, _, _, w_pw, w_dw = (t.detach() if isinstance(t, torch.Tensor) else t
+    x, in_map, _, w_pw, w_dw = (t.detach() if isinstance(t, torch.Tensor) else t
                                    for t in _inputs(1, 6, 7, 3, 2, True, False))
     g = torch.Generator().manual_seed(3)
     mean, var = torch.randn(12, generator=g), torch.rand(12, generator=g) + 0.5
     weight, bias = torch.randn(12, generator=g), torch.randn(12, generator=g)
-    z, _ = reference(x, in_map, None, None, w_pw, w_dw)
+    z, _ = reference(x, in_map, None, w_pw, w_dw)
     want = torch.relu(F.batch_norm(z, mean, var, weight, bias, False, 0.0, 1e-5))
     scale = weight / torch.sqrt(var + 1e-5)
     got = lc.lite_conv_folded(x, in_map, w_pw, w_dw * scale.view(2, 6, 1), bias - mean * scale)
@@ -118,11 +137,13 @@ def test_opcheck():
 
 
 def test_bad_shapes_name_the_argument():
-    x, in_map, scale, shift, w_pw, w_dw = _inputs(1, 4, 3, 3, 2, True, False)
+    x, in_map, _, w_pw, w_dw = (t.detach() if t is not None else t for t in _inputs(1, 4, 3, 3, 2, True, False))
     with pytest.raises(ValueError, match="w_pw .G, C, C. and w_dw .G, C, 9."):
-        lc.lite_conv_fwd(x.detach(), in_map, None, None, w_pw.detach(), w_dw.detach()[:, :, :4])
+        lc.lite_conv_fwd(x, in_map, None, w_pw, w_dw[:, :, :4])
     with pytest.raises(ValueError, match="in_map must be int32"):
-        lc.lite_conv_fwd(x.detach(), in_map.long(), None, None, w_pw.detach(), w_dw.detach())
+        lc.lite_conv_fwd(x, in_map.long(), None, w_pw, w_dw)
+    with pytest.raises(ValueError, match=r"pre must be \(3, C_in=4\)"):
+        lc.lite_conv_fwd(x, in_map, torch.ones(2, 4), w_pw, w_dw)
 
 
 @pytest.mark.gpu

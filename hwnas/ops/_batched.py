@@ -72,7 +72,10 @@ def bn_compatible(bns: Sequence[nn.BatchNorm2d]) -> bool:
     """BNs can share one batched normalisation only with the same mode and hyper-parameters."""
     first = bns[0]
     key = (first.training, first.eps, first.momentum, first.track_running_stats, first.affine)
-    return all((b.training, b.eps, b.momentum, b.track_running_stats, b.affine) == key for b in bns)
+    same = all((b.training, b.eps, b.momentum, b.track_running_stats, b.affine) == key for b in bns)
+    if same and first.momentum is None and first.num_batches_tracked is not None:  # cumulative averages
+        same = all(int(b.num_batches_tracked) == int(first.num_batches_tracked) for b in bns)
+    return same
 
 
 def _momentum(bn: nn.BatchNorm2d) -> float:
@@ -92,11 +95,11 @@ def update_running_stats(bns: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var:
     if not (bns[0].training and bns[0].track_running_stats):
         return
     unbiased = var * (count / (count - 1))
-    for i, bn in enumerate(bns):
+    sizes = [bn.num_features for bn in bns]
+    for bn, m, v in zip(bns, mean.split(sizes), unbiased.split(sizes)):
         f = _momentum(bn)
-        c = bn.num_features
-        bn.running_mean.mul_(1 - f).add_(mean[i * c:(i + 1) * c].to(bn.running_mean.dtype), alpha=f)
-        bn.running_var.mul_(1 - f).add_(unbiased[i * c:(i + 1) * c].to(bn.running_var.dtype), alpha=f)
+        bn.running_mean.mul_(1 - f).add_(m.to(bn.running_mean.dtype), alpha=f)
+        bn.running_var.mul_(1 - f).add_(v.to(bn.running_var.dtype), alpha=f)
 
 
 def check_batch(bns: Sequence[nn.BatchNorm2d], count: int) -> None:
@@ -105,12 +108,14 @@ def check_batch(bns: Sequence[nn.BatchNorm2d], count: int) -> None:
                          f"(batch x height x width) values per channel")
 
 
-def bn_scale_shift(bns: Sequence[nn.BatchNorm2d], mean: Optional[torch.Tensor], var: Optional[torch.Tensor],
-                   count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (scale, shift) of the batched BN so that ``bn(z) = z * scale + shift``.
+def bn_affine(bns: Sequence[nn.BatchNorm2d], mean: Optional[torch.Tensor], var: Optional[torch.Tensor],
+              count: int) -> torch.Tensor:
+    """(3, GC) rows (mean, scale, shift) of the batched BN: ``bn(z) = (z - mean) * scale + shift``.
 
     mean/var: (GC,) batch statistics (biased var), used in training; eval uses the running buffers.
-    Also updates the running statistics like nn.BatchNorm2d. Differentiable in mean, var, weight, bias.
+    Centring before scaling keeps eager's rounding (``z * scale + (shift - mean * scale)`` cancels when
+    |mean| >> std). Updates the running statistics like nn.BatchNorm2d; differentiable in mean, var and
+    the BN weights.
     """
     check_batch(bns, count)
     if _uses_batch_stats(bns[0]):
@@ -121,8 +126,8 @@ def bn_scale_shift(bns: Sequence[nn.BatchNorm2d], mean: Optional[torch.Tensor], 
     inv = torch.rsqrt(var + bns[0].eps)
     if bns[0].affine:
         weight, bias = torch.cat([b.weight for b in bns]), torch.cat([b.bias for b in bns])
-        return weight * inv, bias - mean * weight * inv
-    return inv, -mean * inv
+        return torch.stack([mean, weight * inv, bias])
+    return torch.stack([mean, inv, torch.zeros_like(inv)])
 
 
 def batch_norm_multi(z: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.Tensor:
@@ -138,11 +143,11 @@ def batch_norm_multi(z: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.Te
     out = F.batch_norm(z, rm if not batch or track else None, rv if not batch or track else None,
                        weight, bias, batch, factor, bns[0].eps)
     if track:
+        sizes = [b.num_features for b in bns]
         with torch.no_grad():
-            for i, b in enumerate(bns):
-                c = b.num_features
-                b.running_mean.copy_(rm[i * c:(i + 1) * c])
-                b.running_var.copy_(rv[i * c:(i + 1) * c])
+            for b, m, v in zip(bns, rm.split(sizes), rv.split(sizes)):
+                b.running_mean.copy_(m)
+                b.running_var.copy_(v)
     return out
 
 

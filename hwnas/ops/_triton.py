@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from hwnas.ops._batched import BranchPlan, bn_scale_shift, make_gated_branch_sum, make_mixed_op
+from hwnas.ops._batched import BranchPlan, bn_affine, make_gated_branch_sum, make_mixed_op
 from hwnas.ops._dispatch import Backend, register_backend
 
 _KERNELS: Optional[ModuleType] = None
@@ -81,14 +81,14 @@ def _folded(lcs: Sequence[nn.Module]) -> bool:
 
 
 def _run_depths(inputs: Sequence[torch.Tensor], plan: BranchPlan,
-                branch_lists: Sequence[Sequence[nn.Module]]) -> dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """All LiteConv depths; returns per group its final (z, scale, shift) with ``bn(z) = z * scale + shift``."""
+                branch_lists: Sequence[Sequence[nn.Module]]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """All LiteConv depths; returns per group its final (z, affine): ``bn(z) = (z - a[0]) * a[1] + a[2]``."""
     k = kernels()
     shared = all(t is inputs[0] for t in inputs)
     uniq = [inputs[0]] if shared else list(inputs)
     x = uniq[0] if shared else torch.cat(uniq, dim=1)
-    scale = shift = None
-    finals: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    pre = None
+    finals: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for depth in range(plan.depths[0]):
         g_active = plan.active(depth)
         lcs = [branch_lists[b][j][depth] for b, j in plan.groups[:g_active]]
@@ -99,22 +99,19 @@ def _run_depths(inputs: Sequence[torch.Tensor], plan: BranchPlan,
         else:
             in_map = torch.arange(0, g_active * c, c, dtype=torch.int32, device=x.device)
             x = x[:, :g_active * c]
-            scale = None if scale is None else scale[:g_active * c]
-            shift = None if shift is None else shift[:g_active * c]
+            pre = None if pre is None else pre[:, :g_active * c]
         bns = [lc.bn for lc in lcs]
         count = x.shape[0] * x.shape[2] * x.shape[3]
         if _folded(lcs):
-            s, t = bn_scale_shift(bns, None, None, count)
-            x = k.lite_conv.lite_conv_folded(x, in_map, w_pw, w_dw * s.view(g_active, c, 1), t)
-            scale, shift = None, None
-            s, t = torch.ones_like(s), torch.zeros_like(t)
+            mean, scale, shift = bn_affine(bns, None, None, count)
+            x = k.lite_conv.lite_conv_folded(x, in_map, w_pw, w_dw * scale.view(g_active, c, 1), shift - mean * scale)
+            pre = None
+            out_aff = torch.stack([torch.zeros_like(scale), torch.ones_like(scale), torch.zeros_like(scale)])
         else:
-            x, stats = k.lite_conv.lite_conv(x, in_map, scale, shift, w_pw, w_dw)
-            mean = stats[0] / count
-            var = (stats[1] / count - mean * mean).clamp_min(0.0)
-            scale, shift = s, t = bn_scale_shift(bns, mean, var, count)
+            x, stats = k.lite_conv.lite_conv(x, in_map, pre, w_pw, w_dw)
+            pre = out_aff = bn_affine(bns, stats[0], stats[1], count)
         for g in plan.finishing(depth):
-            finals[g] = (x[:, g * c:(g + 1) * c], s[g * c:(g + 1) * c], t[g * c:(g + 1) * c])
+            finals[g] = (x[:, g * c:(g + 1) * c], out_aff[:, g * c:(g + 1) * c])
     return finals
 
 
@@ -136,11 +133,10 @@ def triton_branch_runner(inputs: Sequence[torch.Tensor], plan: BranchPlan,
     finals = _run_depths(inputs, plan, branch_lists)
     order = plan.block_major()
     z = torch.cat([finals[g][0] for g in order], dim=1)
-    scale = torch.cat([finals[g][1] for g in order])
-    shift = torch.cat([finals[g][2] for g in order])
-    pooled = k.gate_sum.branch_pool(z, scale, shift)
+    affine = torch.cat([finals[g][1] for g in order], dim=1)
+    pooled = k.gate_sum.branch_pool(z, affine)
     gate = _gate_values(pooled, gates, plan.branches)
-    out = k.gate_sum.gated_sum(z, scale, shift, gate, plan.n_blocks, plan.branches)
+    out = k.gate_sum.gated_sum(z, affine, gate, plan.n_blocks, plan.branches)
     return list(out.chunk(plan.n_blocks, dim=1))
 
 
