@@ -1,0 +1,141 @@
+"""t-SNE of triplet-side and softmax-side features of a few identities (the seed's Figures 1-2).
+
+``python -m hwnas.report tsne --checkpoint runs/train/last.pt --synthetic --out tsne.png`` draws, side by side,
+``feats_tri`` (the feature the triplet loss sees) and ``feats_fc`` (the feature the classifier reads) of
+``--num-ids`` identities, one colour per identity. t-SNE is computed here (exact, numpy) so no extra
+dependency is needed; it suits the few hundred points such a figure holds.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hwnas.data._cli import add_data_arguments, dataset_from_args
+from hwnas.data.loaders import build_test_loader
+from hwnas.models._output import ReIDOutput
+from hwnas.training.checkpoint import model_from_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def _conditional_p(d2: np.ndarray, perplexity: float, tol: float = 1e-5, steps: int = 100) -> np.ndarray:
+    """Row-wise Gaussian affinities whose entropy matches log(perplexity) (binary search on the precision)."""
+    n = len(d2)
+    p = np.zeros((n, n))
+    target = np.log(perplexity)
+    for i in range(n):
+        d = np.delete(d2[i], i)
+        lo, hi, beta = 0.0, np.inf, 1.0
+        for _ in range(steps):
+            w = np.exp(-(d - d.min()) * beta)
+            s = w.sum()
+            h = np.log(s) + beta * np.sum((d - d.min()) * w) / s
+            if abs(h - target) < tol:
+                break
+            if h > target:
+                lo, beta = beta, beta * 2 if hi == np.inf else (beta + hi) / 2
+            else:
+                hi, beta = beta, (beta + lo) / 2
+        p[i, np.arange(n) != i] = w / s
+    return p
+
+
+def tsne(x: np.ndarray, *, perplexity: float = 20.0, iterations: int = 750, seed: int = 0) -> np.ndarray:
+    """Exact t-SNE (van der Maaten & Hinton, 2008) of x (N, D) to (N, 2), with early exaggeration and gains."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(0)
+    if x.shape[1] > 50:  # PCA to 50 dimensions first, as usual
+        x = x @ np.linalg.svd(x, full_matrices=False)[2][:50].T
+    n = len(x)
+    perplexity = min(perplexity, (n - 1) / 3)
+    d2 = np.square(x[:, None, :] - x[None, :, :]).sum(-1)
+    p = _conditional_p(d2 / d2.max(), perplexity)
+    p = np.maximum((p + p.T) / (2 * n), 1e-12)
+    rng = np.random.default_rng(seed)
+    y = rng.normal(0.0, 1e-4, size=(n, 2))
+    velocity, gains = np.zeros_like(y), np.ones_like(y)
+    lr = max(n / 12.0, 50.0)
+    for it in range(iterations):
+        exaggeration, momentum = (12.0, 0.5) if it < 250 else (1.0, 0.8)
+        diff = y[:, None, :] - y[None, :, :]
+        num = 1.0 / (1.0 + np.square(diff).sum(-1))
+        np.fill_diagonal(num, 0.0)
+        q = np.maximum(num / num.sum(), 1e-12)
+        grad = 4.0 * np.einsum("ij,ijk->ik", (exaggeration * p - q) * num, diff)
+        gains = np.where(np.sign(grad) != np.sign(velocity), gains + 0.2, gains * 0.8).clip(0.01)
+        velocity = momentum * velocity - lr * gains * grad
+        y = y + velocity
+        y -= y.mean(0)
+    return y
+
+
+@torch.no_grad()
+def neck_features(model: torch.nn.Module, loader, device: torch.device, branch: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triplet-side and softmax-side features (eval-mode BN/dropout, training-mode neck output) and pids."""
+    model.eval()
+    model.neck.training = True  # only the neck's own flag: it returns ReIDOutput; its sub-modules stay in eval
+    tri, fc, pids = [], [], []
+    try:
+        for images, pid, _ in loader:
+            out = model(images.to(device))
+            if not isinstance(out, ReIDOutput):
+                raise TypeError(f"{type(model.neck).__name__} does not return a ReIDOutput in training mode")
+            tri.append(out.features[branch].float().cpu())
+            fc.append(out.softmax_features[branch].float().cpu())
+            pids.append(torch.as_tensor(pid))
+    finally:
+        model.neck.training = False
+    return torch.cat(tri).numpy(), torch.cat(fc).numpy(), torch.cat(pids).numpy()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a last.pt written by python -m hwnas.train")
+    add_data_arguments(parser)
+    parser.add_argument("--out", default="tsne.png", help="output PNG")
+    parser.add_argument("--num-ids", type=int, default=8, help="identities to draw (the seed uses 8)")
+    parser.add_argument("--split", choices=("test", "train"), default="test",
+                        help="test: query + gallery images of the first test identities; train: training images")
+    parser.add_argument("--branch", type=int, default=0, help="neck output to draw (FBLNeck: 0 global, 1 local)")
+    parser.add_argument("--perplexity", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    device = torch.device(args.device)
+    model, ckpt = model_from_checkpoint(args.checkpoint, device)
+    cfg = ckpt.get("config", {})
+    ds = dataset_from_args(args)
+    items = ds.train if args.split == "train" else [it for it in ds.query + ds.gallery if it[1] > 0]
+    chosen = sorted({pid for _, pid, _ in items})[: args.num_ids]
+    items = [it for it in items if it[1] in set(chosen)]
+    loader = build_test_loader(items, height=int(cfg.get("height", 256)), width=int(cfg.get("width", 128)))
+    tri, fc, pids = neck_features(model, loader, device, args.branch)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    colours = plt.get_cmap("tab10" if len(chosen) <= 10 else "tab20")
+    for ax, feats, title in ((axes[0], tri, "feats_tri (triplet loss)"), (axes[1], fc, "feats_fc (softmax loss)")):
+        emb = tsne(feats, perplexity=args.perplexity, seed=args.seed)
+        for k, pid in enumerate(chosen):
+            m = pids == pid
+            ax.scatter(emb[m, 0], emb[m, 1], s=14, color=colours(k % colours.N), label=f"id {pid}")
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[1].legend(fontsize=7, loc="best", markerscale=1.5)
+    fig.suptitle(f"{ckpt['model_name']} epoch {ckpt['epoch']}: {len(pids)} images of {len(chosen)} identities")
+    fig.tight_layout()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,125 @@
+"""Dataset readers and the synthetic generator: layout, counts, junk/distractors, and clear errors."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from hwnas.data.datasets import DukeMTMCreID, DatasetError, Market1501, MSMT17, SYNTHETIC_MARKER
+from hwnas.data.loaders import ImageDataset, ImageReadError, read_image
+from hwnas.data.synthetic import generate_synthetic_market, main as synthetic_main
+from hwnas.data.transforms import build_transforms
+
+KW = dict(num_ids=4, images_per_id=5, num_cameras=3, image_size=(32, 16), seed=3)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    return generate_synthetic_market(tmp_path_factory.mktemp("syn") / "market", **KW)
+
+
+def test_synthetic_layout_and_counts(synthetic):
+    ds = Market1501(synthetic)
+    assert ds.num_train_pids == 4 and len(ds.train) == 20
+    assert sorted({pid for _, pid, _ in ds.train}) == [0, 1, 2, 3]  # relabelled for the classifier
+    gallery_files = list((synthetic / "bounding_box_test").iterdir())
+    junk = [f for f in gallery_files if f.name.startswith("-1_")]
+    assert junk and len(ds.gallery) == len(gallery_files) - len(junk)  # junk dropped
+    assert any(pid == 0 for _, pid, _ in ds.gallery)  # distractors kept
+    assert all(0 <= cam < 3 for _, _, cam in ds.train + ds.query + ds.gallery)
+    for _, pid, cam in ds.query:  # every query has a gallery match in another camera
+        assert any(gp == pid and gc != cam for _, gp, gc in ds.gallery)
+    assert read_image(ds.train[0][0]).size == (16, 32)
+
+
+def test_synthetic_is_deterministic_and_refuses_overwrite(synthetic, tmp_path):
+    again = generate_synthetic_market(tmp_path / "again", **KW)
+    names = lambda root: sorted(p.name for p in (root / "query").iterdir())  # noqa: E731
+    assert names(again) == names(synthetic)
+    a = (again / "query" / names(again)[0]).read_bytes()
+    assert a == (synthetic / "query" / names(again)[0]).read_bytes()
+    with pytest.raises(FileExistsError, match="already has files"):
+        generate_synthetic_market(tmp_path / "again", **KW)
+
+
+def test_synthetic_cli(tmp_path, capsys):
+    assert synthetic_main(["--out", str(tmp_path / "cli"), "--num-ids", "2", "--images-per-id", "3",
+                           "--num-cameras", "2", "--height", "16", "--width", "8"]) == 0
+    marker = json.loads((tmp_path / "cli" / SYNTHETIC_MARKER).read_text())
+    assert marker["counts"]["train"] == {"images": 6, "ids": 2}
+    assert Market1501(tmp_path / "cli").num_train_pids == 2
+
+
+def test_real_dataset_counts_are_checked(synthetic, tmp_path):
+    root = tmp_path / "Market-1501-v15.09.15"
+    shutil.copytree(synthetic, root)
+    (root / SYNTHETIC_MARKER).unlink()  # now it claims to be the real Market-1501
+    with pytest.raises(DatasetError, match=r"train has 20 images / 4 ids, but the published market1501 sizes"):
+        Market1501(tmp_path)  # the parent folder is accepted too
+    assert len(Market1501(tmp_path, check_counts=False).train) == 20
+
+
+def test_missing_empty_and_misnamed(synthetic, tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        Market1501(tmp_path / "nowhere")
+    root = tmp_path / "m"
+    shutil.copytree(synthetic, root)
+    shutil.rmtree(root / "query")
+    with pytest.raises(DatasetError, match=r"folder '.*query' does not exist"):
+        Market1501(root)
+    (root / "query").mkdir()
+    with pytest.raises(DatasetError, match=r"folder '.*query' has no images"):
+        Market1501(root)
+    shutil.copy(next((root / "bounding_box_train").iterdir()), root / "query" / "person7.jpg")
+    with pytest.raises(DatasetError, match=r"person7\.jpg' does not follow the naming convention"):
+        Market1501(root)
+
+
+def test_corrupt_and_truncated_jpeg_name_the_file(synthetic, tmp_path):
+    src = next((synthetic / "bounding_box_train").iterdir()).read_bytes()
+    truncated = tmp_path / "0001_c1s1_000001_01.jpg"
+    truncated.write_bytes(src[: len(src) // 2])
+    corrupt = tmp_path / "0001_c1s1_000002_01.jpg"
+    corrupt.write_bytes(b"not a jpeg at all" * 10)
+    ds = ImageDataset([(str(truncated), 0, 0), (str(corrupt), 0, 0)], build_transforms(32, 16, train=False))
+    with pytest.raises(ImageReadError, match=r"000001_01\.jpg' is corrupt or truncated"):
+        ds[0]
+    with pytest.raises(ImageReadError, match=r"000002_01\.jpg' is corrupt or truncated"):
+        ds[1]
+    x, pid, cam = ImageDataset([(str(next((synthetic / 'query').iterdir())), 5, 1)],
+                               build_transforms(32, 16, train=False))[0]
+    assert x.shape == (3, 32, 16) and (pid, cam) == (5, 1) and torch.isfinite(x).all()
+
+
+def test_duke_layout(synthetic, tmp_path):
+    root = tmp_path / "DukeMTMC-reID"
+    shutil.copytree(synthetic, root)
+    (root / "query" / "0005_c8_f0001234.jpg").write_bytes(next((root / "query").iterdir()).read_bytes())
+    ds = DukeMTMCreID(tmp_path, check_counts=False)
+    assert (str(root / "query" / "0005_c8_f0001234.jpg"), 5, 7) in ds.query
+    (root / "query" / "0005_c9_f0001234.jpg").write_bytes(b"x")
+    with pytest.raises(DatasetError, match=r"c9_f0001234\.jpg' has pid 5 / camera 9; expected"):
+        DukeMTMCreID(tmp_path, check_counts=False)
+
+
+def test_msmt17_lists(tmp_path):
+    root = tmp_path / "MSMT17_V1"
+    for sub, name in (("train", "0000/0000_000_01_0303morning_0015_0.jpg"), ("train", "0001/0001_000_05_x_0_0.jpg"),
+                      ("test", "0000/0000_000_03_0303noon_0001_0.jpg"), ("test", "0000/0000_001_15_a_1_0.jpg")):
+        (root / sub / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / sub / name).write_bytes(b"")
+    (root / "list_train.txt").write_text("0000/0000_000_01_0303morning_0015_0.jpg 0\n")
+    (root / "list_val.txt").write_text("0001/0001_000_05_x_0_0.jpg 1\n")
+    (root / "list_query.txt").write_text("0000/0000_000_03_0303noon_0001_0.jpg 0\n")
+    (root / "list_gallery.txt").write_text("0000/0000_001_15_a_1_0.jpg 0\n\n")
+    ds = MSMT17(tmp_path, check_counts=False)
+    assert [(pid, cam) for _, pid, cam in ds.train] == [(0, 0), (1, 4)]
+    assert ds.query[0][0] == str(root / "test" / "0000/0000_000_03_0303noon_0001_0.jpg") and ds.gallery[0][2] == 14
+    with pytest.raises(DatasetError, match="published msmt17 sizes"):
+        MSMT17(tmp_path)
+    (root / "list_query.txt").write_text("0000/0000_000_03_0303noon_0001_0.jpg\n")
+    with pytest.raises(DatasetError, match=r"list_query.txt' line 1 is .*expected 'relative/path.jpg pid'"):
+        MSMT17(tmp_path, check_counts=False)
