@@ -1,0 +1,93 @@
+"""Timing and device helpers shared by the kernel benchmarks (bench_*.py, search_step.py, inference.py)."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Callable, Optional
+
+import torch
+
+# Peak DRAM bandwidth in GB/s from the vendors' spec sheets, matched on torch.cuda.get_device_name().
+PEAK_GBPS: dict[str, float] = {
+    "H200": 4800.0, "H100 SXM": 3350.0, "H100 80GB HBM3": 3350.0, "H100 PCIe": 2000.0, "H100 NVL": 3900.0,
+    "A100-SXM4-80GB": 2039.0, "A100 80GB PCIe": 1935.0, "A100-SXM4-40GB": 1555.0, "A100-PCIE-40GB": 1555.0,
+    "L40S": 864.0, "L4": 300.0, "A10": 600.0, "V100": 900.0, "RTX 4090": 1008.0, "RTX 3090": 936.0,
+    "RTX 2080 Ti": 616.0, "RTX 2080": 448.0, "T4": 320.0,
+}
+
+
+def describe(device: torch.device) -> str:
+    """One line naming the device and software, printed by every benchmark."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        cap = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        hw = f"{name} (sm {cap}, {torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)"
+    else:
+        hw = f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, " \
+             f"load {os.getloadavg()[0]:.1f}"
+    try:
+        import triton
+        tv = triton.__version__
+    except ImportError:
+        tv = "absent"
+    return f"{hw}; torch {torch.__version__}, triton {tv}, TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '0')}"
+
+
+def peak_gbps(device: torch.device, override: Optional[float] = None) -> Optional[float]:
+    """The device's peak memory bandwidth (GB/s), None when unknown (CPU, or a GPU not in the table)."""
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key in sorted(PEAK_GBPS, key=len, reverse=True):  # most specific name first
+        if key in name:
+            return PEAK_GBPS[key]
+    return None
+
+
+def time_ms(fn: Callable[[], object], device: torch.device, warmup: int = 3, repeats: int = 20) -> tuple[float, float]:
+    """(median, interquartile range) wall time of ``fn`` in milliseconds, the device synchronised per call."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return statistics.median(times), q[2] - q[0]
+
+
+def lite_conv_min_bytes(n: int, groups: int, channels: int, h: int, w: int, elem: int, shared: bool) -> int:
+    """Minimal DRAM traffic of one fused LiteConv launch: read the input once, write z once (weights negligible)."""
+    read = n * channels * h * w * (1 if shared else groups)
+    write = n * groups * channels * h * w
+    return (read + write) * elem + groups * channels * (channels + 9) * elem
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table (printed by the CLIs and written to results files)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write via a temporary file and rename, so a killed run never leaves half a results file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def backend_runner(name: str, model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """(callable model, ops backend) for a benchmark column: ``compiled`` = torch.compile of the eager model."""
+    if name == "compiled":
+        return torch.compile(model), "eager"
+    return model, name

@@ -1,0 +1,93 @@
+"""Search-step benchmark: forward + backward of the CDNet supernet (top-2), eager vs torch.compile vs fused.
+
+    python -m benchmarks.search_step --device cuda                  # batch 64, 256x128 (issue 6 target)
+    python -m benchmarks.search_step --device cpu --batch 2 --height 64 --width 32 --backends eager,batched
+
+Each column builds the same seeded supernet (hwnas.search.supernet.SuperNet, width 1.0, k = 2) with fixed
+random alphas (so every column computes the same candidates), then times ``zero_grad; forward; softmax loss
+on every classifier; backward`` (the weight step of the search), median and IQR over ``--repeats`` after
+``--warmup`` steps. Columns: ``eager``, ``compiled`` (torch.compile of the eager supernet), ``batched``,
+``triton``. Targets (issue 6, H100): triton >= 2x eager and >= 1.3x compiled.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import torch
+from torch.nn import functional as F
+
+from benchmarks._device import backend_runner, describe, markdown_table, time_ms, write_text_atomic
+from hwnas import ops
+
+
+def build_supernet(device: torch.device, width_mult: float, num_classes: int, seed: int = 0) -> torch.nn.Module:
+    from hwnas.search.supernet import SuperNet
+
+    torch.manual_seed(seed)
+    net = SuperNet("cdnet", num_classes=num_classes, width_mult=width_mult, topk=2).to(device).train()
+    with torch.no_grad():
+        net.alphas.copy_(torch.randn(net.alphas.shape, generator=torch.Generator().manual_seed(seed)))
+    return net
+
+
+def step_fn(net: torch.nn.Module, model, backend: str, x: torch.Tensor, labels: torch.Tensor):
+    """One weight step without the optimizer update (its cost does not depend on the backend)."""
+    def step() -> None:
+        net.zero_grad(set_to_none=True)
+        with ops.use_backend(backend):
+            out = model(x)
+            loss = sum(F.cross_entropy(logits, labels) for logits in out.logits)
+        loss.backward()
+    return step
+
+
+def run(args: argparse.Namespace) -> list[list[str]]:
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(args.batch, 3, args.height, args.width, generator=g).to(device)
+    labels = torch.randint(0, args.num_classes, (args.batch,), generator=g).to(device)
+    results: dict[str, tuple[float, float]] = {}
+    for name in args.backends.split(","):
+        net = build_supernet(device, args.width_mult, args.num_classes)
+        model, backend = backend_runner(name, net)
+        ok, why = ops.available_backends().get(backend, (False, f"unknown ops backend {backend!r}"))
+        if not ok:
+            print(f"skip {name}: {why}")
+            continue
+        results[name] = time_ms(step_fn(net, model, backend, x, labels), device, args.warmup, args.repeats)
+    base = results.get("eager", (float("nan"),))[0]
+    comp = results.get("compiled", (float("nan"),))[0]
+    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.1f}", f"{base / m:.2f}x", f"{comp / m:.2f}x"]
+            for n, (m, iqr) in results.items()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.search_step", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--width-mult", type=float, default=1.0)
+    p.add_argument("--num-classes", type=int, default=751)
+    p.add_argument("--backends", default="eager,compiled,batched,triton")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots")
+    p.add_argument("--output", help="also write the table (Markdown) to this file")
+    args = p.parse_args(argv)
+    rows = run(args)
+    text = (f"search step (CDNet supernet, top-2, batch {args.batch}, {args.height}x{args.width}, "
+            f"width {args.width_mult})\ndevice: {describe(torch.device(args.device))}\n\n"
+            + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled"], rows))
+    print(text)
+    if args.output:
+        write_text_atomic(args.output, text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
