@@ -1,0 +1,147 @@
+"""Inference speed of CDNet-top2 on the compiled path (hwnas.deploy.fuse) against eager PyTorch and OSNet x1.0.
+
+One command (CPU, batch 1 and 32, 256x128; writes benchmarks/results/cpp_inference.md):
+    python benchmarks/bench_cpp_inference.py
+On a GPU (batch 128, eager vs the CUDA path):
+    python benchmarks/bench_cpp_inference.py --device cuda --batch-sizes 128
+
+Implementations are timed interleaved (one forward of each per round), so a change in machine load
+hits all of them alike; the table gives the median and the interquartile range over the rounds, and
+the load average before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import hwnas
+from hwnas.deploy import fuse
+
+RESULTS = Path(__file__).resolve().parent / "results" / "cpp_inference.md"
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    batch: int
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / (self.median_ms / 1e3)
+
+
+def build_models(device: str) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """The implementations to time, by name; all return (N, D) features of the eval-mode model."""
+    torch.manual_seed(0)
+    cdnet = hwnas.create_model("cdnet", genotype="cdnet-top2").eval().to(device)
+    osnet = hwnas.create_model("osnet", width_mult=1.0).eval().to(device)
+    fused = fuse(cdnet, "cuda" if device == "cuda" else "cpp")
+    return {"cdnet-top2 eager": cdnet, f"cdnet-top2 fused ({fused.backend})": fused, "osnet-x1.0 eager": osnet}
+
+
+def time_models(models: dict[str, Callable], batch: int, rounds: int, warmup: int, device: str) -> list[Timing]:
+    x = torch.randn(batch, 3, 256, 128, device=device)
+    samples: dict[str, list[float]] = {name: [] for name in models}
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        ref = models["cdnet-top2 eager"](x)
+        fused_name = next(n for n in models if "fused" in n)
+        err = float((models[fused_name](x) - ref).abs().max())
+        if err > 1e-3 * max(1.0, float(ref.abs().max())):
+            raise RuntimeError(f"fused model differs from eager by {err:.3g}: refusing to time a wrong model")
+        for r in range(warmup + rounds):
+            for name, model in models.items():
+                sync()
+                start = time.perf_counter()
+                model(x)
+                sync()
+                if r >= warmup:
+                    samples[name].append((time.perf_counter() - start) * 1e3)
+    out = []
+    for name, ms in samples.items():
+        q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
+        out.append(Timing(name, batch, statistics.median(ms), q[0], q[2]))
+    return out
+
+
+def machine(device: str) -> str:
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def load_average() -> str:
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def to_markdown(timings: list[Timing], device: str, load_before: str, load_after: str, command: str) -> str:
+    lines = [f"# Compiled inference: CDNet-top2 fused vs eager ({device})", "",
+             f"- command: `{command}`", f"- machine: {machine(device)}",
+             f"- load average (1/5/15 min) before: {load_before}; after: {load_after}",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; input 3x256x128, float32, eval", "",
+             "| model | batch | median ms | IQR ms | images/s | speed-up vs cdnet eager |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for batch in sorted({t.batch for t in timings}):
+        rows = [t for t in timings if t.batch == batch]
+        base = next(t for t in rows if t.name == "cdnet-top2 eager").median_ms
+        for t in rows:
+            lines.append(f"| {t.name} | {batch} | {t.median_ms:.1f} | {t.q1_ms:.1f}-{t.q3_ms:.1f} | "
+                         f"{t.images_per_s:.1f} | {base / t.median_ms:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default: 1 32 (cpu), 128 (cuda)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 30 at batch 1, else 7)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=None, help=f"Markdown file (default {RESULTS} on cpu)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    batches = args.batch_sizes or ([128] if args.device == "cuda" else [1, 32])
+    load_before = load_average()
+    models = build_models(args.device)
+    timings = []
+    for batch in batches:
+        rounds = args.rounds or (30 if batch == 1 else 7)
+        timings += time_models(models, batch, rounds, args.warmup, args.device)
+    text = to_markdown(timings, args.device, load_before, load_average(),
+                       "python benchmarks/bench_cpp_inference.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    print(text)
+    out = args.out or (RESULTS if args.device == "cpu" else RESULTS.with_name("cpp_inference_cuda.md"))
+    write_atomic(out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""hwnas.deploy: fused (BN-folded) CNet/CDNet inference models against the eval-mode models, on the
+compiled path and in plain torch, and ONNX export of fused and unfused models checked with onnxruntime."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import hwnas
+from hwnas.deploy import check_onnx_parity, export_onnx, fuse
+from hwnas.ops._cpp import cuda_status, extension_status
+
+HAS_EXT, WHY_NOT = extension_status()
+needs_ext = pytest.mark.skipif(not HAS_EXT, reason=f"hwnas._C not built: {WHY_NOT}")
+SIZE = (32, 16)  # tiny images: the backbone divides by 16 -> 2x1 final maps
+
+
+def trained_like(name: str, seed: int = 0, **kw) -> torch.nn.Module:
+    """A small model with non-trivial BN statistics (as after training), in eval mode."""
+    torch.manual_seed(seed)
+    model = hwnas.create_model(name, width_mult=0.25, num_classes=7, **kw)
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+            c = m.num_features
+            m.running_mean.copy_(torch.rand(c, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(c, generator=gen) - 0.5)
+    return model.eval()
+
+
+MODELS = [("cdnet", {}), ("cnet", {}), ("cdnet", {"genotype": "cdnet-top4", "neck": "bnneck"}),
+          ("cnet", {"genotype": "cnet-top1", "neck": "blneck"})]
+
+
+@pytest.mark.parametrize("name,kw", MODELS, ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())))
+def test_fused_matches_eval_model(name: str, kw: dict) -> None:
+    model = trained_like(name, **kw)
+    backends = ["cpp", "eager"] if HAS_EXT else ["eager"]
+    for batch, size in ((1, SIZE), (3, (40, 24))):  # batch 1; odd final maps (3x2)
+        x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            want = model(x)
+        for backend in backends:
+            fused = fuse(model, backend)
+            got = fused(x)
+            assert got.shape == (batch, model.num_features)
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4, msg=lambda m: f"{backend}: {m}")
+    assert not any(p.requires_grad for p in fused.parameters()), "a fused model is inference-only"
+
+
+@needs_ext
+def test_fuse_leaves_source_model_unchanged() -> None:
+    model = trained_like("cdnet").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = fuse(model, "cpp")
+    assert model.training and not fused.training
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], atol=0, rtol=0)
+    with pytest.raises(RuntimeError, match="inference-only"):
+        fused.train()
+
+
+def test_fuse_rejects_other_models_and_backends() -> None:
+    with pytest.raises(TypeError, match="CNet/CDNet"):
+        fuse(hwnas.create_model("osnet", width_mult=0.25, num_classes=7), "eager")
+    with pytest.raises(ValueError, match="unknown deploy backend"):
+        fuse(trained_like("cnet"), "tensorrt")
+    if not cuda_status()[0]:
+        with pytest.raises(RuntimeError, match="'cuda' is not available"):
+            fuse(trained_like("cnet"), "cuda")
+
+
+def test_fused_rejects_bad_images() -> None:
+    fused = fuse(trained_like("cnet"), "eager")
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        fused(torch.randn(1, 1, *SIZE))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_status()[0], reason=f"CUDA path unavailable: {cuda_status()[1]}")
+def test_fused_cuda_matches_eval_model() -> None:
+    model = trained_like("cdnet").cuda()
+    x = torch.randn(4, 3, 64, 32, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(fuse(model, "cuda")(x), model(x), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
+def test_onnx_export_parity(fused: bool, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    model = trained_like("cdnet")
+    path = export_onnx(model, tmp_path / "cdnet.onnx", fused=fused, image_size=SIZE)
+    assert path.exists() and not list(tmp_path.glob("*.tmp"))
+    images = torch.randn(2, 3, *SIZE, generator=torch.Generator().manual_seed(2))  # batch 2: dynamic axis
+    parity = check_onnx_parity(model, path, images)
+    assert parity.ok, parity
+    assert parity.max_abs < 1e-4
