@@ -170,3 +170,14 @@ def test_derived_genotype_file_builds_the_model(tmp_path) -> None:
     model = hwnas.create_model("cdnet", genotype=str(path), width_mult=0.25, num_classes=3)
     assert model.backbone.genotype.indices() == geno.indices()
     assert [c for c in candidates("cdnet")].index(model.backbone.genotype.layers[0]) == geno.indices()[0]
+
+
+def test_sweep_weights_and_pareto_front() -> None:
+    from hwnas.search.sweep import parse_weights, pareto_front
+
+    assert parse_weights("0, 0.01,1") == [0.0, 0.01, 1.0]
+    for bad in ("", "a,b", "-1"):
+        with pytest.raises(ValueError, match="--sweep-latency-weight"):
+            parse_weights(bad)
+    # (latency, accuracy): the second is dominated by the first; equal points dominate neither
+    assert pareto_front([(10, 0.9), (12, 0.8), (8, 0.5), (8, 0.5), (20, 0.95)]) == [True, False, True, True, True]

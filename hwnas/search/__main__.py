@@ -7,6 +7,7 @@ Under ``torchrun`` it runs data-parallel (DDP; gloo on CPU, nccl on CUDA).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import sys
 import time
@@ -99,6 +100,7 @@ def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    faulthandler.enable()  # a crash in native code still prints the Python stack
     try:
         config = build_config(args)
         weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None

@@ -18,6 +18,8 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write with a temp file + rename, so a kill never leaves a half-written checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while saving
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -69,6 +69,7 @@ def build_report(config: SearchConfig, result: SearchResult, table: Any, data_de
         top.append(entry)
     return {"config": config.to_dict(), "data": data_description, "latency_table": table_summary(table),
             "epochs": result.history, "final": final, "topk_genotypes": top, "wall_s": round(wall_s, 2),
+            "step_time_s": round(sum(r["time_s"] for r in result.history), 2),
             "alphas": result.alphas.tolist()}
 
 
@@ -90,7 +91,8 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"- data: {report['data']}",
              f"- latency table: {_table_line(t)}",
              f"- latency weight {c['latency_weight']}, target {_fmt(c['latency_target_ms'], '')} ms; "
-             f"seed {c['seed']}; wall time {report['wall_s']:.1f} s", "",
+             f"seed {c['seed']}; {report['step_time_s']:.1f} s in search steps (all sessions), "
+             f"{report['wall_s']:.1f} s wall in the last session", "",
              "## Derived genotype (argmax alpha)", "",
              f"`{f['genotype']}` — depth {f['depth']}, {f['params_m']:.3f} M params, {f['flops_m']:.1f} MFLOPs "
              f"(backbone, {f['input_size'][0]}x{f['input_size'][1]}, width {f['width_mult']}), predicted latency "
