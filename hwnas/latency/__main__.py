@@ -73,7 +73,7 @@ def _setting(args: argparse.Namespace) -> Setting:
     return Setting(args.batch, args.dtype, (args.resolution[0], args.resolution[1]), args.width, args.neck)
 
 
-def _save_and_show(table, args: argparse.Namespace) -> int:  # noqa: ANN001
+def _save_and_show(table, args: argparse.Namespace) -> int:
     from hwnas.latency.expected import LatencyTable
     from hwnas.latency.summary import format_table_summary, table_summary
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from typing import Union
 
 import torch
 
@@ -24,6 +23,7 @@ class LatencyTable:
         self.fixed_ms: float = float(sum(e.latency_ms for e in data.fixed))
         by_key = {e.key: e.latency_ms for e in data.layers}
         self._matrices: dict[str, torch.Tensor] = {}
+        self._cast: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
         for space in data.spaces:
             keys = expected_layer_keys(data.setting, space)
             n = len(candidates(space))
@@ -39,7 +39,7 @@ class LatencyTable:
         return self.data.spaces
 
     def require(self, space: str | None = None, resolution: tuple[int, int] | None = None,
-                width_mult: float | None = None) -> "LatencyTable":
+                width_mult: float | None = None) -> LatencyTable:
         """Refuse (with a clear message) a table that does not cover the space/resolution/width asked for."""
         s = self.data.setting
         where = f"latency table '{self.name}' ({self.data.device.name}, {s.resolution[0]}x{s.resolution[1]}, " \
@@ -67,8 +67,10 @@ class LatencyTable:
         if probs.shape != lut.shape:
             raise LatencyTableError(f"probs has shape {tuple(probs.shape)}; expected {tuple(lut.shape)} "
                                     f"(6 layers x {lut.shape[1]} {space} candidates)")
-        lut = lut.to(device=probs.device, dtype=probs.dtype)
-        return (probs * lut).sum() + self.fixed_ms
+        key = (space, probs.device, probs.dtype)
+        if key not in self._cast:  # called every search step: keep one copy per device/dtype
+            self._cast[key] = lut.to(device=probs.device, dtype=probs.dtype)
+        return (probs * self._cast[key]).sum() + self.fixed_ms
 
     def layer_latency_ms(self, space: str, layer: int, index: int) -> float:
         return float(self.matrix(space)[layer, index])
@@ -84,7 +86,7 @@ class LatencyTable:
                 f"batch={s.batch_size}, {s.dtype}, {s.resolution[0]}x{s.resolution[1]}, spaces={self.spaces})")
 
 
-def load_table(name_or_path: Union[str, os.PathLike, LatencyTable], space: str | None = None) -> LatencyTable:
+def load_table(name_or_path: str | os.PathLike | LatencyTable, space: str | None = None) -> LatencyTable:
     """A shipped table name (e.g. ``rtx2080``) or a JSON path -> :class:`LatencyTable` (checked for ``space``)."""
     table = name_or_path if isinstance(name_or_path, LatencyTable) else LatencyTable(read_table(name_or_path))
     return table.require(space)

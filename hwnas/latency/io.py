@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Union
 
 from hwnas.latency.schema import LatencyTableError, TableData, from_dict, to_dict
 from hwnas.space.genotype import write_json_atomic
 
 TABLES_DIR = Path(__file__).parent / "tables"
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 def shipped_tables() -> list[str]:

@@ -16,8 +16,9 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -94,9 +95,10 @@ def device_name(kind: str) -> str:
     if kind == "cuda":
         return torch.cuda.get_device_name()
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
     except OSError:
         pass
     return platform.processor() or platform.machine()
@@ -136,10 +138,14 @@ def _sync(device: str) -> None:
 
 
 def time_interleaved(calls: Sequence[Callable[[], Any]], device: str, warmup: int, repeats: int,
-                     progress: bool = False, desc: str = "timing", timer: str = "wall") -> list[list[float]]:
+                     progress: bool = False, desc: str = "timing", timer: str = "wall",
+                     prime: bool = True) -> list[list[float]]:
     """Per-call latency samples in ms: ``repeats`` rounds, each timing every call once (after ``warmup``).
 
-    ``timer`` as returned by :func:`resolve_timer` (``cuda_events`` on GPU).
+    ``timer`` as returned by :func:`resolve_timer` (``cuda_events`` on GPU). With ``prime`` each timed call
+    directly follows an untimed one, so its weights and input are as warm in cache as inside a whole network
+    (where a layer reads the output its predecessor has just written); otherwise every sample would pay for
+    the cache misses left by the other entries of the round.
     """
     with torch.inference_mode():
         for call in calls:
@@ -149,6 +155,9 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], device: str, warmup: in
         samples: list[list[float]] = [[] for _ in calls]
         for _ in tqdm(range(repeats), desc=desc, disable=not progress, unit="round"):
             for i, call in enumerate(calls):
+                if prime:
+                    call()
+                    _sync(device)
                 samples[i].append(_time_once(call, timer))
     return samples
 

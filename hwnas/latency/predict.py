@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -145,7 +146,7 @@ class _OpRecorder(TorchDispatchMode):
         # meta kernels run Python decompositions (milliseconds each); identical calls recur across candidates
         self.cache = {} if cache is None else cache
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's signature)
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         key = (func, _signature(args), _signature(kwargs or {}))
         hit = self.cache.get(key)
         if hit is not None:
@@ -164,7 +165,7 @@ class _OpRecorder(TorchDispatchMode):
             self.cache[key] = (shapes, cost)
         return out
 
-    def _run(self, func, args, kwargs):  # noqa: ANN001, ANN202
+    def _run(self, func, args, kwargs):
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
         if getattr(func, "is_view", False) or name in ("randn", "empty", "detach", "alias"):
@@ -221,7 +222,7 @@ def list_specs() -> list[str]:
     return sorted(p.stem for p in SPECS_DIR.glob("*.json"))
 
 
-def load_spec(name_or_path: Union[str, os.PathLike]) -> Spec:
+def load_spec(name_or_path: str | os.PathLike) -> Spec:
     """A shipped spec-sheet key (``h100``) or a JSON path -> :class:`Spec`; errors name the file and field."""
     text = os.fspath(name_or_path)
     path = SPECS_DIR / f"{text}.json" if text in list_specs() else Path(text)

@@ -27,8 +27,9 @@ tables, the model name, the spec sheet and the calibration parameters with their
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, SPACES, Candidate, candidates
 from hwnas.space.macro import macro_spec

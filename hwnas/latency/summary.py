@@ -36,12 +36,13 @@ def table_summary(table: LatencyTable) -> dict[str, Any]:
 def format_table_summary(info: dict[str, Any]) -> str:
     lines = [
         f"table       {info['name']}",
-        f"device      {info['device']['name']} ({info['device']['kind']}"
-        + (f", spec {info['device']['spec']})" if info['device']['spec'] else ")"),
-        f"provenance  {info['provenance']['kind']} on {info['provenance']['date']} "
-        f"(torch {info['provenance']['software'].get('torch', '?')})",
-        f"setting     batch {info['batch_size']}, {info['dtype']}, {info['resolution'][0]}x{info['resolution'][1]}, "
-        f"width {info['width_mult']}, neck {info['neck']}" + (f", {info['threads']} thread(s)" if info['threads'] else ""),
+        (f"device      {info['device']['name']} ({info['device']['kind']}"
+         + (f", spec {info['device']['spec']})" if info['device']['spec'] else ")")),
+        (f"provenance  {info['provenance']['kind']} on {info['provenance']['date']} "
+         f"(torch {info['provenance']['software'].get('torch', '?')})"),
+        (f"setting     batch {info['batch_size']}, {info['dtype']}, {info['resolution'][0]}x{info['resolution'][1]}, "
+         f"width {info['width_mult']}, neck {info['neck']}"
+         + (f", {info['threads']} thread(s)" if info['threads'] else "")),
         f"fixed       {info['fixed_total_ms']:.3f} ms = " + " + ".join(f"{k} {v:.3f}" for k, v in info["fixed_ms"].items()),
     ]
     for space, sp in info["per_space"].items():
@@ -58,11 +59,12 @@ def validation_markdown(result: ValidationResult, command: str) -> str:
         f"Command: `{command}`", "",
         f"- MAPE of table sums vs end-to-end medians: **{result.mape * 100:.2f}%**",
         f"- Spearman rank correlation: **{result.spearman:.4f}**",
-        f"- {len(result.archs)} random {result.space} genotypes (seed {c['seed']}); batch {c['batch_size']}, "
-        f"{c['dtype']}, {c['resolution'][0]}x{c['resolution'][1]}, width {c['width_mult']}, neck {c['neck']}, "
-        f"threads {c['threads']}, timer {c.get('timer')}, {c['repeats']} interleaved rounds after {c['warmup']} warm-up calls",
-        f"- table: {c['table_provenance']} on {c['table_device']}; software: "
-        + ", ".join(f"{k} {v}" for k, v in c["software"].items()),
+        (f"- {len(result.archs)} random {result.space} genotypes (seed {c['seed']}); batch {c['batch_size']}, "
+         f"{c['dtype']}, {c['resolution'][0]}x{c['resolution'][1]}, width {c['width_mult']}, neck {c['neck']}, "
+         f"threads {c['threads']}, timer {c.get('timer')}, {c['repeats']} interleaved rounds after "
+         f"{c['warmup']} warm-up calls"),
+        (f"- table: {c['table_provenance']} on {c['table_device']}; software: "
+         + ", ".join(f"{k} {v}" for k, v in c["software"].items())),
         f"- machine load (1/5/15 min) before: {c['load_before']}, after: {c['load_after']}", "",
         "| genotype | table ms | measured ms (median) | IQR ms | error |", "|---|---:|---:|---:|---:|",
     ]
