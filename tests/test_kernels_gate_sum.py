@@ -14,6 +14,15 @@ from hwnas.ops._triton import kernels  # noqa: E402
 
 gs = kernels().gate_sum
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny shapes: intra-op threads only spin on a shared 2-core machine (20-50x slower); restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # N, n_blocks, branches, C, H, W
 CASES = [(2, 1, 2, 6, 3, 7), (1, 2, 2, 5, 7, 1), (2, 3, 2, 4, 1, 1), (1, 1, 3, 17, 3, 3)]
 

@@ -20,6 +20,15 @@ from hwnas.ops._triton import kernels  # noqa: E402
 lc = kernels().lite_conv
 PixelTiling, channel_block = kernels()._config.PixelTiling, kernels()._config.channel_block
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny shapes: intra-op threads only spin on a shared 2-core machine (20-50x slower); restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # N, C, H, W, groups, shared input, prologue (normalise + ReLU of the previous BN)
 CASES = [
     (2, 6, 3, 7, 2, True, False),

@@ -17,6 +17,15 @@ from hwnas import ops  # noqa: E402
 from hwnas.ops import _triton  # noqa: E402
 from hwnas.space.blocks import CBlock, CDBlock  # noqa: E402
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny shapes: intra-op threads only spin on a shared 2-core machine (20-50x slower); restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 BACKENDS = ["batched", pytest.param("triton", marks=pytest.mark.skipif(
     not _triton.availability()[0], reason=f"triton backend unavailable: {_triton.availability()[1]}"))]
 
@@ -88,6 +97,19 @@ def test_inference_without_grad_matches_eager(backend):
     _close(got[0], want[0], 1e-5)
 
 
+@pytest.mark.parametrize("backend", BACKENDS[1:])
+def test_torch_compile_traces_triton_backend_in_one_graph(backend):
+    """The custom ops (hwnas::lite_conv, ...) let dynamo trace a CBlock without graph breaks (fullgraph)."""
+    torch.manual_seed(0)
+    block = CBlock(8, 16, 3, 5).train()
+    x = torch.randn(2, 8, 3, 5)
+
+    def compiled(m, inp):
+        return torch.compile(m, backend="aot_eager", fullgraph=True)(inp)
+
+    assert_same(run(backend, block, x, forward=compiled), run("eager", block, x))
+
+
 def _mixed_step(module: nn.Module, x: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     """A supernet layer step: straight-through top-2 weights over the candidates, then the mixed op."""
     p = torch.softmax(alphas, dim=0)
@@ -121,25 +143,30 @@ def _flat(result):
     return {"output": y, "input gradient": gin[0], **gparams}
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_tiny_cdnet_forward_backward_matches_eager(backend):
-    """Whole CDNet (stem, 7 CBlocks incl. an r=2 layer and a depth-4 branch, FBLNeck), one train step.
+def _cdnet_loss(m, inp):
+    out = m(inp)
+    return torch.cat([t.flatten() for t in out.logits + out.features])
 
-    Training-mode BN over a handful of values per channel amplifies rounding, so the criterion is the
-    flash-attention one: error against an fp64 eager run within 2x of eager fp32's own error.
-    """
+
+@pytest.fixture(scope="module")
+def tiny_cdnet():
+    """A tiny CDNet (stem, 7 CBlocks incl. an r=2 layer and a depth-4 branch, FBLNeck) and its eager
+    train step in fp64 (the exact answer) and fp32; shared by the backends."""
     torch.manual_seed(0)
     genotype = "cdnet:3-5-1,3-9-1,3-5-1,3-5-2,3-5-1,3-5-1"  # few interpreted launches; top2 costs 3x
     model = hwnas.create_model("cdnet", genotype=genotype, width_mult=0.25, num_classes=5).train()
     x = torch.randn(4, 3, 64, 32)
+    exact = _flat(run("eager", model.double(), x.double(), forward=_cdnet_loss))
+    eager = _flat(run("eager", model.float(), x, forward=_cdnet_loss))
+    return model, x, exact, eager
 
-    def loss(m, inp):
-        out = m(inp)
-        return torch.cat([t.flatten() for t in out.logits + out.features])
 
-    exact = _flat(run("eager", model.double(), x.double(), forward=loss))
-    eager = _flat(run("eager", model.float(), x, forward=loss))
-    got = _flat(run(backend, model, x, forward=loss))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tiny_cdnet_forward_backward_matches_eager(backend, tiny_cdnet):
+    """Whole-model train step. Training-mode BN over a handful of values per channel amplifies rounding,
+    so the criterion is the flash-attention one: error against fp64 within 2x of eager fp32's own."""
+    model, x, exact, eager = tiny_cdnet
+    got = _flat(run(backend, model, x, forward=_cdnet_loss))
     assert got.keys() == exact.keys()
     for name, want in exact.items():
         err = (got[name].double() - want).abs().max().item()
