@@ -100,7 +100,6 @@ def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    faulthandler.enable()  # a crash in native code still prints the Python stack
     try:
         config = build_config(args)
         weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None
@@ -175,4 +174,5 @@ def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, tab
 
 
 if __name__ == "__main__":
+    faulthandler.enable()  # a crash in native code still prints the Python stack
     sys.exit(main())
