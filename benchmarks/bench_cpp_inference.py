@@ -97,7 +97,8 @@ def to_markdown(timings: list[Timing], device: str, load_before: str, load_after
     lines = [f"# Compiled inference: CDNet-top2 fused vs eager ({device})", "",
              f"- command: `{command}`", f"- machine: {machine(device)}",
              f"- load average (1/5/15 min) before: {load_before}; after: {load_after}",
-             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; input 3x256x128, float32, eval", "",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; input 3x256x128, float32, eval",
+             *_load_note(load_before, device), "",
              "| model | batch | median ms | IQR ms | images/s | speed-up vs cdnet eager |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for batch in sorted({t.batch for t in timings}):
@@ -107,6 +108,18 @@ def to_markdown(timings: list[Timing], device: str, load_before: str, load_after
             lines.append(f"| {t.name} | {batch} | {t.median_ms:.1f} | {t.q1_ms:.1f}-{t.q3_ms:.1f} | "
                          f"{t.images_per_s:.1f} | {base / t.median_ms:.2f}x |")
     return "\n".join(lines) + "\n"
+
+
+def _load_note(load_before: str, device: str) -> list[str]:
+    """A warning line when other jobs shared the CPU: absolute times are then inflated, ratios less so."""
+    try:
+        load = float(load_before.split(" / ")[0])
+    except ValueError:
+        return []
+    if device != "cpu" or load < 0.5 * (os.cpu_count() or 1):
+        return []
+    return [f"- NOTE: the CPU was shared (load {load:.1f} on {os.cpu_count()} CPUs): absolute times are inflated; "
+            "the implementations were timed interleaved, so the ratios are the meaningful numbers"]
 
 
 def write_atomic(path: Path, text: str) -> None:
