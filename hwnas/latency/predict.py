@@ -182,7 +182,7 @@ class _OpRecorder(TorchDispatchMode):
             cls = "depthwise" if groups > 1 else "dense" if math.prod(w.shape[2:]) == 1 else "spatial"
             self.ops.append(OpCost(name, cls, 2.0 * numel * per_out + (numel if bias is not None else 0), moved))
         elif name in ("linear", "addmm", "mm", "matmul"):
-            k = args[1].shape[-1] if name == "linear" else args[0].shape[-1] if name != "addmm" else args[1].shape[-1]
+            k = args[1].shape[-1] if name in ("linear", "addmm") else args[0].shape[-1]  # reduction length
             self.ops.append(OpCost(name, "dense", 2.0 * numel * k, moved))
         else:
             self.ops.append(OpCost(name, "memory", numel, moved))
