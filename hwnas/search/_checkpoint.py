@@ -44,11 +44,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return payload
 
 
+RESULT_NEUTRAL = frozenset({"checkpoint_every"})  # may change between sessions without changing the result
+
+
 def config_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Fields whose values differ between a checkpoint's config and the current one."""
+    """Fields that change the result and differ between a checkpoint's config and the current one."""
     def norm(v: Any) -> Any:
         return list(v) if isinstance(v, tuple) else v
 
-    keys = sorted(set(saved) | set(current))
+    keys = sorted((set(saved) | set(current)) - RESULT_NEUTRAL)
     return [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in keys
             if norm(saved.get(k)) != norm(current.get(k))]
