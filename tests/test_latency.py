@@ -26,7 +26,7 @@ SETTING = Setting(2, "fp32", (64, 32), 1.0, "fblneck", 1)
 CDNET_ORDER = {c: i for i, c in enumerate(candidates("cdnet"))}
 
 
-def _value(layer: int, cand) -> float:  # noqa: ANN001
+def _value(layer: int, cand) -> float:
     """Distinct, known latency per (layer, candidate): lets tests recompute sums by hand."""
     return 100.0 * (layer + 1) + 10.0 * cand.r + cand.k1 + 0.1 * cand.k2
 
@@ -47,7 +47,7 @@ def table_dict() -> dict:
     return to_dict(make_table())
 
 
-def test_round_trip_and_atomic_save(tmp_path) -> None:  # noqa: ANN001
+def test_round_trip_and_atomic_save(tmp_path) -> None:
     data = make_table()
     path = save_table(data, tmp_path / "t.json")
     assert to_dict(read_table(path)) == to_dict(data)
@@ -75,7 +75,7 @@ def test_round_trip_and_atomic_save(tmp_path) -> None:  # noqa: ANN001
         (lambda d: d["fixed"][0].update(input_shape=[3, 1, 1]), "fixed[0].input_shape"),
     ],
 )
-def test_malformed_tables_name_the_field(table_dict: dict, mutate, message: str) -> None:  # noqa: ANN001
+def test_malformed_tables_name_the_field(table_dict: dict, mutate, message: str) -> None:
     mutate(table_dict)
     with pytest.raises(LatencyTableError, match="latency table") as err:
         from_dict(table_dict)
@@ -88,7 +88,7 @@ def test_missing_entry_for_listed_space(table_dict: dict) -> None:
         from_dict(table_dict)
 
 
-def test_file_errors_name_the_file(tmp_path) -> None:  # noqa: ANN001
+def test_file_errors_name_the_file(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(LatencyTableError, match=r"bad.json'.*not valid JSON"):
@@ -97,7 +97,7 @@ def test_file_errors_name_the_file(tmp_path) -> None:  # noqa: ANN001
         load_table(tmp_path / "missing.json")
 
 
-def test_table_not_covering_space_or_setting_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_table_not_covering_space_or_setting_is_refused(tmp_path) -> None:
     path = save_table(make_table(("cnet",)), tmp_path / "cnet_only.json")
     table = load_table(path, space="cnet")
     assert table.spaces == ("cnet",)

@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_latency import make_table
 
 from hwnas.latency import save_table
 from hwnas.latency.__main__ import main
 
-from test_latency import make_table
 
-
-def test_show_json_has_the_contract_keys(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_show_json_has_the_contract_keys(tmp_path, capsys) -> None:
     path = save_table(make_table(), tmp_path / "t.json")
     assert main(["show", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -22,13 +21,13 @@ def test_show_json_has_the_contract_keys(tmp_path, capsys) -> None:  # noqa: ANN
     assert "batch 2, fp32, 64x32" in capsys.readouterr().out
 
 
-def test_unknown_table_is_a_clear_error(capsys) -> None:  # noqa: ANN001
+def test_unknown_table_is_a_clear_error(capsys) -> None:
     assert main(["show", "no-such-table"]) == 2
     err = capsys.readouterr().err
     assert "no-such-table" in err and "rtx2080" in err
 
 
-def test_build_then_validate_tiny(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_build_then_validate_tiny(tmp_path, capsys) -> None:
     out = tmp_path / "tiny.json"
     assert main(["build", "--device", "cpu", "--batch", "1", "--resolution", "32", "16", "--space", "cnet",
                  "--warmup", "1", "--repeats", "3", "--name", "tiny", "--out", str(out), "--json",

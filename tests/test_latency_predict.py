@@ -98,7 +98,7 @@ def test_calibration_recovers_a_known_model() -> None:
         calibrate(predict_table(spec, TINY, "p", truth), spec)
 
 
-def test_spec_sheets_have_sources_and_refuse_unsupported_dtypes(tmp_path) -> None:  # noqa: ANN001
+def test_spec_sheets_have_sources_and_refuse_unsupported_dtypes(tmp_path) -> None:
     assert {"rtx2080", "t4", "v100", "a100", "h100", "jetson-orin"} <= set(list_specs())
     for key in list_specs():
         spec = load_spec(key)
