@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = build_config(args)
         weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None
+        if weights is not None and not args.latency_table:
+            raise ValueError("--sweep-latency-weight needs --latency-table (the latencies to trade against)")
         if args.resume and args.output is None:
             raise ValueError("--resume needs --output DIR (the folder of the search to continue)")
         ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
