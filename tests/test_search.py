@@ -143,9 +143,9 @@ def test_expected_latency_and_its_gradient() -> None:
 
 def test_latency_penalty_plain_and_with_target() -> None:
     lat = torch.tensor(120.0, requires_grad=True)
-    assert float(latency_penalty(lat, 0.5)) == 60.0
-    assert float(latency_penalty(lat, 2.0, target_ms=150.0)) == 0.0
-    assert float(latency_penalty(lat, 2.0, target_ms=100.0)) == pytest.approx(0.4)
+    assert float(latency_penalty(lat, 0.5).detach()) == 60.0
+    assert float(latency_penalty(lat, 2.0, target_ms=150.0).detach()) == 0.0
+    assert float(latency_penalty(lat, 2.0, target_ms=100.0).detach()) == pytest.approx(0.4)
     latency_penalty(lat, 2.0, target_ms=150.0).backward()
     assert float(lat.grad) == 0.0
 
