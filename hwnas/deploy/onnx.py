@@ -4,9 +4,11 @@ in its plain-torch folded form, which computes the same function.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +43,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, fused: bool = Fals
     fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.onnx.export(net, (dummy,), tmp, input_names=["images"], output_names=["features"],
-                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated in favour of the dynamo one, which needs onnxscript
+            # (not a dependency); it still exports these conv/linear/pool graphs exactly.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(net, (dummy,), tmp, input_names=["images"], output_names=["features"],
+                              dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                              opset_version=opset, dynamo=False)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -70,8 +76,5 @@ def check_onnx_parity(model: nn.Module, path: str | os.PathLike, images: torch.T
 
 
 def _eval_copy(model: nn.Module) -> nn.Module:
-    if not model.training:
-        return model
-    import copy
-
-    return copy.deepcopy(model).eval()
+    """The model in eval mode, copying it only when it is in training mode (the caller's stays as it was)."""
+    return model if not model.training else copy.deepcopy(model).eval()
