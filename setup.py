@@ -34,7 +34,7 @@ _PROBE = ("import json, torch, pybind11; print(json.dumps({'torch': torch.utils.
 def _probe_torch() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONNOUSERSITE")}
     for run_env in (None, env):
-        proc = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=run_env)
+        proc = subprocess.run([sys.executable, "-c", _PROBE], check=False, capture_output=True, text=True, env=run_env)
         if proc.returncode == 0:
             return json.loads(proc.stdout.strip().splitlines()[-1])
     raise RuntimeError("torch and pybind11 must be importable by " + sys.executable)
@@ -75,7 +75,7 @@ class CMakeBuild(build_ext):
             args.append("-GNinja")
         for cmd in ([cmake, "-S", str(ROOT), "-B", str(build_dir), *args],
                     [cmake, "--build", str(build_dir), "-j", str(os.cpu_count() or 2)]):
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
             if proc.returncode != 0:
                 tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
                 raise RuntimeError(f"'{' '.join(cmd[:2])} ...' failed:\n{tail}")

@@ -18,9 +18,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -118,8 +118,8 @@ def _load_note(load_before: str, device: str) -> list[str]:
         return []
     if device != "cpu" or load < 0.5 * (os.cpu_count() or 1):
         return []
-    return [f"- NOTE: the CPU was shared (load {load:.1f} on {os.cpu_count()} CPUs): absolute times are inflated; "
-            "the implementations were timed interleaved, so the ratios are the meaningful numbers"]
+    return [(f"- NOTE: the CPU was shared (load {load:.1f} on {os.cpu_count()} CPUs): absolute times are inflated; "
+             "the implementations were timed interleaved, so the ratios are the meaningful numbers")]
 
 
 def write_atomic(path: Path, text: str) -> None:

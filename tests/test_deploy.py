@@ -47,7 +47,7 @@ def test_fused_matches_eval_model(name: str, kw: dict) -> None:
             fused = fuse(model, backend)
             got = fused(x)
             assert got.shape == (batch, model.num_features)
-            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4, msg=lambda m: f"{backend}: {m}")
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4, msg=lambda m, b=backend: f"{b}: {m}")
     assert not any(p.requires_grad for p in fused.parameters()), "a fused model is inference-only"
 
 

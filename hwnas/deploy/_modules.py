@@ -50,12 +50,12 @@ class FusedCBlock(nn.Module):
                    "fc2_weight": folded.fc2_weight, "fc2_bias": folded.fc2_bias}
         for i in range(self.layers):
             tensors.update({f"pw{i}": folded.pw_weight[i], f"dw{i}": folded.dw_weight[i], f"db{i}": folded.dw_bias[i]})
-        tensors["squeeze_weight"], tensors["squeeze_bias"] = fold_bn(block.squeeze[0].weight.flatten(1), block.squeeze[1])
-        tensors["restore_weight"], tensors["restore_bias"] = fold_bn(block.restore[0].weight.flatten(1), block.restore[1])
+        units = {"squeeze": block.squeeze, "restore": block.restore}
         self.projection = not isinstance(block.shortcut, nn.Identity)
         if self.projection:
-            tensors["shortcut_weight"], tensors["shortcut_bias"] = fold_bn(block.shortcut[0].weight.flatten(1),
-                                                                           block.shortcut[1])
+            units["shortcut"] = block.shortcut
+        for name, unit in units.items():  # conv_bn_relu units: [1x1 conv, BN(, ReLU)]
+            tensors[f"{name}_weight"], tensors[f"{name}_bias"] = fold_bn(unit[0].weight.flatten(1), unit[1])
         for name, t in tensors.items():
             self.register_buffer(name, t.detach().clone().contiguous())
 

@@ -30,7 +30,8 @@ class FusedReIDModel(nn.Module):
         self.model_name = model.model_name
         self.num_features = model.num_features
         self.stem = nn.Sequential(FusedConv(stem[0], stem[1], relu=True), copy.deepcopy(stem[3]))
-        self.blocks = nn.ModuleList(nn.Sequential(*(FusedCBlock(b, backend) for b in layer)) for layer in backbone.layers)
+        self.blocks = nn.ModuleList(nn.Sequential(*(FusedCBlock(b, backend) for b in layer))
+                                    for layer in backbone.layers)
         self.downsamples = nn.ModuleList(
             nn.Sequential(FusedConv(d[0][0], d[0][1], relu=True), copy.deepcopy(d[1])) for d in backbone.downsamples)
         self.downsample_after = tuple(backbone.spec.downsample_after)
@@ -55,7 +56,7 @@ class FusedReIDModel(nn.Module):
         with torch.no_grad():
             return self.neck(self.forward_features(x))
 
-    def train(self, mode: bool = True) -> "FusedReIDModel":
+    def train(self, mode: bool = True) -> FusedReIDModel:
         if mode:
             raise RuntimeError("a fused model is inference-only (BN is folded); train the source model instead")
         return super().train(False)
