@@ -5,9 +5,11 @@ LiteConv kernel's achieved memory bandwidth against the device's peak.
     python -m benchmarks.inference --device cpu --batch 4 --backends eager,batched
 
 Throughput = images per second of ``model(x)`` in eval mode under ``torch.no_grad`` (median over
-``--repeats``); ratios against eager and torch.compile. The bandwidth line times one fused LiteConv depth
-of both branches at the stage-1 shape (64x32, mid 64, the batch given) in its inference (BN-folded) and
-training variants: minimal traffic (input read + output written once) divided by the median time.
+``--repeats``); ratios against eager and torch.compile; ``feature err`` = max abs difference of the
+features from the first column's over their max abs value, checked before timing. The bandwidth line
+times one fused LiteConv depth of both branches at the stage-1 shape (64x32, mid 64, the batch given)
+in its inference (BN-folded) and training variants: minimal traffic (input read + output written once)
+divided by the median time.
 Targets (issue 6, H100): triton >= 1.5x eager; LiteConv >= 60% of peak bandwidth.
 """
 from __future__ import annotations
@@ -30,6 +32,8 @@ def throughput_rows(args: argparse.Namespace, device: torch.device, dtype: torch
     x = torch.randn(args.batch, 3, args.height, args.width, generator=torch.Generator().manual_seed(0))
     x = x.to(device, dtype)
     results: dict[str, tuple[float, float]] = {}
+    errors: dict[str, float] = {}
+    reference = None
     for name in args.backends.split(","):
         torch.manual_seed(0)
         net = hwnas.create_model("cdnet", genotype="cdnet-top2", width_mult=args.width_mult).to(device, dtype).eval()
@@ -39,15 +43,18 @@ def throughput_rows(args: argparse.Namespace, device: torch.device, dtype: torch
             print(f"skip {name}: {why}")
             continue
 
-        def forward(model=model, backend=backend) -> None:
+        def forward(model=model, backend=backend) -> torch.Tensor:
             with torch.no_grad(), ops.use_backend(backend):
-                model(x)
+                return model(x)
 
+        features = forward().float()  # checked against the first column before timing
+        reference = features if reference is None else reference
+        errors[name] = ((features - reference).abs().max() / reference.abs().max()).item()
         results[name] = time_ms(forward, device, args.warmup, args.repeats)
     base = results.get("eager", (float("nan"),))[0]
     comp = results.get("compiled", (float("nan"),))[0]
-    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.0f}", f"{base / m:.2f}x", f"{comp / m:.2f}x"]
-            for n, (m, iqr) in results.items()]
+    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.0f}", f"{base / m:.2f}x", f"{comp / m:.2f}x",
+             f"{errors[n]:.1e}"] for n, (m, iqr) in results.items()]
 
 
 def bandwidth_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> list[list[str]]:
@@ -93,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     text = (f"inference (CDNet-top2, batch {args.batch}, {args.height}x{args.width}, {args.dtype})\n"
             f"device: {describe(device)}; peak bandwidth: {peak_gbps(device, args.peak_gbps) or 'unknown'} GB/s\n\n"
-            + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled"],
+            + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled", "feature err"],
                              throughput_rows(args, device, dtype))
             + "\n\nLiteConv kernel, stage-1 shape, two branches\n\n"
             + markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype)))

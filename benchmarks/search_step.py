@@ -7,7 +7,10 @@ Each column builds the same seeded supernet (hwnas.search.supernet.SuperNet, wid
 random alphas (so every column computes the same candidates), then times ``zero_grad; forward; softmax loss
 on every classifier; backward`` (the weight step of the search), median and IQR over ``--repeats`` after
 ``--warmup`` steps. Columns: ``eager``, ``compiled`` (torch.compile of the eager supernet), ``batched``,
-``triton``. Targets (issue 6, H100): triton >= 2x eager and >= 1.3x compiled.
+``triton``. Before timing, each column's gradients are compared with the first column's (max abs
+difference over max abs gradient; training-mode BN on small batches amplifies rounding, and the
+``compiled`` column draws different dropout masks, so this is a sanity check, not a test).
+Targets (issue 6, H100): triton >= 2x eager and >= 1.3x compiled.
 """
 from __future__ import annotations
 
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace) -> list[list[str]]:
     x = torch.randn(args.batch, 3, args.height, args.width, generator=g).to(device)
     labels = torch.randint(0, args.num_classes, (args.batch,), generator=g).to(device)
     results: dict[str, tuple[float, float]] = {}
+    errors: dict[str, float] = {}
+    reference = None
     for name in args.backends.split(","):
         net = build_supernet(device, args.width_mult, args.num_classes)
         model, backend = backend_runner(name, net)
@@ -57,11 +62,17 @@ def run(args: argparse.Namespace) -> list[list[str]]:
         if not ok:
             print(f"skip {name}: {why}")
             continue
-        results[name] = time_ms(step_fn(net, model, backend, x, labels), device, args.warmup, args.repeats)
+        step = step_fn(net, model, backend, x, labels)
+        torch.manual_seed(args.seed)  # same dropout masks in every column (torch.compile draws its own)
+        step()  # one checked step before timing: gradients against the first (eager) column
+        grads = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+        reference = grads if reference is None else reference
+        errors[name] = ((grads - reference).abs().max() / reference.abs().max()).item()
+        results[name] = time_ms(step, device, args.warmup, args.repeats)
     base = results.get("eager", (float("nan"),))[0]
     comp = results.get("compiled", (float("nan"),))[0]
-    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.1f}", f"{base / m:.2f}x", f"{comp / m:.2f}x"]
-            for n, (m, iqr) in results.items()]
+    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.1f}", f"{base / m:.2f}x", f"{comp / m:.2f}x",
+             f"{errors[n]:.1e}"] for n, (m, iqr) in results.items()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,13 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--backends", default="eager,compiled,batched,triton")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots")
     p.add_argument("--output", help="also write the table (Markdown) to this file")
     args = p.parse_args(argv)
     rows = run(args)
     text = (f"search step (CDNet supernet, top-2, batch {args.batch}, {args.height}x{args.width}, "
             f"width {args.width_mult})\ndevice: {describe(torch.device(args.device))}\n\n"
-            + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled"], rows))
+            + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled",
+                               "grad err vs first"], rows))
     print(text)
     if args.output:
         write_text_atomic(args.output, text + "\n")

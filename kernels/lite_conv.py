@@ -34,7 +34,8 @@ def _lite_conv_fwd_kernel(
     """One program: BLOCK_P flattened (n, h, w) positions x all C channels of group ``program_id(1)``.
 
     x: (N, C_in, H, W), strides (stride_xn, stride_xc, W, 1); in_map: (G,) int32 first input channel;
-    pre: (3, C_in) prologue BN rows (mean, scale, shift): relu((x - mean) * scale + shift); wpw: (G, C, C) [g, co, ci] contiguous;
+    pre: (3, C_in) prologue BN rows (mean, scale, shift): relu((x - mean) * scale + shift);
+    wpw: (G, C, C) [g, co, ci] contiguous;
     wdw: (G, C, 9) contiguous; bias: (G*C,) (EPI_BIAS_RELU, BN folded into wdw); z: (N, G*C, H, W)
     contiguous; stats: (num_programs(0), 2, G*C) fp32 per-tile sum and centred sum of squares of z.
     """
@@ -96,7 +97,8 @@ def _lite_conv_bwd_kernel(
     x_ptr, in_map_ptr, pre_ptr, wpw_ptr, wdw_ptr, gz_ptr,
     gx_ptr, gpre_ptr, gwpw_ptr, gwdw_ptr,
     N, C, H, W, C_in, stride_xn, stride_xc,
-    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, HAS_PROLOGUE: tl.constexpr, PRECISION: tl.constexpr, DOT_F32: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, HAS_PROLOGUE: tl.constexpr, PRECISION: tl.constexpr,
+    DOT_F32: tl.constexpr,
 ):
     """Backward of :func:`_lite_conv_fwd_kernel` (training variant) for one tile of positions ``q``.
 
@@ -266,8 +268,9 @@ def lite_conv(x: torch.Tensor, in_map: torch.Tensor, pre: Optional[torch.Tensor]
               w_dw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Training LiteConv for G groups: ``z = dw3x3(pw1x1(relu((x - pre[0]) * pre[1] + pre[2])))`` and BN stats.
 
-    ``pre`` (3, C_in) is the previous BN as (mean, scale, shift); without it the input is used as is. Returns z (N, G*C, H, W) and stats
-    (2, G*C) fp32 = (mean, biased variance) of z over N, H, W, the BN batch statistics; differentiable.
+    ``pre`` (3, C_in) is the previous BN as (mean, scale, shift); without it the input is used as is.
+    Returns z (N, G*C, H, W) and stats (2, G*C) fp32 = (mean, biased variance) of z over N, H, W, the BN
+    batch statistics; both are differentiable.
     """
     return lite_conv_fwd(x, in_map, pre, w_pw, w_dw)
 

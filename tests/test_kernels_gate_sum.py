@@ -1,25 +1,24 @@
 """hwnas.kernels.gate_sum (branch_pool, gated_sum) against PyTorch: outputs and gradients."""
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+from hwnas.ops import _triton
+
 pytest.importorskip("triton")
+with _triton.cpu_interpreter():  # without a GPU the kernels are imported as interpreted functions
+    gs = _triton.kernels().gate_sum
 
-from hwnas.ops._triton import kernels  # noqa: E402
-
-gs = kernels().gate_sum
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny shapes: intra-op threads only spin on a shared 2-core machine (20-50x slower); restored after."""
+def _cpu_setup():
+    """Without a GPU: Triton's interpreter, and one intra-op thread (tiny shapes only spin on a shared 2-core
+    machine, 20-50x slower). Both restored after this module, so other tests see the real environment."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with _triton.cpu_interpreter():
+        yield
     torch.set_num_threads(previous)
 
 

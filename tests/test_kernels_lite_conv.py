@@ -1,31 +1,30 @@
 """hwnas.kernels.lite_conv against a PyTorch reference: outputs, BN statistics and gradients.
 
-Without a GPU the kernels run in Triton's CPU interpreter (TRITON_INTERPRET=1, set before triton is
-imported); shapes are tiny because every program instance costs tens of milliseconds there.
+Without a GPU the kernels run in Triton's CPU interpreter (TRITON_INTERPRET=1 while the kernels are
+imported and while this module runs); shapes are tiny because every program instance costs tens of milliseconds there.
 """
 from __future__ import annotations
-
-import os
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+from hwnas.ops import _triton
+
 pytest.importorskip("triton")
+with _triton.cpu_interpreter():  # without a GPU the kernels are imported as interpreted functions
+    lc = _triton.kernels().lite_conv
+PixelTiling, channel_block = _triton.kernels()._config.PixelTiling, _triton.kernels()._config.channel_block
 
-from hwnas.ops._triton import kernels  # noqa: E402
-
-lc = kernels().lite_conv
-PixelTiling, channel_block = kernels()._config.PixelTiling, kernels()._config.channel_block
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny shapes: intra-op threads only spin on a shared 2-core machine (20-50x slower); restored after."""
+def _cpu_setup():
+    """Without a GPU: Triton's interpreter, and one intra-op thread (tiny shapes only spin on a shared 2-core
+    machine, 20-50x slower). Both restored after this module, so other tests see the real environment."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with _triton.cpu_interpreter():
+        yield
     torch.set_num_threads(previous)
 
 
@@ -50,7 +49,10 @@ def _inputs(n, c, h, w, groups, shared, prologue, dtype=torch.float32, seed=0):
                            0.3 * torch.randn(c_in, generator=g)])
     w_pw = torch.randn(groups, c, c, generator=g) / c ** 0.5
     w_dw = torch.randn(groups, c, 9, generator=g) / 3
-    cast = (lambda t: None if t is None else t.to(dtype).requires_grad_())
+
+    def cast(t):
+        return None if t is None else t.to(dtype).requires_grad_()
+
     return cast(x), in_map, cast(pre), cast(w_pw), cast(w_dw)
 
 

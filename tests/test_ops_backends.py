@@ -3,31 +3,32 @@ step and a whole tiny CDNet, in train and eval mode (outputs, gradients, BN runn
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 import torch
 from torch import nn
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+import hwnas
+from hwnas import ops
+from hwnas.ops import _triton
+from hwnas.space.blocks import CBlock, CDBlock
 
-import hwnas  # noqa: E402
-from hwnas import ops  # noqa: E402
-from hwnas.ops import _triton  # noqa: E402
-from hwnas.space.blocks import CBlock, CDBlock  # noqa: E402
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny shapes: intra-op threads only spin on a shared 2-core machine (20-50x slower); restored after."""
+def _cpu_setup():
+    """Without a GPU: Triton's interpreter, and one intra-op thread (tiny shapes only spin on a shared 2-core
+    machine, 20-50x slower). Both restored after this module, so other tests see the real environment."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with _triton.cpu_interpreter():
+        yield
     torch.set_num_threads(previous)
 
 
+with _triton.cpu_interpreter():
+    _TRITON = _triton.availability()  # imports the kernels (interpreted without a GPU)
 BACKENDS = ["batched", pytest.param("triton", marks=pytest.mark.skipif(
-    not _triton.availability()[0], reason=f"triton backend unavailable: {_triton.availability()[1]}"))]
+    not _TRITON[0], reason=f"triton backend unavailable: {_TRITON[1]}"))]
 
 
 def _cotangent(y: torch.Tensor) -> torch.Tensor:

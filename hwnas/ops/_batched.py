@@ -179,7 +179,8 @@ def _depth_inputs(inputs: Sequence[torch.Tensor], plan: BranchPlan) -> tuple[tor
 
 
 def torch_branch_runner(inputs: Sequence[torch.Tensor], plan: BranchPlan,
-                        branch_lists: Sequence[Sequence[nn.Module]], gates: Sequence[ChannelGate]) -> list[torch.Tensor]:
+                        branch_lists: Sequence[Sequence[nn.Module]],
+                        gates: Sequence[ChannelGate]) -> list[torch.Tensor]:
     """PyTorch grouped-conv implementation of ``[sum_j gate_b(branch_bj(x_b)) for b]``."""
     x, shared = _depth_inputs(inputs, plan)
     finals: dict[int, torch.Tensor] = {}
@@ -228,7 +229,8 @@ def make_gated_branch_sum(runner: BranchRunner) -> Callable:
     return gated_branch_sum
 
 
-def cblocks_forward(blocks: Sequence[CBlock], inputs: Sequence[torch.Tensor], runner: BranchRunner) -> list[torch.Tensor]:
+def cblocks_forward(blocks: Sequence[CBlock], inputs: Sequence[torch.Tensor],
+                    runner: BranchRunner) -> list[torch.Tensor]:
     """Several CBlocks at once; squeeze and shortcut convs of blocks that share an input form one conv."""
     shared = len(blocks) > 1 and all(t is inputs[0] for t in inputs)
     projections = [b.shortcut for b in blocks if not isinstance(b.shortcut, nn.Identity)]

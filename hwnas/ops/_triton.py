@@ -11,13 +11,14 @@ interpreter: correct but slow, for tests). ``auto`` picks it only on CUDA.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -46,6 +47,24 @@ def kernels() -> ModuleType:
             spec.loader.exec_module(module)
             _KERNELS = module
     return _KERNELS
+
+
+@contextlib.contextmanager
+def cpu_interpreter() -> Iterator[bool]:
+    """Within the block, ``TRITON_INTERPRET=1`` when there is no CUDA device (tests, CPU smoke runs); yields
+    whether the interpreter is on. Kernels first imported inside stay interpreted; the variable is restored
+    afterwards, so code outside the block sees the real environment."""
+    previous = os.environ.get("TRITON_INTERPRET")
+    interpret = not torch.cuda.is_available()
+    if interpret:
+        os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        yield interpret
+    finally:
+        if previous is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = previous
 
 
 def availability() -> tuple[bool, str]:
