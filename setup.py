@@ -53,7 +53,7 @@ class CMakeBuild(build_ext):
         except Exception as exc:  # noqa: BLE001 (any failure: the package must still install)
             warnings.warn(f"hwnas: the optional compiled extension hwnas._C was not built ({exc}); hwnas works "
                           "without it on the eager/Triton paths ('python -m hwnas.ops info' says which backends "
-                          "run). Needs cmake >= 3.18, a C++17 compiler, torch and pybind11; see docs/deployment.md.",
+                          "run). Needs cmake >= 3.18, a C++20 compiler, torch and pybind11; see docs/deployment.md.",
                           stacklevel=1)
             self.extensions = []
 

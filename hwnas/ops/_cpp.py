@@ -29,7 +29,7 @@ try:
 except ImportError as exc:  # the optional build was skipped or failed at install time
     _C = None
     _IMPORT_ERROR = (f"the compiled extension hwnas._C is not built ({exc}); its optional build runs during "
-                     "`pip install -e .` and needs cmake, a C++17 compiler and pybind11 (see docs/deployment.md)")
+                     "`pip install -e .` and needs cmake, a C++20 compiler and pybind11 (see docs/deployment.md)")
 
 
 def extension_status() -> tuple[bool, str]:
