@@ -1,12 +1,19 @@
-"""ReID data: dataset readers, the synthetic Market-1501 generator, P x K sampling, transforms, loaders."""
+"""ReID data: dataset readers, P x K sampling, transforms, loaders and the synthetic Market-1501 generator."""
 from hwnas.data.datasets import (DATASETS, DatasetError, DukeMTMCreID, Market1501, MSMT17, ReIDDataset,
                                  build_dataset)
 from hwnas.data.loaders import ImageDataset, ImageReadError, build_test_loader, build_train_loader, read_image
 from hwnas.data.sampler import RandomIdentitySampler
 from hwnas.data.split import split_validation
-from hwnas.data.synthetic import generate_synthetic_market
 from hwnas.data.transforms import build_transforms
 
 __all__ = ["DATASETS", "DatasetError", "DukeMTMCreID", "ImageDataset", "ImageReadError", "MSMT17", "Market1501",
            "RandomIdentitySampler", "ReIDDataset", "build_dataset", "build_test_loader", "build_train_loader",
            "build_transforms", "generate_synthetic_market", "read_image", "split_validation"]
+
+
+def __getattr__(name: str):
+    # Imported lazily so that ``python -m hwnas.data.synthetic`` does not find its module already loaded.
+    if name == "generate_synthetic_market":
+        from hwnas.data.synthetic import generate_synthetic_market
+        return generate_synthetic_market
+    raise AttributeError(f"module 'hwnas.data' has no attribute {name!r}")

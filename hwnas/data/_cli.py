@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from hwnas.data.datasets import DATASETS, SYNTHETIC_MARKER, Market1501, ReIDDataset, build_dataset
-from hwnas.data.synthetic import generate_synthetic_market
+from hwnas.data.synthetic import GENERATOR_VERSION, generate_synthetic_market
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def synthetic_settings(args: argparse.Namespace) -> dict:
-    return {"num_ids": args.synthetic_ids, "images_per_id": args.synthetic_images_per_id,
+    return {"version": GENERATOR_VERSION, "num_ids": args.synthetic_ids, "images_per_id": args.synthetic_images_per_id,
             "num_cameras": args.synthetic_cameras, "image_size": [128, 64], "seed": args.synthetic_seed,
             "market_test_sizes": False}
 
@@ -45,8 +45,8 @@ def dataset_from_args(args: argparse.Namespace) -> ReIDDataset:
     marker = root / SYNTHETIC_MARKER
     if marker.is_file():
         if json.loads(marker.read_text()).get("settings") != s:
-            raise ValueError(f"'{root}' holds synthetic data made with other settings ({marker}); "
-                             f"pass another --synthetic-dir")
+            raise ValueError(f"'{root}' holds synthetic data made with other settings or an older generator "
+                             f"({marker}); delete it or pass another --synthetic-dir")
         logger.info("reusing synthetic dataset %s", root)
     else:
         generate_synthetic_market(root, num_ids=s["num_ids"], images_per_id=s["images_per_id"],

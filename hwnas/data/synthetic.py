@@ -34,6 +34,7 @@ MARKET_QUERY = 3368
 MARKET_GALLERY_REAL = 13115
 MARKET_DISTRACTORS = 2798
 MARKET_JUNK = 3819
+GENERATOR_VERSION = 2  # bump when the images change, so cached folders are not silently reused
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def random_identity(rng: np.random.Generator) -> Identity:
 
 
 def random_camera(rng: np.random.Generator) -> Camera:
-    gain = tuple(float(g) for g in rng.uniform(0.75, 1.25, size=3))
+    gain = tuple(float(g) for g in rng.uniform(0.85, 1.15, size=3))
     return Camera(_color(rng, (0.0, 0.5)), _color(rng, (0.0, 0.5)), gain, float(rng.uniform(0.0, 0.8)))
 
 
@@ -172,7 +173,7 @@ def _camera_effects(rng: np.random.Generator, img: Image.Image, cam: Camera) -> 
         x0 = w * rng.uniform(-0.3, 0.5)
         draw.rectangle([x0, y0, x0 + w * rng.uniform(0.3, 0.8), h], fill=_color(rng, (0, 0.5)))
     arr = np.asarray(img, dtype=np.float32)
-    light = rng.uniform(0.7, 1.25)
+    light = rng.uniform(0.8, 1.2)
     arr = arr * np.array(cam.gain, np.float32) * light + rng.normal(0.0, 4.0, size=arr.shape)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     radius = cam.blur + rng.uniform(0.0, 0.5)
@@ -262,7 +263,7 @@ def generate_synthetic_market(out_dir: Union[str, os.PathLike], *, num_ids: int 
         "query": {"images": q_total, "ids": len(plan)},
         "gallery": {"images": sum(g for _, g in plan) + n_distractors, "ids": len(plan) + 1},
     }
-    settings = {"num_ids": num_ids, "images_per_id": images_per_id, "num_cameras": num_cameras,
+    settings = {"version": GENERATOR_VERSION, "num_ids": num_ids, "images_per_id": images_per_id, "num_cameras": num_cameras,
                 "image_size": list(image_size), "seed": seed, "market_test_sizes": market_test_sizes}
     write_json_atomic(out / SYNTHETIC_MARKER, {"generator": "hwnas.data.synthetic", "settings": settings,
                                                 "counts": counts, "junk": n_junk})

@@ -109,8 +109,15 @@ class Compose:
 
 
 def build_transforms(height: int = 256, width: int = 128, train: bool = True, *, flip_p: float = 0.5,
-                     padding: int = 10, erasing_p: float = 0.5, generator: torch.Generator | None = None) -> Compose:
-    """PIL image -> normalised tensor (3, height, width): the training pipeline of DESIGN 3 or the test one."""
+                     padding: int | None = None, erasing_p: float = 0.5,
+                     generator: torch.Generator | None = None) -> Compose:
+    """PIL image -> normalised tensor (3, height, width): the training pipeline of DESIGN 3 or the test one.
+
+    ``padding`` defaults to 10 pixels at width 128 (DESIGN 3) and scales with the width, so smaller inputs get
+    the same relative shift (pad 10 on a 32-pixel-wide image would move the person by a third of its width).
+    """
+    if padding is None:
+        padding = max(1, round(10 * width / 128))
     if not train:
         return Compose([Resize(height, width), ToNormalizedTensor()])
     return Compose([Resize(height, width), RandomHorizontalFlip(flip_p, generator),
