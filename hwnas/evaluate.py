@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     height = a.height or int(train_cfg.get("height", 256))
     width = a.width or int(train_cfg.get("width", 128))
     ds = dataset_from_args(a)
-    kw = dict(height=height, width=width, batch_size=a.batch_size, num_workers=a.num_workers)
+    kw = {"height": height, "width": width, "batch_size": a.batch_size, "num_workers": a.num_workers}
     r = evaluate_model(model, build_test_loader(ds.query, **kw), build_test_loader(ds.gallery, **kw), device=device,
                        flip=a.flip, metric=a.metric, rerank=a.rerank, amp=not a.no_amp, progress=True)
     result = {"checkpoint": str(a.checkpoint), "epoch": int(ckpt["epoch"]), "model": ckpt["model_name"],

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from hwnas.data.datasets import DukeMTMCreID, DatasetError, Market1501, MSMT17, SYNTHETIC_MARKER
+from hwnas.data.datasets import MSMT17, SYNTHETIC_MARKER, DatasetError, DukeMTMCreID, Market1501
 from hwnas.data.loaders import ImageDataset, ImageReadError, read_image
-from hwnas.data.synthetic import generate_synthetic_market, main as synthetic_main
+from hwnas.data.synthetic import generate_synthetic_market
+from hwnas.data.synthetic import main as synthetic_main
 from hwnas.data.transforms import build_transforms
 
-KW = dict(num_ids=4, images_per_id=5, num_cameras=3, image_size=(32, 16), seed=3)
+KW = {"num_ids": 4, "images_per_id": 5, "num_cameras": 3, "image_size": (32, 16), "seed": 3}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_synthetic_layout_and_counts(synthetic):
 
 def test_synthetic_is_deterministic_and_refuses_overwrite(synthetic, tmp_path):
     again = generate_synthetic_market(tmp_path / "again", **KW)
-    names = lambda root: sorted(p.name for p in (root / "query").iterdir())  # noqa: E731
+    names = lambda root: sorted(p.name for p in (root / "query").iterdir())
     assert names(again) == names(synthetic)
     a = (again / "query" / names(again)[0]).read_bytes()
     assert a == (synthetic / "query" / names(again)[0]).read_bytes()

@@ -47,7 +47,7 @@ def test_split_validation():
     items = _items([9, 4, 1, 6])
     train, val = split_validation(items, per_id=4, generator=torch.Generator().manual_seed(0))
     assert Counter(p for _, p, _ in val) == {0: 4, 1: 3, 3: 4}  # id 1 keeps one, id 2 (1 image) stays in train
-    assert set(p for _, p, _ in train) == {0, 1, 2, 3}
+    assert {p for _, p, _ in train} == {0, 1, 2, 3}
     assert sorted(train + val) == sorted(items) and not set(train) & set(val)
     assert split_validation(items, generator=torch.Generator().manual_seed(0)) == (train, val)
     assert split_validation(items, generator=torch.Generator().manual_seed(1))[1] != val

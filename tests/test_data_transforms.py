@@ -5,8 +5,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hwnas.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, PadRandomCrop, RandomErasing, RandomHorizontalFlip,
-                                   build_transforms)
+from hwnas.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PadRandomCrop,
+    RandomErasing,
+    RandomHorizontalFlip,
+    build_transforms,
+)
 
 
 def _img(h: int = 20, w: int = 10) -> Image.Image:

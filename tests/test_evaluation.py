@@ -128,7 +128,7 @@ def _reference_rerank(qf, gf, k1, k2, lam):
         r = recip(i, k1)
         exp = set(r.tolist())
         for c in r:
-            rc = recip(c, int(round(k1 / 2)))
+            rc = recip(c, round(k1 / 2))
             if len(set(rc.tolist()) & set(r.tolist())) > 2 / 3 * len(rc):
                 exp |= set(rc.tolist())
         idx = np.array(sorted(exp))

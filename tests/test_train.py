@@ -10,12 +10,19 @@ import torch
 import hwnas
 from hwnas.data.datasets import Market1501
 from hwnas.data.synthetic import generate_synthetic_market
-from hwnas.training import (CheckpointError, ReIDData, TrainConfig, Trainer, load_checkpoint, save_checkpoint,
-                            scaled_milestones)
+from hwnas.training import (
+    CheckpointError,
+    ReIDData,
+    TrainConfig,
+    Trainer,
+    load_checkpoint,
+    save_checkpoint,
+    scaled_milestones,
+)
 
-TINY = dict(epochs=2, batch_size=8, num_instances=4, height=32, width=16, eval_every=0, test_batch_size=16,
-            milestones=(2,), seed=7)
-MODEL = dict(width_mult=0.25, num_classes=3)
+TINY = {"epochs": 2, "batch_size": 8, "num_instances": 4, "height": 32, "width": 16, "eval_every": 0,
+        "test_batch_size": 16, "milestones": (2,), "seed": 7}
+MODEL = {"width_mult": 0.25, "num_classes": 3}
 
 
 @pytest.fixture(autouse=True)

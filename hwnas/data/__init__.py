@@ -1,14 +1,28 @@
 """ReID data: dataset readers, P x K sampling, transforms, loaders and the synthetic Market-1501 generator."""
-from hwnas.data.datasets import (DATASETS, DatasetError, DukeMTMCreID, Market1501, MSMT17, ReIDDataset,
-                                 build_dataset)
+from hwnas.data.datasets import DATASETS, MSMT17, DatasetError, DukeMTMCreID, Market1501, ReIDDataset, build_dataset
 from hwnas.data.loaders import ImageDataset, ImageReadError, build_test_loader, build_train_loader, read_image
 from hwnas.data.sampler import RandomIdentitySampler
 from hwnas.data.split import split_validation
 from hwnas.data.transforms import build_transforms
 
-__all__ = ["DATASETS", "DatasetError", "DukeMTMCreID", "ImageDataset", "ImageReadError", "MSMT17", "Market1501",
-           "RandomIdentitySampler", "ReIDDataset", "build_dataset", "build_test_loader", "build_train_loader",
-           "build_transforms", "generate_synthetic_market", "read_image", "split_validation"]
+__all__ = [
+    "DATASETS",
+    "MSMT17",
+    "DatasetError",
+    "DukeMTMCreID",
+    "ImageDataset",
+    "ImageReadError",
+    "Market1501",
+    "RandomIdentitySampler",
+    "ReIDDataset",
+    "build_dataset",
+    "build_test_loader",
+    "build_train_loader",
+    "build_transforms",
+    "generate_synthetic_market",
+    "read_image",
+    "split_validation",
+]
 
 
 def __getattr__(name: str):

@@ -14,12 +14,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import ClassVar
 
 logger = logging.getLogger(__name__)
 
 Item = tuple[str, int, int]
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 SYNTHETIC_MARKER = "SYNTHETIC.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -46,7 +46,7 @@ class ReIDDataset:
 
     name = "base"
     dataset_dir = ""
-    known_counts: dict[str, SplitCounts] = {}
+    known_counts: ClassVar[dict[str, SplitCounts]] = {}
 
     def __init__(self, root: PathLike, *, check_counts: bool = True) -> None:
         self.root = self._resolve_root(Path(root))
@@ -99,7 +99,7 @@ class ReIDDataset:
 class _FolderDataset(ReIDDataset):
     """Datasets with one folder per split and names ``PPPP_cC...`` (pid, camera), e.g. Market-1501."""
 
-    split_dirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+    split_dirs: ClassVar[dict[str, str]] = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
     pattern = re.compile(r"^(-?\d+)_c(\d+)")
     max_cam = 6
     naming = "PPPP_cCsS_FFFFFF_BB.jpg"
@@ -136,7 +136,7 @@ class Market1501(_FolderDataset):
 
     name = "market1501"
     dataset_dir = "Market-1501-v15.09.15"
-    known_counts = {"train": SplitCounts(12936, 751), "query": SplitCounts(3368, 750),
+    known_counts: ClassVar[dict[str, SplitCounts]] = {"train": SplitCounts(12936, 751), "query": SplitCounts(3368, 750),
                     "gallery": SplitCounts(15913, 751)}
 
 
@@ -151,7 +151,7 @@ class DukeMTMCreID(_FolderDataset):
     dataset_dir = "DukeMTMC-reID"
     max_cam = 8
     naming = "PPPP_cC_fFFFFFFF.jpg"
-    known_counts = {"train": SplitCounts(16522, 702), "query": SplitCounts(2228, 702),
+    known_counts: ClassVar[dict[str, SplitCounts]] = {"train": SplitCounts(16522, 702), "query": SplitCounts(2228, 702),
                     "gallery": SplitCounts(17661, 1110)}
 
 
@@ -165,9 +165,9 @@ class MSMT17(ReIDDataset):
     """
 
     name = "msmt17"
-    known_counts = {"train": SplitCounts(32621, 1041), "query": SplitCounts(11659, 3060),
+    known_counts: ClassVar[dict[str, SplitCounts]] = {"train": SplitCounts(32621, 1041), "query": SplitCounts(11659, 3060),
                     "gallery": SplitCounts(82161, 3060)}
-    lists = {"train": ("list_train.txt", "list_val.txt"), "query": ("list_query.txt",),
+    lists: ClassVar[dict[str, tuple[str, ...]]] = {"train": ("list_train.txt", "list_val.txt"), "query": ("list_query.txt",),
              "gallery": ("list_gallery.txt",)}
 
     def _resolve_root(self, root: Path) -> Path:

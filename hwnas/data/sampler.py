@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator, Sequence, Union
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
 
-PidsOrItems = Sequence[Union[int, tuple[str, int, int]]]
+PidsOrItems = Sequence[int | tuple[str, int, int]]
 
 
 def _pids(data_source: PidsOrItems) -> list[int]:

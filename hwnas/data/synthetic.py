@@ -17,7 +17,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -217,7 +216,7 @@ def _test_plan(rng: np.random.Generator, num_ids: int, images_per_id: int,
     return plan, max(1, real // 10), max(1, real // 20)
 
 
-def generate_synthetic_market(out_dir: Union[str, os.PathLike], *, num_ids: int = 64, images_per_id: int = 12,
+def generate_synthetic_market(out_dir: str | os.PathLike, *, num_ids: int = 64, images_per_id: int = 12,
                               num_cameras: int = 6, image_size: tuple[int, int] = (128, 64), seed: int = 0,
                               market_test_sizes: bool = False) -> Path:
     """Write a synthetic dataset in the Market-1501 layout under ``out_dir`` and return that path.

@@ -7,7 +7,7 @@ is given and torch's default generator otherwise (which DataLoader workers seed 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -85,8 +85,8 @@ class RandomErasing:
         for _ in range(100):
             area = h * w * (self.sl + (self.sh - self.sl) * _rand(self.generator))
             log_r = math.log(self.r1) + (-2 * math.log(self.r1)) * _rand(self.generator)
-            eh = int(round(math.sqrt(area * math.exp(log_r))))
-            ew = int(round(math.sqrt(area / math.exp(log_r))))
+            eh = round(math.sqrt(area * math.exp(log_r)))
+            ew = round(math.sqrt(area / math.exp(log_r)))
             if 0 < eh < h and 0 < ew < w:
                 y, x0 = _randint(h - eh, self.generator), _randint(w - ew, self.generator)
                 x = x.clone()

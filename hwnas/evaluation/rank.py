@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
 
-ArrayLike = Union[np.ndarray, torch.Tensor, list]
+ArrayLike = np.ndarray | torch.Tensor | list
 
 
 def _as_array(x: ArrayLike, dtype: type) -> np.ndarray:

@@ -41,7 +41,7 @@ def re_ranking(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, la
     n, nq = len(feats), len(qf)
     k1 = max(1, min(k1, n - 1))
     k2 = max(1, min(k2, n))
-    half = max(1, int(round(k1 / 2)))
+    half = max(1, round(k1 / 2))
     ranks, row_max = _neighbours(feats, k1 + 1, chunk)
     recip, recip_half = _reciprocal(ranks, k1), _reciprocal(ranks, half)
     rows, cols, vals = [], [], []

@@ -4,14 +4,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 import hwnas
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 REQUIRED_KEYS = ("model", "model_name", "model_options", "epoch")
 
 
@@ -43,7 +43,7 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") ->
         raise CheckpointError(f"checkpoint '{path}' does not exist")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for truncated / foreign files
+    except Exception as e:  # noqa: BLE001 - torch raises many types for truncated / foreign files
         raise CheckpointError(f"checkpoint '{path}' cannot be loaded ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint '{path}' holds a {type(ckpt).__name__}; expected a dict")

@@ -13,9 +13,10 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,7 +48,7 @@ class ReIDData:
     num_classes: int
 
     @classmethod
-    def from_dataset(cls, ds: ReIDDataset) -> "ReIDData":
+    def from_dataset(cls, ds: ReIDDataset) -> ReIDData:
         return cls(ds.train, ds.query, ds.gallery, ds.num_train_pids)
 
 
@@ -57,8 +58,8 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 def evaluate(model: nn.Module, data: ReIDData, config: TrainConfig, device: torch.device) -> dict[str, Any]:
     """Rank-1/5/10, mAP, mINP on data's query/gallery with the test transforms (JSON-ready dict)."""
-    kw = dict(height=config.height, width=config.width, batch_size=config.test_batch_size,
-              num_workers=config.num_workers)
+    kw = {"height": config.height, "width": config.width, "batch_size": config.test_batch_size,
+          "num_workers": config.num_workers}
     r = evaluate_model(model, build_test_loader(data.query, **kw), build_test_loader(data.gallery, **kw),
                        device=device, flip=config.eval_flip, amp=config.amp)
     return {k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped")}
@@ -67,8 +68,8 @@ def evaluate(model: nn.Module, data: ReIDData, config: TrainConfig, device: torc
 class Trainer:
     """Owns the model, optimiser, loss and output folder of one run; :meth:`fit` runs the remaining epochs."""
 
-    def __init__(self, model: nn.Module, data: ReIDData, config: TrainConfig, out_dir: Union[str, os.PathLike], *,
-                 model_name: str, model_options: dict[str, Any], device: Union[str, torch.device] = "cpu",
+    def __init__(self, model: nn.Module, data: ReIDData, config: TrainConfig, out_dir: str | os.PathLike, *,
+                 model_name: str, model_options: dict[str, Any], device: str | torch.device = "cpu",
                  progress: bool = True) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device)
