@@ -191,7 +191,7 @@ def markdown(payload: dict) -> str:
     env, cfg, rows = payload["environment"], payload["config"], payload["results"]
     md = [f"# Inference time (seed Table 5 protocol) on {env['device']}", "",
           f"Command: `{env['command']}`  ", f"Date: {env['date_utc']}, git {env['git_commit']}, "
-          f"load average {env['load_average']}  ",
+          f"load average {env['load_average']} at the start, {env.get('load_average_end')} at the end  ",
           f"Setting: {rows[0]['num_images'] if rows else 0} images ({payload['dataset']}), batch {cfg['batch_size']}, "
           f"{cfg['dtype']}, backend {cfg['backend']}, channels-last {cfg['channels_last']}, workers {cfg['workers']}, "
           f"{cfg['runs']} runs after {cfg['warmup']} warm-up passes, input {cfg['height']}x{cfg['width']}.  ",

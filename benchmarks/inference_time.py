@@ -131,18 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = ProtocolConfig(device=args.device, dtype=args.dtype, backend=args.backend, channels_last=args.channels_last,
                          batch_size=args.batch_size, workers=args.workers, runs=args.runs, warmup=args.warmup,
                          height=args.height, width=args.width)
+    env = environment(cfg, argv)  # at the start: the commit and the load the run began with
     dataset, source = load_test_set(args.data_root, args.synthetic_dir or default_synthetic_dir())
     query, gallery = select_test_items(dataset.query, dataset.gallery, args.num_images)
     results, predictions = run_benchmark(models, query, gallery, cfg, args.latency_table, args.seed)
+    env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     reference = args.reference if args.reference in models else models[0]
     rows = build_rows(results, predictions, reference)
     payload = _clean({"protocol": "seed Table 5", "dataset": source, "config": dataclasses.asdict(cfg),
                       "reference": reference, "latency_table": args.latency_table,
-                      "environment": environment(cfg, argv), "results": rows,
+                      "environment": env, "results": rows,
                       "paper": {k: dataclasses.asdict(v) for k, v in PAPER_TABLE5.items()}})
     out = args.output or Path("benchmarks/results") / dt.datetime.now(dt.timezone.utc).strftime("run-%Y%m%dT%H%M%SZ")
-    paths = write_outputs(payload, out)
     print(aligned_table(payload["results"]))
+    paths = write_outputs(payload, out)
     print(f"device: {payload['environment']['device']}; wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
