@@ -139,6 +139,32 @@ def test_mixed_op_step_matches_eager(backend):
     assert got[1][1].abs().sum() > 0  # every alpha gets a gradient
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cumulative_bn_momentum_matches_eager(backend):
+    """momentum=None: running stats are cumulative averages over num_batches_tracked (here the 3rd batch)."""
+    torch.manual_seed(0)
+    block = CBlock(8, 8, 3, 5).train()
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+            m.num_batches_tracked.fill_(2)
+    x = torch.randn(2, 8, 3, 3)
+    assert_same(run(backend, block, x), run("eager", block, x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_other_modules_fall_back_to_eager(backend):
+    """Candidates or branches without the CBlock structure run through the eager reference."""
+    torch.manual_seed(0)
+    convs = nn.ModuleList([nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1)])
+    x, weights = torch.randn(1, 4, 3, 3), torch.tensor([0.0, 1.0, 1.0])
+    with ops.use_backend(backend):
+        got = ops.mixed_op(x, convs, weights, [1, 2])
+        gated = ops.gated_branch_sum(x, convs[:2], nn.Identity())
+    torch.testing.assert_close(got, ops.mixed_op(x, convs, weights, [1, 2]))
+    torch.testing.assert_close(gated, convs[0](x) + convs[1](x))
+
+
 def _flat(result):
     y, gin, gparams, _ = result
     return {"output": y, "input gradient": gin[0], **gparams}

@@ -52,12 +52,15 @@ def kernels() -> ModuleType:
 @contextlib.contextmanager
 def cpu_interpreter() -> Iterator[bool]:
     """Within the block, ``TRITON_INTERPRET=1`` when there is no CUDA device (tests, CPU smoke runs); yields
-    whether the interpreter is on. Kernels first imported inside stay interpreted; the variable is restored
-    afterwards, so code outside the block sees the real environment."""
+    whether the interpreter is on. Triton and the kernels first imported inside stay interpreted (triton's
+    own ``@jit`` library is built at its import, so triton must not have been imported before outside such
+    a block); the variable is restored afterwards, so code outside sees the real environment."""
     previous = os.environ.get("TRITON_INTERPRET")
     interpret = not torch.cuda.is_available()
     if interpret:
         os.environ["TRITON_INTERPRET"] = "1"
+        if importlib.util.find_spec("triton") is not None:
+            importlib.import_module("triton.language")
     try:
         yield interpret
     finally:
@@ -77,7 +80,18 @@ def availability() -> tuple[bool, str]:
         kernels()
     except Exception as exc:  # a broken triton install must not break hwnas.ops
         return False, f"hwnas.kernels failed to import: {exc}"
+    if not torch.cuda.is_available() and not _stdlib_interpreted():
+        return False, ("triton was imported before TRITON_INTERPRET=1 was set, so its library is compiled-mode; "
+                       "set the variable before anything imports triton")
     return True, ""
+
+
+def _stdlib_interpreted() -> bool:
+    """Whether triton.language's own @jit functions (tl.zeros, ...) were built for the interpreter."""
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(tl.zeros, InterpretedFunction)
 
 
 def _stack_weights(lcs: Sequence[nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
