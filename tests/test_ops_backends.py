@@ -88,6 +88,22 @@ def test_cblock_matches_eager(backend, mode, case):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_precision_cblock_within_2x_of_eager(backend, dtype):
+    """A half-precision CBlock (train step): error against fp32 within ~2x of eager's in the same dtype."""
+    torch.manual_seed(0)
+    block = CBlock(8, 16, 3, 5).train()
+    x = torch.randn(2, 8, 5, 3)
+    exact = run("eager", block, x)
+    eager = run("eager", block.to(dtype), x.to(dtype))
+    got = run(backend, block.to(dtype), x.to(dtype))
+    for name, want, e, g in [("output", exact[0], eager[0], got[0]), ("input gradient", exact[1][0], eager[1][0],
+                                                                        got[1][0])]:
+        err, eager_err = (g.float() - want).abs().max().item(), (e.float() - want).abs().max().item()
+        assert g.dtype == dtype and err <= 2 * eager_err + 1e-3 * want.abs().max().item(), (name, err, eager_err)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_inference_without_grad_matches_eager(backend):
     """Eval + no_grad takes the triton backend's BN-folded path."""
     torch.manual_seed(0)
