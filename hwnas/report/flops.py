@@ -48,9 +48,16 @@ def matches(ours: float, printed: str) -> bool:
 
 
 def table_row(row: PaperRow) -> dict[str, Any]:
-    result = measure_row(row.model, dict(row.options), row.input_size, row.scope, row.params_scope)
+    if row.params_scope == "authors":
+        from hwnas.models.gdas import authors_param_count
+
+        result = measure_row(row.model, dict(row.options), row.input_size, row.scope)
+        result.update(params_scope="authors", params_m=authors_param_count(create_model(row.model)) / 1e6)
+    else:
+        result = measure_row(row.model, dict(row.options), row.input_size, row.scope, row.params_scope)
     result.update(
         paper_params_m=float(row.paper_params_m), paper_flops_m=float(row.paper_flops_m),
+        paper_printed=[row.paper_params_m, row.paper_flops_m],
         params_match=matches(result["params_m"], row.paper_params_m),
         flops_match=matches(result["flops_m"], row.check_flops_m or row.paper_flops_m),
         note=row.note,
@@ -67,10 +74,11 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         cells = [r["model"], r["genotype"] or "-", f"{r['width_mult']}" if r["width_mult"] is not None else "-",
-                 "x".join(map(str, r["input_size"])), r["scope"] + ("+cls" if r["params_scope"] == "total" else "")]
+                 "x".join(map(str, r["input_size"])), r["scope"] + {"total": "+cls", "authors": "+authors"}.get(r["params_scope"], "")]
         if paper:
-            cells += [f"{r['params_m']:.3f}", f"{r['paper_params_m']:g}", f"{r['params_m'] - r['paper_params_m']:+.3f}",
-                      f"{r['flops_m']:.2f}", f"{r['paper_flops_m']:g}", f"{r['flops_m'] - r['paper_flops_m']:+.2f}",
+            printed = r["paper_printed"]
+            cells += [f"{r['params_m']:.3f}", printed[0], f"{r['params_m'] - r['paper_params_m']:+.3f}",
+                      f"{r['flops_m']:.2f}", printed[1], f"{r['flops_m'] - r['paper_flops_m']:+.2f}",
                       "yes" if r["params_match"] and r["flops_match"] else "NO"]
         else:
             cells += [f"{r['params_m']:.3f}", f"{r['flops_m']:.2f}"]
@@ -79,6 +87,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     fmt = lambda cells: "  ".join(str(c).rjust(w) if i >= 5 else str(c).ljust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cells, widths)))
     out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
+    out += [f"note: {r['model']}: {r['note']}" for r in rows if r.get("note")]
     return "\n".join(out)
 
 
