@@ -6,8 +6,9 @@
 The CPU interpreter checks what the kernels compute but not that they compile: this lowers each kernel
 (forward, backward, folded inference, gate pool and sum) through TTIR/TTGIR/LLVM/PTX to a cubin for the
 given compute capability with the tile sizes ``hwnas.kernels._config.pixel_tiling`` picks on a GPU,
-and prints each variant's shared memory. Must run without ``TRITON_INTERPRET`` (the kernels would be
-imported as interpreted functions).
+and prints each variant's shared memory. fp32 dots are IEEE unless ``--tf32``; IEEE fp32 at mid >= 64
+lowers to long FMA sequences that take ptxas minutes per variant. Must run without
+``TRITON_INTERPRET`` (the kernels would be imported as interpreted functions).
 """
 from __future__ import annotations
 
@@ -86,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--arch", type=int, default=90, help="compute capability x 10 (90 = H100, 80 = A100)")
     p.add_argument("--dtypes", default="fp32,fp16,bf16")
     p.add_argument("--channels", default="16,64,128", help="branch widths (mid) to compile for")
+    p.add_argument("--tf32", action="store_true", help="fp32 dots in TF32 (as with torch's allow_tf32), else IEEE")
     args = p.parse_args(argv)
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         p.error("unset TRITON_INTERPRET: the kernels must be imported as compilable JIT functions")
     rows = compile_all(args.arch, args.dtypes.split(","), [int(c) for c in args.channels.split(",")])
