@@ -20,7 +20,7 @@ import torch
 
 from benchmarks._protocol import PHASES, ModelResult, ProtocolConfig
 from hwnas.report.model_report import predict_on_table
-from hwnas.space.genotype import write_json_atomic
+from hwnas._io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

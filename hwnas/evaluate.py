@@ -13,7 +13,7 @@ import torch
 from hwnas.data._cli import add_data_arguments, dataset_from_args
 from hwnas.data.loaders import build_test_loader
 from hwnas.evaluation.features import evaluate_model
-from hwnas.space.genotype import write_json_atomic
+from hwnas._io import write_json_atomic
 from hwnas.training.checkpoint import model_from_checkpoint
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from hwnas.data.datasets import SYNTHETIC_MARKER
-from hwnas.space.genotype import write_json_atomic
+from hwnas._io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

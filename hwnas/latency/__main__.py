@@ -124,7 +124,7 @@ def _show(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace, argv: list[str]) -> int:
     from hwnas.latency.summary import validation_markdown
     from hwnas.latency.validate import validate
-    from hwnas.space.genotype import write_json_atomic
+    from hwnas._io import write_json_atomic
 
     result = validate(load_table(args.table), args.archs, args.space, args.device, args.warmup, args.repeats,
                       args.seed, args.backend, not args.no_progress, args.timer)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from hwnas.latency.schema import LatencyTableError, TableData, from_dict, to_dict
-from hwnas.space.genotype import write_json_atomic
+from hwnas._io import write_json_atomic
 
 TABLES_DIR = Path(__file__).parent / "tables"
 PathLike = str | os.PathLike

@@ -21,7 +21,7 @@ from torch import nn
 from hwnas.models import create_model, list_models
 from hwnas.profile import count_params, profile_model
 from hwnas.report.flops import parse_size
-from hwnas.space.genotype import write_json_atomic
+from hwnas._io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from hwnas.search.config import SearchConfig
 from hwnas.search.loop import SearchResult
-from hwnas.space.genotype import Genotype, write_json_atomic
+from hwnas._io import write_json_atomic
+from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
 

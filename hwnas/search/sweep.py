@@ -10,7 +10,7 @@ from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search._data import SearchData
 from hwnas.search.config import SearchConfig
 from hwnas.search.runner import run_search
-from hwnas.space.genotype import write_json_atomic
+from hwnas._io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
 
+from hwnas._io import write_json_atomic
 from hwnas.space.candidates import (
     KERNEL_SIZES,
     NUM_SEARCHABLE_LAYERS,
@@ -79,21 +79,6 @@ class Genotype:
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write JSON atomically (temp file + rename)."""
         return write_json_atomic(path, self.to_dict())
-
-
-def write_json_atomic(path: Union[str, os.PathLike], payload: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _check(space: str, entries: Sequence[Sequence[int]], where: str) -> None:

@@ -26,7 +26,7 @@ from hwnas.data.datasets import ReIDDataset
 from hwnas.data.loaders import build_test_loader, build_train_loader
 from hwnas.evaluation.features import evaluate_model
 from hwnas.losses import ReIDLoss
-from hwnas.space.genotype import write_json_atomic
+from hwnas._io import write_json_atomic
 from hwnas.training.checkpoint import load_checkpoint, save_checkpoint
 from hwnas.training.config import TrainConfig
 
