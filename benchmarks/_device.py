@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 from typing import Callable, Optional
 
 import torch
+
+from hwnas.envinfo import device_name, machine_load
 
 # Peak DRAM bandwidth in GB/s from the vendors' spec sheets, matched on torch.cuda.get_device_name().
 PEAK_GBPS: dict[str, float] = {
@@ -25,8 +26,8 @@ def describe(device: torch.device) -> str:
         cap = ".".join(map(str, torch.cuda.get_device_capability(device)))
         hw = f"{name} (sm {cap}, {torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)"
     else:
-        hw = f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, " \
-             f"load {os.getloadavg()[0]:.1f}"
+        load = machine_load()
+        hw = f"CPU {device_name(device)}, {torch.get_num_threads()} threads, load {load[0] if load else 'n/a'}"
     try:
         import triton
         tv = triton.__version__

@@ -21,6 +21,7 @@ import torch
 from benchmarks._protocol import PHASES, ModelResult, ProtocolConfig
 from hwnas.report.model_report import predict_on_table
 from hwnas._io import write_json_atomic
+from hwnas.envinfo import device_name, machine_load, software_versions
 
 logger = logging.getLogger(__name__)
 
@@ -70,41 +71,15 @@ def predict_forward(model: torch.nn.Module, table_name: str, num_images: int, cf
 def environment(cfg: ProtocolConfig, argv: Sequence[str]) -> dict[str, object]:
     """Device, software versions, machine load and the command, recorded with every result."""
     device = torch.device(cfg.device)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = _cpu_name()
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for module in ("numpy", "PIL", "triton", "fvcore", "hwnas"):
-        versions[module] = _version_of(module)
-    if device.type == "cuda":
-        versions["cuda"] = str(torch.version.cuda)
-        versions["cudnn"] = str(torch.backends.cudnn.version())
+    versions = software_versions(("numpy", "PIL", "triton", "fvcore"))
     return {
-        "device": name, "device_type": device.type, "cpu_count": os.cpu_count(),
+        "device": device_name(device), "device_type": device.type, "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(), "software": versions, "git_commit": _git_commit(),
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_average": machine_load() or None,
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "python -m benchmarks.inference_time " + " ".join(argv),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-def _version_of(module: str) -> str:
-    try:
-        return str(getattr(__import__(module), "__version__", "?"))
-    except ImportError:
-        return "not installed"
 
 
 def _git_commit() -> str | None:

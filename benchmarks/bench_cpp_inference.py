@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import torch
 
 import hwnas
 from hwnas.deploy import fuse
+from hwnas.envinfo import device_name, machine_load, software_versions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpp_inference.md"
 
@@ -78,19 +78,12 @@ def time_models(models: dict[str, Callable], batch: int, rounds: int, warmup: in
 
 
 def machine(device: str) -> str:
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return (f"{device_name(device)}, {torch.get_num_threads()} torch threads, "
+            + ", ".join(f"{k} {v}" for k, v in software_versions().items() if k in ("torch", "cuda")))
 
 
 def load_average() -> str:
-    return " / ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return " / ".join(f"{v:.2f}" for v in machine_load()) or "n/a"
 
 
 def to_markdown(timings: list[Timing], device: str, load_before: str, load_after: str, command: str) -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hwnas import ops
-from hwnas._version import __version__
+from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.latency.schema import (
     DTYPES,
     Device,
@@ -79,37 +77,6 @@ class HeadPath(nn.Module):
 
     def forward(self, mid: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         return self.neck([mid, last])
-
-
-def software_versions() -> dict[str, str]:
-    """Versions that change kernel choice and thus latency (recorded in every table's provenance)."""
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "hwnas": __version__}
-    if torch.version.cuda:
-        versions["cuda"] = str(torch.version.cuda)
-    if torch.backends.cudnn.is_available():
-        versions["cudnn"] = str(torch.backends.cudnn.version())
-    return versions
-
-
-def device_name(kind: str) -> str:
-    if kind == "cuda":
-        return torch.cuda.get_device_name()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_load() -> list[float]:
-    """1/5/15-minute load averages (``uptime``); recorded because CPU timings depend on them."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def apply_threads(threads: int | None) -> None:

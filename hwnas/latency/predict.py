@@ -27,7 +27,8 @@ from scipy.optimize import least_squares
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from hwnas.latency.measure import TORCH_DTYPES, _now, entry_modules, software_versions
+from hwnas.envinfo import software_versions
+from hwnas.latency.measure import TORCH_DTYPES, _now, entry_modules
 from hwnas.latency.schema import (
     Device,
     FixedEntry,

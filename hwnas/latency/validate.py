@@ -15,16 +15,8 @@ from scipy.stats import spearmanr
 
 from hwnas import ops
 from hwnas.latency.expected import LatencyTable
-from hwnas.latency.measure import (
-    TORCH_DTYPES,
-    apply_threads,
-    device_name,
-    machine_load,
-    resolve_timer,
-    software_versions,
-    summarize,
-    time_interleaved,
-)
+from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.latency.measure import TORCH_DTYPES, apply_threads, resolve_timer, summarize, time_interleaved
 from hwnas.models import create_model
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, candidates
 from hwnas.space.genotype import Genotype

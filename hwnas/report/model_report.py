@@ -96,8 +96,8 @@ def predict_all(model: nn.Module, input_size: tuple[int, int]) -> list[TablePred
 
 def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: MeasureSpec) -> dict[str, Any]:
     """Median and interquartile range (ms) of the eval-mode forward at ``spec.batch_size`` on this machine."""
-    from hwnas.latency.measure import (TORCH_DTYPES, apply_threads, device_name, machine_load, software_versions,
-                                       summarize, time_interleaved)
+    from hwnas.envinfo import device_name, machine_load, software_versions
+    from hwnas.latency.measure import TORCH_DTYPES, apply_threads, summarize, time_interleaved
 
     apply_threads(spec.threads)
     device = torch.device(spec.device)
