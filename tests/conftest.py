@@ -5,7 +5,21 @@ library when it is first imported, so it is imported here, before any test modul
 ``TRITON_INTERPRET=1``; the variable is then restored, so other tests see the real environment (the
 kernel tests set it again while they run, see ``hwnas.ops._triton.cpu_interpreter``).
 """
+import pytest
+import torch
+
 from hwnas.ops import _triton
 
 with _triton.cpu_interpreter():
     pass
+
+
+@pytest.fixture(scope="module")
+def triton_cpu():
+    """Without a GPU: Triton's interpreter, and one intra-op thread (tiny shapes only spin on a shared 2-core
+    machine, 20-50x slower). Both restored after the module, so other tests see the real environment."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with _triton.cpu_interpreter():
+        yield
+    torch.set_num_threads(previous)

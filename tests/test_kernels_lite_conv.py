@@ -17,15 +17,7 @@ with _triton.cpu_interpreter():  # without a GPU the kernels are imported as int
 PixelTiling, channel_block = _triton.kernels()._config.PixelTiling, _triton.kernels()._config.channel_block
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cpu_setup():
-    """Without a GPU: Triton's interpreter, and one intra-op thread (tiny shapes only spin on a shared 2-core
-    machine, 20-50x slower). Both restored after this module, so other tests see the real environment."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with _triton.cpu_interpreter():
-        yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("triton_cpu")  # see tests/conftest.py
 
 
 # N, C, H, W, groups, shared input, prologue (normalise + ReLU of the previous BN)

@@ -14,15 +14,7 @@ from hwnas.ops import _triton
 from hwnas.space.blocks import CBlock, CDBlock
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cpu_setup():
-    """Without a GPU: Triton's interpreter, and one intra-op thread (tiny shapes only spin on a shared 2-core
-    machine, 20-50x slower). Both restored after this module, so other tests see the real environment."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with _triton.cpu_interpreter():
-        yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("triton_cpu")  # see tests/conftest.py
 
 
 with _triton.cpu_interpreter():
