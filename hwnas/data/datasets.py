@@ -8,6 +8,7 @@ a ``SYNTHETIC.json`` marker with its own expected counts, which are checked inst
 """
 from __future__ import annotations
 
+from hwnas.errors import DatasetError  # noqa: F401 (re-exported)
 import json
 import logging
 import os
@@ -22,10 +23,6 @@ Item = tuple[str, int, int]
 PathLike = str | os.PathLike
 SYNTHETIC_MARKER = "SYNTHETIC.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-class DatasetError(ValueError):
-    """A dataset folder is missing, empty, misnamed or has unexpected counts (the message names the path)."""
 
 
 @dataclass(frozen=True)

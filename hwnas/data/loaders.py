@@ -1,6 +1,7 @@
 """Image datasets and DataLoader builders for training (P x K batches) and testing (fixed order)."""
 from __future__ import annotations
 
+from hwnas.errors import ImageReadError  # noqa: F401 (re-exported)
 import logging
 from collections.abc import Callable, Sequence
 
@@ -15,10 +16,6 @@ from hwnas.data.transforms import build_transforms
 logger = logging.getLogger(__name__)
 
 Item = tuple[str, int, int]
-
-
-class ImageReadError(DatasetError):
-    """An image file is corrupt, truncated or not an image (the message names the file)."""
 
 
 def read_image(path: str) -> Image.Image:

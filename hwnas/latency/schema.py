@@ -27,6 +27,7 @@ tables, the model name, the spec sheet and the calibration parameters with their
 """
 from __future__ import annotations
 
+from hwnas.errors import LatencyTableError  # noqa: F401 (re-exported)
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +41,6 @@ DEVICE_KINDS: tuple[str, ...] = ("cpu", "cuda")
 PROVENANCE_KINDS: tuple[str, ...] = ("measured", "predicted")
 FIXED_PARTS: tuple[str, ...] = ("stem", "downsample1", "downsample2", "head")
 NECKS: tuple[str, ...] = ("fblneck", "blneck", "bnneck")
-
-
-class LatencyTableError(ValueError):
-    """A latency table (file or object) that is malformed or does not fit the requested use."""
 
 
 @dataclass(frozen=True)

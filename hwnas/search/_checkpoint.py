@@ -1,6 +1,7 @@
 """Atomic search checkpoints, loaded with ``weights_only=True``."""
 from __future__ import annotations
 
+from hwnas.errors import CheckpointError  # noqa: F401 (re-exported)
 import os
 import tempfile
 from pathlib import Path
@@ -9,10 +10,6 @@ from typing import Any
 import torch
 
 CHECKPOINT_NAME = "last.pt"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable or from a different search (the message names the file)."""
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:

@@ -6,6 +6,7 @@ taken from the entry length (2 -> cnet, 3 -> cdnet).
 """
 from __future__ import annotations
 
+from hwnas.errors import GenotypeError  # noqa: F401 (re-exported)
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,10 +22,6 @@ from hwnas.space.candidates import (
     Candidate,
     candidates,
 )
-
-
-class GenotypeError(ValueError):
-    """A genotype (file, string or object) that does not describe a valid architecture."""
 
 
 @dataclass(frozen=True)

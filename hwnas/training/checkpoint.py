@@ -1,6 +1,7 @@
 """Atomic training checkpoints, loaded safely (``weights_only=True``) with errors that name the file."""
 from __future__ import annotations
 
+from hwnas.errors import CheckpointError  # noqa: F401 (re-exported)
 import os
 import tempfile
 from pathlib import Path
@@ -13,10 +14,6 @@ import hwnas
 
 PathLike = str | os.PathLike
 REQUIRED_KEYS = ("model", "model_name", "model_options", "epoch")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or lacks a required entry (the message names the file)."""
 
 
 def save_checkpoint(path: PathLike, payload: dict[str, Any]) -> Path:
