@@ -47,6 +47,41 @@ def test_build_then_validate_tiny(tmp_path, capsys) -> None:
     assert "does not cover space 'cdnet'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("runtime", ["cpp", "onnxruntime"])
+def test_build_on_a_runtime_with_calibration_then_validate(runtime: str, tmp_path, capsys) -> None:
+    from hwnas.deploy import runtime_status
+
+    ok, why = runtime_status(runtime)
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path / f"{runtime}.json"
+    assert main(["build", "--batch", "1", "--resolution", "32", "16", "--width", "0.25", "--space", "cnet",
+                 "--warmup", "1", "--repeats", "3", "--runtime", runtime, "--calibrate", "3", "--name", "tiny",
+                 "--out", str(out), "--json", "--no-progress"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["runtime"] == info["provenance"]["runtime"] == runtime
+    assert info["provenance"]["details"]["heap"]["allocator"] in ("glibc", "unknown")
+    comp = info["composition"]
+    assert comp["method"] in ("affine", "offset") and len(comp["calibration"]) == 3 and comp["scale"] > 0
+    calibrated = {p["genotype"] for p in comp["calibration"]}
+    assert main(["validate", "--table", str(out), "--archs", "3", "--space", "cnet", "--warmup", "1",
+                 "--repeats", "3", "--json", "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["context"]["runtime"] == runtime and result["context"]["composition"]["calibration_genotypes"] == 3
+    assert not calibrated & {a["genotype"] for a in result["archs"]}
+    assert all(a["predicted_ms"] == pytest.approx(comp["scale"] * a["raw_sum_ms"] + comp["offset_ms"])
+               for a in result["archs"])
+    assert main(["validate", "--table", str(out), "--space", "cnet", "--genotypes", "cnet-top1", "cnet:3-5,3-5,3-5,3-5,3-5,3-5",
+                 "--warmup", "1", "--repeats", "3", "--json", "--no-progress"]) == 0
+    assert [a["genotype"] for a in json.loads(capsys.readouterr().out)["archs"]][1] == "cnet:3-5,3-5,3-5,3-5,3-5,3-5"
+
+
+def test_runtime_needs_cpu_fp32(capsys) -> None:
+    assert main(["build", "--batch", "1", "--resolution", "32", "16", "--dtype", "bf16", "--runtime", "onnxruntime",
+                 "--name", "x", "--out", "/nonexistent/x.json"]) == 2
+    assert "runtime onnxruntime on cpu in bf16, --runtime, expected --device cpu and fp32" in capsys.readouterr().err
+
+
 def test_timer_choice_is_checked() -> None:
     from hwnas.latency.measure import resolve_timer
 

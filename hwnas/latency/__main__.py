@@ -11,7 +11,9 @@ from pathlib import Path
 
 from hwnas.latency.expected import load_table
 from hwnas.latency.io import TABLES_DIR, read_table, save_table
-from hwnas.latency.schema import DTYPES, NECKS, LatencyTableError, Setting
+from hwnas.errors import HwnasError
+from hwnas.latency.composition import METHODS
+from hwnas.latency.schema import DTYPES, NECKS, RUNTIMES, Setting
 
 
 def _setting_args(p: argparse.ArgumentParser, batch: int) -> None:
@@ -39,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"), default="auto",
                    help="auto: CUDA events on GPU, thread CPU time with 1 CPU thread, else wall time")
+    b.add_argument("--runtime", choices=RUNTIMES, default="eager",
+                   help="runtime each entry is timed on: eager PyTorch, hwnas's compiled cpp ops, or the block as an "
+                        "ONNX graph in onnxruntime / openvino (default eager)")
+    b.add_argument("--calibrate", type=int, default=0, metavar="N",
+                   help="time N genotypes end to end and fit the table's composition (scale x sum + offset)")
+    b.add_argument("--composition", choices=METHODS, default="affine", help="fit used with --calibrate")
+    b.add_argument("--heap", choices=("steady", "default"), default="steady",
+                   help="steady: keep freed memory in the heap (no page faults between forwards; default)")
     b.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("predict", help="predict a table from a spec sheet with the roofline model")
     _setting_args(p, batch=128)
@@ -63,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--backend", default="eager")
     v.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"),
                    help="default: the timer the (measured) table was built with")
+    v.add_argument("--runtime", choices=RUNTIMES, help="default: the runtime the table was timed on")
+    v.add_argument("--genotypes", nargs="+", metavar="G", help="time these genotypes (strings or JSON files) "
+                   "instead of --archs random ones")
     v.add_argument("--out", type=Path, help="write the result JSON here (and a .md beside it)")
     v.add_argument("--json", action="store_true")
     v.add_argument("--no-progress", action="store_true")
@@ -87,7 +100,7 @@ def _build(args: argparse.Namespace) -> int:
     from hwnas.latency.measure import MeasureConfig, build
 
     config = MeasureConfig(args.device, args.warmup, args.repeats, args.threads, args.backend, args.seed,
-                           not args.no_progress, args.timer)
+                           not args.no_progress, args.timer, args.runtime, args.heap, args.calibrate, args.composition)
     spaces = ("cnet", "cdnet") if args.space == "both" else (args.space,)
     return _save_and_show(build(_setting(args), config, args.name, spaces), args)
 
@@ -126,8 +139,11 @@ def _validate(args: argparse.Namespace, argv: list[str]) -> int:
     from hwnas.latency.validate import validate
     from hwnas._io import write_json_atomic
 
+    from hwnas.space.presets import resolve_genotype
+
+    genotypes = None if args.genotypes is None else [resolve_genotype(g, args.space) for g in args.genotypes]
     result = validate(load_table(args.table), args.archs, args.space, args.device, args.warmup, args.repeats,
-                      args.seed, args.backend, not args.no_progress, args.timer)
+                      args.seed, args.backend, not args.no_progress, args.timer, args.runtime, genotypes)
     command = "python -m hwnas.latency " + shlex.join(argv)
     if args.out:
         write_json_atomic(args.out, dict(result.to_dict(), command=command))
@@ -148,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args, argv)
         return {"build": _build, "predict": _predict, "calibrate": _calibrate, "show": _show}[args.command](args)
-    except LatencyTableError as e:
+    except HwnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
