@@ -98,6 +98,9 @@ setup(
     install_requires=["torch>=2.1", "numpy", "fvcore", "thop", "tqdm", "pillow", "matplotlib", "scipy"],
     extras_require={
         "triton": ["triton>=3.0"],
-        "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "triton>=3.0", "onnx", "onnxruntime"],
+        # deployment runtimes (hwnas.deploy.session / export, latency tables per runtime)
+        "onnxruntime": ["onnx", "onnxruntime"],
+        "openvino": ["onnx", "openvino"],
+        "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "triton>=3.0", "onnx", "onnxruntime", "openvino"],
     },
 )
