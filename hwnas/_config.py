@@ -132,8 +132,8 @@ def _check_shape(root: Any, where: str) -> None:
     while stack:
         node, depth, done = stack.pop()
         if depth > MAX_DEPTH:
-            raise ConfigError(f"nested more than {MAX_DEPTH} levels deep, {where}, expected a flat config (sections "
-                              "of key: value)")
+            raise ConfigError(f"nested more than {MAX_DEPTH} levels deep, {where}, expected at most {MAX_DEPTH} "
+                              "levels (sections of key: value)")
         if isinstance(node, yaml.ScalarNode):
             size[id(node)] = 1
             continue
@@ -441,9 +441,10 @@ def changes(old: Any, new: Any, ignore: Iterable[str] = (), provenance: Mapping[
     for key in sorted(set(a) | set(b)):
         if key in skip or key.startswith(tuple(f"{s}." for s in skip)):
             continue
-        if a.get(key) != b.get(key):
+        old_value, new_value = (list(v) if isinstance(v, tuple) else v for v in (a.get(key), b.get(key)))
+        if old_value != new_value:
             by = f" ({_source(provenance, key)})" if provenance is not None else ""
-            out.append(f"{key} {a.get(key)!r} -> {b.get(key)!r}{by}")
+            out.append(f"{key} {old_value!r} -> {new_value!r}{by}")
     return out
 
 

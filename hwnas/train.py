@@ -26,7 +26,7 @@ import hwnas
 from hwnas import _cli, _config
 from hwnas._model_cli import parse_option
 from hwnas.data._cli import add_data_arguments, data_flag_entries, dataset_from_config
-from hwnas.errors import OutputError, UsageError
+from hwnas.errors import CheckpointError, OutputError, UsageError
 from hwnas.models import check_input_size, model_options
 from hwnas.training import ReIDData, TrainConfig, Trainer, load_weights
 from hwnas.training.config import SYNTHETIC_EPOCHS, TrainRunConfig, with_default_schedule
@@ -152,6 +152,9 @@ def check_model(run: TrainRunConfig) -> dict[str, object]:
         raise UsageError(f"unknown model option(s) {', '.join(unknown)}, --model-option, expected options of "
                          f"{run.model}: {', '.join(k for k in allowed if k != 'num_classes')}")
     check_input_size(run.model, (run.train.height, run.train.width), **options)
+    if run.load_weights is not None and not Path(run.load_weights).is_file():
+        raise CheckpointError(f"weights file does not exist, --load-weights {run.load_weights}, expected a last.pt "
+                              "written by hwnas train or a saved state dict")
     return options
 
 

@@ -106,14 +106,15 @@ def load_weights(model: nn.Module, path: PathLike) -> list[str]:
         raise CheckpointError(f"holds no state dict, --load-weights {path}, expected an hwnas training checkpoint or "
                               "a dict of tensors (model.state_dict())")
     own = model.state_dict()
-    notes, problems, load = [], [], {}
+    notes: dict[str, str] = {}  # one per classifier module, from its first tensor (the weight)
+    problems, load = [], {}
     for key, tensor in own.items():
         theirs = payload.get(key)
         if theirs is not None and theirs.shape == tensor.shape:
             load[key] = theirs
         elif is_classifier_key(key):
             got = "absent" if theirs is None else tuple(theirs.shape)
-            notes.append(f"{key} re-initialised: checkpoint {got}, model {tuple(tensor.shape)}")
+            notes.setdefault(key.rsplit(".", 1)[0], f"checkpoint {got}, model {tuple(tensor.shape)}")
         elif theirs is None:
             problems.append(f"{key} missing")
         else:
@@ -126,4 +127,4 @@ def load_weights(model: nn.Module, path: PathLike) -> list[str]:
         raise CheckpointError(f"weights do not fit {name}{source}: {'; '.join(problems[:4])}{more}, --load-weights "
                               f"{path}, expected weights of the same architecture (model, genotype, width, neck)")
     model.load_state_dict(load, strict=False)
-    return notes
+    return [f"{module} re-initialised: {shapes}" for module, shapes in notes.items()]
