@@ -184,7 +184,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     out.mkdir(parents=True, exist_ok=True)
     _config.write_config(out / _config.CONFIG_NAME, run, "hwnas train: the resolved settings of this run "
                          f"(hwnas train --config {out / _config.CONFIG_NAME} reruns it)")
-    print(f"training {run.model} on {data.num_classes} identities, {config.epochs} epochs, output {out}")
+    if trainer.epoch >= config.epochs:
+        print(f"the run in {out} has already trained all {config.epochs} epochs; nothing to do")
+        return 0
+    print(f"training {run.model} on {data.num_classes} identities, {config.epochs} epochs"
+          f"{f' from epoch {trainer.epoch + 1}' if trainer.epoch else ''}, output {out}")
     result = trainer.fit()
     if result:
         print(f"epoch {trainer.epoch}: rank-1 {100 * result['rank1']:.2f}%  rank-5 {100 * result['rank5']:.2f}%  "

@@ -101,8 +101,10 @@ def test_resume_from_the_folder_alone(trained, tmp_path, capsys):
     ckpt = load_checkpoint(run / "last.pt")
     save_checkpoint(run / "last.pt", {**ckpt, "epoch": 1})  # as if stopped after epoch 1
     assert hwnas_main(["train", "--resume", "--output", str(run), "--no-progress", "--device", "cpu"]) == 0
-    assert "2 epochs" in capsys.readouterr().out
+    assert "2 epochs from epoch 2" in capsys.readouterr().out
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
+    assert hwnas_main(["train", "--resume", "--output", str(run), "--device", "cpu"]) == 0
+    assert "already trained all 2 epochs" in capsys.readouterr().out
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
     assert hwnas_main(["train", "--resume", "--output", str(run), "--lr", "0.5"]) == 2
