@@ -37,12 +37,14 @@ OnnxParity = Parity  # the name of the onnxruntime-only check this generalises
 
 def export_graph(net: nn.Module, inputs: Sequence[torch.Tensor], path: str | os.PathLike, *,
                  input_names: Sequence[str], output_names: Sequence[str] = ("output",),
-                 dynamic_batch: bool = True, opset: int = OPSET) -> Path:
+                 dynamic_batch: bool = True, opset: int = OPSET, feature_dim: int | None = None,
+                 metadata: dict[str, str] | None = None) -> Path:
     """Export ``net(*inputs)`` (eval mode, plain torch ops) as an ONNX graph at the inputs' shapes.
 
     dynamic_batch: axis 0 of every input and output is symbolic (``batch``); otherwise all shapes are fixed,
-    which lets runtimes specialise. Written to a temporary file and renamed, so ``path`` is never half-written.
-    Raises :class:`ExportError` naming ``path`` when the exporter fails.
+    which lets runtimes specialise. feature_dim / metadata: see :func:`_name_output_size`. Written to a
+    temporary file and renamed, so ``path`` is never half-written. Raises :class:`ExportError` naming ``path``
+    when the exporter fails.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +58,8 @@ def export_graph(net: nn.Module, inputs: Sequence[torch.Tensor], path: str | os.
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(net, tuple(inputs), tmp, input_names=list(input_names),
                               output_names=list(output_names), dynamic_axes=axes, opset_version=opset, dynamo=False)
+        if feature_dim is not None or metadata:
+            _name_output_size(tmp, output_names[0], feature_dim, metadata or {})
         os.replace(tmp, path)
     except (RuntimeError, torch.onnx.errors.OnnxExporterError) as e:
         raise ExportError(f"ONNX export of {type(net).__name__} failed ({e}), {path}, expected a graph of "
@@ -67,18 +71,43 @@ def export_graph(net: nn.Module, inputs: Sequence[torch.Tensor], path: str | os.
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, fused: bool = False,
-                image_size: tuple[int, int] = (256, 128), opset: int = OPSET, batch: int | None = None) -> Path:
+                image_size: tuple[int, int] = (256, 128), opset: int = OPSET, batch: int | None = None,
+                metadata: dict[str, str] | None = None) -> Path:
     """Export the inference model (images (N, 3, H, W) -> features (N, D)) to ``path``.
 
     fused: export the BN-folded model (``fuse(model, "eager")``) instead of the eval-mode source model.
     batch: ``None`` gives a dynamic batch axis; an integer fixes N (runtimes may then specialise).
+    The output ``features`` gets its fixed size D (the exporter leaves a symbolic name such as
+    ``Concatfeatures_dim_1``); ``metadata`` goes into the model's metadata_props. Both need the ``onnx``
+    package (without it the file is left as exported).
     """
     net = fuse(model, "eager") if fused else _eval_copy(model)
     dummy = torch.zeros(batch or 1, 3, *image_size)
+    with torch.no_grad():
+        num_features = int(net(dummy).shape[1])
     path = export_graph(net, (dummy,), path, input_names=("images",), output_names=("features",),
-                        dynamic_batch=batch is None, opset=opset)
+                        dynamic_batch=batch is None, opset=opset, feature_dim=num_features, metadata=metadata)
     log.info("exported %s (%s) to %s", type(net).__name__, "fused" if fused else "unfused", path)
     return path
+
+
+def _name_output_size(path: str, output: str, feature_dim: int | None, metadata: dict[str, str]) -> None:
+    """Give ``output`` its fixed size (N, D) and add ``metadata`` to metadata_props (skipped without ``onnx``)."""
+    try:
+        import onnx
+    except ImportError:
+        log.warning("onnx is not installed: the output size of %s stays symbolic", path)
+        return
+    proto = onnx.load(path)
+    for out in proto.graph.output:
+        if out.name == output and feature_dim is not None:
+            dim = out.type.tensor_type.shape.dim[1]
+            dim.Clear()
+            dim.dim_value = feature_dim
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(proto, path)
 
 
 def compare(got: torch.Tensor, want: torch.Tensor, atol: float = 1e-4, rtol: float = 1e-3) -> Parity:
