@@ -10,7 +10,8 @@ eager model), ``cpp`` (hwnas's compiled C++ ops, BN folded), ``onnxruntime`` and
 model exported to ONNX, fp32). For every (batch, threads) all runtimes are timed interleaved: each round runs
 every runtime once, so load changes hit them alike; wall time, median and interquartile range over the rounds.
 ``feature err`` = max |features - eager features| / max |eager features| on the timed input, checked before
-timing. ``peak MB`` = how much a fresh process's peak resident memory grows when it builds that runtime's
+timing. ``--heap steady`` (default) keeps freed memory in the process heap first (:func:`hwnas.deploy.steady_heap`),
+as latency tables are measured. ``peak MB`` = how much a fresh process's peak resident memory grows when it builds that runtime's
 session and runs ``--memory-runs`` forwards (after the model and input exist), measured in a child process.
 
 Backends (``--backends``; ``hwnas.ops``): ``model(x)`` in eval mode under ``torch.no_grad`` with the ops backend
@@ -35,7 +36,7 @@ import hwnas
 from benchmarks._device import (backend_runner, describe, lite_conv_min_bytes, markdown_table, peak_gbps, time_ms,
                                 write_text_atomic)
 from hwnas import ops
-from hwnas.deploy import available_runtimes, runtime_version, session
+from hwnas.deploy import available_runtimes, runtime_version, session, steady_heap
 from hwnas.envinfo import machine_load
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -118,13 +119,15 @@ def _status_kb(field: str) -> int:
 
 
 def peak_rss_growth_mb(name: str, width_mult: float, batch: int, size: tuple[int, int], threads: int,
-                       runs: int) -> float:
+                       runs: int, heap: str = "steady") -> float:
     """Peak RSS growth (MB) of this process from building the session and running ``runs`` forwards.
 
     Linux: the peak (VmHWM) is reset to the current RSS first (``/proc/self/clear_refs``), so the growth is
     measured from the moment the model and input exist. Run it in a fresh process (:func:`peak_memory_mb`).
     """
     torch.set_num_threads(threads)
+    if heap == "steady":
+        steady_heap()
     model = _model(width_mult)
     x = torch.randn(batch, 3, *size)
     with open("/proc/self/clear_refs", "w") as f:
@@ -137,10 +140,10 @@ def peak_rss_growth_mb(name: str, width_mult: float, batch: int, size: tuple[int
 
 
 def peak_memory_mb(name: str, width_mult: float, batch: int, size: tuple[int, int], threads: int,
-                   runs: int) -> float:
+                   runs: int, heap: str = "steady") -> float:
     """:func:`peak_rss_growth_mb` in a child process (a fresh interpreter, so runtimes do not share memory)."""
     code = (f"from benchmarks.inference import peak_rss_growth_mb as f; "
-            f"print(f({name!r}, {width_mult!r}, {batch}, {tuple(size)!r}, {threads}, {runs}))")
+            f"print(f({name!r}, {width_mult!r}, {batch}, {tuple(size)!r}, {threads}, {runs}, {heap!r}))")
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=False,
                           cwd=Path(__file__).resolve().parent.parent)
     if proc.returncode != 0:
@@ -159,7 +162,7 @@ def runtime_rows(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
             base = res.get("eager", {}).get("median_ms", float("nan"))
             ort = res.get("onnxruntime", {}).get("median_ms", float("nan"))
             for n, r in res.items():
-                mem = (f"{peak_memory_mb(n, args.width_mult, batch, size, threads, args.memory_runs):.0f}"
+                mem = (f"{peak_memory_mb(n, args.width_mult, batch, size, threads, args.memory_runs, args.heap):.0f}"
                        if args.memory_runs else "-")
                 version = (torch.__version__ if n == "compiled" else runtime_version(n)).split("-")[0]
                 rows.append([n, version, str(batch), str(threads), f"{r['median_ms']:.2f}",
@@ -237,6 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, nargs="+", default=[1], help="intra-op threads per runtime (default 1)")
     p.add_argument("--rounds", type=int, help="interleaved timing rounds (default 30 at batch 1, else 8)")
     p.add_argument("--memory-runs", type=int, default=3, help="forwards in the peak-memory probe (0: skip it)")
+    p.add_argument("--heap", choices=("steady", "default"), default="steady",
+                   help="steady: hwnas.deploy.steady_heap() first (freed activations stay in the heap; eager and cpp "
+                        "then pay no page faults, as onnxruntime/OpenVINO with their arenas); default: glibc's")
     p.add_argument("--backends", help="hwnas.ops backends (GPU default: eager,compiled,batched,triton)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20, help="backends: timed calls")
@@ -256,10 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --runtimes times CPU deployment runtimes; use --device cpu", file=sys.stderr)
         return 2
     args.batch = args.batch or ([1, 32] if args.runtimes else [128])
+    heap = steady_heap() if args.heap == "steady" else "glibc defaults"
     load_before = machine_load()
     parts = [f"inference (CDNet-top2, width {args.width_mult}, {args.height}x{args.width}, {args.dtype})",
              f"command: python -m benchmarks.inference {' '.join(argv)}".rstrip(),
-             f"device: {describe(device)}"]
+             f"device: {describe(device)}; heap: {heap}"]
     if args.runtimes:
         rows, notes = runtime_rows(args)
         parts += ["", "Deployment runtimes (hwnas.deploy.session), timed interleaved, wall time", "",

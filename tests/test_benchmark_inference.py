@@ -12,7 +12,7 @@ def test_runtimes_side_by_side_tiny(tmp_path, capsys) -> None:
     out = tmp_path / "inference.md"
     assert inference.main(["--device", "cpu", "--batch", "2", "--height", "32", "--width", "16", "--width-mult", "0.25",
                            "--runtimes", ",".join(names), "--threads", "1", "--rounds", "3", "--warmup", "1",
-                           "--memory-runs", "0", "--output", str(out)]) == 0
+                           "--memory-runs", "0", "--heap", "default", "--output", str(out)]) == 0
     text = out.read_text()
     assert "| runtime | version | batch | threads |" in text and "load average" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "x |" in line]
