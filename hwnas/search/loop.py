@@ -22,17 +22,19 @@ from tqdm import tqdm
 
 from hwnas.losses import ReIDLoss
 from hwnas.search import _dist
-from hwnas.search._checkpoint import (CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint,
-                                     save_checkpoint)
+from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint, save_checkpoint
 from hwnas.search._data import SearchData
 from hwnas.search.config import SearchConfig
+from hwnas.search.decisiveness import Decisiveness, decisiveness
 from hwnas.search.derive import alpha_entropy, derive_genotype, topk_genotypes
 from hwnas.search.supernet import SuperNet
 from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
 
-SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", "val_acc", "latency_ms",
+# val_acc_train_mode: identity top-1 on the alpha steps' validation batches, train mode (dropout, batch-statistics
+# BatchNorm), averaged over the epoch; not to be confused with SearchResult.val_acc_eval_mode (one eval-mode pass).
+SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", "val_acc_train_mode", "latency_ms",
             "latency_penalty", "time_s")
 
 
@@ -76,14 +78,25 @@ class SearchState:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a finished search found; ``history`` has one record per epoch."""
+    """What a finished search found; ``history`` has one record per epoch.
+
+    ``val_acc_eval_mode``: identity top-1 of the supernet (current top-k paths) in eval mode over one pass of
+    the validation split without augmentation. ``val_acc_train_mode``: the last epoch's mean over the alpha
+    steps' validation batches in train mode (None without epochs). ``decisiveness``: per-layer entropy
+    fraction and margin of the final alphas.
+    """
 
     genotype: Genotype
     alphas: torch.Tensor
     topk: list[tuple[Genotype, float]]
     history: list[dict[str, Any]]
-    val_acc: float
+    val_acc_eval_mode: float
     expected_latency_ms: float | None
+    decisiveness: Decisiveness
+
+    @property
+    def val_acc_train_mode(self) -> float | None:
+        return self.history[-1]["val_acc_train_mode"] if self.history else None
 
 
 class Searcher:
@@ -149,7 +162,7 @@ class Searcher:
         total.backward()
         self.alpha_opt.step()
         self.weight_opt.zero_grad(set_to_none=True)  # the alpha step's weight gradients are not used
-        return {"val_loss": float(loss.detach()), "val_acc": float(parts["acc"]), "latency_ms": lat,
+        return {"val_loss": float(loss.detach()), "val_acc_train_mode": float(parts["acc"]), "latency_ms": lat,
                 "latency_penalty": pen}
 
     def _next_val_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,6 +212,9 @@ class Searcher:
         entropy = alpha_entropy(self.model.alphas)
         record["alpha_entropy"] = sum(entropy) / len(entropy)
         record["alpha_entropy_per_layer"] = entropy
+        decided = decisiveness(self.model.alphas, self.config.space)
+        record["alpha_entropy_fraction"] = decided.mean_entropy_fraction
+        record["alpha_margin"] = decided.mean_margin
         record["alphas"] = self.model.alphas.detach().cpu().tolist()
         record["genotype"] = derive_genotype(self.model.alphas, self.config.space).tostr()
         return record
@@ -208,9 +224,10 @@ class Searcher:
         record = self._epoch_record()
         s.history.append(record)
         lat = "" if record["latency_ms"] is None else f", E[lat] {record['latency_ms']:.3f} ms"
-        logger.info("epoch %d/%d: train loss %.4f acc %.3f, val loss %.4f acc %.3f, alpha entropy %.3f%s, %s",
-                    record["epoch"], self.config.epochs, record["train_loss"], record["train_acc"],
-                    record["val_loss"], record["val_acc"], record["alpha_entropy"], lat, record["genotype"])
+        logger.info("epoch %d/%d: train loss %.4f acc %.3f, val loss %.4f acc (train mode) %.3f, alpha entropy "
+                    "%.4f ln n, margin %.4f%s, %s", record["epoch"], self.config.epochs, record["train_loss"],
+                    record["train_acc"], record["val_loss"], record["val_acc_train_mode"],
+                    record["alpha_entropy_fraction"], record["alpha_margin"], lat, record["genotype"])
         s.epoch, s.step, s.count = s.epoch + 1, 0, 0
         s.sums = dict.fromkeys(SUM_KEYS, 0.0)
 
@@ -252,7 +269,7 @@ class Searcher:
             while s.step < total:
                 m = self._step()
                 bar.update(1)
-                bar.set_postfix(loss=f"{m['train_loss']:.3f}", val_acc=f"{m['val_acc']:.2f}",
+                bar.set_postfix(loss=f"{m['train_loss']:.3f}", val_acc_train_mode=f"{m['val_acc_train_mode']:.2f}",
                                 lat=f"{m['latency_ms']:.2f}ms")
                 if stop_at is not None and s.global_step >= stop_at:
                     return False
@@ -273,7 +290,8 @@ class Searcher:
 
     @torch.no_grad()
     def validation_accuracy(self) -> float:
-        """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass."""
+        """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass
+        (``val_acc_eval_mode``)."""
         self.model.eval()
         correct = seen = 0
         for i in range(self.data.val.num_batches(0)):
@@ -288,5 +306,6 @@ class Searcher:
         expected = self.expected_latency()
         return SearchResult(genotype=derive_genotype(alphas, self.config.space), alphas=alphas,
                             topk=topk_genotypes(alphas, self.config.space, self.config.topk),
-                            history=list(self.state.history), val_acc=self.validation_accuracy(),
-                            expected_latency_ms=None if expected is None else float(expected.detach()))
+                            history=list(self.state.history), val_acc_eval_mode=self.validation_accuracy(),
+                            expected_latency_ms=None if expected is None else float(expected.detach()),
+                            decisiveness=decisiveness(alphas, self.config.space))
