@@ -1,0 +1,178 @@
+"""Fidelity to the paper's public code (DESIGN 2b): each test fails under hwnas's earlier behaviour.
+
+1. initialisation; 2. gradients zeroed, not freed, in the weight step; 3. the triplet loss on the dropped-out
+feature; 4. FBLNeck halves by ``chunk`` (odd heights); 5. the validation split and batches.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import hwnas
+from hwnas.models.init import LINEAR_STD, init_weights_
+from hwnas.search import SuperNet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---- 1. initialisation -------------------------------------------------------------------------------------
+def _reference_init(module: nn.Module) -> None:
+    """The official recipe written out: kaiming_normal_ (fan_in, ReLU gain) / BN2d 1, 0 / Linear N(0, 1e-3)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_in = m.weight[0].numel()
+            with torch.no_grad():
+                m.weight.normal_(0.0, math.sqrt(2.0 / fan_in))
+                if m.bias is not None:
+                    m.bias.zero_()
+        elif isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+        elif isinstance(m, nn.Linear):
+            with torch.no_grad():
+                m.weight.normal_(0.0, 1e-3)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def test_init_matches_the_official_recipe_exactly() -> None:
+    def net() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, bias=True), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 1, groups=2),
+                             nn.Flatten(), nn.Linear(8, 4), nn.BatchNorm1d(4), nn.Linear(4, 3))
+
+    a, b = net(), net()
+    with torch.no_grad():  # make the BN parameters differ from 1/0 so the test sees them reset
+        for m in (a, b):
+            m[1].weight.fill_(3.0)
+            m[1].bias.fill_(2.0)
+    init_weights_(a, torch.Generator().manual_seed(7))
+    torch.manual_seed(7)
+    _reference_init(b)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
+def _check_initialised(model: nn.Module) -> None:
+    convs = linears = 0
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            if m.bias is not None:
+                assert not m.bias.any(), name
+            if m.weight.numel() >= 4096:  # enough samples for the std to be within a few percent
+                want = math.sqrt(2.0 / m.weight[0].numel())
+                assert float(m.weight.std()) == pytest.approx(want, rel=0.1), name
+                convs += 1
+        elif isinstance(m, nn.BatchNorm2d):
+            assert (m.weight == 1).all() and not m.bias.any(), name
+        elif isinstance(m, nn.Linear):
+            if m.bias is not None:
+                assert not m.bias.any(), name
+            assert float(m.weight.std()) == pytest.approx(LINEAR_STD, rel=0.1), name
+            linears += 1
+    assert convs >= 3 and linears >= 1
+
+
+@pytest.mark.parametrize("name,neck", [("cdnet", "fblneck"), ("cnet", "blneck"), ("cdnet", "bnneck")])
+def test_trained_models_get_the_official_init(name: str, neck: str) -> None:
+    torch.manual_seed(0)
+    _check_initialised(hwnas.create_model(name, width_mult=0.5, num_classes=600, neck=neck))
+
+
+def test_search_supernet_gets_the_official_init_and_alphas_are_untouched() -> None:
+    torch.manual_seed(0)
+    net = SuperNet("cdnet", num_classes=600, width_mult=0.5, alpha_init=1e-3)
+    _check_initialised(net)
+    assert (net.alphas == 1e-3).all()
+
+
+# ---- 3. dropout on the GAP feature; the triplet loss sees the dropped-out feature ---------------------------
+def _gap(x: torch.Tensor) -> torch.Tensor:
+    return x.mean((2, 3))
+
+
+def _assert_dropped_out(dropped: torch.Tensor, feature: torch.Tensor, p: float = 0.2) -> None:
+    """``dropped`` is inverted dropout of ``feature``: zeros (a fraction of about ``p``) or ``feature / (1 - p)``."""
+    live = feature != 0
+    assert live.float().mean() > 0.5
+    kept = dropped != 0
+    assert not (kept & ~live).any()
+    torch.testing.assert_close(dropped[kept], feature[kept] / (1 - p))
+    assert 0.1 < 1 - float(kept[live].float().mean()) < 0.3
+
+
+def _feats(batch: int = 32, mid: int = 96, last: int = 128, h: int = 5) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return [torch.rand(batch, mid, h, 4, generator=g), torch.rand(batch, last, 3, 2, generator=g)]
+
+
+@pytest.mark.parametrize("neck", ["blneck", "fblneck"])
+def test_neck_triplet_features_are_dropped_out_and_inference_feature_is_not(neck: str) -> None:
+    torch.manual_seed(0)
+    model = hwnas.create_model("cdnet", width_mult=0.25, num_classes=7, neck=neck)  # mid 96, last 128 channels
+    feats = _feats()
+    with torch.no_grad():
+        wanted = [_gap(feats[1])]
+        if neck == "fblneck":
+            local = model.neck.local_conv(feats[0])
+            wanted.append(torch.cat([local[:, :, :3].mean((2, 3)), local[:, :, 3:].mean((2, 3))], 1))
+        out = model.train().forward_head(feats)
+        eval_feature = model.eval().forward_head(feats)
+    assert len(out.features) == len(wanted)
+    for dropped, feature in zip(out.features, wanted):
+        _assert_dropped_out(dropped, feature)
+    torch.testing.assert_close(eval_feature, torch.cat(wanted, 1))  # inference: no dropout
+
+
+def test_classifier_and_triplet_see_the_same_dropout_draw() -> None:
+    torch.manual_seed(0)
+    model = hwnas.create_model("cnet", width_mult=0.25, num_classes=7, neck="blneck").train()
+    out = model.forward_head(_feats())
+    head = model.neck.head
+    torch.testing.assert_close(out.softmax_features[0], head.fc(out.features[0]))
+    torch.testing.assert_close(out.logits[0], head.classifier(out.softmax_features[0]))
+
+
+def test_search_head_triplet_feature_is_dropped_out() -> None:
+    torch.manual_seed(0)
+    net = SuperNet("cdnet", num_classes=7, width_mult=0.125).train()
+    x = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    maps = {}
+    net.head.conv.register_forward_hook(lambda m, i, o: maps.setdefault("conv", o))
+    out = net(x)
+    _assert_dropped_out(out.features[0].detach(), _gap(maps["conv"]).detach())
+    torch.testing.assert_close(out.softmax_features[0], net.head.fc(out.features[0]))
+    with torch.no_grad():
+        net.eval()
+        maps.clear()
+        f = net(x).features[0]
+    torch.testing.assert_close(f, _gap(maps["conv"]))  # eval mode: the plain GAP feature
+
+
+# ---- 4. FBLNeck halves by chunk --------------------------------------------------------------------------
+@pytest.mark.parametrize("height", [2, 3, 13, 16])
+def test_fblneck_local_halves_are_chunks(height: int) -> None:
+    torch.manual_seed(0)
+    model = hwnas.create_model("cdnet", width_mult=0.25, num_classes=7).eval()
+    mid, last = torch.randn(2, 96, height, 6), torch.randn(2, 128, 3, 2)
+    with torch.no_grad():
+        feature = model.forward_head([mid, last])
+        local = model.neck.local_conv(mid)
+    top = (height + 1) // 2  # chunk: the first half gets ceil(H/2) rows
+    want = torch.cat([local[:, :, :top].mean((2, 3)), local[:, :, top:].mean((2, 3))], 1)
+    torch.testing.assert_close(feature[:, 128:], want)
+
+
+def test_fblneck_refuses_a_map_lower_than_its_parts() -> None:
+    model = hwnas.create_model("cdnet", width_mult=0.25, num_classes=7).eval()
+    with pytest.raises(hwnas.errors.UsageError, match="height 1, FBLNeck input, expected at least 2 rows"):
+        model.forward_head([torch.randn(1, 96, 1, 4), torch.randn(1, 128, 1, 1)])
