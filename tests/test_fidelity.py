@@ -176,3 +176,58 @@ def test_fblneck_refuses_a_map_lower_than_its_parts() -> None:
     model = hwnas.create_model("cdnet", width_mult=0.25, num_classes=7).eval()
     with pytest.raises(hwnas.errors.UsageError, match="height 1, FBLNeck input, expected at least 2 rows"):
         model.forward_head([torch.randn(1, 96, 1, 4), torch.randn(1, 128, 1, 1)])
+
+
+# ---- 2. gradients zeroed, not freed ----------------------------------------------------------------------
+def _searcher(tmp_path, **changes):
+    from hwnas.search import SearchConfig, Searcher
+    from hwnas.search._data import SearchData, TensorBatches
+
+    g = torch.Generator().manual_seed(0)
+    pids = torch.arange(4).repeat_interleave(8)
+    images = torch.randn(32, 3, 32, 32, generator=g) + pids.view(-1, 1, 1, 1) * 0.3
+    data = SearchData(TensorBatches(images, pids, 8, 4, seed=0, stream=0),
+                      TensorBatches(images, pids, 8, 4, seed=0, stream=1), 4, "tiny in-memory data")
+    config = SearchConfig(width_mult=0.125, image_size=(32, 32), epochs=1, ids_per_batch=2, images_per_id=4,
+                          checkpoint_every=0, **changes)
+    return Searcher(config, data, tmp_path, progress=False), data
+
+
+def test_an_unselected_candidate_keeps_moving_by_momentum_and_weight_decay(tmp_path) -> None:
+    searcher, data = _searcher(tmp_path)
+    layer = searcher.model.layers[0]
+    x, y = data.train.batch(0, 0)
+    searcher._weight_step(x, y)  # all alphas equal: candidates 0 and 1 run
+    xv, yv = data.val.batch(0, 0)
+    searcher._alpha_step(xv, yv)
+    with torch.no_grad():  # now select candidates 2 and 3 in every layer
+        searcher.model.alphas.zero_()
+        searcher.model.alphas[:, 2:4] = 1.0
+    before = {i: layer.candidates[i][0].restore[0].weight.detach().clone() for i in (0, 5)}
+    searcher._weight_step(x, y)
+    # candidate 0 ran before: its gradient is zero, not None, so momentum and weight decay still move it
+    assert layer.candidates[0][0].restore[0].weight.grad is not None
+    assert not torch.equal(layer.candidates[0][0].restore[0].weight, before[0])
+    # candidate 5 never ran: no gradient, unchanged
+    assert layer.candidates[5][0].restore[0].weight.grad is None
+    assert torch.equal(layer.candidates[5][0].restore[0].weight, before[5])
+
+
+def test_training_zeroes_gradients_without_freeing_them(tmp_path, monkeypatch) -> None:
+    from hwnas.data.synthetic import generate_synthetic_market
+    from hwnas.data.datasets import Market1501
+    from hwnas.training import ReIDData, TrainConfig, Trainer
+
+    root = generate_synthetic_market(tmp_path / "m", num_ids=2, images_per_id=4, num_cameras=2, image_size=(32, 16),
+                                     seed=1)
+    config = TrainConfig(epochs=1, batch_size=8, num_instances=4, height=32, width=16, eval_every=0,
+                         milestones=(1,))
+    options = {"width_mult": 0.25, "num_classes": 2}
+    trainer = Trainer(hwnas.create_model("cdnet", **options), ReIDData.from_dataset(Market1501(root)), config,
+                      tmp_path / "out", model_name="cdnet", model_options=options, progress=False)
+    calls = []
+    original = trainer.optimizer.zero_grad
+    monkeypatch.setattr(trainer.optimizer, "zero_grad",
+                        lambda set_to_none=True: (calls.append(set_to_none), original(set_to_none=set_to_none)))
+    trainer.train_epoch(1)
+    assert calls == [False]
