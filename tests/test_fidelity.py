@@ -188,8 +188,9 @@ def _searcher(tmp_path, **changes):
     images = torch.randn(32, 3, 32, 32, generator=g) + pids.view(-1, 1, 1, 1) * 0.3
     data = SearchData(TensorBatches(images, pids, 8, 4, seed=0, stream=0),
                       TensorBatches(images, pids, 8, 4, seed=0, stream=1), 4, "tiny in-memory data")
-    config = SearchConfig(width_mult=0.125, image_size=(32, 32), epochs=1, ids_per_batch=2, images_per_id=4,
-                          checkpoint_every=0, **changes)
+    settings = {"width_mult": 0.125, "image_size": (32, 32), "epochs": 1, "ids_per_batch": 2, "images_per_id": 4,
+                "checkpoint_every": 0, **changes}
+    config = SearchConfig(**settings)
     return Searcher(config, data, tmp_path, progress=False), data
 
 
@@ -231,3 +232,95 @@ def test_training_zeroes_gradients_without_freeing_them(tmp_path, monkeypatch) -
                         lambda set_to_none=True: (calls.append(set_to_none), original(set_to_none=set_to_none)))
     trainer.train_epoch(1)
     assert calls == [False]
+
+
+# ---- 5. validation split and batches -----------------------------------------------------------------------
+def _items(counts: list[int]) -> list[tuple[str, int, int]]:
+    return [(f"{pid}_{i}.jpg", pid, i % 2) for pid, n in enumerate(counts) for i in range(n)]
+
+
+# n -> (train images, validation images found only in validation, validation images also in train), k = 4;
+# n < 4: 4 + 4 draws with replacement
+OFFICIAL_RULE = {1: None, 2: None, 3: None, 4: (4, 0, 4), 5: (4, 1, 3), 6: (4, 2, 2), 7: (4, 3, 1),
+                 8: (4, 4, 0), 9: (8, 1, 3), 11: (8, 3, 1), 12: (8, 4, 0), 13: (12, 1, 3)}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_official_split_follows_the_papers_code(seed: int) -> None:
+    from hwnas.data.split import split_validation_official
+
+    counts = list(OFFICIAL_RULE)
+    items = _items(counts)
+    train, val = split_validation_official(items, 4, generator=torch.Generator().manual_seed(seed))
+    for pid, n in enumerate(counts):
+        t = [it for it in train if it[1] == pid]
+        v = [it for it in val if it[1] == pid]
+        mine = {it for it in items if it[1] == pid}
+        assert set(t) <= mine and set(v) <= mine
+        if n < 4:  # both drawn with replacement from the identity's images
+            assert len(v) == 4 and len(t) == 4
+            continue
+        only_val = [it for it in v if it not in set(t)]
+        assert (len(t), len(only_val), len(v) - len(only_val)) == OFFICIAL_RULE[n], n
+        # drawn without replacement: no repeats; the train split keeps the original order
+        assert len(set(t)) == len(t) and len(set(v)) == len(v)
+        assert t == sorted(t, key=items.index)
+    again = split_validation_official(items, 4, generator=torch.Generator().manual_seed(seed))
+    assert again == (train, val)
+
+
+def test_official_split_small_identities_draw_with_replacement() -> None:
+    from hwnas.data.split import split_validation_official
+
+    items = _items([2] * 50)
+    train, val = split_validation_official(items, 4, generator=torch.Generator().manual_seed(0))
+    assert len(train) == len(val) == 200
+    assert len(set(val)) == 100 - sum(1 for pid in range(50) if len({it for it in val if it[1] == pid}) == 1)
+    assert any(len({it for it in val if it[1] == pid}) == 1 for pid in range(50))  # both draws hit one image
+
+
+def test_search_data_defaults_to_the_official_split_and_augments_validation_batches(tmp_path) -> None:
+    from hwnas.data.loaders import read_image
+    from hwnas.data.synthetic import generate_synthetic_market
+    from hwnas.data.transforms import build_transforms
+    from hwnas.search import SearchConfig
+    from hwnas.search.runner import prepare_data
+
+    root = generate_synthetic_market(tmp_path / "m", num_ids=4, images_per_id=6, num_cameras=2, image_size=(32, 16),
+                                     seed=1)
+    config = SearchConfig(image_size=(32, 32), ids_per_batch=2, images_per_id=4)
+    assert config.val_split == "official"
+    data = prepare_data(config, root, threads=1)
+    train_pids = [pid for _, pid, _ in data.train.items]
+    val_pids = [pid for _, pid, _ in data.val.items]
+    assert all(train_pids.count(p) == 4 and val_pids.count(p) == 4 for p in range(4))  # n = 6: 4 + 4, 2 shared
+    assert len(set(data.train.items) & set(data.val.items)) == 8
+    assert data.val.augment and not data.val_eval.augment and data.val_eval.items == data.val.items
+
+    images, pids = data.val.batch(0, 0)
+    plain, plain_pids = data.val_eval.batch(0, 0)  # same P x K order (same seed and stream), no augmentation
+    assert torch.equal(pids, plain_pids)
+    order = data.val.plan.batches(0)[0]
+    test_tf = build_transforms(32, 32, train=False)
+    for i, idx in enumerate(order):
+        torch.testing.assert_close(plain[i], test_tf(read_image(data.val.items[idx][0])))
+    assert not torch.equal(images, plain)  # flip / crop / erasing applied
+
+    disjoint = prepare_data(config.replace(val_split="disjoint"), root, threads=1)
+    assert not set(disjoint.train.items) & set(disjoint.val.items) and not disjoint.val.augment
+
+
+@pytest.mark.parametrize("val_split", ["official", "disjoint"])
+def test_each_alpha_step_draws_from_a_fresh_pk_pass(tmp_path, val_split: str) -> None:
+    searcher, data = _searcher(tmp_path, val_split=val_split, epochs=2)
+    calls = []
+    batch = data.val.batch
+    data.val.batch = lambda epoch, index: (calls.append((epoch, index)), batch(epoch, index))[1]
+    searcher.run()
+    steps = sum(r["steps"] for r in searcher.state.history)
+    assert steps >= 4
+    if val_split == "official":  # step g: the first batch of pass g (the paper: next(iter(val_loader)))
+        assert calls[:steps] == [(g, 0) for g in range(steps)]
+    else:  # the batches of pass 0 in order, then pass 1, ...
+        in_order = [(p, i) for p in range(steps) for i in range(data.val.num_batches(p))]
+        assert calls[:steps] == in_order[:steps] and data.val.num_batches(0) < steps

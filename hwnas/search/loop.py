@@ -170,7 +170,14 @@ class Searcher:
                 "latency_penalty": pen}
 
     def _next_val_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The alpha step's batch. 'official': batch ``rank`` of a P x K pass shuffled afresh for this step
+        (the paper's code draws ``next(iter(val_loader))`` every step); 'disjoint': the next batch of the
+        current pass, passes in order."""
         s, w = self.state, self.dist.world_size
+        if self.config.val_split == "official":
+            if self.data.val.num_batches(s.global_step) < w:
+                raise ValueError(f"the validation split gives no full batch of {self.config.batch_size} per process")
+            return self.data.val.batch(s.global_step, self.dist.rank)
         if (s.val_pos + 1) * w > self.data.val.num_batches(s.val_cycle):
             s.val_cycle, s.val_pos = s.val_cycle + 1, 0
             if self.data.val.num_batches(s.val_cycle) < w:
@@ -312,9 +319,10 @@ class Searcher:
         """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass
         (``val_acc_eval_mode``)."""
         self.model.eval()
+        val = self.data.val_eval if self.data.val_eval is not None else self.data.val
         correct = seen = 0
-        for i in range(self.data.val.num_batches(0)):
-            x, y = self.data.val.batch(0, i)
+        for i in range(val.num_batches(0)):
+            x, y = val.batch(0, i)
             logits = self.model(x.to(self.device)).logits[0]
             correct += int((logits.argmax(1).cpu() == y).sum())
             seen += len(y)
