@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from hwnas.errors import UsageError
 from hwnas.losses import ReIDLoss
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint, save_checkpoint
@@ -132,7 +133,8 @@ class Searcher:
     def steps_per_epoch(self, epoch: int) -> int:
         n = self.data.train.num_batches(epoch) // self.dist.world_size
         if n < 1:
-            raise ValueError(f"the training split gives no full batch of {self.config.batch_size} per process")
+            raise UsageError(f"{self.data.train.num_batches(epoch)} training batches of {self.config.batch_size}, "
+                             f"training split, expected at least {self.dist.world_size} (one per process)")
         return n
 
     def expected_latency(self) -> torch.Tensor | None:
@@ -176,15 +178,19 @@ class Searcher:
         s, w = self.state, self.dist.world_size
         if self.config.val_split == "official":
             if self.data.val.num_batches(s.global_step) < w:
-                raise ValueError(f"the validation split gives no full batch of {self.config.batch_size} per process")
+                raise self._too_few_val_batches(self.data.val.num_batches(s.global_step))
             return self.data.val.batch(s.global_step, self.dist.rank)
         if (s.val_pos + 1) * w > self.data.val.num_batches(s.val_cycle):
             s.val_cycle, s.val_pos = s.val_cycle + 1, 0
             if self.data.val.num_batches(s.val_cycle) < w:
-                raise ValueError(f"the validation split gives no full batch of {self.config.batch_size} per process")
+                raise self._too_few_val_batches(self.data.val.num_batches(s.val_cycle))
         batch = self.data.val.batch(s.val_cycle, s.val_pos * w + self.dist.rank)
         s.val_pos += 1
         return batch
+
+    def _too_few_val_batches(self, n: int) -> UsageError:
+        return UsageError(f"{n} validation batches of {self.config.batch_size}, validation split, expected at least "
+                          f"{self.dist.world_size} (one per process)")
 
     def _step(self) -> dict[str, float]:
         s, w = self.state, self.dist.world_size
@@ -261,8 +267,8 @@ class Searcher:
         params = dict(self.model.named_parameters())
         unknown = sorted(set(names) - set(params))
         if unknown:
-            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' names parameters this supernet does not "
-                                  f"have: {', '.join(unknown[:3])}")
+            raise CheckpointError(f"unknown parameter(s) {', '.join(unknown[:3])}, checkpoint '{self.checkpoint_path}' "
+                                  f"grads_kept, expected parameters of this supernet")
         for name in names:
             params[name].grad = torch.zeros_like(params[name])
 
