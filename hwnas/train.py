@@ -3,7 +3,10 @@
 The paper's schedule (DESIGN 3) is the default on a real dataset; ``--synthetic`` defaults to a short
 schedule (15 epochs) so it ends in minutes on a CPU. If only ``--epochs`` is changed, the lr milestones
 move to the same fractions of the run. Outputs in ``--output`` (default ``runs/train-<timestamp>``):
-last.pt, metrics.jsonl, config.json, results.json, train.log.
+last.pt, metrics.jsonl, config.json, results.json, train.log (the log), training_curves.png (losses, training
+accuracy and lr, rank-1/mAP/mINP per epoch; redrawn at each evaluation, every 10 epochs and at the end; ``hwnas
+report plots RUN`` draws it again) and, with the tensorboard package installed, TensorBoard event files in
+tensorboard/.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from hwnas.data._cli import add_data_arguments, dataset_from_args
 from hwnas.errors import OutputError, UsageError
 from hwnas.models import check_input_size, model_options
 from hwnas.training import ReIDData, TrainConfig, Trainer, scaled_milestones
+from hwnas.viz import tensorboard
 
 SYNTHETIC_EPOCHS = 15
 PROG = "python -m hwnas.train"
@@ -52,6 +56,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _cli.add_threads(p)
     _cli.add_device(p)
     _cli.add_progress(p)
+    tensorboard.add_argument(p)
     t = p.add_argument_group("schedule (defaults: the paper's, DESIGN section 3)")
     t.add_argument("--epochs", type=_cli.positive_int, default=None,
                    help=f"training epochs (default {d.epochs}; {SYNTHETIC_EPOCHS} with --synthetic)")
@@ -134,6 +139,27 @@ def _model_options(a: argparse.Namespace) -> dict[str, object]:
     return options
 
 
+def setup_logging(out: Path) -> None:
+    """INFO logs to stderr and to ``out/train.log`` (appended on --resume), like search's search.log."""
+    out.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(out / "train.log")]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+
+
+class CurvesCallback:
+    """Redraws ``training_curves.png`` after each evaluation, every ``every`` epochs and after the last epoch."""
+
+    def __init__(self, out: Path, epochs: int, every: int = 10) -> None:
+        self.out, self.epochs, self.every = out, epochs, every
+
+    def __call__(self, epoch: int, record: dict) -> None:
+        if "eval" in record or epoch % self.every == 0 or epoch == self.epochs:
+            from hwnas.viz.training import redraw_training_curves
+
+            redraw_training_curves(self.out)
+
+
 @_cli.command
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     a = build_parser(prog).parse_args(argv)
@@ -142,7 +168,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     device = _cli.resolve_device(a.device)
     check_input_size(a.model, (config.height, config.width), **{k: v for k, v in options.items() if k != "num_classes"})
     out = output_dir(a)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    write_events = tensorboard.check_mode(a.tensorboard)
+    setup_logging(out)
     _cli.apply_threads(a.threads)
     data = ReIDData.from_dataset(dataset_from_args(a))
     options["num_classes"] = data.num_classes
@@ -153,7 +180,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     if a.resume:
         trainer.resume()
     print(f"training {a.model} on {data.num_classes} identities, {config.epochs} epochs, output {out}")
-    result = trainer.fit()
+    if a.tensorboard == "auto" and not write_events:
+        print(tensorboard.absent_note())
+    events = tensorboard.open_writer(write_events, out)
+    try:
+        result = trainer.fit(callbacks=[c for c in (CurvesCallback(out, config.epochs), events) if c is not None])
+    finally:
+        if events is not None:
+            events.close()
     if result:
         print(f"epoch {trainer.epoch}: rank-1 {100 * result['rank1']:.2f}%  rank-5 {100 * result['rank5']:.2f}%  "
               f"rank-10 {100 * result['rank10']:.2f}%  mAP {100 * result['mAP']:.2f}%  mINP {100 * result['mINP']:.2f}%")

@@ -23,6 +23,7 @@ from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search.config import SearchConfig, SyntheticData, paper_config, short_config, with_epochs
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
+from hwnas.viz import tensorboard
 
 
 def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParser:
@@ -57,6 +58,7 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     p.add_argument("--checkpoint-every", type=_cli.nonnegative_int,
                    help="steps between mid-epoch checkpoints (0: only at epoch ends; default: the schedule's)")
     _cli.add_progress(p)
+    tensorboard.add_argument(p)
     return p
 
 
@@ -108,6 +110,10 @@ def check_args(args: argparse.Namespace) -> tuple[SearchConfig, list[float] | No
         raise UsageError(f"unknown or unavailable backend {args.ops_backend!r}{why}, --ops-backend, expected one of "
                          f"auto, {', '.join(usable)}")
     _cli.resolve_device(args.device)
+    if weights is not None and args.tensorboard == "on":
+        raise UsageError("TensorBoard event files for a sweep, --tensorboard on, expected --tensorboard auto or off "
+                         "with --sweep-latency-weight (each point's search_report and alphas.png are written)")
+    args.events = weights is None and tensorboard.check_mode(args.tensorboard)
     return config, weights
 
 
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search")
     data = prepare_data(config, root, args.data_threads)
     say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
         f"latency weight {config.latency_weight}; {info.world_size} process(es) on {device}; output {output}")
+    if args.tensorboard == "auto" and not args.events and weights is None:
+        say(tensorboard.absent_note())
     progress = not args.no_progress
     with ops.use_backend(args.ops_backend):
         return _run(args, config, data, output, table, device, weights, progress, say, info)
@@ -178,7 +186,7 @@ def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, tab
                     f"val acc {r['val_acc']:.3f}{' (Pareto)' if r['pareto'] else ''}")
             say("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    result, paths = run_search(config, data, output, table, device, args.resume, progress)
+    result, paths = run_search(config, data, output, table, device, args.resume, progress, args.events)
     lat = "" if table is None else f", predicted latency {table.genotype_latency_ms(result.genotype):.3f} ms " \
                                    f"on {table.name}"
     say(f"derived genotype: {result.genotype.tostr()}{lat}, supernet val acc {result.val_acc:.3f}")
