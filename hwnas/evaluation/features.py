@@ -72,6 +72,7 @@ def evaluate_model(model: nn.Module, query_loader: Iterable, gallery_loader: Ite
     qf, qp, qc = extract_features(model, query_loader, device=device, flip=flip, amp=amp, progress=progress)
     gf, gp, gc = extract_features(model, gallery_loader, device=device, flip=flip, amp=amp, progress=progress)
     if rerank:
+        logger.info("k-reciprocal re-ranking of %d queries x %d gallery images", len(qf), len(gf))
         dist = torch.as_tensor(re_ranking(qf, gf))
     else:
         dist = compute_distance(qf, gf, metric)

@@ -52,6 +52,7 @@ class MeasureSpec:
     warmup: int = 3
     repeats: int = 10
     threads: int | None = None
+    progress: bool = False  # a progress bar on stderr over the timing rounds
 
     def __post_init__(self) -> None:
         from hwnas.latency.measure import TORCH_DTYPES
@@ -121,7 +122,8 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: Measure
     net = model.eval().to(device=device, dtype=TORCH_DTYPES[spec.dtype])
     x = torch.randn(spec.batch_size, 3, *input_size, device=device, dtype=TORCH_DTYPES[spec.dtype])
     try:
-        (samples,) = time_interleaved([lambda: net(x)], device.type, spec.warmup, spec.repeats)
+        (samples,) = time_interleaved([lambda: net(x)], device.type, spec.warmup, spec.repeats, spec.progress,
+                                      desc="measuring latency")
     finally:
         model.to(dtype=torch.float32).train(was_training)
     median, iqr = summarize(samples)
@@ -225,6 +227,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=_cli.int_at_least(3), default=10, help="timed calls (median reported)")
     _cli.add_threads(parser, help="torch CPU threads for the measurement (default: torch's choice)")
     parser.add_argument("--no-measure", action="store_true", help="skip the measured latency")
+    _cli.add_progress(parser)
     _cli.add_output(parser, "write model_report.md and model_report.json into this folder (default: print only)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
 
@@ -237,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         _cli.check_output_dir(args.output)
     measure = None if args.no_measure else MeasureSpec(device, args.dtype, args.batch_size, args.warmup,
-                                                       args.repeats, args.threads)
+                                                       args.repeats, args.threads, not args.no_progress)
     for name in args.latency_table:  # a missing or malformed table is an error here, not an 'n/a' row
         from hwnas.latency import load_table
 
