@@ -14,6 +14,9 @@ DPI = 100
 MATCH_RGB = (0, 170, 0)
 MISMATCH_RGB = (215, 0, 0)
 QUERY_RGB = (40, 40, 40)
+# their labels: darker, so no label pixel ever has a border's exact colour (tests count border pixels)
+MATCH_TEXT_RGB = (0, 110, 0)
+MISMATCH_TEXT_RGB = (160, 0, 0)
 
 
 def new_figure(width_in: float, height_in: float, dpi: int = DPI) -> Figure:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from hwnas.evaluation.rank import evaluate_rank
-from hwnas.viz._figure import MATCH_RGB, MISMATCH_RGB, QUERY_RGB, hex_color, new_figure, save
+from hwnas.viz._figure import (MATCH_RGB, MATCH_TEXT_RGB, MISMATCH_RGB, MISMATCH_TEXT_RGB, QUERY_RGB, hex_color,
+                               new_figure, save)
 
 Item = tuple[str, int, int]  # (image path, pid, camid)
 
@@ -97,7 +98,7 @@ def rank_queries(distmat: torch.Tensor | np.ndarray, query: Sequence[Item], gall
 
 
 def _bordered(path: str, size: tuple[int, int], rgb: tuple[int, int, int]) -> np.ndarray:
-    """The image resized to ``size`` (H, W) inside a ``_BORDER``-pixel frame of colour ``rgb``: uint8 (H+2b, W+2b, 3)."""
+    """The image resized to ``size`` (H, W) in a ``_BORDER``-pixel frame of colour ``rgb``: uint8 (H+2b, W+2b, 3)."""
     from PIL import Image
 
     from hwnas.data.loaders import read_image
@@ -145,12 +146,13 @@ def plot_ranked_results(rows: Sequence[RankedQuery], path: str | os.PathLike, *,
             text(cx, label_y + 12 * n, s, fontsize=7.5, ha="center", va="top")
         for g in row.gallery:
             x0 = _MARGIN + cw + _SEP + (g.rank - 1) * (cw + _GAP)
-            rgb = MATCH_RGB if g.match else MISMATCH_RGB
+            rgb, text_rgb = (MATCH_RGB, MATCH_TEXT_RGB) if g.match else (MISMATCH_RGB, MISMATCH_TEXT_RGB)
             fig.figimage(_bordered(g.path, cell_size, rgb), xo=x0, yo=height - top - ch, origin="upper")
             mark = "\u2713" if g.match else "\u2717"
             who = f"distractor c{g.camid}" if g.pid == 0 else f"id {g.pid} c{g.camid}"
             for n, s in enumerate((f"{g.rank}. {mark} {g.distance:.3g}", who)):
-                text(x0 + cw / 2, label_y + 12 * n, s, fontsize=7.5, ha="center", va="top", color=hex_color(rgb))
+                text(x0 + cw / 2, label_y + 12 * n, s, fontsize=7.5, ha="center", va="top",
+                     color=hex_color(text_rgb))
     return save(fig, path)
 
 
