@@ -100,12 +100,21 @@ def _accuracy_and_lr(ax: Any, train: Sequence[dict[str, Any]]) -> None:
 
 
 def _scores(ax: Any, evals: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    last = []  # (value, epoch, colour) of each score's last point, labelled right of it
     for key, label, color in _SCORES:
         points = [(e, 100 * r[key]) for e, r in evals if r.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o", ms=4, color=color, label=label)
-            e, v = points[-1]
-            ax.annotate(f"{v:.1f}", (e, v), xytext=(4, 2), textcoords="offset points", fontsize=8, color=color)
+            last.append((points[-1][1], points[-1][0], color))
+    floor = -100.0
+    span = max((e for e, _ in evals), default=1) - min((e for e, _ in evals), default=0) or 1
+    for value, epoch, color in sorted(last):  # labels at least 5 points of the scale apart, never on each other
+        floor = max(value, floor + 5)
+        ax.annotate(f"{value:.1f}", (epoch, value), xytext=(epoch + 0.03 * span, floor), textcoords="data",
+                    fontsize=8, color=color, ha="left", va="center")
+    if evals:  # room for those labels right of the last epoch
+        first = min(e for e, _ in evals)
+        ax.set_xlim(first - 0.05 * span, first + 1.2 * span)
     ax.set_ylim(0, 102)
     ax.margins(x=0.1)  # room for the last values' labels
     ax.set_ylabel("score (%)")
