@@ -31,4 +31,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"hwnas.viz.{_EXPORTS[name]}"), name)
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["plot_alphas", "plot_cmc", "plot_latency_validation", "plot_ranked_results", "plot_training_curves",
+           "rank_queries", "read_metrics", "redraw", "redraw_training_curves", "select_queries", "write_ranked_results"]

@@ -20,8 +20,16 @@ import numpy as np
 import torch
 
 from hwnas.evaluation.rank import evaluate_rank
-from hwnas.viz._figure import (MATCH_RGB, MATCH_TEXT_RGB, MISMATCH_RGB, MISMATCH_TEXT_RGB, QUERY_RGB, hex_color,
-                               new_figure, save)
+from hwnas.viz._figure import (
+    MATCH_RGB,
+    MATCH_TEXT_RGB,
+    MISMATCH_RGB,
+    MISMATCH_TEXT_RGB,
+    QUERY_RGB,
+    hex_color,
+    new_figure,
+    save,
+)
 
 Item = tuple[str, int, int]  # (image path, pid, camid)
 
@@ -73,7 +81,7 @@ def select_queries(distmat: torch.Tensor | np.ndarray, query: Sequence[Item], ga
         return []
     if num >= len(valid):
         return valid
-    return [valid[int(round(j))] for j in np.linspace(0, len(valid) - 1, num)]
+    return [valid[round(float(j))] for j in np.linspace(0, len(valid) - 1, num)]
 
 
 def rank_queries(distmat: torch.Tensor | np.ndarray, query: Sequence[Item], gallery: Sequence[Item],
