@@ -51,6 +51,7 @@ def throughput_rows(args: argparse.Namespace, device: torch.device, dtype: torch
         reference = features if reference is None else reference
         errors[name] = ((features - reference).abs().max() / reference.abs().max()).item()
         results[name] = time_ms(forward, device, args.warmup, args.repeats)
+        print(f"measured {name}: {results[name][0]:.2f} ms median", flush=True)  # kept if a later column hangs
     base = results.get("eager", (float("nan"),))[0]
     comp = results.get("compiled", (float("nan"),))[0]
     return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.0f}", f"{base / m:.2f}x", f"{comp / m:.2f}x",
@@ -95,10 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--peak-gbps", type=float, help="override the device's peak memory bandwidth (GB/s)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots (fp32 only)")
     p.add_argument("--output", help="also write the tables (Markdown) to this file")
     args = p.parse_args(argv)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
-    text = (f"inference (CDNet-top2, batch {args.batch}, {args.height}x{args.width}, {args.dtype})\n"
+    if args.tf32:  # without it, PyTorch's defaults (cuDNN convolutions TF32, matmul and Triton dots IEEE fp32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    text = (f"inference (CDNet-top2, batch {args.batch}, {args.height}x{args.width}, {args.dtype}"
+            f"{', TF32 allowed' if args.tf32 else ''})\n"
             f"device: {describe(device)}; peak bandwidth: {peak_gbps(device, args.peak_gbps) or 'unknown'} GB/s\n\n"
             + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled", "feature err"],
                              throughput_rows(args, device, dtype))

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> list[list[str]]:
         reference = grads if reference is None else reference
         errors[name] = ((grads - reference).abs().max() / reference.abs().max()).item()
         results[name] = time_ms(step, device, args.warmup, args.repeats)
+        print(f"measured {name}: {results[name][0]:.2f} ms median", flush=True)  # kept if a later column hangs
     base = results.get("eager", (float("nan"),))[0]
     comp = results.get("compiled", (float("nan"),))[0]
     return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.1f}", f"{base / m:.2f}x", f"{comp / m:.2f}x",
