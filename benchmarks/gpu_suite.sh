@@ -71,8 +71,8 @@ default_steps() {
 env|10|bash "$SUITE" --internal env
 setup|100|bash "$SUITE" --internal setup
 gpu_tests|55|$PY -m pytest -q -p no:cacheprovider -m gpu -n 4 --junitxml=$RES/pytest_gpu.xml tests
-search_step|90|$PY -m benchmarks.search_step --device cuda --tf32 --warmup 3 --repeats 10 --output $RES/search_step.md
-inference|50|$PY -m benchmarks.inference --device cuda --tf32 --backends eager,compiled,batched,triton,cpp --warmup 3 --repeats 20 --output $RES/inference.md
+search_step|90|$PY -m benchmarks.search_step --device cuda --tf32 --backends eager,triton,compiled,batched --warmup 3 --repeats 10 --output $RES/search_step.md
+inference|50|$PY -m benchmarks.inference --device cuda --tf32 --backends eager,triton,cpp,compiled,batched --warmup 3 --repeats 20 --output $RES/inference.md
 cpp_inference|20|$PY -m benchmarks.bench_cpp_inference --device cuda --batch-sizes 128 --rounds 10 --warmup 2 --out $RES/cpp_inference.md
 latency_build|40|$PY -m hwnas.latency build --device cuda --name h200 --batch 128 --dtype fp32 --resolution 256 128 --width 1.0 --space both --warmup 5 --repeats 20 --no-progress --out $RES/latency_h200.json
 latency_validate|30|$PY -m hwnas.latency validate --table $RES/latency_h200.json --device cuda --archs 20 --warmup 3 --repeats 10 --no-progress --out $RES/latency_h200_validate.json

@@ -102,13 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     if args.tf32:  # without it, PyTorch's defaults (cuDNN convolutions TF32, matmul and Triton dots IEEE fp32)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    bandwidth = markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype))
+    print(bandwidth, flush=True)  # measured first: a later column that hangs cannot lose it
     text = (f"inference (CDNet-top2, batch {args.batch}, {args.height}x{args.width}, {args.dtype}"
             f"{', TF32 allowed' if args.tf32 else ''})\n"
             f"device: {describe(device)}; peak bandwidth: {peak_gbps(device, args.peak_gbps) or 'unknown'} GB/s\n\n"
             + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled", "feature err"],
                              throughput_rows(args, device, dtype))
-            + "\n\nLiteConv kernel, stage-1 shape, two branches\n\n"
-            + markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype)))
+            + "\n\nLiteConv kernel, stage-1 shape, two branches\n\n" + bandwidth)
     print(text)
     if args.output:
         write_text_atomic(args.output, text + "\n")
