@@ -8,9 +8,11 @@ softmax + triplet (margin 0.3); top-2; alpha initialised to 1e-3.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from hwnas.errors import ConfigError, UsageError
 from hwnas.space.candidates import SPACES, candidates
 
 
@@ -43,8 +45,8 @@ class SearchConfig:
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: only at epoch ends)
 
     def __post_init__(self) -> None:
-        def bad(name: str, want: str) -> ValueError:
-            return ValueError(f"SearchConfig.{name} = {getattr(self, name)!r}: expected {want}")
+        def bad(name: str, want: str) -> UsageError:
+            return UsageError(f"bad value {getattr(self, name)!r}, SearchConfig.{name}, expected {want}")
 
         if self.space not in SPACES:
             raise bad("space", f"one of {', '.join(SPACES)}")
@@ -59,12 +61,13 @@ class SearchConfig:
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise bad("image_size", "(height, width), both >= 32 pixels")
         for name in ("width_mult", "lr", "alpha_lr"):
-            if not getattr(self, name) > 0:
-                raise bad(name, "a positive number")
-        if self.latency_weight < 0:
-            raise bad("latency_weight", "a number >= 0")
-        if self.latency_target_ms is not None and not self.latency_target_ms > 0:
-            raise bad("latency_target_ms", "a positive number of milliseconds or None")
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise bad(name, "a finite number > 0")
+        if not (math.isfinite(self.latency_weight) and self.latency_weight >= 0):
+            raise bad("latency_weight", "a finite number >= 0")
+        if self.latency_target_ms is not None and not (math.isfinite(self.latency_target_ms)
+                                                       and self.latency_target_ms > 0):
+            raise bad("latency_target_ms", "a finite number of milliseconds > 0, or None")
         if self.checkpoint_every < 0:
             raise bad("checkpoint_every", "a number of steps >= 0")
 
@@ -83,7 +86,8 @@ class SearchConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"search config has unknown field(s) {', '.join(unknown)}")
+            raise ConfigError(f"unknown field(s) {', '.join(unknown)}, search config, expected fields of SearchConfig: "
+                              f"{', '.join(sorted(names))}")
         tuples = {"image_size", "alpha_betas", "alpha_milestones"}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
 
@@ -119,7 +123,7 @@ def short_config(**changes: Any) -> SearchConfig:
 def with_epochs(config: SearchConfig, epochs: int) -> SearchConfig:
     """Change the number of epochs, keeping alpha's lr milestones at the same fractions of the schedule."""
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise UsageError(f"bad value {epochs}, epochs, expected an integer >= 1")
     fractions = [m / config.epochs for m in config.alpha_milestones]
     milestones = tuple(sorted({max(1, round(f * epochs)) for f in fractions}))
     return config.replace(epochs=epochs, alpha_milestones=milestones)
