@@ -10,7 +10,8 @@ For each line:
 - ``PY -m MODULE ARGS`` / ``PY FILE.py ARGS``: the module is imported and run as ``__main__`` with ARGS,
   up to its argument parser: the outermost ``ArgumentParser.parse_args``/``parse_known_args`` call parses
   ARGS for real (unknown flags, bad choices and bad values fail as they would on the device) and then stops
-  the program before it does any work.
+  the program before it does any work. A flag that parses only as an abbreviation of a longer option
+  (``--out`` after ``--output`` replaced it) fails too: its meaning may have changed with its name.
 - anything else (``bash``, ``nvidia-smi``...): the program must be on PATH or a file; missing ones are
   reported as warnings (the device has tools this machine lacks).
 
@@ -38,13 +39,16 @@ class _Parsed(BaseException):
 
 
 @contextlib.contextmanager
-def _stop_after_parsing() -> Iterator[None]:
+def _stop_after_parsing(parsers: list[argparse.ArgumentParser]) -> Iterator[None]:
+    """Within the block, the outermost parse stops the program; every parser that parsed is appended to
+    ``parsers`` (the outer one and its subcommand's)."""
     originals = {name: getattr(argparse.ArgumentParser, name) for name in ("parse_args", "parse_known_args")}
     depth = 0
 
     def wrap(name: str):
         def parse(self, *args, **kwargs):
             nonlocal depth
+            parsers.append(self)
             depth += 1
             try:
                 result = originals[name](self, *args, **kwargs)
@@ -76,18 +80,31 @@ def _python_args(tokens: Sequence[str]) -> tuple[str, str, list[str]] | None:
     return None
 
 
+def _abbreviated(args: list[str], parsers: list[argparse.ArgumentParser]) -> list[str]:
+    """Flags of ``args`` that no parser defines as written: argparse accepted them as prefixes of a longer
+    option (``--out`` for ``--output``), which hides a renamed flag whose meaning may have changed."""
+    known = {opt for p in parsers for opt in p._option_string_actions}
+    flags = [a.split("=", 1)[0] for a in args if a.startswith("--") and a != "--"]
+    return [f for f in flags if f not in known]
+
+
 def check_cli(kind: str, target: str, args: list[str]) -> tuple[bool, str]:
     """Import ``target`` and parse ``args`` with its own parser, stopping before it runs."""
     argv0 = target if kind == "path" else f"{target}.__main__"
     saved_argv, out, err = sys.argv, io.StringIO(), io.StringIO()
     sys.argv = [argv0, *args]
+    parsers: list[argparse.ArgumentParser] = []
     try:
-        with _stop_after_parsing(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with _stop_after_parsing(parsers), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             if kind == "module":
                 runpy.run_module(target, run_name="__main__", alter_sys=True)
             else:
                 runpy.run_path(target, run_name="__main__")
     except _Parsed:
+        short = _abbreviated(args, parsers)
+        if short:
+            return False, (f"{', '.join(short)}: not an option as written (argparse took it as an abbreviation of a "
+                           "longer one); write the option in full")
         return True, "arguments parse"
     except SystemExit as e:
         tail = (err.getvalue() or out.getvalue()).strip().splitlines()[-1:] or [f"exit {e.code}"]

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESULT_ORDER = ("search_step.md", "inference.md", "cpp_inference.md", "latency_h100_vs_h200.md",
-                "latency_h200_validate.md", "inference_time_h200/results.md")
+RESULT_ORDER = ("search_step.md", "inference.md", "cpp_inference.md", "latency/h100_vs_h200/table_comparison.md",
+                "latency/h200_validate/validation.md", "inference_time_h200/results.md")
 MAX_RESULT_LINES = 60
 
 

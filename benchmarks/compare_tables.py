@@ -1,23 +1,24 @@
 """How well a predicted latency table matches a measured one of the same setting (entry by entry and end to end).
 
-    python -m benchmarks.compare_tables --measured runs/latency_h200.json --predicted h100 \\
-        [--validation runs/latency_h200_validate.json] [--spec h100] [--output runs/latency_h100_vs_h200.md]
+    python -m benchmarks.compare_tables --measured runs/h200.json --predicted h100 \\
+        [--validation runs/h200_validate/validation.json] [--spec h100] [--output runs/h100_vs_h200]
 
 Entry errors are ``predicted / measured - 1`` for every fixed part and every searchable-layer entry both tables
 hold; MAPE is the mean of their absolute values, Spearman the rank correlation of the layer entries (what the
 search's ranking of candidates depends on). The errors are also grouped by layer, by the deepest branch
 (k2 // 2 LiteConvs) and by the repeat r, which shows which of the prediction's assumptions fails: a
 group error that grows with r (twice the kernels) points at the launch overhead, one that grows with the
-layer's spatial size at the memory efficiency. With ``--validation`` (a ``python -m hwnas.latency validate
---out`` file measured on the same device and setting) the predicted table's sums are also compared with the
-end-to-end medians measured there; with ``--spec`` the roofline model is fitted to the measured table
-(``hwnas.latency.predict.calibrate``) and the fitted efficiencies are printed beside the ones the prediction
-used. Writes Markdown (``--output``) and JSON beside it.
+layer's spatial size at the memory efficiency. With ``--validation`` (the ``validation.json`` of
+``python -m hwnas.latency validate --output DIR``, measured on the same device and setting) the predicted
+table's sums are also compared with the end-to-end medians measured there; with ``--spec`` the roofline
+model is fitted to the measured table (``hwnas.latency.predict.calibrate``) and the fitted efficiencies are
+printed beside the ones the prediction used. Prints Markdown; ``--output DIR`` also writes
+``table_comparison.md`` and ``table_comparison.json``.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import shlex
 import statistics
 import sys
 from collections import defaultdict
@@ -25,8 +26,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmarks._device import markdown_table, write_text_atomic
-from hwnas.errors import HwnasError, LatencyTableError
+from benchmarks._device import markdown_table
+from hwnas import _cli
+from hwnas._io import write_json_atomic, write_text_atomic
+from hwnas.errors import LatencyTableError
 from hwnas.latency.expected import LatencyTable
 from hwnas.latency.io import read_table
 from hwnas.latency.schema import TableData
@@ -176,34 +179,30 @@ def _read_validation(path: Path) -> dict[str, Any]:
         [(a["genotype"], float(a["measured_ms"])) for a in data["archs"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise LatencyTableError(f"unreadable validation result ({e}), {path}, expected the JSON written by "
-                                "'python -m hwnas.latency validate --out'") from None
+                                "'python -m hwnas.latency validate --output DIR' (validation.json)") from None
     return data
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks.compare_tables") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m benchmarks.compare_tables", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--measured", required=True, help="measured table (shipped name or JSON path)")
-    p.add_argument("--predicted", required=True, help="predicted table (shipped name or JSON path)")
-    p.add_argument("--validation", type=Path, help="validate result JSON of the measured table (end-to-end check)")
+    p = _cli.ArgumentParser(prog=prog, description=__doc__)
+    p.add_argument("--measured", required=True, metavar="NAME|PATH", help="measured table")
+    p.add_argument("--predicted", required=True, metavar="NAME|PATH", help="predicted table")
+    p.add_argument("--validation", type=Path, help="validation.json of the measured table (end-to-end check)")
     p.add_argument("--spec", help="also fit the roofline to the measured table on this spec sheet (e.g. h100)")
-    p.add_argument("--output", type=Path, help="write Markdown here and JSON beside it (.json)")
+    _cli.add_output(p, "folder for table_comparison.md and table_comparison.json (default: print only)")
     args = p.parse_args(argv)
-    try:
-        validation = _read_validation(args.validation) if args.validation else None
-        res = compare(read_table(args.measured), read_table(args.predicted), validation, args.spec)
-    except HwnasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    command = "python -m benchmarks.compare_tables " + " ".join(argv)
+    if args.output is not None:
+        _cli.check_output_dir(args.output)
+    validation = _read_validation(args.validation) if args.validation else None
+    res = compare(read_table(args.measured), read_table(args.predicted), validation, args.spec)
+    command = f"{prog} {shlex.join(argv)}"
     text = to_markdown(res, command)
     print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(str(args.output), text)
-        payload = json.dumps(dict(res, command=command), indent=2) + "\n"
-        write_text_atomic(str(args.output.with_suffix(".json")), payload)
+    if args.output is not None:
+        write_text_atomic(args.output / "table_comparison.md", text)
+        write_json_atomic(args.output / "table_comparison.json", dict(res, command=command))
     return 0
 
 

@@ -74,10 +74,10 @@ gpu_tests|55|$PY -m pytest -q -p no:cacheprovider -m gpu -n 4 --junitxml=$RES/py
 search_step|90|$PY -m benchmarks.search_step --device cuda --tf32 --backends eager,triton,compiled,batched --warmup 3 --repeats 10 --output $RES/search_step.md
 inference|50|$PY -m benchmarks.inference --device cuda --tf32 --backends eager,triton,cpp,compiled,batched --warmup 3 --repeats 20 --output $RES/inference.md
 cpp_inference|20|$PY -m benchmarks.bench_cpp_inference --device cuda --batch-sizes 128 --rounds 10 --warmup 2 --out $RES/cpp_inference.md
-latency_build|40|$PY -m hwnas.latency build --device cuda --name h200 --batch 128 --dtype fp32 --resolution 256 128 --width 1.0 --space both --warmup 5 --repeats 20 --no-progress --out $RES/latency_h200.json
-latency_validate|30|$PY -m hwnas.latency validate --table $RES/latency_h200.json --device cuda --archs 20 --warmup 3 --repeats 10 --no-progress --out $RES/latency_h200_validate.json
-latency_h100|25|$PY -m benchmarks.compare_tables --measured $RES/latency_h200.json --predicted h100 --validation $RES/latency_h200_validate.json --spec h100 --output $RES/latency_h100_vs_h200.md
-table5_data|15|$PY -m hwnas.data.synthetic --out $WORK/data/market-small --num-ids 150 --images-per-id 12
+latency_build|40|$PY -m hwnas.latency build --device cuda --name h200 --batch-size 128 --dtype fp32 --input-size 256x128 --width-mult 1.0 --space both --warmup 5 --repeats 20 --no-progress --output $RES/latency
+latency_validate|30|$PY -m hwnas.latency validate --table $RES/latency/h200.json --device cuda --archs 20 --warmup 3 --repeats 10 --no-progress --output $RES/latency/h200_validate
+latency_h100|25|$PY -m benchmarks.compare_tables --measured $RES/latency/h200.json --predicted h100 --validation $RES/latency/h200_validate/validation.json --spec h100 --output $RES/latency/h100_vs_h200
+table5_data|15|$PY -m hwnas.data.synthetic --output $WORK/data/market-small --num-ids 150 --images-per-id 12
 table5|50|$PY -m benchmarks.inference_time --device cuda --data-root $WORK/data/market-small --runs 2 --warmup 1 --workers 8 --output $RES/inference_time_h200
 kernel_tests|40|$PY -m pytest -q -p no:cacheprovider -n 4 --junitxml=$RES/pytest_backends.xml tests/test_kernels_lite_conv.py tests/test_kernels_gate_sum.py tests/test_ops_backends.py tests/test_ops_plan.py tests/test_cpp_ext.py tests/test_deploy.py
 EOF

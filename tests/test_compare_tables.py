@@ -57,11 +57,12 @@ def test_end_to_end_against_a_validation_result(tmp_path: Path) -> None:
 def test_cli_writes_markdown_and_json(tmp_path: Path, capsys) -> None:
     pred, meas = _measured(factor_fixed=1.5, factor_r2=1.0)
     path = save_table(meas, tmp_path / "fake.json")
-    out = tmp_path / "cmp.md"
+    out = tmp_path / "cmp"
     assert compare_tables.main(["--measured", str(path), "--predicted", "h100", "--output", str(out)]) == 0
-    data = json.loads(out.with_suffix(".json").read_text())
+    data = json.loads((out / "table_comparison.json").read_text())
     assert data["measured"]["name"] == "fake-h200" and data["predicted"]["name"] == "h100"
-    assert "MAPE" in out.read_text() and "downsample1" in out.read_text()
+    md = (out / "table_comparison.md").read_text()
+    assert "MAPE" in md and "downsample1" in md and data["command"] in md
     assert compare_tables.main(["--measured", str(path), "--predicted", "h100",
                                 "--validation", str(tmp_path / "missing.json")]) == 2
     assert "error: unreadable validation result" in capsys.readouterr().err

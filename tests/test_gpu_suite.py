@@ -100,5 +100,12 @@ def test_checker_parses_subcommands_without_running_them() -> None:
     ok = _suite_check.check_command(f"{sys.executable} -m hwnas.latency validate --table x.json --archs 2")
     bad = _suite_check.check_command(f"{sys.executable} -m hwnas.latency validate --table x.json --archs two")
     assert ok == ("ok", "arguments parse")
-    assert bad[0] == "FAIL" and "invalid int value: 'two'" in bad[1]
+    assert bad[0] == "FAIL" and "'two'" in bad[1] and "--archs" in bad[1]
     assert _suite_check.check_command("no-such-tool --flag")[0] == "warn"
+
+
+def test_checker_refuses_abbreviated_flags() -> None:
+    """``--out`` parses as ``--output`` by prefix: a renamed flag (maybe with a new meaning) must be noticed."""
+    status, detail = _suite_check.check_command(
+        f"{sys.executable} -m hwnas.latency validate --table x.json --out y")
+    assert status == "FAIL" and detail.startswith("--out: not an option as written")
