@@ -199,10 +199,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
     res = compare(read_table(args.measured), read_table(args.predicted), validation, args.spec)
     command = f"{prog} {shlex.join(argv)}"
     text = to_markdown(res, command)
-    print(text)
-    if args.output is not None:
+    if args.output is not None:  # before printing: a closed stdout must not lose the files
         write_text_atomic(args.output / "table_comparison.md", text)
         write_json_atomic(args.output / "table_comparison.json", dict(res, command=command))
+    print(text)
     return 0
 
 

@@ -199,6 +199,10 @@ PY="$BASE_PY"
 export PY RES WORK SUITE GPU_SUITE_WORK="$WORK" GPU_SUITE_RES="$RES" WHEELS PYTHONUNBUFFERED=1 \
   HWNAS_CACHE="$WORK/cache" TRITON_CACHE_DIR="$WORK/cache/triton" TORCHINDUCTOR_CACHE_DIR="$WORK/cache/inductor"
 
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then  # the CUDA build and test need nvcc
+  export PATH="/usr/local/cuda/bin:$PATH"
+fi
+
 mapfile -t STEPS < <(steps_table)
 BUDGET_SUM=0
 for line in "${STEPS[@]}"; do
