@@ -36,7 +36,6 @@ BASE_PY="${PYTHON:-python3}"
 TOTAL_S=540
 RESERVE_S=10           # kept free after the last step for the manifest and the archive
 KILL_AFTER_S=5         # SIGKILL this long after a step's SIGTERM
-DEVICE_MISSING_PKGS=(fvcore iopath yacs termcolor thop)  # hwnas needs these; the device image has the rest
 
 SUITE_ARGV="bash benchmarks/gpu_suite.sh${*:+ $*}"
 DRY_RUN=0; WHEELS=""; STEPS_FILE=""; KEEP_WORK=0; OUTDIR=""; INTERNAL=""; PREPARE=""
@@ -148,16 +147,16 @@ internal_setup() {
   fi
   "$BASE_PY" -c 'import torch as t; print("torch", t.__version__, "cuda", t.version.cuda, t.cuda.is_available())'
   local args=(--no-build-isolation)
-  if [ -n "$WHEELS" ]; then
-    echo "installing the carried wheels: $(ls "$WHEELS" | tr '\n' ' ')"
-    "$BASE_PY" -m pip install -q --no-index --no-deps "$WHEELS"/*.whl || return 1
+  if [ -n "$WHEELS" ]; then  # a carried wheel is used only where the package is missing here
+    echo "carried wheels: $(ls "$WHEELS" | tr '\n' ' ')"
     args+=(--no-index --find-links "$WHEELS")
   fi
   export HWNAS_WITH_CUDA="${HWNAS_WITH_CUDA:-1}"
   echo "pip install ${args[*]} -e .[dev]  (HWNAS_WITH_CUDA=$HWNAS_WITH_CUDA)"
   if ! "$BASE_PY" -m pip install -v "${args[@]}" -e ".[dev]" >"$WORK/pip-install.log" 2>&1; then
-    tail -20 "$WORK/pip-install.log"
-    echo "pip install -e .[dev] failed: retrying without dependencies"
+    grep -E "^ERROR|No matching distribution|Could not find" "$WORK/pip-install.log" | tail -5
+    echo "pip install -e .[dev] failed: installing the carried wheels and hwnas without dependency resolution"
+    [ -z "$WHEELS" ] || "$BASE_PY" -m pip install -q --no-index --no-deps "$WHEELS"/*.whl
     "$BASE_PY" -m pip install -v "${args[@]}" --no-deps -e . >>"$WORK/pip-install.log" 2>&1 \
       || { tail -30 "$WORK/pip-install.log"; return 1; }
     local deps_failed=1
@@ -173,14 +172,12 @@ internal_setup() {
 
 prepare_wheels() {
   mkdir -p "$PREPARE" || die "cannot create $PREPARE"
-  local specs=() p v
-  for p in "${DEVICE_MISSING_PKGS[@]}"; do
-    v="$("$BASE_PY" -c "import importlib.metadata as m; print(m.version('$p'))" 2>/dev/null)"
-    specs+=("$p${v:+==$v}")
-  done
-  echo "building pure-Python wheels into $PREPARE: ${specs[*]}"
-  "$BASE_PY" -m pip wheel -q --no-deps -w "$PREPARE" "${specs[@]}" || die "pip wheel failed"
-  ls -l "$PREPARE"
+  local specs
+  specs="$(cd "$ROOT" && "$BASE_PY" -m benchmarks._suite_wheels)" || die "cannot list hwnas's pure-Python requirements"
+  echo "building pure-Python wheels into $PREPARE:" $specs
+  # shellcheck disable=SC2086  # one spec per word
+  "$BASE_PY" -m pip wheel -q --no-deps -w "$PREPARE" $specs || die "pip wheel failed"
+  ls -l "$PREPARE"; du -sh "$PREPARE"
   echo "carry this folder to the device and pass --wheels $PREPARE"
 }
 

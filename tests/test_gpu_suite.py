@@ -109,3 +109,13 @@ def test_checker_refuses_abbreviated_flags() -> None:
     status, detail = _suite_check.check_command(
         f"{sys.executable} -m hwnas.latency validate --table x.json --out y")
     assert status == "FAIL" and detail.startswith("--out: not an option as written")
+
+
+def test_carried_wheels_cover_the_pure_python_requirements() -> None:
+    """--prepare-wheels carries hwnas's pure-Python requirements (fvcore, thop, omegaconf ...), not the image's
+    binary stack (torch, numpy ...)."""
+    from benchmarks import _suite_wheels
+
+    names = {name.lower() for name, _ in _suite_wheels.closure()}
+    assert {"fvcore", "thop", "iopath", "yacs", "pytest-xdist"} <= names
+    assert not names & {"torch", "numpy", "triton", "scipy", "onnxruntime", "hwnas"}
