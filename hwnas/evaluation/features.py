@@ -63,18 +63,22 @@ def compute_distance(qf: torch.Tensor, gf: torch.Tensor, metric: str = "euclidea
 def evaluate_model(model: nn.Module, query_loader: Iterable, gallery_loader: Iterable, *,
                    device: torch.device | str = "cpu", flip: bool = False, metric: str = "euclidean",
                    rerank: bool = False, amp: bool = False, max_rank: int = 50,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, keep_distmat: bool = False) -> dict[str, Any]:
     """Extract query and gallery features and score them with :func:`evaluate_rank`.
 
-    Returns its dict plus ``rank1``, ``rank5``, ``rank10`` (fractions) for convenience.
+    Returns its dict plus ``rank1``, ``rank5``, ``rank10`` (fractions) for convenience, and with
+    ``keep_distmat`` the (Q, G) distance matrix it ranked by as ``distmat`` (for the ranked-results figure).
     """
     qf, qp, qc = extract_features(model, query_loader, device=device, flip=flip, amp=amp, progress=progress)
     gf, gp, gc = extract_features(model, gallery_loader, device=device, flip=flip, amp=amp, progress=progress)
     if rerank:
+        logger.info("k-reciprocal re-ranking of %d queries x %d gallery images", len(qf), len(gf))
         dist = torch.as_tensor(re_ranking(qf, gf))
     else:
         dist = compute_distance(qf, gf, metric)
     result = evaluate_rank(dist, qp, gp, qc, gc, max_rank=max_rank)
     for k in (1, 5, 10):
         result[f"rank{k}"] = float(result["cmc"][min(k, max_rank) - 1])
+    if keep_distmat:
+        result["distmat"] = dist
     return result
