@@ -2,11 +2,11 @@
 
     python -m benchmarks._suite_wheels        # prints name==version, one per line
 
-Walks the requirements of hwnas (its install requirements and the ``dev`` extra) through the distributions
-installed here, skipping the trees of the binary stack a CUDA image provides (torch, triton, numpy, scipy,
+Walks the requirements of hwnas (its install requirements and the ``dev`` and ``triton`` extras) through the
+distributions installed here, skipping the trees of the binary stack a CUDA image provides (torch, triton, numpy, scipy,
 matplotlib, pillow, onnx, onnxruntime: wheels built here would not fit its Python anyway), and prints every
 distribution of that closure whose wheel is pure Python (``Root-Is-Purelib: true``). The suite installs with
-``pip install --no-index --find-links DIR -e .[dev]``, so a carried wheel is used only when the machine lacks
+``pip install --no-index --find-links DIR -e .[dev,triton]``, so a carried wheel is used only when the machine lacks
 that package: carrying more than needed is harmless.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _pure(dist: md.Distribution) -> bool:
     return any(line.strip().lower() == "root-is-purelib: true" for line in wheel.splitlines())
 
 
-def closure(root: str = "hwnas", extras: Iterable[str] = ("dev",)) -> list[tuple[str, str]]:
+def closure(root: str = "hwnas", extras: Iterable[str] = ("dev", "triton")) -> list[tuple[str, str]]:
     """(name, version) of the pure-Python distributions hwnas[extras] needs, outside the image's stack."""
     seen: set[str] = {canonicalize_name(root)}
     todo = _requirements(md.distribution(root), extras)

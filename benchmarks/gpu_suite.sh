@@ -6,7 +6,7 @@
 # Steps (each under `timeout` with its own budget; a failed or timed-out step is recorded and the suite goes
 # on; an overall deadline keeps the whole run under --total seconds even if steps hang):
 #   env         nvidia-smi (+ -q), versions of python/torch/CUDA/cuDNN/triton/nvcc/cmake, pip list
-#   setup       pip install -e ".[dev]" into the python given (PYTHON, default python3), building hwnas._C with
+#   setup       pip install -e ".[dev,triton]" into the python given (PYTHON, default python3), building hwnas._C with
 #               CUDA; torch and pybind11 are the ones installed there (pip-installed only if missing)
 #   gpu_tests   pytest -m gpu (kernels compiled for the device, the CUDA extension, the CUDA deploy path)
 #   search_step CDNet supernet step: eager / torch.compile / batched / triton (TF32)
@@ -152,10 +152,10 @@ internal_setup() {
     args+=(--no-index --find-links "$WHEELS")
   fi
   export HWNAS_WITH_CUDA="${HWNAS_WITH_CUDA:-1}"
-  echo "pip install ${args[*]} -e .[dev]  (HWNAS_WITH_CUDA=$HWNAS_WITH_CUDA)"
-  if ! "$BASE_PY" -m pip install -v "${args[@]}" -e ".[dev]" >"$WORK/pip-install.log" 2>&1; then
+  echo "pip install ${args[*]} -e .[dev,triton]  (HWNAS_WITH_CUDA=$HWNAS_WITH_CUDA)"
+  if ! "$BASE_PY" -m pip install -v "${args[@]}" -e ".[dev,triton]" >"$WORK/pip-install.log" 2>&1; then
     grep -E "^ERROR|No matching distribution|Could not find" "$WORK/pip-install.log" | tail -5
-    echo "pip install -e .[dev] failed: installing the carried wheels and hwnas without dependency resolution"
+    echo "pip install -e .[dev,triton] failed: installing the carried wheels and hwnas without dependency resolution"
     [ -z "$WHEELS" ] || "$BASE_PY" -m pip install -q --no-index --no-deps "$WHEELS"/*.whl
     "$BASE_PY" -m pip install -v "${args[@]}" --no-deps -e . >>"$WORK/pip-install.log" 2>&1 \
       || { tail -30 "$WORK/pip-install.log"; return 1; }
