@@ -15,8 +15,17 @@ from torch import nn
 from hwnas import ops
 from hwnas.errors import UsageError
 from hwnas.ops import _batched, _eager, _triton
-from hwnas.ops.plan import (BlockChainPlan, BranchPlan, CBlockPlan, GatedBranchesPlan, GatePlan, LiteConvPlan,
-                            block_chain, gated_branches_plan, plan_of)
+from hwnas.ops.plan import (
+    BlockChainPlan,
+    BranchPlan,
+    CBlockPlan,
+    GatedBranchesPlan,
+    GatePlan,
+    LiteConvPlan,
+    block_chain,
+    gated_branches_plan,
+    plan_of,
+)
 from hwnas.space.blocks import Branch, CBlock, CDBlock, ChannelGate, LiteConv
 
 pytestmark = pytest.mark.usefixtures("triton_cpu")  # see tests/conftest.py

@@ -21,8 +21,7 @@ from torch.nn import functional as F
 
 from hwnas.ops import _eager
 from hwnas.ops._dispatch import Backend, register_backend
-from hwnas.ops.plan import (CBlockPlan, ConvBNPlan, GatedBranchesPlan, LiteConvPlan, block_chain,
-                            gated_branches_plan)
+from hwnas.ops.plan import CBlockPlan, ConvBNPlan, GatedBranchesPlan, LiteConvPlan, block_chain, gated_branches_plan
 
 
 @dataclass(frozen=True)
