@@ -1,7 +1,8 @@
 """Inference speed of CDNet-top2 on the compiled path (hwnas.deploy.fuse) against eager PyTorch and OSNet x1.0.
 
-One command (CPU, batch 1 and 32, 256x128; writes benchmarks/results/cpp_inference.md):
+One command (CPU, batch 1 and 32, 256x128; writes runs/benchmarks/cpp_inference.md):
     python benchmarks/bench_cpp_inference.py
+To replace the recorded result (tracked in git), say so: --out benchmarks/results/cpp_inference.md
 On a GPU (batch 128, eager vs the CUDA path):
     python benchmarks/bench_cpp_inference.py --device cuda --batch-sizes 128
 
@@ -15,7 +16,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +27,8 @@ import hwnas
 from hwnas.deploy import fuse
 from hwnas.envinfo import device_name, machine_load, software_versions
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cpp_inference.md"
+RECORDED = Path(__file__).resolve().parent / "results" / "cpp_inference.md"  # tracked: written only with --out
+RESULTS = Path("runs") / "benchmarks" / "cpp_inference.md"
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,9 @@ def _load_note(load_before: str, device: str) -> list[str]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from hwnas._io import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 30 at batch 1, else 7)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=None, help=f"Markdown file (default {RESULTS} on cpu)")
+    parser.add_argument("--out", type=Path, default=None, help=f"Markdown file (default {RESULTS} on cpu; the recorded result is {RECORDED})")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 
 import hwnas
 from hwnas import _cli
+from hwnas._lock import is_lock_file, new_run_dir, run_lock
 from hwnas.data._cli import add_data_arguments, dataset_from_args
 from hwnas.errors import OutputError, UsageError
 from hwnas.models import check_input_size, model_options
@@ -100,26 +100,30 @@ def resolve_device(name: str) -> torch.device:
     return _cli.resolve_device(name)
 
 
-def output_dir(a: argparse.Namespace) -> Path:
-    """``--output``, or a new ``runs/train-<timestamp>``; a non-empty folder needs --resume or --overwrite."""
+RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.json")  # what --overwrite removes
+
+
+def check_output(a: argparse.Namespace) -> Path | None:
+    """Validate ``--output`` before any work (None: a new default folder will be made)."""
     if a.output is None:
         if a.resume:
             raise UsageError("--resume without a folder, --output, expected --output DIR (the run to continue)")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out, n = Path("runs") / f"train-{stamp}", 1
-        while out.exists():
-            n += 1
-            out = Path("runs") / f"train-{stamp}-{n}"
-        return out
+        return None
     out = _cli.check_output_dir(a.output)
     if a.resume and a.overwrite:
         raise UsageError("--resume and --overwrite together, --output, expected one of them")
     if a.resume and not (out / "last.pt").is_file():
         raise UsageError(f"nothing to resume, {out / 'last.pt'}, expected a run folder written by hwnas train")
-    if not a.resume and not a.overwrite and out.is_dir() and any(out.iterdir()):
+    if not a.resume and not a.overwrite and out.is_dir() and any(not is_lock_file(p) for p in out.iterdir()):
         raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder "
                           "(or --resume to continue it, --overwrite to start afresh)")
     return out
+
+
+def output_dir(a: argparse.Namespace) -> Path:
+    """``--output`` (checked by :func:`check_output`), or a new unique ``runs/train-<timestamp>[-N]`` (created)."""
+    out = check_output(a)
+    return out if out is not None else new_run_dir("train")
 
 
 def _model_options(a: argparse.Namespace) -> dict[str, object]:
@@ -141,19 +145,24 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     options = _model_options(a)
     device = _cli.resolve_device(a.device)
     check_input_size(a.model, (config.height, config.width), **{k: v for k, v in options.items() if k != "num_classes"})
-    out = output_dir(a)
+    check_output(a)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(a.threads)
     data = ReIDData.from_dataset(dataset_from_args(a))
     options["num_classes"] = data.num_classes
     torch.manual_seed(config.seed)
     model = hwnas.create_model(a.model, **options)
-    trainer = Trainer(model, data, config, out, model_name=a.model, model_options=options,
-                      device=device, progress=not a.no_progress)
-    if a.resume:
-        trainer.resume()
-    print(f"training {a.model} on {data.num_classes} identities, {config.epochs} epochs, output {out}")
-    result = trainer.fit()
+    out = output_dir(a)
+    with run_lock(out):
+        if a.overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        trainer = Trainer(model, data, config, out, model_name=a.model, model_options=options,
+                          device=device, progress=not a.no_progress)
+        if a.resume:
+            trainer.resume()
+        print(f"training {a.model} on {data.num_classes} identities, {config.epochs} epochs, output {out}")
+        result = trainer.fit()
     if result:
         print(f"epoch {trainer.epoch}: rank-1 {100 * result['rank1']:.2f}%  rank-5 {100 * result['rank5']:.2f}%  "
               f"rank-10 {100 * result['rank10']:.2f}%  mAP {100 * result['mAP']:.2f}%  mINP {100 * result['mINP']:.2f}%")

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from hwnas.errors import UsageError
 from hwnas.evaluation import compute_distance, evaluate_rank, extract_features, re_ranking
 
 
@@ -84,7 +85,7 @@ def test_max_rank_larger_than_gallery():
 
 
 def test_bad_shapes_are_reported():
-    with pytest.raises(ValueError, match=r"expected \(len\(q_pids\), len\(g_pids\)\) = \(2, 3\)"):
+    with pytest.raises(UsageError, match=r"expected shape \(len\(q_pids\), len\(g_pids\)\) = \(2, 3\)"):
         evaluate_rank(np.zeros((3, 2)), [1, 2], [1, 2, 3], [0, 0], [0, 0, 0])
 
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from hwnas.errors import UsageError
+
 Item = tuple[str, int, int]
 
 
@@ -16,7 +18,7 @@ def split_validation(items: Sequence[Item], per_id: int = 4, *,
     classifier's labels). Item order is preserved within each split; ``generator`` makes it reproducible.
     """
     if per_id < 1:
-        raise ValueError(f"per_id must be >= 1, got {per_id}")
+        raise UsageError(f"per_id {per_id}, split_validation, expected an integer >= 1")
     by_pid: dict[int, list[int]] = defaultdict(list)
     for i, (_, pid, _) in enumerate(items):
         by_pid[pid].append(i)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hwnas.errors import UsageError
 from hwnas.models._output import ReIDOutput
 
 NECKS: tuple[str, ...] = ("bnneck", "blneck", "fblneck")
@@ -139,4 +140,4 @@ def build_neck(name: str, feature_channels: tuple[int, int], num_classes: int) -
         return BLNeck(last, num_classes)
     if name == "fblneck":
         return FBLNeck(last, mid, num_classes)
-    raise ValueError(f"unknown neck {name!r}; expected one of {', '.join(NECKS)}")
+    raise UsageError(f"unknown neck {name!r}, neck option, expected one of {', '.join(NECKS)}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from hwnas.search.config import SearchConfig
 from hwnas.search.loop import SearchResult
-from hwnas._io import write_json_atomic
+from hwnas._io import save_figure_atomic, write_json_atomic, write_text_atomic
 from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
@@ -114,12 +114,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def plot_alphas(history: list[dict[str, Any]], space: str, path: Path) -> Path:
     """One panel per searchable layer: softmax(alpha) of every candidate against the epoch."""
     import matplotlib
@@ -143,10 +137,8 @@ def plot_alphas(history: list[dict[str, Any]], space: str, path: Path) -> Path:
         ax.set_ylabel("softmax(alpha)")
     axes.flat[0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=90)
+    save_figure_atomic(fig, path, dpi=90)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -158,7 +150,7 @@ def write_outputs(output: Path, config: SearchConfig, result: SearchResult, tabl
     paths = {"genotype": result.genotype.save(output / "genotype.json"),
              "report_json": write_json_atomic(output / "search_report.json", report),
              "report_md": output / "search_report.md", "alphas_png": output / "alphas.png"}
-    _write_text_atomic(paths["report_md"], render_markdown(report))
+    write_text_atomic(paths["report_md"], render_markdown(report))
     if result.history:
         plot_alphas(result.history, config.space, paths["alphas_png"])
     else:
