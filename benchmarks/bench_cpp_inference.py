@@ -26,6 +26,7 @@ import torch
 import hwnas
 from hwnas.deploy import fuse
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import ExportError
 
 RECORDED = Path(__file__).resolve().parent / "results" / "cpp_inference.md"  # tracked: written only with --out
 RESULTS = Path("runs") / "benchmarks" / "cpp_inference.md"
@@ -62,7 +63,8 @@ def time_models(models: dict[str, Callable], batch: int, rounds: int, warmup: in
         fused_name = next(n for n in models if "fused" in n)
         err = float((models[fused_name](x) - ref).abs().max())
         if err > 1e-3 * max(1.0, float(ref.abs().max())):
-            raise RuntimeError(f"fused model differs from eager by {err:.3g}: refusing to time a wrong model")
+            raise ExportError(f"fused model differs from eager by {err:.3g}, {fused_name}, expected agreement within "
+                              "1e-3 (refusing to time a wrong model)")
         for r in range(warmup + rounds):
             for name, model in models.items():
                 sync()

@@ -56,5 +56,5 @@ def test_timer_choice_is_checked() -> None:
     assert resolve_timer("auto", "cuda", None) == "cuda_events"
     with pytest.raises(ValueError, match="needs exactly 1 CPU thread"):
         resolve_timer("thread_cpu", "cpu", 4)
-    with pytest.raises(ValueError, match="needs --device cuda"):
+    with pytest.raises(ValueError, match="expected --device cuda"):
         resolve_timer("cuda_events", "cpu", 1)

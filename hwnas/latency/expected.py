@@ -65,8 +65,8 @@ class LatencyTable:
         """Expected latency (ms, 0-dim tensor) of the supernet; ``probs`` is (6, n_candidates) = softmax(alpha)."""
         lut = self.matrix(space)
         if probs.shape != lut.shape:
-            raise LatencyTableError(f"probs has shape {tuple(probs.shape)}; expected {tuple(lut.shape)} "
-                                    f"(6 layers x {lut.shape[1]} {space} candidates)")
+            raise LatencyTableError(f"probs of shape {tuple(probs.shape)}, latency table '{self.name}', expected "
+                                    f"{tuple(lut.shape)} (6 layers x {lut.shape[1]} {space} candidates)")
         key = (space, probs.device, probs.dtype)
         if key not in self._cast:  # called every search step: keep one copy per device/dtype
             self._cast[key] = lut.to(device=probs.device, dtype=probs.dtype)

@@ -17,6 +17,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from hwnas.errors import UsageError
 from hwnas.ops import _eager
 from hwnas.ops._dispatch import Backend, register_backend
 
@@ -92,7 +93,7 @@ def fold_bn(weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor | None 
 def fold_branches(branches: Sequence[nn.Module], gate: nn.Module) -> FoldedBranches:
     """Fold the BN of every LiteConv of two ``Branch`` stacks and flatten the shared gate's 1x1 convs."""
     if len(branches) != 2:
-        raise ValueError(f"the compiled gated_branch_sum takes exactly 2 branches, got {len(branches)}")
+        raise UsageError(f"{len(branches)} branches, compiled gated_branch_sum, expected exactly 2")
     pw, dw, db = [], [], []
     for branch in branches:
         for lite in branch:
