@@ -186,9 +186,8 @@ def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
-    """Append one line to a log and flush it to disk (a kill can leave at most a partial last line)."""
-    if "\n" in line:
-        raise ValueError("append_line takes one line without newlines")
+    """Append one line (no newline inside: :func:`json_line` gives one) to a log and flush it to disk; a kill or a
+    full disk can leave at most a partial last line, which :func:`read_json_lines` drops."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(line + "\n")
         f.flush()
