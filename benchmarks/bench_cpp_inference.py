@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import hwnas
+from hwnas import _cli
 from hwnas.deploy import fuse
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.errors import ExportError
@@ -124,17 +125,21 @@ def write_atomic(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default: 1 32 (cpu), 128 (cuda)")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 30 at batch 1, else 7)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=None, help=f"Markdown file (default {RESULTS} on cpu; the recorded result is {RECORDED})")
+@_cli.command
+def main(argv: list[str] | None = None, *, prog: str = "python benchmarks/bench_cpp_inference.py") -> int:
+    parser = _cli.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to time")
+    parser.add_argument("--batch-sizes", type=_cli.positive_int, nargs="+", default=None,
+                        help="default: 1 32 (cpu), 128 (cuda)")
+    parser.add_argument("--rounds", type=_cli.positive_int, default=None,
+                        help="timed rounds (default 30 at batch 1, else 7)")
+    parser.add_argument("--warmup", type=_cli.nonnegative_int, default=2, help="untimed rounds first")
+    _cli.add_threads(parser)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"Markdown file (default {RESULTS} on cpu; the recorded result is {RECORDED})")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _cli.resolve_device(args.device)
+    _cli.apply_threads(args.threads)
     batches = args.batch_sizes or ([128] if args.device == "cuda" else [1, 32])
     load_before = load_average()
     models = build_models(args.device)
