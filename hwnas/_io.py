@@ -30,8 +30,12 @@ TEMP_SUFFIX = ".tmp"
 
 def file_mode() -> int:
     """Mode of a newly created file under the current umask (``0o666 & ~umask``)."""
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
+    try:  # Linux: read it without changing it (other threads may be creating files)
+        with open("/proc/self/status", encoding="ascii") as f:
+            mask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)  # elsewhere reading the umask means setting it; put it straight back
+        os.umask(mask)
     return 0o666 & ~mask
 
 

@@ -177,6 +177,10 @@ BAD_FILES = [
     ("tsne junk checkpoint", _checkpoint("junk"), [*TSNE, "{}"], ["not a PyTorch checkpoint", "ckpt.pt"]),
     ("data info non-UTF-8 folder", _non_utf8_folder, ["data", "info", "--data-root", "{}"],
      ["dataset path is not valid UTF-8", "data-\\xff"]),
+    ("search output non-UTF-8 folder", _non_utf8_folder, ["search", "--output", "{}"],
+     ["output path is not valid UTF-8", "data-\\xff", "--output"]),
+    ("train data-root non-UTF-8 folder", _non_utf8_folder, ["train", "--model", "cdnet", "--data-root", "{}"],
+     ["dataset path is not valid UTF-8", "data-\\xff"]),
 ]
 
 
