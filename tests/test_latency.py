@@ -112,9 +112,9 @@ def test_table_not_covering_space_or_setting_is_refused(tmp_path) -> None:
     assert table.spaces == ("cnet",)
     with pytest.raises(LatencyTableError, match="no entries for space 'cdnet'.*expected a table built for that space"):
         load_table(path, space="cdnet")
-    with pytest.raises(LatencyTableError, match="made for 64x32 input, not 256x128"):
+    with pytest.raises(LatencyTableError, match=r"input size 256x128, latency table 'unit' .*expected the table's 64x32"):
         table.require(resolution=(256, 128))
-    with pytest.raises(LatencyTableError, match="made for width 1.0, not 0.5"):
+    with pytest.raises(LatencyTableError, match=r"width 0.5, latency table 'unit' .*expected the table's width 1.0"):
         table.require(width_mult=0.5)
 
 
@@ -141,7 +141,7 @@ def test_expected_latency_follows_dtype_and_checks_shape() -> None:
     table = LatencyTable(make_table())
     probs = torch.full((6, 12), 1 / 12, dtype=torch.float32)
     assert table.expected_latency_ms(probs, "cdnet").dtype == torch.float32
-    with pytest.raises(LatencyTableError, match=r"probs has shape \(6, 6\); expected \(6, 12\)"):
+    with pytest.raises(LatencyTableError, match=r"probs of shape \(6, 6\), latency table 'unit', expected \(6, 12\)"):
         table.expected_latency_ms(torch.zeros(6, 6), "cdnet")
 
 

@@ -155,9 +155,9 @@ def test_cli_refuses_an_output_folder_locked_by_another_run(tmp_path, capsys):
         for argv in (["train", "--model", "cdnet", "-o", "width_mult=0.25", "--output", str(out), "--epochs", "1",
                       "--batch-size", "8", "--input-size", "32x16", "--no-progress", *syn],
                      ["search", "--output", str(out), "--epochs", "1", "--no-progress"]):
-            assert main(argv) == 2, argv
-            err = capsys.readouterr().err
-            assert "in use by another run" in err and str(out) in err and "Traceback" not in err
+            status, err = main(argv), capsys.readouterr().err
+            assert status == 2 and "in use by another run" in err and str(out) in err, (argv, status, err)
+            assert "Traceback" not in err
     finally:
         p.stdin.close()
         p.wait(timeout=60)
