@@ -95,9 +95,11 @@ setup(
     ext_modules=[Extension("hwnas._C", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
     entry_points={"console_scripts": ["hwnas=hwnas.cli:main"]},
-    install_requires=["torch>=2.1", "numpy", "fvcore", "thop", "tqdm", "pillow", "matplotlib", "scipy"],
+    install_requires=["torch>=2.1", "numpy", "fvcore", "thop", "tqdm", "pillow", "matplotlib", "scipy",
+                      "omegaconf>=2.3"],
     extras_require={
         "triton": ["triton>=3.0"],
+        "onnx": ["onnx", "onnxruntime"],
         "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "triton>=3.0", "onnx", "onnxruntime"],
     },
 )

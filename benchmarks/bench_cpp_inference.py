@@ -12,7 +12,6 @@ the load average before and after.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys

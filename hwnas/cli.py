@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("hwnas.search.__main__", "Top-k Sample Search of a CNet/CDNet genotype, optionally latency-aware"),
     "train": ("hwnas.train", "train a model (a searched genotype, a preset or a baseline) on a ReID dataset"),
     "evaluate": ("hwnas.evaluate", "rank-1/5/10, mAP and mINP of a checkpoint on a dataset's query/gallery"),
+    "extract": ("hwnas.extract", "features of a folder of images (a checkpoint or an untrained model) to .npz/.pt"),
+    "export": ("hwnas.export", "a checkpoint to ONNX (optionally BN-folded), checked against PyTorch"),
     "report": ("hwnas.report.__main__", "FLOPs/params (the paper's tables), model reports, t-SNE"),
     "latency": ("hwnas.latency.__main__", "latency tables: build, predict, calibrate, show, validate"),
     "data": ("hwnas.data.__main__", "datasets: generate synthetic data, inspect a dataset folder"),

@@ -87,6 +87,21 @@ BAD_OPTIONS = [
     (["report", "tsne", "--checkpoint", "missing.pt", *SYN], "missing.pt"),
     (["report", "model", "--no-measure", "--genotype", "cdnet-top9"], "cdnet-top9"),
     (["latency", "show", "no/such/table.json"], "no/such/table.json"),
+    (["search", "--dataset", "nope"], "--dataset"),
+    (["search", "search.lr=nan"], "search.lr"),
+    (["train", "--config", "missing.yaml", "--model", "cdnet", *SYN], "missing.yaml"),
+    (["train", "--model", "cdnet", *SYN, "train.nope=1"], "train.nope"),
+    (["train", "--model", "cdnet", "--load-weights", "missing.pt", *SYN], "missing.pt"),
+    (["evaluate", "--checkpoint", "missing.pt", *SYN, "eval.metric=nope"], "eval.metric"),
+    (["extract", "--model", "osnet", "--images", "no/*.jpg", "--output", "f.npz"], "--images"),
+    (["extract", "--model", "osnet", "--images", "x", "--output", "f.csv"], "--output"),
+    (["extract", "--images", "x", "--output", "f.npz"], "--checkpoint"),
+    (["extract", "--checkpoint", "c.pt", "--model", "osnet", "--images", "x", "--output", "f.npz"], "--model"),
+    (["extract", "--model", "osnet", "--images", "x", "--output", "f.npz", "--batch-size", "0"], "--batch-size"),
+    (["export", "--model", "osnet", "--output", "m.txt"], "--output"),
+    (["export", "--model", "osnet", "--fuse-bn", "--output", "m.onnx"], "--fuse-bn"),
+    (["export", "--model", "cdnet", "--input-size", "8x8", "--output", "m.onnx"], "at least 13x13"),
+    (["export", "--checkpoint", "missing.pt", "--output", "m.onnx"], "missing.pt"),
 ]
 
 
@@ -251,11 +266,14 @@ def test_help_lists_commands_and_every_option_has_help(capsys):
 def _all_parsers():
     """Every (sub)parser of every command, built the way the commands build them."""
     from hwnas.evaluate import build_parser as evaluate_parser
+    from hwnas.export import build_parser as export_parser
+    from hwnas.extract import build_parser as extract_parser
     from hwnas.latency.__main__ import _parser as latency_parser
     from hwnas.search.__main__ import build_parser as search_parser
     from hwnas.train import build_parser as train_parser
 
-    roots = [search_parser(), train_parser(), evaluate_parser(), latency_parser("hwnas latency")]
+    roots = [search_parser(), train_parser(), evaluate_parser(), extract_parser(), export_parser(),
+             latency_parser("hwnas latency")]
     report = _cli.ArgumentParser(prog="hwnas report")
     sub = report.add_subparsers()
     for modname in ("hwnas.report.flops", "hwnas.report.model_report", "hwnas.report.tsne"):

@@ -1,10 +1,15 @@
-"""Readers for the standard ReID folder layouts: Market-1501, DukeMTMC-reID and MSMT17.
+"""Readers for the standard ReID folder layouts (Market-1501, DukeMTMC-reID, MSMT17), a generic
+``market-format`` reader for any folder in Market-1501's layout, and the registry that names them.
 
 Each reader produces three lists of ``(path, pid, camid)`` items: ``train`` (pids relabelled to
 0..num_train_pids-1 for the classifier), ``query`` and ``gallery`` (original pids, so that distractors
 keep pid 0). ``camid`` is 0-based. Junk boxes (pid -1) are dropped. When the real dataset is given, the
 counts are checked against the published sizes; a folder written by :mod:`hwnas.data.synthetic` carries
 a ``SYNTHETIC.json`` marker with its own expected counts, which are checked instead.
+
+Every command's ``--dataset`` (and a config file's ``data.dataset``) takes a registered name:
+:func:`register_dataset` adds one from Python, and an installed package can add one through the entry-point
+group ``hwnas.datasets`` (``name = "package.module:ReaderClass"``), which the commands load when they start.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import ClassVar
 
 from hwnas.errors import DatasetError  # noqa: F401 (re-exported)
@@ -101,7 +107,8 @@ class ReIDDataset:
                 raise DatasetError(
                     f"{split} split has {got[split].images} images / {got[split].ids} ids, '{self.root}', expected "
                     f"{source}: {want.images} / {want.ids} (the copy is incomplete or modified; --no-count-check or "
-                    "check_counts=False accepts a trimmed copy)"
+                    "check_counts=False reads a trimmed copy; --dataset market-format reads your own data in this "
+                    "layout)"
                 )
 
 
@@ -110,7 +117,7 @@ class _FolderDataset(ReIDDataset):
 
     split_dirs: ClassVar[dict[str, str]] = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
     pattern = re.compile(r"^(-?\d+)_c(\d+)")
-    max_cam = 6
+    max_cam: int | None = 6  # None: any camera number >= 1
     naming = "PPPP_cCsS_FFFFFF_BB.jpg"
     layout = "bounding_box_train/, query/, bounding_box_test/"
 
@@ -124,9 +131,9 @@ class _FolderDataset(ReIDDataset):
                 raise DatasetError(f"image name does not follow the {self.name} naming, '{f}', expected "
                                    f"{self.naming}")
             pid, cam = int(m.group(1)), int(m.group(2))
-            if pid < -1 or not 1 <= cam <= self.max_cam:
-                raise DatasetError(f"image has pid {pid} / camera {cam}, '{f}', expected pid >= -1 and camera "
-                                   f"1..{self.max_cam}")
+            if pid < -1 or cam < 1 or (self.max_cam is not None and cam > self.max_cam):
+                cams = f"1..{self.max_cam}" if self.max_cam is not None else ">= 1"
+                raise DatasetError(f"image has pid {pid} / camera {cam}, '{f}', expected pid >= -1 and camera {cams}")
             if pid == -1:  # junk detection
                 continue
             if split == "train" and pid == 0:
@@ -228,13 +235,82 @@ class MSMT17(ReIDDataset):
         return str(img_dir / parts[0]), int(parts[1]), int(name[2]) - 1
 
 
-DATASETS: dict[str, type[ReIDDataset]] = {"market1501": Market1501, "dukemtmcreid": DukeMTMCreID, "msmt17": MSMT17}
+class MarketFormat(_FolderDataset):
+    """Any dataset in Market-1501's layout: your own data, a trimmed or relabelled copy, a converted set.
+
+    Folders ``bounding_box_train``, ``query`` and ``bounding_box_test`` under ``root``, JPEG/PNG files named
+    ``PPPP_cC...`` (``PPPP`` the person id, ``C`` the camera, >= 1; the rest of the name is free). pid -1 marks
+    junk boxes (dropped), pid 0 distractors (gallery only). No count check: any number of images, identities
+    and cameras. Evaluation follows the Market-1501 protocol, so a query needs a gallery image of its identity
+    from another camera.
+    """
+
+    name = "market-format"
+    max_cam = None
+    naming = "PPPP_cC<anything>.jpg"
+
+    def _check_counts(self) -> None:
+        """No expected counts: any size is accepted (a SYNTHETIC.json marker is ignored too)."""
+
+
+Reader = Callable[..., ReIDDataset]  # reader(root, *, check_counts: bool) -> ReIDDataset
+DATASETS: dict[str, Reader] = {"market1501": Market1501, "dukemtmcreid": DukeMTMCreID, "msmt17": MSMT17,
+                               "market-format": MarketFormat}
+ENTRY_POINT_GROUP = "hwnas.datasets"
+_entry_points_loaded = False
+
+
+def register_dataset(name: str, reader: Reader, *, replace: bool = False) -> Reader:
+    """Make ``reader`` available as ``--dataset name`` (and ``data.dataset: name``) to every command.
+
+    ``reader(root, *, check_counts=True)`` returns a :class:`ReIDDataset` (a subclass, like ``Market1501``, or
+    any object with ``train``/``query``/``gallery`` lists of ``(path, pid, camid)``, ``num_train_pids`` and
+    ``root``). Registering a taken name raises :class:`UsageError` unless ``replace=True``. Returns ``reader``,
+    so it works as a class decorator: ``register_dataset("mine", MyReader)``.
+    """
+    from hwnas.errors import UsageError
+
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+        raise UsageError(f"bad dataset name {name!r}, register_dataset, expected lower-case letters, digits, "
+                         "'-', '_' or '.'")
+    if not callable(reader):
+        raise UsageError(f"reader {reader!r} is not callable, register_dataset({name!r}), expected a class or "
+                         "function reader(root, *, check_counts)")
+    if name in DATASETS and DATASETS[name] is not reader and not replace:
+        raise UsageError(f"dataset {name!r} is already registered, register_dataset, expected a new name (or "
+                         "replace=True)")
+    DATASETS[name] = reader
+    return reader
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names, including those of installed packages (entry-point group ``hwnas.datasets``)."""
+    _load_entry_points()
+    return sorted(DATASETS)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in DATASETS:
+            continue
+        try:
+            register_dataset(ep.name, ep.load())
+        except Exception as e:  # noqa: BLE001 (a broken plugin must not break the built-in datasets)
+            logger.warning("dataset plugin %s (%s) not loaded: %s", ep.name, ep.value, e)
 
 
 def build_dataset(name: str, root: PathLike, *, check_counts: bool = True) -> ReIDDataset:
-    """Reader by name (``market1501`` | ``dukemtmcreid`` | ``msmt17``)."""
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}, build_dataset, expected one of {', '.join(DATASETS)}")
+    """Reader by registered name (:func:`list_datasets`: ``market1501``, ``market-format``, ...)."""
+    from hwnas.errors import UsageError
+
+    if name not in list_datasets():
+        raise UsageError(f"unknown dataset {name!r}, --dataset, expected one of {', '.join(list_datasets())}")
     return DATASETS[name](root, check_counts=check_counts)
 
 

@@ -31,17 +31,23 @@ class OnnxParity:
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, fused: bool = False,
-                image_size: tuple[int, int] = (256, 128), opset: int = 17) -> Path:
+                image_size: tuple[int, int] = (256, 128), opset: int = 17,
+                metadata: dict[str, str] | None = None) -> Path:
     """Export the inference model (images (N, 3, H, W) -> features (N, D), dynamic N) to ``path``.
 
     fused: export the BN-folded model (``fuse(model, "eager")``) instead of the eval-mode source model.
-    Written to a temporary file and renamed, so ``path`` is never left half-written. Raises :class:`ExportError`
-    naming the input size and the constraint when the model does not run, or cannot be exported, at that size.
+    The output ``features`` gets its fixed size D (the exporter leaves a symbolic name such as
+    ``Concatfeatures_dim_1``); ``metadata`` goes into the model's metadata_props. Both need the ``onnx``
+    package (without it the file is left as exported). Written to a temporary file and renamed, so ``path`` is
+    never left half-written. Raises :class:`ExportError` naming the input size and the constraint when the model
+    does not run, or cannot be exported, at that size.
     """
     path = Path(path)
     _check_size(model, image_size, path)
     net = fuse(model, "eager") if fused else _eval_copy(model)
     dummy = torch.zeros(1, 3, *image_size)
+    with torch.no_grad():
+        num_features = int(net(dummy).shape[1])
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
     os.close(fd)
@@ -53,6 +59,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, fused: bool = Fals
             torch.onnx.export(net, (dummy,), tmp, input_names=["images"], output_names=["features"],
                               dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
                               opset_version=opset, dynamo=False)
+        _name_output_size(tmp, num_features, metadata or {})
         os.replace(tmp, path)
     except (RuntimeError, torch.onnx.errors.OnnxExporterError) as e:
         raise export_error(e, image_size, path) from None
@@ -61,6 +68,25 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, fused: bool = Fals
             os.unlink(tmp)
     log.info("exported %s (%s) to %s", type(net).__name__, "fused" if fused else "unfused", path)
     return path
+
+
+def _name_output_size(path: str, num_features: int, metadata: dict[str, str]) -> None:
+    """Give the output ``features`` its fixed size (N, D) and add ``metadata`` (skipped without ``onnx``)."""
+    try:
+        import onnx
+    except ImportError:
+        log.warning("onnx is not installed: the output size of %s stays symbolic", path)
+        return
+    proto = onnx.load(path)
+    for out in proto.graph.output:
+        if out.name == "features":
+            dim = out.type.tensor_type.shape.dim[1]
+            dim.Clear()
+            dim.dim_value = num_features
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(proto, path)
 
 
 def check_onnx_parity(model: nn.Module, path: str | os.PathLike, images: torch.Tensor, *, atol: float = 1e-4,

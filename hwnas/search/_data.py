@@ -116,12 +116,14 @@ class SearchData:
 
 
 def market_search_data(root: str | Path, image_size: tuple[int, int], ids_per_batch: int, images_per_id: int,
-                       val_per_id: int, seed: int, threads: int = 2) -> SearchData:
-    """The seed's split of a Market-1501-format folder: ``val_per_id`` images of each identity go to validation."""
-    from hwnas.data.datasets import Market1501
+                       val_per_id: int, seed: int, threads: int = 2, reader: str = "market1501",
+                       check_counts: bool = True) -> SearchData:
+    """The seed's split of a dataset's training images (``reader``: a registered dataset name): ``val_per_id``
+    images of each identity go to validation."""
+    from hwnas.data.datasets import build_dataset
     from hwnas.data.split import split_validation
 
-    dataset = Market1501(root)
+    dataset = build_dataset(reader, root, check_counts=check_counts)
     train, val = split_validation(dataset.train, val_per_id, generator=torch.Generator().manual_seed(seed))
     bs = ids_per_batch * images_per_id
     return SearchData(

@@ -55,10 +55,12 @@ def _same_settings(marker: Path, spec: SyntheticData) -> bool:
     return all(list(s.get(k)) == list(v) if isinstance(v, tuple) else s.get(k) == v for k, v in want.items())
 
 
-def prepare_data(config: SearchConfig, data_root: Path, threads: int = 2) -> SearchData:
-    """The seed's train/validation split of the Market-1501-format folder ``data_root``."""
+def prepare_data(config: SearchConfig, data_root: Path, threads: int = 2, dataset: str = "market1501",
+                 check_counts: bool = True) -> SearchData:
+    """The seed's train/validation split of the training images of ``data_root`` (read as the registered
+    ``dataset``; ``market-format`` for any folder in Market-1501's layout)."""
     return market_search_data(data_root, config.image_size, config.ids_per_batch, config.images_per_id,
-                              config.val_per_id, config.seed, threads)
+                              config.val_per_id, config.seed, threads, dataset, check_counts)
 
 
 def run_search(config: SearchConfig, data: SearchData, output: Path, table: Any = None, device: str = "cpu",
