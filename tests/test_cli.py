@@ -214,12 +214,13 @@ def test_bad_file_is_a_clean_error_naming_it(make, argv, texts, capsys, tmp_path
 
 
 def test_train_resume_refusal_names_the_differing_option(tmp_path, capsys):
-    from hwnas.train import build_parser, config_from_args
+    from hwnas.train import build_parser, resolve_run
 
     out = tmp_path / "run"
     argv = ["train", "--model", "cdnet", "-o", "width_mult=0.25", "--output", str(out), *SYN, "--input-size", "32x16",
             "--batch-size", "8"]
-    config = config_from_args(build_parser().parse_args(argv[1:]))
+    parser = build_parser()
+    config = resolve_run(parser.parse_intermixed_args(argv[1:]), _cli.given_options(parser, argv[1:])).train
     model = hwnas.create_model("cdnet", width_mult=0.25, num_classes=2)
     out.mkdir()
     torch.save({"model": model.state_dict(), "model_name": "cdnet", "epoch": 1, "config": {**config.to_dict(), "lr": 0.1},
