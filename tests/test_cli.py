@@ -53,7 +53,8 @@ BAD_OPTIONS = [
     (["train", "--model", "cdnet", "--batch-size", "0", *SYN], "--batch-size"),
     (["train", "--model", "cdnet", "--num-instances", "0", *SYN], "--num-instances"),
     (["train", "--model", "cdnet", "--batch-size", "6", *SYN], "--batch-size"),
-    (["train", "--model", "cdnet", "--input-size", "8x8", *SYN], "at least 13x13"),
+    # FBLNeck's two parts need a stage-2 map of >= 2 rows: height >= 29 (DESIGN 2b.4)
+    (["train", "--model", "cdnet", "--input-size", "8x8", *SYN], "at least 29x13"),
     (["train", "--model", "cdnet", "--lr", "inf", *SYN], "--lr"),
     (["train", "--model", "cdnet", "--threads", "0", *SYN], "--threads"),
     (["train", "--model", "cdnet", "--device", "cuda", *SYN], "--device"),
@@ -62,7 +63,7 @@ BAD_OPTIONS = [
     (["evaluate", "--checkpoint", "missing.pt", *SYN], "missing.pt"),
     (["evaluate", "--checkpoint", "missing.pt", "--batch-size", "0", *SYN], "--batch-size"),
     (["evaluate", "--checkpoint", "missing.pt", "--device", "cuda", *SYN], "--device"),
-    (["report", "flops", "--input-size", "8x8"], "at least 13x13"),
+    (["report", "flops", "--input-size", "8x8"], "at least 29x13"),
     (["report", "flops", "--model", "nope"], "--model"),
     (["report", "flops", "--width-mult", "0"], "--width-mult"),
     (["report", "model", "--batch-size", "0"], "--batch-size"),

@@ -31,6 +31,7 @@ from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search.config import SearchConfig, SyntheticData
 from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_search_run
+from hwnas.search.report import summary_lines
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
 
@@ -236,13 +237,14 @@ def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, tab
             paths = write_sweep(rows, table.name, output)
             for r in rows:
                 say(f"w={r['latency_weight']:g}: {r['genotype']} predicted {r['predicted_latency_ms']:.3f} ms, "
-                    f"val acc {r['val_acc']:.3f}{' (Pareto)' if r['pareto'] else ''}")
+                    f"supernet val acc (eval mode) {r['val_acc_eval_mode']:.3f}, alpha entropy "
+                    f"{r['alpha_entropy_fraction']:.4f} ln n{' (UNDECIDED)' if r['undecided'] else ''}"
+                    f"{' (Pareto)' if r['pareto'] else ''}")
             say("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
     result, paths = run_search(config, data, output, table, device, args.resume, progress)
-    lat = "" if table is None else f", predicted latency {table.genotype_latency_ms(result.genotype):.3f} ms " \
-                                   f"on {table.name}"
-    say(f"derived genotype: {result.genotype.tostr()}{lat}, supernet val acc {result.val_acc:.3f}")
+    for line in summary_lines(result, table):
+        say(line)
     say("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

@@ -57,10 +57,11 @@ def _same_settings(marker: Path, spec: SyntheticData) -> bool:
 
 def prepare_data(config: SearchConfig, data_root: Path, threads: int = 2, dataset: str = "market1501",
                  check_counts: bool = True) -> SearchData:
-    """The seed's train/validation split of the training images of ``data_root`` (read as the registered
-    ``dataset``; ``market-format`` for any folder in Market-1501's layout)."""
+    """The train/validation split (``config.val_split``) of the training images of ``data_root`` (read as the
+    registered ``dataset``; ``market-format`` for any folder in Market-1501's layout)."""
     return market_search_data(data_root, config.image_size, config.ids_per_batch, config.images_per_id,
-                              config.val_per_id, config.seed, threads, dataset, check_counts)
+                              config.val_per_id, config.seed, threads, dataset, check_counts,
+                              val_split=config.val_split)
 
 
 def run_search(config: SearchConfig, data: SearchData, output: Path, table: Any = None, device: str = "cpu",
