@@ -252,3 +252,48 @@ def test_error_types_are_hwnas_errors():
 
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), HwnasError)
+
+
+# ------------------------------------------------------------------------------------------------- ONNX export
+@pytest.fixture(scope="module")
+def small_cdnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return hwnas.create_model("cdnet", width_mult=0.25, num_classes=5).eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(29, 13), (80, 40)])  # the minimum; 80x40 has a 5-row (odd) map at FBLNeck
+def test_onnx_export_works_at_every_size_the_model_runs_at(size, small_cdnet, tmp_path):
+    """Every size the model runs at exports; 80x40 failed before FBLNeck split its stage-2 map with chunk."""
+    pytest.importorskip("onnxruntime")
+    from hwnas.deploy import check_onnx_parity, export_onnx
+
+    images = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        scale = float(small_cdnet(images).abs().max())  # features of this init reach ~100: tolerance scales
+    path = export_onnx(small_cdnet, tmp_path / "m.onnx", image_size=size)
+    parity = check_onnx_parity(small_cdnet, path, images, atol=1e-4 * max(1.0, scale))
+    assert parity.ok, parity
+
+
+@pytest.mark.slow
+def test_onnx_export_below_the_minimum_names_the_size_and_the_minimum(small_cdnet, tmp_path):
+    from hwnas.deploy import export_onnx
+    from hwnas.errors import ExportError
+    from hwnas.models import min_input_size
+
+    mh, mw = min_input_size("cdnet", width_mult=0.25, neck="fblneck", genotype=small_cdnet.config["genotype"])
+    with pytest.raises(ExportError, match=rf"input size 8x8 is too small for cdnet, ONNX export to .*m.onnx, expected "
+                                          rf"at least {mh}x{mw}"):
+        export_onnx(small_cdnet, tmp_path / "m.onnx", image_size=(8, 8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_exporter_failure_is_an_export_error_naming_size_and_constraint(tmp_path):
+    from hwnas.deploy.onnx import export_error
+
+    e = RuntimeError("Unsupported: ONNX export of operator adaptive_avg_pool2d, output size that are not factor of "
+                     "input size.")
+    err = export_error(e, (80, 40), tmp_path / "m.onnx")
+    assert str(err).startswith("ONNX export failed at input size 80x40 (RuntimeError: Unsupported")
+    assert "expected feature maps that are whole multiples of every adaptive pooling's output size" in str(err)
