@@ -163,14 +163,15 @@ def save_torch_atomic(path: str | os.PathLike, payload: Any) -> Path:
     return _atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
-def remove_stale_temps(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+def remove_stale_temps(folder: str | os.PathLike, depth: int = 3) -> list[Path]:
     """Delete temp files (``.<name>.<random>.tmp`` and ``.<name>.tmp`` folders of generators) that a killed
-    writer left in ``folder``. Only safe while this process holds the folder's run lock."""
+    writer left in ``folder`` and its subfolders down to ``depth`` levels (a run folder's ``checkpoints/``, a
+    sweep's ``w0.1/checkpoints/``). Only safe while this process holds the folder's run lock."""
     folder = Path(folder)
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
-    for p in _walk(folder, recursive):
+    for p in _walk(folder, depth):
         if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX):
             if p.is_dir() and not p.is_symlink():
                 import shutil
@@ -182,11 +183,11 @@ def remove_stale_temps(folder: str | os.PathLike, recursive: bool = True) -> lis
     return removed
 
 
-def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
+def _walk(folder: Path, depth: int) -> Iterator[Path]:
     for p in list(folder.iterdir()):
         yield p
-        if recursive and p.is_dir() and not p.is_symlink() and not p.name.endswith(TEMP_SUFFIX):
-            yield from _walk(p, recursive)
+        if depth > 1 and p.is_dir() and not p.is_symlink() and not p.name.endswith(TEMP_SUFFIX):
+            yield from _walk(p, depth - 1)
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
