@@ -101,7 +101,7 @@ BAD_OPTIONS = [
     (["extract", "--model", "osnet", "--images", "x", "--output", "f.npz", "--batch-size", "0"], "--batch-size"),
     (["export", "--model", "osnet", "--output", "m.txt"], "--output"),
     (["export", "--model", "osnet", "--fuse-bn", "--output", "m.onnx"], "--fuse-bn"),
-    (["export", "--model", "cdnet", "--input-size", "8x8", "--output", "m.onnx"], "at least 13x13"),
+    (["export", "--model", "cdnet", "--input-size", "8x8", "--output", "m.onnx"], "at least 29x13"),
     (["export", "--checkpoint", "missing.pt", "--output", "m.onnx"], "missing.pt"),
 ]
 
