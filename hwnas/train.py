@@ -10,7 +10,9 @@ Settings come from, lowest precedence first: the defaults, ``--config FILE.yaml`
 an option that would change them is refused (device, threads and progress bars may change).
 ``--load-weights CKPT`` fine-tunes from given weights. Outputs in ``--output`` (default
 ``runs/train-<timestamp>``): config.yaml (the resolved settings), last.pt, metrics.jsonl, config.json,
-results.json, train.log.
+results.json, train.log (the log), training_curves.png (losses, training accuracy and lr, rank-1/mAP/mINP per
+epoch; redrawn at each evaluation, every 10 epochs and at the end; ``hwnas report plots RUN`` draws it again) and,
+with the tensorboard package installed, TensorBoard event files in tensorboard/.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from hwnas.errors import CheckpointError, OutputError, UsageError
 from hwnas.models import check_input_size, model_options
 from hwnas.training import ReIDData, TrainConfig, Trainer, load_weights
 from hwnas.training.config import SYNTHETIC_EPOCHS, TrainRunConfig, with_default_schedule
+from hwnas.viz import tensorboard
 
 PROG = "python -m hwnas.train"
 _TRAIN_FIELDS = frozenset(TrainConfig.__dataclass_fields__)
@@ -54,6 +57,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _cli.add_threads(p)
     _cli.add_device(p)
     _cli.add_progress(p)
+    tensorboard.add_argument(p)
     t = p.add_argument_group("schedule (defaults: the paper's, DESIGN section 3)")
     t.add_argument("--epochs", type=_cli.positive_int, default=None,
                    help=f"training epochs (default {d.epochs}; {SYNTHETIC_EPOCHS} with --synthetic)")
@@ -116,7 +120,8 @@ def resolve_run(a: argparse.Namespace, given: dict[str, str]) -> TrainRunConfig:
         return with_default_schedule(r.config, r.was_set("train.epochs"), r.was_set("train.milestones"))
 
 
-RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.json")  # what --overwrite removes
+RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.json", "train.log", "training_curves.png")
+"""What --overwrite removes before starting afresh."""
 
 
 def check_output(a: argparse.Namespace) -> Path | None:
@@ -162,16 +167,48 @@ def check_model(run: TrainRunConfig) -> dict[str, object]:
     return options
 
 
+def setup_logging(out: Path) -> None:
+    """INFO logs to stderr and to ``out/train.log`` (appended on --resume), like search's search.log."""
+    out.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(out / "train.log")]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+
+
+class CurvesCallback:
+    """Redraws ``training_curves.png`` after each evaluation, every ``every`` epochs and after the last epoch."""
+
+    def __init__(self, out: Path, epochs: int, every: int = 10) -> None:
+        self.out, self.epochs, self.every = out, epochs, every
+
+    def __call__(self, epoch: int, record: dict) -> None:
+        if "eval" in record or epoch % self.every == 0 or epoch == self.epochs:
+            from hwnas.viz.training import redraw_training_curves
+
+            redraw_training_curves(self.out)
+
+
 @_cli.command
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     parser = build_parser(prog)
     a = parser.parse_intermixed_args(argv)
     run = resolve_run(a, _cli.given_options(parser, argv))
-    config = run.train
     options = check_model(run)
     device = _cli.resolve_device(a.device)
-    check_output(a)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    write_events = tensorboard.check_mode(a.tensorboard)
+    out = output_dir(a)
+    with run_lock(out):  # one run per folder (a second is refused); stale temp files of a killed run removed
+        if a.overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        return _train_in(a, run, options, device, write_events, out)
+
+
+def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, object], device: torch.device,
+              write_events: bool, out: Path) -> int:
+    """The training proper, in ``out`` (locked by the caller)."""
+    config = run.train
+    setup_logging(out)
     _cli.apply_threads(a.threads)
     data = ReIDData.from_dataset(dataset_from_config(run.data))
     options["num_classes"] = data.num_classes
@@ -181,23 +218,25 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         for note in load_weights(model, run.load_weights):
             print(f"note: {note} (fine-tuning on {data.num_classes} identities)")
         print(f"loaded weights from {run.load_weights}")
-    out = output_dir(a)
-    with run_lock(out):  # one run per folder (a second is refused); stale temp files of a killed run removed
-        if a.overwrite:
-            for name in RUN_FILES:
-                (out / name).unlink(missing_ok=True)
-        trainer = Trainer(model, data, config, out, model_name=run.model, model_options=options,
-                          device=device, progress=not a.no_progress)
-        if a.resume:
-            trainer.resume()
-        _config.write_config(out / _config.CONFIG_NAME, run, "hwnas train: the resolved settings of this run "
-                             f"(hwnas train --config {out / _config.CONFIG_NAME} reruns it)")
-        if trainer.epoch >= config.epochs:
-            print(f"the run in {out} has already trained all {config.epochs} epochs; nothing to do")
-            return 0
-        print(f"training {run.model} on {data.num_classes} identities, {config.epochs} epochs"
-              f"{f' from epoch {trainer.epoch + 1}' if trainer.epoch else ''}, output {out}")
-        result = trainer.fit()
+    trainer = Trainer(model, data, config, out, model_name=run.model, model_options=options,
+                      device=device, progress=not a.no_progress)
+    if a.resume:
+        trainer.resume()
+    _config.write_config(out / _config.CONFIG_NAME, run, "hwnas train: the resolved settings of this run "
+                         f"(hwnas train --config {out / _config.CONFIG_NAME} reruns it)")
+    if trainer.epoch >= config.epochs:
+        print(f"the run in {out} has already trained all {config.epochs} epochs; nothing to do")
+        return 0
+    print(f"training {run.model} on {data.num_classes} identities, {config.epochs} epochs"
+          f"{f' from epoch {trainer.epoch + 1}' if trainer.epoch else ''}, output {out}")
+    if a.tensorboard == "auto" and not write_events:
+        print(tensorboard.absent_note())
+    events = tensorboard.open_writer(write_events, out)
+    try:
+        result = trainer.fit(callbacks=[c for c in (CurvesCallback(out, config.epochs), events) if c is not None])
+    finally:
+        if events is not None:
+            events.close()
     if result:
         print(f"epoch {trainer.epoch}: rank-1 {100 * result['rank1']:.2f}%  rank-5 {100 * result['rank5']:.2f}%  "
               f"rank-10 {100 * result['rank10']:.2f}%  mAP {100 * result['mAP']:.2f}%  mINP {100 * result['mINP']:.2f}%")

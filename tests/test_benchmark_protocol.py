@@ -93,7 +93,8 @@ def test_ratios_and_table() -> None:
     assert rows[0]["ratio_to_reference"]["predicted"] is None and rows[1]["ratio_to_reference"]["predicted"] == 1.0
     assert rows[0]["total_std_s"] == 0.0
     text = aligned_table(rows)
-    assert "n/a" in text and "1.500" in text and len({len(line) for line in text.splitlines()}) == 1
+    assert "\u2013" in text and "1.500" in text and len({len(line) for line in text.splitlines()}) == 1
+    assert "nan" not in text.lower() and "n/a" not in text  # an empty cell is an en dash
 
 
 def test_cli_writes_all_outputs(tiny_market, tmp_path, capsys) -> None:

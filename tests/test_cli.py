@@ -278,7 +278,7 @@ def _all_parsers():
              latency_parser("hwnas latency")]
     report = _cli.ArgumentParser(prog="hwnas report")
     sub = report.add_subparsers()
-    for modname in ("hwnas.report.flops", "hwnas.report.model_report", "hwnas.report.tsne"):
+    for modname in ("hwnas.report.flops", "hwnas.report.model_report", "hwnas.report.tsne", "hwnas.report.plots"):
         importlib.import_module(modname).add_arguments(sub.add_parser(modname))
     roots.append(report)
     seen = []

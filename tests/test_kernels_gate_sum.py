@@ -6,7 +6,8 @@ import torch
 
 from hwnas.ops import _triton
 
-pytest.importorskip("triton")
+pytest.importorskip("triton", reason="triton is not installed (pip install 'hwnas[triton]'); the Triton "
+                                     "kernel tests need it")
 with _triton.cpu_interpreter():  # without a GPU the kernels are imported as interpreted functions
     gs = _triton.kernels().gate_sum
 

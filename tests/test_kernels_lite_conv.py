@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from hwnas.ops import _triton
 
-pytest.importorskip("triton")
+pytest.importorskip("triton", reason="triton is not installed (pip install 'hwnas[triton]'); the Triton "
+                                     "kernel tests need it")
 with _triton.cpu_interpreter():  # without a GPU the kernels are imported as interpreted functions
     lc = _triton.kernels().lite_conv
 PixelTiling, channel_block = _triton.kernels()._config.PixelTiling, _triton.kernels()._config.channel_block

@@ -68,11 +68,13 @@ def compute_distance(qf: torch.Tensor, gf: torch.Tensor, metric: str = "euclidea
 def evaluate_model(model: nn.Module, query_loader: Iterable, gallery_loader: Iterable, *,
                    device: torch.device | str = "cpu", flip: bool = False, metric: str = "euclidean",
                    rerank: bool = False, amp: bool = False, max_rank: int = 50,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, keep_distmat: bool = False) -> dict[str, Any]:
     """Extract query and gallery features and score them with :func:`evaluate_rank`.
 
     Returns its dict (``cmc`` has ``max_rank`` entries) plus ``rank1``, ``rank5``, ``rank10`` (fractions), each
-    computed from the ranking even when it lies beyond ``max_rank``.
+    computed from the ranking even when it lies beyond ``max_rank``, and with ``keep_distmat`` the (Q, G)
+    distance matrix it ranked by as ``distmat`` (for the ranked-results figure; rank it with
+    :func:`hwnas.evaluation.rank.rank_gallery`, which applies the same ordering rule).
     """
     if max_rank < 1:
         raise UsageError(f"max_rank {max_rank}, evaluate_model, expected an integer >= 1")
@@ -81,6 +83,7 @@ def evaluate_model(model: nn.Module, query_loader: Iterable, gallery_loader: Ite
     qf, qp, qc = extract_features(model, query_loader, device=device, flip=flip, amp=amp, progress=progress)
     gf, gp, gc = extract_features(model, gallery_loader, device=device, flip=flip, amp=amp, progress=progress)
     if rerank:
+        logger.info("k-reciprocal re-ranking of %d queries x %d gallery images", len(qf), len(gf))
         dist = torch.as_tensor(re_ranking(qf, gf))
     else:
         dist = compute_distance(qf, gf, metric)
@@ -88,4 +91,6 @@ def evaluate_model(model: nn.Module, query_loader: Iterable, gallery_loader: Ite
     for k in (1, 5, 10):
         result[f"rank{k}"] = float(result["cmc"][k - 1])
     result["cmc"] = result["cmc"][:max_rank]
+    if keep_distmat:
+        result["distmat"] = dist
     return result

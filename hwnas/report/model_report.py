@@ -1,15 +1,19 @@
 """Full model report: params, FLOPs and per-layer FLOPs, predicted latency on every shipped table, measured latency.
 
 ``python -m hwnas.report model --model cdnet [--genotype G] [--width-mult B] [--input-size 256x128]
-[--device cpu] [--batch-size 1] [--no-measure] [--output DIR] [--json]`` prints Markdown (or JSON) and,
-with ``--output``, writes ``model_report.md`` and ``model_report.json``. Counts follow DESIGN section 4
-(conv + linear multiply-accumulates, eval mode, batch 1; parameters of the inference path).
+[--latency-table NAME|PATH] [--device cpu] [--batch-size 1] [--threads N] [--no-measure] [--output DIR] [--json]``
+prints Markdown (or JSON) and, with ``--output``, writes ``model_report.md`` and ``model_report.json``. Counts
+follow DESIGN section 4 (conv + linear multiply-accumulates, eval mode, batch 1; parameters of the inference path).
+A shipped table predicts only when it was made for the report's input size and width; a table named with
+``--latency-table`` (e.g. the one a genotype was searched with) predicts at its own setting, as the search did.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,7 @@ class MeasureSpec:
     warmup: int = 3
     repeats: int = 10
     threads: int | None = None
+    progress: bool = False  # a progress bar on stderr over the timing rounds
 
     def __post_init__(self) -> None:
         from hwnas.latency.measure import TORCH_DTYPES
@@ -62,11 +67,14 @@ class MeasureSpec:
                 raise UsageError(f"bad value {getattr(self, name)}, MeasureSpec.{name}, expected an integer >= {low}")
 
 
-def predict_on_table(model: nn.Module, table_name: str, input_size: tuple[int, int]) -> TablePrediction:
+def predict_on_table(model: nn.Module, table_name: str, input_size: tuple[int, int],
+                     at_table_setting: bool = False) -> TablePrediction:
     """Latency of the model's genotype on one table, checked against the table's resolution and width.
 
     Tables hold CNet/CDNet layer entries (plus the fixed stem/downsample/neck parts), so models without a
-    searched genotype (OSNet, BoT, GDAS) get ``n/a``.
+    searched genotype (OSNet, BoT, GDAS) get ``n/a``. With ``at_table_setting`` the genotype is priced at the
+    table's own resolution and width (how a search prices it) and the note says when that differs from
+    ``input_size`` and the model's width.
     """
     from hwnas.latency import LatencyTableError, load_table
 
@@ -81,19 +89,29 @@ def predict_on_table(model: nn.Module, table_name: str, input_size: tuple[int, i
     if genotype is None or not hasattr(genotype, "space"):
         return TablePrediction(**base, latency_ms=None, note="n/a: the table has entries for CNet/CDNet layers only")
     width = getattr(model, "config", {}).get("width_mult")
+    note = "fixed parts + the genotype's six layer entries"
     try:
-        table.require(genotype.space, input_size, width)
+        if at_table_setting:
+            table.require(genotype.space)
+            s = data.setting
+            if tuple(s.resolution) != tuple(input_size) or (width is not None and float(width) != s.width_mult):
+                note += (f", at the table's setting {s.resolution[0]}x{s.resolution[1]} width {s.width_mult} "
+                         f"(this report: {input_size[0]}x{input_size[1]} width {width})")
+        else:
+            table.require(genotype.space, input_size, width)
         latency = table.genotype_latency_ms(genotype)
     except LatencyTableError as e:
         return TablePrediction(**base, latency_ms=None, note=f"n/a: {e}")
-    return TablePrediction(**base, latency_ms=latency, note="fixed parts + the genotype's six layer entries")
+    return TablePrediction(**base, latency_ms=latency, note=note)
 
 
-def predict_all(model: nn.Module, input_size: tuple[int, int]) -> list[TablePrediction]:
-    """One prediction per shipped latency table (an empty list when none is shipped)."""
+def predict_all(model: nn.Module, input_size: tuple[int, int], tables: Sequence[str] = ()) -> list[TablePrediction]:
+    """One prediction per shipped latency table, then one per table in ``tables`` (names or paths, each at its
+    own setting; a shipped name given there replaces its shipped row)."""
     from hwnas.latency import shipped_tables
 
-    return [predict_on_table(model, name, input_size) for name in shipped_tables()]
+    shipped = [predict_on_table(model, name, input_size) for name in shipped_tables() if name not in tables]
+    return shipped + [predict_on_table(model, name, input_size, at_table_setting=True) for name in tables]
 
 
 def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: MeasureSpec) -> dict[str, Any]:
@@ -112,7 +130,8 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: Measure
     net = model.eval().to(device=device, dtype=TORCH_DTYPES[spec.dtype])
     x = torch.randn(spec.batch_size, 3, *input_size, device=device, dtype=TORCH_DTYPES[spec.dtype])
     try:
-        (samples,) = time_interleaved([lambda: net(x)], device.type, spec.warmup, spec.repeats)
+        (samples,) = time_interleaved([lambda: net(x)], device.type, spec.warmup, spec.repeats, spec.progress,
+                                      desc="measuring latency")
     finally:
         model.to(device=home[0], dtype=home[1])
         restore_flags(flags)
@@ -124,8 +143,9 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: Measure
 
 
 def build_report(model_name: str, options: dict[str, Any], input_size: tuple[int, int],
-                 measure: MeasureSpec | None) -> dict[str, Any]:
-    """Everything the report shows, JSON-ready."""
+                 measure: MeasureSpec | None, tables: Sequence[str] = ()) -> dict[str, Any]:
+    """Everything the report shows, JSON-ready (``tables``: latency tables to price the genotype on, at their
+    own setting, besides the shipped ones)."""
     model = create_model(model_name, **options)
     inference = profile_model(model, input_size, scope="inference")
     backbone = profile_model(model, input_size, scope="backbone")
@@ -135,7 +155,7 @@ def build_report(model_name: str, options: dict[str, Any], input_size: tuple[int
         "params_m": inference.params_m, "params_total_m": count_params([model]) / 1e6,
         "flops_m": inference.flops_m, "backbone_flops_m": backbone.flops_m,
         "per_layer_flops_m": [{"layer": name, "flops_m": f} for name, f in inference.per_layer],
-        "predicted": [asdict(p) for p in predict_all(model, input_size)],
+        "predicted": [asdict(p) for p in predict_all(model, input_size, tables)],
         "measured": measure_latency(model, input_size, measure) if measure is not None else None,
     }
     if model_name == "gdas":
@@ -167,7 +187,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     md += ["", "## Per-layer FLOPs", "", "| layer | MFLOPs | share |", "|---|---:|---:|"]
     md += [f"| {row['layer']} | {row['flops_m']:.2f} | {100 * row['flops_m'] / total:.1f}% |"
            for row in report["per_layer_flops_m"]]
-    md += ["", "## Predicted latency (shipped tables)", ""]
+    md += ["", "## Predicted latency (latency tables)", ""]
     if report["predicted"]:
         md += ["| table | device | provenance | batch | dtype | ms / batch | ms / image | note |",
                "|---|---|---|---:|---|---:|---:|---|"]
@@ -203,6 +223,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width-mult", type=_cli.positive_float, help="width multiplier beta (default: the model's)")
     parser.add_argument("--neck", help="neck (bnneck/blneck/fblneck, or osnet for OSNet; default: the model's)")
     _cli.add_input_size(parser, (256, 128))
+    parser.add_argument("--latency-table", action="append", default=[], metavar="NAME|PATH",
+                        help="also price the genotype on this latency table at the table's own setting, e.g. the "
+                             "table it was searched with (repeatable; a name or a JSON path)")
     _cli.add_device(parser)
     parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="measured latency dtype")
     parser.add_argument("--batch-size", type=_cli.positive_int, default=1, help="batch for the measured latency")
@@ -210,6 +233,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=_cli.int_at_least(3), default=10, help="timed calls (median reported)")
     _cli.add_threads(parser, help="torch CPU threads for the measurement (default: torch's choice)")
     parser.add_argument("--no-measure", action="store_true", help="skip the measured latency")
+    _cli.add_progress(parser)
     _cli.add_output(parser, "write model_report.md and model_report.json into this folder (default: print only)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
 
@@ -222,8 +246,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         _cli.check_output_dir(args.output)
     measure = None if args.no_measure else MeasureSpec(device, args.dtype, args.batch_size, args.warmup,
-                                                       args.repeats, args.threads)
-    report = build_report(args.model, options, args.input_size, measure)
+                                                       args.repeats, args.threads, not args.no_progress)
+    for name in args.latency_table:  # a missing or malformed table is an error here, not an 'n/a' row
+        from hwnas.latency import load_table
+
+        load_table(name)
+    report = build_report(args.model, options, args.input_size, measure, args.latency_table)
     if args.output is not None:
         for path in write_report(report, args.output):
             logger.info("wrote %s", path)

@@ -34,6 +34,7 @@ from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_sea
 from hwnas.search.report import summary_lines
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
+from hwnas.viz import tensorboard
 
 
 def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParser:
@@ -72,6 +73,7 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     p.add_argument("--checkpoint-every", type=_cli.nonnegative_int,
                    help="steps between mid-epoch checkpoints (0: only at epoch ends; default: the schedule's)")
     _cli.add_progress(p)
+    tensorboard.add_argument(p)
     return p
 
 
@@ -141,6 +143,11 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
         raise UsageError(f"unknown or unavailable backend {args.ops_backend!r}{why}, --ops-backend, expected one of "
                          f"auto, {', '.join(usable)}")
     _cli.resolve_device(args.device)
+    sweep = run.sweep_latency_weights is not None
+    if sweep and args.tensorboard == "on":
+        raise UsageError("TensorBoard event files for a sweep, --tensorboard on, expected --tensorboard auto or off "
+                         "with --sweep-latency-weight (each point's search_report and alphas.png are written)")
+    args.events = not sweep and tensorboard.check_mode(args.tensorboard)
     return run
 
 
@@ -206,6 +213,8 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
         f"latency weight {config.latency_weight}; {info.world_size} process(es) on {device}; output {output}")
     progress = not args.no_progress
     weights = list(run.sweep_latency_weights) if run.sweep_latency_weights is not None else None
+    if args.tensorboard == "auto" and not args.events and weights is None:
+        say(tensorboard.absent_note())
     with ops.use_backend(args.ops_backend):
         return _run(args, config, data, output, table, device, weights, progress, say, info)
 
@@ -242,7 +251,7 @@ def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, tab
                     f"{' (Pareto)' if r['pareto'] else ''}")
             say("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    result, paths = run_search(config, data, output, table, device, args.resume, progress)
+    result, paths = run_search(config, data, output, table, device, args.resume, progress, args.events)
     for line in summary_lines(result, table):
         say(line)
     say("wrote " + ", ".join(str(p) for p in paths.values()))

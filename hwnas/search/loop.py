@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,7 @@ class Searcher:
         self.alpha_opt = torch.optim.Adam(self.model.arch_parameters(), lr=config.alpha_lr,
                                           betas=config.alpha_betas, weight_decay=config.alpha_weight_decay)
         self.state = SearchState()
+        self.epoch_callbacks: list[Callable[[int, dict[str, Any]], None]] = []  # called with each epoch's record
 
     @property
     def checkpoint_path(self) -> Path:
@@ -342,6 +344,8 @@ class Searcher:
                     self.save()
         self._end_epoch()
         self.save()
+        for callback in self.epoch_callbacks:
+            callback(s.history[-1]["epoch"], s.history[-1])
         return True
 
     def run(self, resume: bool = False, stop_after_steps: int | None = None) -> SearchResult | None:

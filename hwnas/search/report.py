@@ -155,32 +155,11 @@ def _decisiveness_table(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot_alphas(history: list[dict[str, Any]], space: str, path: Path) -> Path:
-    """One panel per searchable layer: softmax(alpha) of every candidate against the epoch."""
-    import matplotlib
+def plot_alphas(history: list[dict[str, Any]], space: str, path: Path, chosen: list[int] | None = None) -> Path:
+    """softmax(alpha) per layer against the epoch (drawn by :func:`hwnas.viz.alphas.plot_alphas`)."""
+    from hwnas.viz.alphas import plot_alphas as draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
-    from hwnas.space.candidates import candidates
-
-    names = [c.tostr(space) for c in candidates(space)]
-    probs = torch.softmax(torch.tensor([r["alphas"] for r in history]), dim=-1)  # (epochs, layers, n)
-    epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), sharex=True)
-    for layer, ax in enumerate(axes.flat):
-        for i, name in enumerate(names):
-            ax.plot(epochs, probs[:, layer, i].tolist(), label=name, color=plt.cm.tab20(i % 20),
-                    linestyle="--" if name.endswith("-2") else "-", marker="." if len(epochs) < 30 else None)
-        ax.set_title(f"layer {layer + 1}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("softmax(alpha)")
-    axes.flat[0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    save_figure_atomic(fig, path, dpi=90)
-    plt.close(fig)
-    return path
+    return draw(history, space, path, chosen=chosen)
 
 
 def write_outputs(output: Path, config: SearchConfig, result: SearchResult, table: Any, data_description: str,
@@ -195,7 +174,7 @@ def write_outputs(output: Path, config: SearchConfig, result: SearchResult, tabl
     if report["final"]["warning"]:
         logger.warning("%s (genotype %s)", report["final"]["warning"], report["final"]["genotype"])
     if result.history:
-        plot_alphas(result.history, config.space, paths["alphas_png"])
+        plot_alphas(result.history, config.space, paths["alphas_png"], chosen=result.genotype.indices())
     else:
         del paths["alphas_png"]
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))

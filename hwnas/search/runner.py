@@ -65,17 +65,43 @@ def prepare_data(config: SearchConfig, data_root: Path, threads: int = 2, datase
 
 
 def run_search(config: SearchConfig, data: SearchData, output: Path, table: Any = None, device: str = "cpu",
-               resume: bool = False, progress: bool = True) -> tuple[SearchResult, dict[str, Path]]:
-    """Search into ``output`` and write its reports (rank 0); returns the result and the written files."""
+               resume: bool = False, progress: bool = True,
+               tensorboard: bool = False) -> tuple[SearchResult, dict[str, Path]]:
+    """Search into ``output`` and write its reports (rank 0); returns the result and the written files.
+
+    ``tensorboard``: also write TensorBoard event files into ``output/tensorboard`` (needs the package).
+    """
     start = time.perf_counter()
     searcher = Searcher(config, data, output, table, device=device, progress=progress)
-    result = searcher.run(resume=resume)
+    events = event_writer(output, config.space) if tensorboard and searcher.dist.is_main else None
+    if events is not None:
+        searcher.epoch_callbacks.append(events)
+    try:
+        result = searcher.run(resume=resume)
+    finally:
+        if events is not None:
+            events.close()
     assert result is not None  # run() only returns None when asked to stop early
     paths: dict[str, Path] = {}
     if searcher.dist.is_main:
         paths = write_outputs(output, config, result, table, data.description, time.perf_counter() - start)
     _dist.barrier(searcher.dist)
     return result, paths
+
+
+def event_writer(output: Path, space: str):
+    """TensorBoard writer of the epoch records plus softmax(alpha) of every candidate (``alpha/layerL/<cand>``)."""
+    from hwnas.space.candidates import candidates
+    from hwnas.viz.tensorboard import open_writer
+
+    names = [c.tostr(space) for c in candidates(space)]
+
+    def alpha_probs(record: dict[str, Any]) -> dict[str, float]:
+        probs = torch.softmax(torch.tensor(record["alphas"], dtype=torch.float64), dim=-1)
+        return {f"alpha/layer{layer + 1}/{name}": float(probs[layer, i])
+                for layer in range(probs.shape[0]) for i, name in enumerate(names)}
+
+    return open_writer(True, output, extra=alpha_probs)
 
 
 def default_threads(synthetic: bool) -> int:

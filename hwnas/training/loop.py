@@ -176,9 +176,14 @@ class Trainer:
             last_eval = evaluate(self.model, self.data, cfg, self.device)
             self._log({"epoch": 0, "eval": last_eval})
             logger.info("epoch 0 (untrained): %s", _fmt(last_eval))
+            for cb in callbacks:
+                cb(0, {"epoch": 0, "eval": last_eval})
         while self.epoch < cfg.epochs:
             self.epoch += 1
             record = self.train_epoch(self.epoch)
+            logger.info("epoch %d/%d: loss %.4f (softmax %.4f, triplet %.4f), train acc %.3f, lr %.3g, %.1f s",
+                        self.epoch, cfg.epochs, record["loss"], record.get("ce", math.nan),
+                        record.get("triplet", math.nan), record.get("acc", math.nan), record["lr"], record["time_s"])
             if (cfg.eval_every and self.epoch % cfg.eval_every == 0) or self.epoch == cfg.epochs:
                 last_eval = record["eval"] = evaluate(self.model, self.data, cfg, self.device)
                 logger.info("epoch %d: %s", self.epoch, _fmt(last_eval))
