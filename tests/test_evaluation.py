@@ -258,3 +258,13 @@ def test_extract_features_restores_every_submodules_own_mode():
     x = torch.ones(2, 1, 1, 1)
     extract_features(model, [(x, torch.tensor([1, 2]), torch.tensor([0, 0]))])
     assert model.training and model[0].training and not model[1].training
+
+
+def test_ranked_results_figure_orders_by_the_same_rule():
+    from hwnas.viz.ranks import rank_queries
+
+    query = [("q.jpg", 1, 0)]
+    gallery = [("a.jpg", 2, 1), ("b.jpg", 1, 1), ("c.jpg", 3, 1), ("d.jpg", 4, 1)]
+    dist = np.array([[NEG_NAN, 1.0 + 1e-12, 1.0, -np.inf]])
+    (row,) = rank_queries(dist, query, gallery, [0], topk=4)
+    assert [g.path for g in row.gallery] == ["c.jpg", "b.jpg", "a.jpg", "d.jpg"]
