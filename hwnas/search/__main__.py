@@ -30,8 +30,8 @@ from hwnas.models import check_input_size
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search.config import SearchConfig, SyntheticData
-from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_search_run
 from hwnas.search.report import summary_lines
+from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_search_run
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
 from hwnas.viz import tensorboard

@@ -9,10 +9,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hwnas._io import write_json_atomic, write_text_atomic
 from hwnas.search.config import SearchConfig
 from hwnas.search.decisiveness import format_decisiveness
 from hwnas.search.loop import SearchResult
-from hwnas._io import save_figure_atomic, write_json_atomic, write_text_atomic
 from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
