@@ -94,7 +94,7 @@ def fold_bn(weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor | None 
 def fold_gated_branches(plan: GatedBranchesPlan) -> FoldedBranches:
     """Fold the BN of every LiteConv of a two-branch plan and flatten the shared gate's 1x1 convs."""
     if len(plan.branches) != 2:
-        raise UsageError(f"{len(plan.branches)} branches, the compiled gated_branch_sum, expected exactly 2")
+        raise UsageError(f"{len(plan.branches)} branches, compiled gated_branch_sum, expected exactly 2")
     pw, dw, db = [], [], []
     for branch in plan.branches:
         for lite in branch.layers:

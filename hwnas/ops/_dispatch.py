@@ -40,12 +40,12 @@ def _resolve(name: str) -> str:
         usable = [b for b in _BACKENDS.values() if b.available()[0]]
         return max(usable, key=lambda b: b.priority).name
     if name not in _BACKENDS:
-        raise UsageError(f"unknown ops backend {name!r}, hwnas.ops.set_backend, expected 'auto' or one of "
+        raise UsageError(f"unknown ops backend {name!r}, ops backend, expected 'auto' or one of "
                          f"{', '.join(sorted(_BACKENDS))}")
     ok, why = _BACKENDS[name].available()
     if not ok:
-        raise RuntimeUnavailableError(f"ops backend {name!r} is not available here, hwnas.ops.set_backend, "
-                                      f"expected an available backend ({why})")
+        raise RuntimeUnavailableError(f"ops backend {name!r} is not available here ({why}), ops backend, expected "
+                                      "'eager', 'auto' or an available backend ('python -m hwnas.ops info')")
     return name
 
 

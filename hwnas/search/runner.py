@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from hwnas.errors import OutputError
 from hwnas.search import _dist
 from hwnas.search._data import SearchData, market_search_data
 from hwnas.search.config import SearchConfig, SyntheticData
@@ -34,8 +35,8 @@ def synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
     marker = folder / "SYNTHETIC.json"
     if info.is_main and not (marker.is_file() and _same_settings(marker, spec)):
         if folder.exists():
-            raise FileExistsError(f"'{folder}' exists but is not the synthetic dataset {spec}; remove it or pick "
-                                  f"another --output")
+            raise OutputError(f"folder exists but is not the synthetic dataset of these settings, {folder}, "
+                              f"expected {spec} (remove it or pick another --output)")
         tmp = folder.with_name(f".{folder.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         generate_synthetic_market(tmp, num_ids=spec.num_ids, images_per_id=spec.images_per_id,
@@ -56,10 +57,11 @@ def _same_settings(marker: Path, spec: SyntheticData) -> bool:
 
 def prepare_data(config: SearchConfig, data_root: Path, threads: int = 2, dataset: str = "market1501",
                  check_counts: bool = True) -> SearchData:
-    """The seed's train/validation split of the training images of ``data_root`` (read as the registered
-    ``dataset``; ``market-format`` for any folder in Market-1501's layout)."""
+    """The train/validation split (``config.val_split``) of the training images of ``data_root`` (read as the
+    registered ``dataset``; ``market-format`` for any folder in Market-1501's layout)."""
     return market_search_data(data_root, config.image_size, config.ids_per_batch, config.images_per_id,
-                              config.val_per_id, config.seed, threads, dataset, check_counts)
+                              config.val_per_id, config.seed, threads, dataset, check_counts,
+                              val_split=config.val_split)
 
 
 def run_search(config: SearchConfig, data: SearchData, output: Path, table: Any = None, device: str = "cpu",

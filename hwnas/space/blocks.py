@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from hwnas import ops
+from hwnas.errors import UsageError
 from hwnas.ops import plan
 
 
@@ -74,7 +75,7 @@ class Branch(nn.Sequential):
 
     def __init__(self, channels: int, kernel_size: int) -> None:
         if kernel_size not in (3, 5, 7, 9):
-            raise ValueError(f"branch kernel size must be 3, 5, 7 or 9, got {kernel_size}")
+            raise UsageError(f"branch kernel size {kernel_size}, Branch, expected 3, 5, 7 or 9")
         super().__init__(*(LiteConv(channels) for _ in range(kernel_size // 2)))
         self.kernel_size = kernel_size
 
@@ -141,7 +142,7 @@ class CDBlock(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, k1: int, k2: int, r: int = 1) -> None:
         if r not in (1, 2):
-            raise ValueError(f"CDBlock repeat r must be 1 or 2, got {r}")
+            raise UsageError(f"repeat r={r}, CDBlock, expected 1 or 2")
         super().__init__(*(CBlock(in_channels if i == 0 else out_channels, out_channels, k1, k2) for i in range(r)))
         self.in_channels, self.out_channels = in_channels, out_channels
 
@@ -151,8 +152,6 @@ class CDBlock(nn.Sequential):
 
 def scaled_planes(width_mult: float, base: Sequence[int] = (64, 256, 384, 512)) -> list[int]:
     """Channel widths under width multiplier beta: ``floor(p * beta / 4) * 4``."""
-    from hwnas.errors import UsageError
-
     if not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult) and width_mult > 0):
         raise UsageError(f"width multiplier {width_mult!r}, width_mult, expected a finite number > 0")
     planes = [int(p * width_mult / 4) * 4 for p in base]
