@@ -104,11 +104,10 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write via a temporary file and rename, so a killed run never leaves half a results file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write via a temporary file and rename, so a killed run never leaves half a results file (hwnas._io)."""
+    from hwnas._io import write_text_atomic as write
+
+    write(path, text)
 
 
 def backend_runner(name: str, model: torch.nn.Module) -> tuple[torch.nn.Module, str]:

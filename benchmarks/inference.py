@@ -96,17 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--peak-gbps", type=float, help="override the device's peak memory bandwidth (GB/s)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots (fp32 only)")
     add_threads_argument(p)
     p.add_argument("--output", help="also write the tables (Markdown) to this file")
     args = p.parse_args(argv)
     apply_threads(args.threads)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
-    text = (f"inference (CDNet-top2, batch {args.batch}, {args.height}x{args.width}, {args.dtype})\n"
+    if args.tf32:  # without it, PyTorch's defaults (cuDNN convolutions TF32, matmul and Triton dots IEEE fp32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    bandwidth = markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype))
+    print(bandwidth, flush=True)  # measured first: a later column that hangs cannot lose it
+    text = (f"inference (CDNet-top2, batch {args.batch}, {args.height}x{args.width}, {args.dtype}"
+            f"{', TF32 allowed' if args.tf32 else ''})\n"
             f"device: {describe(device)}; peak bandwidth: {peak_gbps(device, args.peak_gbps) or 'unknown'} GB/s\n\n"
             + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled", "feature err"],
                              throughput_rows(args, device, dtype))
-            + "\n\nLiteConv kernel, stage-1 shape, two branches\n\n"
-            + markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype)))
+            + "\n\nLiteConv kernel, stage-1 shape, two branches\n\n" + bandwidth)
     print(text)
     if args.output:
         write_text_atomic(args.output, text + "\n")

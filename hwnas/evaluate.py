@@ -124,7 +124,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     result = {"checkpoint": str(checkpoint), "epoch": int(ckpt["epoch"]), "model": ckpt["model_name"],
               "dataset": run.data.source, "data_root": str(ds.root),
               "height": height, "width": width, "flip": ev.flip, "rerank": ev.rerank, "metric": ev.metric,
-              **{k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped", "num_valid")},
+              **{k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped", "num_valid",
+                                   "num_nonfinite")},
               "cmc_top20": [float(v) for v in r["cmc"][:20]], "cmc": [float(v) for v in r["cmc"]]}
     name = result_name(ev)
     out = write_json_atomic(out_dir / name, result)
@@ -133,6 +134,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     print(f"{ckpt['model_name']} epoch {result['epoch']} on {result['dataset']} ({len(ds.query)} query, "
           f"{len(ds.gallery)} gallery): rank-1 {100 * r['rank1']:.2f}%  rank-5 {100 * r['rank5']:.2f}%  "
           f"rank-10 {100 * r['rank10']:.2f}%  mAP {100 * r['mAP']:.2f}%  mINP {100 * r['mINP']:.2f}%")
+    if r["num_nonfinite"]:
+        print(f"warning: {r['num_nonfinite']} distances were NaN or infinite (non-finite features); they ranked last")
     print(f"wrote {out}")
     for path in write_figures(result, r, ds, out_dir, out.stem, ev.visualize_ranks, ev.topk):
         print(f"wrote {path}")

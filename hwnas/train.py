@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 
 import hwnas
 from hwnas import _cli, _config
+from hwnas._lock import is_lock_file, new_run_dir, run_lock
 from hwnas._model_cli import parse_option
 from hwnas.data._cli import add_data_arguments, data_flag_entries, dataset_from_config
 from hwnas.errors import CheckpointError, OutputError, UsageError
@@ -120,26 +120,31 @@ def resolve_run(a: argparse.Namespace, given: dict[str, str]) -> TrainRunConfig:
         return with_default_schedule(r.config, r.was_set("train.epochs"), r.was_set("train.milestones"))
 
 
-def output_dir(a: argparse.Namespace) -> Path:
-    """``--output``, or a new ``runs/train-<timestamp>``; a non-empty folder needs --resume or --overwrite."""
+RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.json", "train.log", "training_curves.png")
+"""What --overwrite removes before starting afresh."""
+
+
+def check_output(a: argparse.Namespace) -> Path | None:
+    """Validate ``--output`` before any work (None: a new default folder will be made)."""
     if a.output is None:
         if a.resume:
             raise UsageError("--resume without a folder, --output, expected --output DIR (the run to continue)")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out, n = Path("runs") / f"train-{stamp}", 1
-        while out.exists():
-            n += 1
-            out = Path("runs") / f"train-{stamp}-{n}"
-        return out
+        return None
     out = _cli.check_output_dir(a.output)
     if a.resume and a.overwrite:
         raise UsageError("--resume and --overwrite together, --output, expected one of them")
     if a.resume and not (out / "last.pt").is_file():
         raise UsageError(f"nothing to resume, {out / 'last.pt'}, expected a run folder written by hwnas train")
-    if not a.resume and not a.overwrite and out.is_dir() and any(out.iterdir()):
+    if not a.resume and not a.overwrite and out.is_dir() and any(not is_lock_file(p) for p in out.iterdir()):
         raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder "
                           "(or --resume to continue it, --overwrite to start afresh)")
     return out
+
+
+def output_dir(a: argparse.Namespace) -> Path:
+    """``--output`` (checked by :func:`check_output`), or a new unique ``runs/train-<timestamp>[-N]`` (created)."""
+    out = check_output(a)
+    return out if out is not None else new_run_dir("train")
 
 
 def check_model(run: TrainRunConfig) -> dict[str, object]:
@@ -188,11 +193,21 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     parser = build_parser(prog)
     a = parser.parse_intermixed_args(argv)
     run = resolve_run(a, _cli.given_options(parser, argv))
-    config = run.train
     options = check_model(run)
     device = _cli.resolve_device(a.device)
-    out = output_dir(a)
     write_events = tensorboard.check_mode(a.tensorboard)
+    out = output_dir(a)
+    with run_lock(out):  # one run per folder (a second is refused); stale temp files of a killed run removed
+        if a.overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        return _train_in(a, run, options, device, write_events, out)
+
+
+def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, object], device: torch.device,
+              write_events: bool, out: Path) -> int:
+    """The training proper, in ``out`` (locked by the caller)."""
+    config = run.train
     setup_logging(out)
     _cli.apply_threads(a.threads)
     data = ReIDData.from_dataset(dataset_from_config(run.data))
@@ -207,7 +222,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
                       device=device, progress=not a.no_progress)
     if a.resume:
         trainer.resume()
-    out.mkdir(parents=True, exist_ok=True)
     _config.write_config(out / _config.CONFIG_NAME, run, "hwnas train: the resolved settings of this run "
                          f"(hwnas train --config {out / _config.CONFIG_NAME} reruns it)")
     if trainer.epoch >= config.epochs:

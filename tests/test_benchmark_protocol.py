@@ -119,9 +119,9 @@ def test_cli_writes_all_outputs(tiny_market, tmp_path, capsys) -> None:
     assert "cdnet" in capsys.readouterr().out
 
 
-def test_cli_rejects_unknown_model(tiny_market) -> None:
-    with pytest.raises(SystemExit, match="unknown nope"):
-        inference_time.main(["--data-root", str(tiny_market), "--models", "cdnet,nope"])
+def test_cli_rejects_unknown_model(tiny_market, capsys) -> None:
+    assert inference_time.main(["--data-root", str(tiny_market), "--models", "cdnet,nope"]) == 2
+    assert "error: unknown model(s) nope, --models, expected" in capsys.readouterr().err
 
 
 def test_default_dataset_is_generated_once(tmp_path, monkeypatch) -> None:

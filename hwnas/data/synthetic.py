@@ -303,6 +303,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     """Generate into a temporary sibling folder, then rename: an interrupted run never leaves half a dataset."""
     import shutil
+    import tempfile
 
     from hwnas import _cli
     from hwnas.errors import OutputError, UsageError
@@ -314,8 +315,8 @@ def run(a: argparse.Namespace) -> int:
         raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder")
     if a.input_size[0] < 16 or a.input_size[1] < 8:
         raise UsageError(f"image size {a.input_size[0]}x{a.input_size[1]}, --input-size, expected at least 16x8")
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))  # unique: runs never share it
     try:
         generate_synthetic_market(tmp, num_ids=a.num_ids, images_per_id=a.images_per_id,
                                   num_cameras=a.num_cameras, image_size=tuple(a.input_size), seed=a.seed,

@@ -16,6 +16,7 @@ from scipy.stats import spearmanr
 from hwnas import ops
 from hwnas.latency.expected import LatencyTable
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import UsageError
 from hwnas.latency.measure import TORCH_DTYPES, apply_threads, resolve_timer, summarize, time_interleaved
 from hwnas.models import create_model
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, candidates
@@ -60,7 +61,8 @@ def random_genotypes(space: str, n: int, seed: int = 0) -> list[Genotype]:
     gen = torch.Generator().manual_seed(seed)
     n_cand = len(candidates(space))
     if n > n_cand ** NUM_SEARCHABLE_LAYERS:
-        raise ValueError(f"cannot draw {n} distinct {space} genotypes")
+        raise UsageError(f"{n} distinct {space} genotypes asked for, random_genotypes, expected at most "
+                         f"{n_cand ** NUM_SEARCHABLE_LAYERS}")
     out: dict[Genotype, None] = {}
     while len(out) < n:
         idx = torch.randint(n_cand, (NUM_SEARCHABLE_LAYERS,), generator=gen).tolist()

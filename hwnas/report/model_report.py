@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +21,9 @@ import torch
 from torch import nn
 
 from hwnas import _cli
-from hwnas._io import write_json_atomic
+from hwnas._io import write_json_atomic, write_text_atomic
+from hwnas._modes import restore_flags, training_flags
+from hwnas.errors import UsageError
 from hwnas.models import check_input_size, create_model, list_models
 from hwnas.profile import count_params, profile_model
 
@@ -58,10 +59,11 @@ class MeasureSpec:
         from hwnas.latency.measure import TORCH_DTYPES
 
         if self.dtype not in TORCH_DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, got {self.dtype!r}")
-        if self.batch_size < 1 or self.repeats < 3 or self.warmup < 0:
-            raise ValueError(f"need batch_size >= 1, repeats >= 3, warmup >= 0; got {self.batch_size}, "
-                             f"{self.repeats}, {self.warmup}")
+            raise UsageError(f"unknown dtype {self.dtype!r}, MeasureSpec.dtype, expected one of "
+                             f"{', '.join(TORCH_DTYPES)}")
+        for name, low in (("batch_size", 1), ("repeats", 3), ("warmup", 0)):
+            if getattr(self, name) < low:
+                raise UsageError(f"bad value {getattr(self, name)}, MeasureSpec.{name}, expected an integer >= {low}")
 
 
 def predict_on_table(model: nn.Module, table_name: str, input_size: tuple[int, int],
@@ -112,20 +114,26 @@ def predict_all(model: nn.Module, input_size: tuple[int, int], tables: Sequence[
 
 
 def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: MeasureSpec) -> dict[str, Any]:
-    """Median and interquartile range (ms) of the eval-mode forward at ``spec.batch_size`` on this machine."""
+    """Median and interquartile range (ms) of the eval-mode forward at ``spec.batch_size`` on this machine.
+
+    The model is timed in place; afterwards it has its device, dtype and every submodule's train/eval mode back.
+    """
     from hwnas.envinfo import device_name, machine_load, software_versions
     from hwnas.latency.measure import TORCH_DTYPES, apply_threads, summarize, time_interleaved
 
     apply_threads(spec.threads)
     device = torch.device(spec.device)
-    was_training = model.training
+    flags = training_flags(model)
+    first = next(iter(model.parameters()), None)
+    home = (first.device, first.dtype) if first is not None else (torch.device("cpu"), torch.float32)
     net = model.eval().to(device=device, dtype=TORCH_DTYPES[spec.dtype])
     x = torch.randn(spec.batch_size, 3, *input_size, device=device, dtype=TORCH_DTYPES[spec.dtype])
     try:
         (samples,) = time_interleaved([lambda: net(x)], device.type, spec.warmup, spec.repeats, spec.progress,
                                       desc="measuring latency")
     finally:
-        model.to(dtype=torch.float32).train(was_training)
+        model.to(device=home[0], dtype=home[1])
+        restore_flags(flags)
     median, iqr = summarize(samples)
     return {"device": device_name(device.type), "device_type": device.type, "batch_size": spec.batch_size,
             "dtype": spec.dtype, "median_ms": median, "iqr_ms": iqr, "per_image_ms": median / spec.batch_size,
@@ -204,10 +212,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """``model_report.json`` and ``model_report.md`` in ``out_dir`` (atomic writes)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = write_json_atomic(out_dir / "model_report.json", report)
-    md_path = out_dir / "model_report.md"
-    tmp = out_dir / ".model_report.md.tmp"
-    tmp.write_text(to_markdown(report))
-    os.replace(tmp, md_path)
+    md_path = write_text_atomic(out_dir / "model_report.md", to_markdown(report))
     return json_path, md_path
 
 

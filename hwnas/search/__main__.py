@@ -14,23 +14,24 @@ Under ``torchrun`` it runs data-parallel (DDP; gloo on CPU, nccl on CUDA).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import logging
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from hwnas import _cli, _config, ops
+from hwnas._lock import new_run_dir, run_lock
 from hwnas.data._cli import add_dataset_argument
-from hwnas.errors import UsageError
+from hwnas.errors import OutputError, UsageError
 from hwnas.models import check_input_size
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search.config import SearchConfig, SyntheticData
-from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_search_run
 from hwnas.search.report import summary_lines
+from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_search_run
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
 from hwnas.viz import tensorboard
@@ -151,10 +152,26 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
 
 
 def _output_dir(args: argparse.Namespace, info: _dist.DistInfo) -> Path:
+    """``--output``, or a new unique ``runs/search-<timestamp>[-N]`` made by rank 0 (two searches started in the
+    same second get different folders)."""
     if args.output is not None:
         return args.output
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(_dist.gather_objects(f"runs/search-{stamp}", info)[0])
+    return Path(_dist.gather_objects(str(new_run_dir("search")) if info.is_main else "", info)[0])
+
+
+def _lock_output(output: Path, info: _dist.DistInfo) -> contextlib.ExitStack:
+    """Rank 0 holds the folder's run lock; every rank learns whether it got it (no rank waits on a failed one)."""
+    stack, refusal = contextlib.ExitStack(), None
+    if info.is_main:
+        try:
+            stack.enter_context(run_lock(output))
+        except OutputError as e:
+            refusal = str(e)
+    refusal = _dist.gather_objects(refusal, info)[0]
+    if refusal:
+        stack.close()
+        raise OutputError(refusal)
+    return stack
 
 
 def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
@@ -178,6 +195,13 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search")
     device = f"cuda:{info.local_rank}" if requested.type == "cuda" and info.enabled else str(requested)
     table = _load_table(run.latency_table, config.space)
     output = _output_dir(args, info)
+    with _lock_output(output, info):
+        return _search_in(args, run, table, info, device, output)
+
+
+def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, device: str, output: Path) -> int:
+    """The search proper, in ``output`` (locked by the caller)."""
+    config = run.search
     _setup_logging(output, info)
     say = print if info.is_main else (lambda *a, **k: None)
     if info.is_main:

@@ -9,10 +9,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hwnas._io import write_json_atomic, write_text_atomic
 from hwnas.search.config import SearchConfig
 from hwnas.search.decisiveness import format_decisiveness
 from hwnas.search.loop import SearchResult
-from hwnas._io import write_json_atomic
 from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
@@ -155,12 +155,6 @@ def _decisiveness_table(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def plot_alphas(history: list[dict[str, Any]], space: str, path: Path, chosen: list[int] | None = None) -> Path:
     """softmax(alpha) per layer against the epoch (drawn by :func:`hwnas.viz.alphas.plot_alphas`)."""
     from hwnas.viz.alphas import plot_alphas as draw
@@ -176,7 +170,7 @@ def write_outputs(output: Path, config: SearchConfig, result: SearchResult, tabl
     paths = {"genotype": result.genotype.save(output / "genotype.json"),
              "report_json": write_json_atomic(output / "search_report.json", report),
              "report_md": output / "search_report.md", "alphas_png": output / "alphas.png"}
-    _write_text_atomic(paths["report_md"], render_markdown(report))
+    write_text_atomic(paths["report_md"], render_markdown(report))
     if report["final"]["warning"]:
         logger.warning("%s (genotype %s)", report["final"]["warning"], report["final"]["genotype"])
     if result.history:

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from hwnas.errors import OutputError
 from hwnas.search import _dist
 from hwnas.search._data import SearchData, market_search_data
 from hwnas.search.config import SearchConfig, SyntheticData
@@ -34,8 +35,8 @@ def synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
     marker = folder / "SYNTHETIC.json"
     if info.is_main and not (marker.is_file() and _same_settings(marker, spec)):
         if folder.exists():
-            raise FileExistsError(f"'{folder}' exists but is not the synthetic dataset {spec}; remove it or pick "
-                                  f"another --output")
+            raise OutputError(f"folder exists but is not the synthetic dataset of these settings, {folder}, "
+                              f"expected {spec} (remove it or pick another --output)")
         tmp = folder.with_name(f".{folder.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         generate_synthetic_market(tmp, num_ids=spec.num_ids, images_per_id=spec.images_per_id,

@@ -16,6 +16,7 @@ import torch
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from hwnas.errors import UsageError
 from hwnas.viz._figure import new_figure, save
 
 FILENAME = "alphas.png"
@@ -33,12 +34,13 @@ def plot_alphas(history: Sequence[dict[str, Any]], space: str, path: str | os.Pa
     from hwnas.space.candidates import candidates
 
     if not history:
-        raise ValueError("plot_alphas: no epoch record to draw")
+        raise UsageError("no epoch record to draw, plot_alphas, expected at least one epoch in the history")
     names = [c.tostr(space) for c in candidates(space)]
     probs = torch.softmax(torch.tensor([r["alphas"] for r in history], dtype=torch.float64), dim=-1)  # (E, L, n)
     layers, n = probs.shape[1], probs.shape[2]
     if n != len(names):
-        raise ValueError(f"plot_alphas: alphas have {n} candidates per layer, the {space} space has {len(names)}")
+        raise UsageError(f"alphas have {n} candidates per layer, plot_alphas, expected {len(names)} (the {space} "
+                         "space)")
     chosen = [int(i) for i in (chosen if chosen is not None else probs[-1].argmax(dim=-1).tolist())]
     epochs = [r["epoch"] for r in history]
     cols, rows = 3, -(-layers // 3)

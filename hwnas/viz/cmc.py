@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from hwnas.errors import UsageError
 from hwnas.viz._figure import new_figure, save
 
 MARKED_RANKS = (1, 5, 10, 20)
@@ -20,7 +21,7 @@ def plot_cmc(cmc: Sequence[float], path: str | os.PathLike, *, label: str = "", 
     """Draw ``cmc`` (fractions in [0, 1]; ``cmc[k-1]`` is rank-k) into a PNG at ``path``."""
     values = [float(v) for v in cmc]
     if not values or any(not math.isfinite(v) or not 0 <= v <= 1 for v in values):
-        raise ValueError(f"plot_cmc: expected fractions in [0, 1] (no NaN), got {values[:5]}...")
+        raise UsageError(f"CMC values {values[:5]}..., plot_cmc, expected fractions in [0, 1] (no NaN)")
     ranks = list(range(1, len(values) + 1))
     fig = new_figure(6.4, 4.4)
     ax = fig.add_subplot()

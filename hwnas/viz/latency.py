@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hwnas.errors import UsageError
 from hwnas.viz._figure import new_figure, save
 
 FILENAME = "validation.png"
@@ -15,7 +16,8 @@ def plot_latency_validation(result: dict[str, Any], path: str | os.PathLike) -> 
     """Draw a validation result (``ValidationResult.to_dict()``, i.e. ``validation.json``) into a PNG at ``path``."""
     archs = result["archs"]
     if not archs:
-        raise ValueError("plot_latency_validation: the result has no genotype")
+        raise UsageError("the validation result has no genotype, plot_latency_validation, expected at least one "
+                         "measured genotype")
     measured = [float(a["measured_ms"]) for a in archs]
     predicted = [float(a["predicted_ms"]) for a in archs]
     iqr = [float(a.get("iqr_ms") or 0.0) / 2 for a in archs]

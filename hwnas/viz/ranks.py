@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwnas.evaluation.rank import evaluate_rank
+from hwnas.errors import UsageError
+from hwnas.evaluation.rank import evaluate_rank, rank_gallery
 from hwnas.viz._figure import (
     MATCH_RGB,
     MATCH_TEXT_RGB,
@@ -86,17 +87,18 @@ def select_queries(distmat: torch.Tensor | np.ndarray, query: Sequence[Item], ga
 
 def rank_queries(distmat: torch.Tensor | np.ndarray, query: Sequence[Item], gallery: Sequence[Item],
                  indices: Sequence[int], topk: int) -> list[RankedQuery]:
-    """The top-``topk`` gallery images of each query in ``indices`` (ties broken by gallery order, as scored)."""
+    """The top-``topk`` gallery images of each query in ``indices``, ordered as scored (the ranking rule of
+    :mod:`hwnas.evaluation.rank`: own precision, ties by gallery order, NaN / infinite distances last)."""
     dist = distmat.detach().cpu().numpy() if isinstance(distmat, torch.Tensor) else np.asarray(distmat)
-    dist = dist.astype(np.float32, copy=False)
     if dist.shape != (len(query), len(gallery)):
-        raise ValueError(f"distmat has shape {dist.shape}; expected ({len(query)}, {len(gallery)})")
+        raise UsageError(f"distance matrix of shape {dist.shape}, ranked-results figure, expected "
+                         f"({len(query)}, {len(gallery)}) (queries x gallery)")
     qp, qc = _ids(query)
     gp, gc = _ids(gallery)
     rows = []
     for i in indices:
         keep = ~((gp == qp[i]) & (gc == qc[i])) & (gp != -1)
-        order = np.argsort(dist[i], kind="stable")
+        order = rank_gallery(dist[i])
         order = order[keep[order]][:topk]
         ap = evaluate_rank(dist[i:i + 1], qp[i:i + 1], gp, qc[i:i + 1], gc, max_rank=1, num_threads=1)["mAP"]
         gallery_row = tuple(RankedImage(r + 1, str(gallery[j][0]), int(gp[j]), int(gc[j]), float(dist[i, j]),
@@ -126,7 +128,7 @@ def plot_ranked_results(rows: Sequence[RankedQuery], path: str | os.PathLike, *,
     Images are placed pixel for pixel (``figimage``, no resampling), so the borders keep their exact colours.
     """
     if not rows:
-        raise ValueError("plot_ranked_results: no query to draw")
+        raise UsageError("no query to draw, plot_ranked_results, expected at least one query with a true match")
     h, w = cell_size
     cw, ch = w + 2 * _BORDER, h + 2 * _BORDER
     topk = max(len(r.gallery) for r in rows)

@@ -14,7 +14,7 @@ from typing import Any
 
 from matplotlib.ticker import MaxNLocator
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, UsageError
 from hwnas.viz._figure import new_figure, save
 
 FILENAME = "training_curves.png"
@@ -43,7 +43,8 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 def plot_training_curves(records: Sequence[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
     """Three panels against the epoch: losses; training accuracy (and lr, right axis); evaluation scores (%)."""
     if not records:
-        raise ValueError("plot_training_curves: no epoch record to draw")
+        raise UsageError("no epoch record to draw, plot_training_curves, expected at least one line in "
+                         "metrics.jsonl")
     train = [r for r in records if "loss" in r]
     evals = [(r["epoch"], r["eval"]) for r in records if isinstance(r.get("eval"), dict)]
     fig = new_figure(14, 4.2)
