@@ -98,11 +98,13 @@ setup(
     install_requires=["torch>=2.1", "numpy", "fvcore", "thop", "tqdm", "pillow", "matplotlib", "scipy",
                       "omegaconf>=2.3"],
     extras_require={
+        # Triton (~290 MB) only when asked: the fused kernels run on CUDA GPUs; on a CPU the tests use its interpreter
         "triton": ["triton>=3.0"],
+        "tensorboard": ["tensorboard>=2.10"],
         # deployment runtimes (hwnas.deploy.session / export, latency tables per runtime)
         "onnx": ["onnx", "onnxruntime"],
         "onnxruntime": ["onnx", "onnxruntime"],
         "openvino": ["onnx", "openvino"],
-        "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "triton>=3.0", "onnx", "onnxruntime", "openvino"],
+        "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "onnx", "onnxruntime", "openvino", "tensorboard>=2.10"],
     },
 )

@@ -33,8 +33,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 import hwnas
-from benchmarks._device import (backend_runner, describe, lite_conv_min_bytes, markdown_table, peak_gbps, time_ms,
-                                write_text_atomic)
+from benchmarks._device import (EMPTY, apply_threads, backend_runner, describe, lite_conv_min_bytes,
+                                markdown_table, peak_gbps, ratio_cell, time_ms, write_text_atomic)
 from hwnas import ops
 from hwnas.deploy import available_runtimes, runtime_version, session, steady_heap
 from hwnas.envinfo import machine_load
@@ -151,11 +151,13 @@ def peak_memory_mb(name: str, width_mult: float, batch: int, size: tuple[int, in
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def runtime_rows(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
+def runtime_rows(args: argparse.Namespace, thread_counts: Sequence[int]) -> tuple[list[list[str]], list[str]]:
     names, notes = _usable(args.runtimes.split(","))
     model, size = _model(args.width_mult), (args.height, args.width)
     rows = []
-    for threads in args.threads:
+    for threads in thread_counts:
+        if threads < 1:
+            raise SystemExit(f"error: bad value {threads}, --threads, expected an integer >= 1")
         for batch in args.batch:
             rounds = args.rounds or (30 if batch == 1 else 8)
             res = time_runtimes(names, model, batch, size, threads, args.warmup, rounds)
@@ -196,9 +198,10 @@ def throughput_rows(args: argparse.Namespace, device: torch.device, dtype: torch
         reference = features if reference is None else reference
         errors[name] = ((features - reference).abs().max() / reference.abs().max()).item()
         results[name] = time_ms(forward, device, args.warmup, args.repeats)
-    base = results.get("eager", (float("nan"),))[0]
-    comp = results.get("compiled", (float("nan"),))[0]
-    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{batch / m * 1e3:.0f}", f"{base / m:.2f}x", f"{comp / m:.2f}x",
+        print(f"{name}: median {results[name][0]:.2f} ms", file=sys.stderr, flush=True)  # as each column ends
+    base = results.get("eager", (None,))[0]
+    comp = results.get("compiled", (None,))[0]
+    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{batch / m * 1e3:.0f}", ratio_cell(base, m), ratio_cell(comp, m),
              f"{errors[n]:.1e}"] for n, (m, iqr) in results.items()]
 
 
@@ -208,7 +211,7 @@ def bandwidth_rows(args: argparse.Namespace, device: torch.device, dtype: torch.
 
     ok, why = _triton.availability()
     if not ok:
-        return [["lite_conv", "-", "-", f"not run: {why}"]]
+        return [["lite_conv", EMPTY, EMPTY, f"not run: {why}"]]
     lc = _triton.kernels().lite_conv
     n, c, h, w, g = args.batch[0], 64, args.height // 4, args.width // 4, 2
     x = torch.randn(n, c, h, w, device=device, dtype=dtype)
@@ -237,7 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--width-mult", type=float, default=1.0)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     p.add_argument("--runtimes", help=f"deployment runtimes, comma-separated (CPU default: {','.join(RUNTIMES)})")
-    p.add_argument("--threads", type=int, nargs="+", default=[1], help="intra-op threads per runtime (default 1)")
+    p.add_argument("--threads", type=int, nargs="+", metavar="N",
+                   help="torch CPU threads: runtimes are timed at each count (default 1); backends use the first "
+                        "(default: torch's choice)")
     p.add_argument("--rounds", type=int, help="interleaved timing rounds (default 30 at batch 1, else 8)")
     p.add_argument("--memory-runs", type=int, default=3, help="forwards in the peak-memory probe (0: skip it)")
     p.add_argument("--heap", choices=("steady", "default"), default="steady",
@@ -247,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20, help="backends: timed calls")
     p.add_argument("--peak-gbps", type=float, help="override the device's peak memory bandwidth (GB/s)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots (fp32 only)")
     p.add_argument("--output", help="also write the tables (Markdown) to this file")
     return p
 
@@ -262,23 +268,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --runtimes times CPU deployment runtimes; use --device cpu", file=sys.stderr)
         return 2
     args.batch = args.batch or ([1, 32] if args.runtimes else [128])
+    if args.tf32:  # without it, PyTorch's defaults (cuDNN convolutions TF32, matmul and Triton dots IEEE fp32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     heap = steady_heap() if args.heap == "steady" else "glibc defaults"
     load_before = machine_load()
-    parts = [f"inference (CDNet-top2, width {args.width_mult}, {args.height}x{args.width}, {args.dtype})",
+    parts = [f"inference (CDNet-top2, width {args.width_mult}, {args.height}x{args.width}, {args.dtype}"
+             f"{', TF32 allowed' if args.tf32 else ''})",
              f"command: python -m benchmarks.inference {' '.join(argv)}".rstrip(),
              f"device: {describe(device)}; heap: {heap}"]
     if args.runtimes:
-        rows, notes = runtime_rows(args)
+        rows, notes = runtime_rows(args, args.threads or [1])
         parts += ["", "Deployment runtimes (hwnas.deploy.session), timed interleaved, wall time", "",
                   markdown_table(["runtime", "version", "batch", "threads", "median ms", "IQR ms", "img/s",
                                   "vs eager", "vs onnxruntime", "feature err", "peak MB"], rows), *notes]
     if args.backends:
+        apply_threads(args.threads[0] if args.threads else None)
+        bandwidth = markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype))
+        print(bandwidth, flush=True)  # measured first: a later column that hangs cannot lose it
         parts += ["", f"ops backends, batch {args.batch[0]}; peak bandwidth: "
                   f"{peak_gbps(device, args.peak_gbps) or 'unknown'} GB/s", "",
                   markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled", "feature err"],
                                  throughput_rows(args, device, dtype)),
                   "", "LiteConv kernel, stage-1 shape, two branches", "",
-                  markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype))]
+                  bandwidth]
     parts += ["", f"load average (1/5/15 min) before: {load_before}; after: {machine_load()}"]
     text = "\n".join(parts)
     print(text)

@@ -372,7 +372,13 @@ def apply_threads(threads: int | None) -> None:
 
 
 def check_output_dir(path: Path, option: str = "--output") -> Path:
-    """An output folder that is not an existing file and whose nearest existing parent is writable."""
+    """An output folder that is not an existing file, whose name is valid UTF-8 (reports name it) and whose nearest
+    existing parent is writable."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise OutputError(f"output path is not valid UTF-8 ({os.fsencode(path)!r}), {option}, expected a UTF-8 folder "
+                          "name (reports and result files name it)") from None
     if path.exists() and not path.is_dir():
         raise OutputError(f"output path is a file, {option} {path}, expected a folder (or a path that does not exist)")
     parent = path

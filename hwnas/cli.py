@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("hwnas.evaluate", "rank-1/5/10, mAP and mINP of a checkpoint on a dataset's query/gallery"),
     "extract": ("hwnas.extract", "features of a folder of images (a checkpoint or an untrained model) to .npz/.pt"),
     "export": ("hwnas.export", "a checkpoint to ONNX (optionally BN-folded), checked against PyTorch"),
-    "report": ("hwnas.report.__main__", "FLOPs/params (the paper's tables), model reports, t-SNE"),
+    "report": ("hwnas.report.__main__", "FLOPs/params (the paper's tables), model reports, t-SNE, a run's figures"),
     "latency": ("hwnas.latency.__main__", "latency tables: build, predict, calibrate, show, validate"),
     "data": ("hwnas.data.__main__", "datasets: generate synthetic data, inspect a dataset folder"),
     "ops": ("hwnas.ops.__main__", "kernel backends (eager, batched, triton, cpp): which can run here"),

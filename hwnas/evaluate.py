@@ -3,7 +3,11 @@
 Prints rank-1/5/10, mAP and mINP and writes them (with the settings) as JSON into ``--output`` (default: the
 checkpoint's folder): ``eval.json``, or ``eval-flip.json``, ``eval-rerank.json``, ... when the settings differ
 from the defaults, so evaluations with different settings never overwrite one another. The resolved settings go
-beside it as ``eval.config.yaml`` (``eval-flip.config.yaml``, ...), which ``--config`` reads back.
+beside it as ``eval.config.yaml`` (``eval-flip.config.yaml``, ...), which ``--config`` reads back. Beside it too: the
+CMC curve (``eval-cmc.png``) and, with ``--visualize-ranks N``, the ranked results of N queries
+(``eval-ranks-01.png``, ...: each query's top-k gallery images bordered green for the same identity, red for
+another; ranked by the Market-1501 protocol, which excludes same-camera images of the query's identity and junk
+boxes).
 
 Settings come from, lowest precedence first: the defaults, ``--config FILE.yaml`` (sections ``checkpoint``,
 ``data``, ``eval``), the flags given, and ``KEY=VALUE`` overrides (``eval.flip=true``). With no data given, the
@@ -28,7 +32,7 @@ from hwnas.training.checkpoint import model_from_checkpoint
 from hwnas.training.config import TrainRunConfig
 
 PROG = "python -m hwnas.evaluate"
-_EVAL_FLAGS = {"batch_size", "num_workers", "flip", "rerank", "metric"}
+_EVAL_FLAGS = {"batch_size", "num_workers", "flip", "rerank", "metric", "visualize_ranks", "topk"}
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -44,6 +48,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="average features of each image and its mirror")
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
     p.add_argument("--metric", choices=METRICS, default=d.metric, help="feature distance")
+    p.add_argument("--visualize-ranks", type=_cli.nonnegative_int, default=d.visualize_ranks, metavar="N",
+                   help="draw the ranked results of N queries (evenly spaced over those with a true match)")
+    p.add_argument("--topk", type=_cli.positive_int, default=d.topk,
+                   help="gallery images per query in the ranked results")
     _cli.add_threads(p)
     _cli.add_device(p)
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
@@ -107,7 +115,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     ds = dataset_from_config(run.data)
     kw = {"height": height, "width": width, "batch_size": ev.batch_size, "num_workers": ev.num_workers}
     r = evaluate_model(model, build_test_loader(ds.query, **kw), build_test_loader(ds.gallery, **kw), device=device,
-                       flip=ev.flip, metric=ev.metric, rerank=ev.rerank, amp=ev.amp, progress=True)
+                       flip=ev.flip, metric=ev.metric, rerank=ev.rerank, amp=ev.amp, progress=True,
+                       keep_distmat=ev.visualize_ranks > 0)
     if not r["num_valid"]:
         raise DatasetError(f"no query has a true match in the gallery ({len(ds.query)} queries, all skipped), "
                            f"{ds.root}, expected query identities that also appear in the gallery under another "
@@ -115,8 +124,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     result = {"checkpoint": str(checkpoint), "epoch": int(ckpt["epoch"]), "model": ckpt["model_name"],
               "dataset": run.data.source, "data_root": str(ds.root),
               "height": height, "width": width, "flip": ev.flip, "rerank": ev.rerank, "metric": ev.metric,
-              **{k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped", "num_valid")},
-              "cmc_top20": [float(v) for v in r["cmc"][:20]]}
+              **{k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped", "num_valid",
+                                   "num_nonfinite")},
+              "cmc_top20": [float(v) for v in r["cmc"][:20]], "cmc": [float(v) for v in r["cmc"]]}
     name = result_name(ev)
     out = write_json_atomic(out_dir / name, result)
     _config.write_config(out_dir / name.replace(".json", ".config.yaml"), run,
@@ -124,8 +134,31 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     print(f"{ckpt['model_name']} epoch {result['epoch']} on {result['dataset']} ({len(ds.query)} query, "
           f"{len(ds.gallery)} gallery): rank-1 {100 * r['rank1']:.2f}%  rank-5 {100 * r['rank5']:.2f}%  "
           f"rank-10 {100 * r['rank10']:.2f}%  mAP {100 * r['mAP']:.2f}%  mINP {100 * r['mINP']:.2f}%")
+    if r["num_nonfinite"]:
+        print(f"warning: {r['num_nonfinite']} distances were NaN or infinite (non-finite features); they ranked last")
     print(f"wrote {out}")
+    for path in write_figures(result, r, ds, out_dir, out.stem, ev.visualize_ranks, ev.topk):
+        print(f"wrote {path}")
+    if ev.visualize_ranks > r["num_valid"]:
+        print(f"note: --visualize-ranks {ev.visualize_ranks}, but only {r['num_valid']} queries have a true match; "
+              "drew those")
     return 0
+
+
+def write_figures(result: dict, scores: dict, ds, out_dir: Path, stem: str, num_queries: int, topk: int) -> list[Path]:
+    """``<stem>-cmc.png`` and, for ``num_queries`` > 0, the ranked-results pages ``<stem>-ranks-NN.png``."""
+    from hwnas.viz.cmc import plot_cmc
+    from hwnas.viz.ranks import write_ranked_results
+    from hwnas.viz.redraw import evaluation_label
+
+    label = evaluation_label(result)
+    paths = [plot_cmc(result["cmc"], out_dir / f"{stem}-cmc.png", label=label, mAP=result["mAP"],
+                      mINP=result["mINP"])]
+    if num_queries:
+        title = f"{label}: rank-1 {100 * result['rank1']:.1f}%, mAP {100 * result['mAP']:.1f}%"
+        paths += write_ranked_results(scores["distmat"], ds.query, ds.gallery, out_dir, stem, num_queries, topk,
+                                      title=title)
+    return paths
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from hwnas import _cli
+from hwnas._io import file_mode
 from hwnas._model_cli import add_model_source, model_from_args
 from hwnas.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from hwnas.errors import ExportError, OutputError, RuntimeUnavailableError, UsageError
@@ -109,11 +110,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     try:
         try:
             export_onnx(loaded.model, tmp, fused=a.fuse_bn, image_size=(h, w), opset=a.opset, metadata=meta)
+        except ExportError:
+            raise
         except (RuntimeError, TypeError, ValueError) as e:
             raise ExportError(f"ONNX export failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}), "
                               f"{loaded.name} at {h}x{w}, expected an exportable model") from None
         if not a.skip_check:
             _check_parity(loaded.model, tmp, (h, w), a)
+        os.chmod(tmp, file_mode())  # as a plain open() would create it (0644 under umask 022), not mkstemp's 0600
         os.replace(tmp, a.output)
     finally:
         Path(tmp).unlink(missing_ok=True)

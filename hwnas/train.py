@@ -10,13 +10,14 @@ Settings come from, lowest precedence first: the defaults, ``--config FILE.yaml`
 an option that would change them is refused (device, threads and progress bars may change).
 ``--load-weights CKPT`` fine-tunes from given weights. Outputs in ``--output`` (default
 ``runs/train-<timestamp>``): config.yaml (the resolved settings), last.pt, metrics.jsonl, config.json,
-results.json, train.log.
+results.json, train.log (the log), training_curves.png (losses, training accuracy and lr, rank-1/mAP/mINP per
+epoch; redrawn at each evaluation, every 10 epochs and at the end; ``hwnas report plots RUN`` draws it again) and,
+with the tensorboard package installed, TensorBoard event files in tensorboard/.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,12 +25,14 @@ import torch
 
 import hwnas
 from hwnas import _cli, _config
+from hwnas._lock import is_lock_file, new_run_dir, run_lock
 from hwnas._model_cli import parse_option
 from hwnas.data._cli import add_data_arguments, data_flag_entries, dataset_from_config
 from hwnas.errors import CheckpointError, OutputError, UsageError
 from hwnas.models import check_input_size, model_options
 from hwnas.training import ReIDData, TrainConfig, Trainer, load_weights
 from hwnas.training.config import SYNTHETIC_EPOCHS, TrainRunConfig, with_default_schedule
+from hwnas.viz import tensorboard
 
 PROG = "python -m hwnas.train"
 _TRAIN_FIELDS = frozenset(TrainConfig.__dataclass_fields__)
@@ -54,6 +57,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _cli.add_threads(p)
     _cli.add_device(p)
     _cli.add_progress(p)
+    tensorboard.add_argument(p)
     t = p.add_argument_group("schedule (defaults: the paper's, DESIGN section 3)")
     t.add_argument("--epochs", type=_cli.positive_int, default=None,
                    help=f"training epochs (default {d.epochs}; {SYNTHETIC_EPOCHS} with --synthetic)")
@@ -116,26 +120,31 @@ def resolve_run(a: argparse.Namespace, given: dict[str, str]) -> TrainRunConfig:
         return with_default_schedule(r.config, r.was_set("train.epochs"), r.was_set("train.milestones"))
 
 
-def output_dir(a: argparse.Namespace) -> Path:
-    """``--output``, or a new ``runs/train-<timestamp>``; a non-empty folder needs --resume or --overwrite."""
+RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.json", "train.log", "training_curves.png")
+"""What --overwrite removes before starting afresh."""
+
+
+def check_output(a: argparse.Namespace) -> Path | None:
+    """Validate ``--output`` before any work (None: a new default folder will be made)."""
     if a.output is None:
         if a.resume:
             raise UsageError("--resume without a folder, --output, expected --output DIR (the run to continue)")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out, n = Path("runs") / f"train-{stamp}", 1
-        while out.exists():
-            n += 1
-            out = Path("runs") / f"train-{stamp}-{n}"
-        return out
+        return None
     out = _cli.check_output_dir(a.output)
     if a.resume and a.overwrite:
         raise UsageError("--resume and --overwrite together, --output, expected one of them")
     if a.resume and not (out / "last.pt").is_file():
         raise UsageError(f"nothing to resume, {out / 'last.pt'}, expected a run folder written by hwnas train")
-    if not a.resume and not a.overwrite and out.is_dir() and any(out.iterdir()):
+    if not a.resume and not a.overwrite and out.is_dir() and any(not is_lock_file(p) for p in out.iterdir()):
         raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder "
                           "(or --resume to continue it, --overwrite to start afresh)")
     return out
+
+
+def output_dir(a: argparse.Namespace) -> Path:
+    """``--output`` (checked by :func:`check_output`), or a new unique ``runs/train-<timestamp>[-N]`` (created)."""
+    out = check_output(a)
+    return out if out is not None else new_run_dir("train")
 
 
 def check_model(run: TrainRunConfig) -> dict[str, object]:
@@ -158,16 +167,48 @@ def check_model(run: TrainRunConfig) -> dict[str, object]:
     return options
 
 
+def setup_logging(out: Path) -> None:
+    """INFO logs to stderr and to ``out/train.log`` (appended on --resume), like search's search.log."""
+    out.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(out / "train.log")]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+
+
+class CurvesCallback:
+    """Redraws ``training_curves.png`` after each evaluation, every ``every`` epochs and after the last epoch."""
+
+    def __init__(self, out: Path, epochs: int, every: int = 10) -> None:
+        self.out, self.epochs, self.every = out, epochs, every
+
+    def __call__(self, epoch: int, record: dict) -> None:
+        if "eval" in record or epoch % self.every == 0 or epoch == self.epochs:
+            from hwnas.viz.training import redraw_training_curves
+
+            redraw_training_curves(self.out)
+
+
 @_cli.command
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     parser = build_parser(prog)
     a = parser.parse_intermixed_args(argv)
     run = resolve_run(a, _cli.given_options(parser, argv))
-    config = run.train
     options = check_model(run)
     device = _cli.resolve_device(a.device)
+    write_events = tensorboard.check_mode(a.tensorboard)
     out = output_dir(a)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    with run_lock(out):  # one run per folder (a second is refused); stale temp files of a killed run removed
+        if a.overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        return _train_in(a, run, options, device, write_events, out)
+
+
+def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, object], device: torch.device,
+              write_events: bool, out: Path) -> int:
+    """The training proper, in ``out`` (locked by the caller)."""
+    config = run.train
+    setup_logging(out)
     _cli.apply_threads(a.threads)
     data = ReIDData.from_dataset(dataset_from_config(run.data))
     options["num_classes"] = data.num_classes
@@ -181,7 +222,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
                       device=device, progress=not a.no_progress)
     if a.resume:
         trainer.resume()
-    out.mkdir(parents=True, exist_ok=True)
     _config.write_config(out / _config.CONFIG_NAME, run, "hwnas train: the resolved settings of this run "
                          f"(hwnas train --config {out / _config.CONFIG_NAME} reruns it)")
     if trainer.epoch >= config.epochs:
@@ -189,7 +229,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         return 0
     print(f"training {run.model} on {data.num_classes} identities, {config.epochs} epochs"
           f"{f' from epoch {trainer.epoch + 1}' if trainer.epoch else ''}, output {out}")
-    result = trainer.fit()
+    if a.tensorboard == "auto" and not write_events:
+        print(tensorboard.absent_note())
+    events = tensorboard.open_writer(write_events, out)
+    try:
+        result = trainer.fit(callbacks=[c for c in (CurvesCallback(out, config.epochs), events) if c is not None])
+    finally:
+        if events is not None:
+            events.close()
     if result:
         print(f"epoch {trainer.epoch}: rank-1 {100 * result['rank1']:.2f}%  rank-5 {100 * result['rank5']:.2f}%  "
               f"rank-10 {100 * result['rank10']:.2f}%  mAP {100 * result['mAP']:.2f}%  mINP {100 * result['mINP']:.2f}%")

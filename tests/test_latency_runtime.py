@@ -11,6 +11,7 @@ import torch
 from test_latency import _value, make_table
 
 from hwnas.deploy import RUNTIMES as DEPLOY_RUNTIMES
+from hwnas.errors import HwnasError, UsageError
 from hwnas.latency import LatencyTable, LatencyTableError, read_table, save_table, shipped_tables
 from hwnas.latency.composition import CalibrationPoint, Composition, fit_composition
 from hwnas.latency.endtoend import random_genotypes
@@ -44,11 +45,13 @@ def test_runtime_round_trips_and_old_tables_read_as_eager(tmp_path) -> None:
 def test_bad_runtime_and_composition_name_the_field() -> None:
     d = to_dict(make_table())
     d["provenance"]["runtime"] = "tensorrt"
-    with pytest.raises(LatencyTableError, match="provenance.runtime: is 'tensorrt'; expected one of eager"):
+    with pytest.raises(LatencyTableError, match=r"'tensorrt', latency table provenance.runtime, expected one of "
+                                                r"eager, cpp, onnxruntime, openvino"):
         from_dict(d)
     d = to_dict(replace(make_table(), composition=COMP))
     d["composition"]["scale"] = 0
-    with pytest.raises(LatencyTableError, match=r"composition.scale: is 0.0, expected a finite number > 0"):
+    with pytest.raises(LatencyTableError, match=r"scale 0.0, latency table composition.scale, expected a finite "
+                                                r"number > 0"):
         from_dict(d)
     d = to_dict(replace(make_table(), composition=COMP))
     d["composition"]["calibration"][1]["genotype"] = "cdnet:3-3-1"
@@ -98,8 +101,27 @@ def test_fit_minimises_relative_error_and_rejects_nonsense() -> None:
     fit = fit_composition(pts, "affine")  # equal sums: no scale to fit, the offset alone
     assert fit.method == "offset" and fit.scale == 1.0
     assert fit.offset_ms == pytest.approx((1 / 121 - 1 / 81) / (1 / 121 + 1 / 81))  # weights 1/m^2
-    with pytest.raises(ValueError, match="positive scale"):
+    with pytest.raises(LatencyTableError, match="composition fitted on 2 calibration genotypes, expected a positive "
+                                                "scale"):
         fit_composition([CalibrationPoint("a", 10.0, 20.0), CalibrationPoint("b", 20.0, 10.0)], "affine")
+    assert fit_composition([CalibrationPoint("a", 10.0, 12.0)], "affine").method == "offset"  # one point: no scale
+
+
+@pytest.mark.parametrize("field,value", [("measured_ms", float("nan")), ("measured_ms", 0.0),
+                                         ("table_sum_ms", -3.0), ("table_sum_ms", float("inf"))])
+def test_fit_refuses_bad_timings_naming_the_point(field: str, value: float) -> None:
+    good = [CalibrationPoint("a", 10.0, 11.0), CalibrationPoint("b", 20.0, 19.0)]
+    bad = replace(good[1], **{field: value})
+    for method in ("affine", "offset", "none"):
+        with pytest.raises(HwnasError, match=rf"{field} {value!r} of genotype b, composition calibration\[1\], "
+                                             "expected a finite number of ms > 0"):
+            fit_composition([good[0], bad], method)
+
+
+def test_fit_refuses_an_unknown_method() -> None:
+    with pytest.raises(UsageError, match="unknown composition method 'median', --composition, expected one of "
+                                         "affine, offset, none"):
+        fit_composition([CalibrationPoint("a", 10.0, 11.0)], "median")
 
 
 def test_validation_draws_apart_from_the_calibration_genotypes() -> None:

@@ -56,7 +56,7 @@ def test_resume_after_a_mid_epoch_stop_is_exact(tmp_path: Path) -> None:
     assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
     assert not torch.equal(full.alphas, torch.full_like(full.alphas, config.alpha_init))
 
-    with pytest.raises(CheckpointError, match="different search.*seed"):
+    with pytest.raises(CheckpointError, match=r"settings differ from the checkpoint's run \(seed 0 -> 1\)"):
         Searcher(config.replace(seed=1), data, tmp_path / "cut", table, progress=False).run(resume=True)
 
 
@@ -79,12 +79,16 @@ def test_cli_writes_every_output(tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "SYNTHETIC" in printed and "SHORT" in printed and "derived genotype: cdnet:" in printed
+    assert "decisiveness per layer" in printed and printed.count(" ln n, margin ") == 6 + 1  # 6 layers + mean
+    assert "supernet val acc (eval mode" in printed and "val acc (train mode" in printed
     for name in ("genotype.json", "search_report.json", "search_report.md", "alphas.png", "search.log",
                  "checkpoints/last.pt"):
         assert (out / name).is_file(), name
     report = json.loads((out / "search_report.json").read_text())
     assert len(report["epochs"]) == 1 and report["epochs"][0]["latency_ms"] > 0
     final = report["final"]
+    assert 0 <= final["val_acc_eval_mode"] <= 1 and 0 <= final["val_acc_train_mode"] <= 1
+    assert len(final["decisiveness"]["layers"]) == 6 and 0 < final["decisiveness"]["mean_entropy_fraction"] <= 1
     assert final["predicted_latency_ms"] > 0 and final["flops_m"] > 0 and final["params_m"] > 0
     assert len(report["topk_genotypes"]) == 2
     model = hwnas.create_model("cdnet", genotype=str(out / "genotype.json"), width_mult=0.25, num_classes=2)

@@ -15,7 +15,7 @@ from hwnas.data.datasets import (
 )
 from hwnas.data.loaders import ImageDataset, ImageReadError, build_test_loader, build_train_loader, read_image
 from hwnas.data.sampler import RandomIdentitySampler
-from hwnas.data.split import split_validation
+from hwnas.data.split import split_validation, split_validation_official
 from hwnas.data.transforms import build_transforms
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "read_image",
     "register_dataset",
     "split_validation",
+    "split_validation_official",
 ]
 
 

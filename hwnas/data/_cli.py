@@ -101,16 +101,40 @@ def dataset_from_config(data: DataConfig) -> ReIDDataset:
     name = f"market-ids{s['num_ids']}-k{s['images_per_id']}-c{s['num_cameras']}-s{s['seed']}"
     root = Path(data.synthetic_dir) if data.synthetic_dir else SYNTHETIC_ROOT / name
     marker = root / SYNTHETIC_MARKER
-    if marker.is_file():
-        try:
-            settings = json.loads(marker.read_text(encoding="utf-8")).get("settings")
-        except (ValueError, AttributeError):
-            settings = None
-        if settings != s:
-            raise DatasetError(f"synthetic data made with other settings or an older generator, {marker}, expected "
-                               "the settings asked for: delete the folder or pass another --synthetic-dir")
-        logger.info("reusing synthetic dataset %s", root)
-    else:
-        generate_synthetic_market(root, num_ids=s["num_ids"], images_per_id=s["images_per_id"],
-                                  num_cameras=s["num_cameras"], image_size=tuple(s["image_size"]), seed=s["seed"])
+    if not marker.is_file():
+        _generate_once(root, s)
+    try:
+        settings = json.loads(marker.read_text(encoding="utf-8")).get("settings")
+    except (ValueError, AttributeError, OSError):
+        settings = None
+    if settings != s:
+        raise DatasetError(f"synthetic data made with other settings or an older generator, {marker}, expected "
+                           "the settings asked for: delete the folder or pass another --synthetic-dir")
+    logger.info("using synthetic dataset %s", root)
     return Market1501(root)
+
+
+def _generate_once(root: Path, s: dict) -> None:
+    """Generate into a temporary sibling folder and rename it to ``root``, so a killed run never leaves half a
+    dataset and two runs generating at once both end up reading one complete copy (the second rename loses)."""
+    import shutil
+    import tempfile
+
+    if root.exists() and any(root.iterdir()):
+        raise DatasetError(f"folder has files but no {SYNTHETIC_MARKER}, {root}, expected a synthetic dataset "
+                           "folder (or a new one: delete it or pass another --synthetic-dir)")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".tmp"))
+    try:
+        generate_synthetic_market(tmp, num_ids=s["num_ids"], images_per_id=s["images_per_id"],
+                                  num_cameras=s["num_cameras"], image_size=tuple(s["image_size"]), seed=s["seed"])
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        try:
+            tmp.replace(root)
+        except OSError:
+            if not (root / SYNTHETIC_MARKER).is_file():  # not another run's complete copy: a real failure
+                raise
+            logger.info("another run generated %s at the same time: using its copy", root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

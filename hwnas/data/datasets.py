@@ -50,6 +50,7 @@ class ReIDDataset:
 
     name = "base"
     dataset_dir = ""
+    layout = "see the hwnas.data.datasets docs"
     known_counts: ClassVar[dict[str, SplitCounts]] = {}
 
     def __init__(self, root: PathLike, *, check_counts: bool = True) -> None:
@@ -67,9 +68,10 @@ class ReIDDataset:
         logger.info("%s at %s: %s", self.name, self.root, self.summary())
 
     def _resolve_root(self, root: Path) -> Path:
+        _check_utf8(root)
         if not root.is_dir():
-            raise DatasetError(f"{self.name}: dataset folder '{root}' does not exist, {root}, expected a folder in "
-                               f"the {self.name} layout")
+            what = "dataset path is a file" if root.exists() else "dataset folder does not exist"
+            raise DatasetError(f"{what}, '{root}', expected a {self.name} folder ({self.layout})")
         if self.dataset_dir and (root / self.dataset_dir).is_dir():
             return root / self.dataset_dir
         return root
@@ -91,14 +93,22 @@ class ReIDDataset:
             return
         got = self.counts()
         for split, want in expected.items():
-            want = want if isinstance(want, SplitCounts) else SplitCounts(**want)
+            if not isinstance(want, SplitCounts):
+                try:
+                    want = SplitCounts(int(want["images"]), int(want["ids"]))
+                except (TypeError, KeyError, ValueError):
+                    raise DatasetError(f"counts of {split!r} are {want!r}, '{self.root / SYNTHETIC_MARKER}', expected "
+                                       '{"images": N, "ids": N}') from None
+            if split not in got:
+                raise DatasetError(f"unknown split {split!r}, '{self.root / SYNTHETIC_MARKER}', expected train, "
+                                   "query or gallery")
             if got[split] != want:
                 source = f"the counts in {SYNTHETIC_MARKER}" if self.synthetic else f"the published {self.name} sizes"
                 raise DatasetError(
-                    f"{self.name} at '{self.root}': {split} has {got[split].images} images / {got[split].ids} ids, "
-                    f"but {source} are {want.images} / {want.ids}; the copy is incomplete or modified "
-                    f"(--no-count-check or check_counts=False reads a trimmed copy; --dataset market-format reads "
-                    f"your own data in this layout)"
+                    f"{split} split has {got[split].images} images / {got[split].ids} ids, '{self.root}', expected "
+                    f"{source}: {want.images} / {want.ids} (the copy is incomplete or modified; --no-count-check or "
+                    "check_counts=False reads a trimmed copy; --dataset market-format reads your own data in this "
+                    "layout)"
                 )
 
 
@@ -109,6 +119,7 @@ class _FolderDataset(ReIDDataset):
     pattern = re.compile(r"^(-?\d+)_c(\d+)")
     max_cam: int | None = 6  # None: any camera number >= 1
     naming = "PPPP_cCsS_FFFFFF_BB.jpg"
+    layout = "bounding_box_train/, query/, bounding_box_test/"
 
     def _read_split(self, split: str) -> list[Item]:
         folder = self.root / self.split_dirs[split]
@@ -117,19 +128,19 @@ class _FolderDataset(ReIDDataset):
         for f in files:
             m = self.pattern.match(f.name)
             if m is None:
-                raise DatasetError(f"{self.name}: file '{f}' does not follow the naming convention {self.naming}")
+                raise DatasetError(f"image name does not follow the {self.name} naming, '{f}', expected "
+                                   f"{self.naming}")
             pid, cam = int(m.group(1)), int(m.group(2))
             if pid < -1 or cam < 1 or (self.max_cam is not None and cam > self.max_cam):
                 cams = f"1..{self.max_cam}" if self.max_cam is not None else ">= 1"
-                raise DatasetError(f"{self.name}: file '{f}' has pid {pid} / camera {cam}; expected pid >= -1 and "
-                                   f"camera {cams}")
+                raise DatasetError(f"image has pid {pid} / camera {cam}, '{f}', expected pid >= -1 and camera {cams}")
             if pid == -1:  # junk detection
                 continue
             if split == "train" and pid == 0:
-                raise DatasetError(f"{self.name}: training file '{f}' has distractor pid 0")
+                raise DatasetError(f"training image has distractor pid 0, '{f}', expected training pids >= 1")
             items.append((str(f), pid, cam - 1))
         if not items:
-            raise DatasetError(f"{self.name}: folder '{folder}' has no usable images (only junk pid -1)")
+            raise DatasetError(f"no usable images (only junk pid -1), '{folder}', expected images of pids >= 0")
         return items
 
 
@@ -172,6 +183,7 @@ class MSMT17(ReIDDataset):
     """
 
     name = "msmt17"
+    layout = "train/, test/ and list_train.txt, list_val.txt, list_query.txt, list_gallery.txt"
     known_counts: ClassVar[dict[str, SplitCounts]] = {"train": SplitCounts(32621, 1041), "query": SplitCounts(11659, 3060),
                     "gallery": SplitCounts(82161, 3060)}
     lists: ClassVar[dict[str, tuple[str, ...]]] = {"train": ("list_train.txt", "list_val.txt"), "query": ("list_query.txt",),
@@ -189,7 +201,8 @@ class MSMT17(ReIDDataset):
         for n in names:
             if (self.root / n).is_dir():
                 return self.root / n
-        raise DatasetError(f"{self.name}: image folder '{self.root / names[0]}' (or '{names[1]}') does not exist")
+        raise DatasetError(f"image folder does not exist, '{self.root / names[0]}' (or '{names[1]}'), expected the "
+                           f"{self.name} layout ({self.layout})")
 
     def _read_split(self, split: str) -> list[Item]:
         img_dir = self._image_dir(split)
@@ -197,22 +210,28 @@ class MSMT17(ReIDDataset):
         for list_name in self.lists[split]:
             list_file = self.root / list_name
             if not list_file.is_file():
-                raise DatasetError(f"{self.name}: list file '{list_file}' does not exist")
-            for lineno, line in enumerate(list_file.read_text().splitlines(), start=1):
+                raise DatasetError(f"list file does not exist, '{list_file}', expected the {self.name} layout "
+                                   f"({self.layout})")
+            try:
+                text = list_file.read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise DatasetError(f"list file is not UTF-8 text (byte {e.start}), '{list_file}', expected lines "
+                                   "'relative/path.jpg pid'") from None
+            for lineno, line in enumerate(text.splitlines(), start=1):
                 if line.strip():
                     items.append(self._parse_line(line, img_dir, f"'{list_file}' line {lineno}"))
         if not items:
-            raise DatasetError(f"{self.name}: list files {self.lists[split]} in '{self.root}' are empty")
+            raise DatasetError(f"list files {', '.join(self.lists[split])} are empty, '{self.root}', expected lines "
+                               "'relative/path.jpg pid'")
         return items
 
     def _parse_line(self, line: str, img_dir: Path, where: str) -> Item:
         parts = line.split()
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise DatasetError(f"{self.name}: {where} is {line!r}; expected 'relative/path.jpg pid'")
+            raise DatasetError(f"list line {line!r}, {where}, expected 'relative/path.jpg pid'")
         name = Path(parts[0]).name.split("_")
         if len(name) < 3 or not name[2].isdigit():
-            raise DatasetError(f"{self.name}: {where}: file name '{parts[0]}' has no camera field "
-                               f"(expected PPPP_NNN_CC_...jpg)")
+            raise DatasetError(f"file name '{parts[0]}' has no camera field, {where}, expected PPPP_NNN_CC_...jpg")
         return str(img_dir / parts[0]), int(parts[1]), int(name[2]) - 1
 
 
@@ -296,13 +315,38 @@ def build_dataset(name: str, root: PathLike, *, check_counts: bool = True) -> Re
 
 
 def list_images(folder: Path, dataset: str = "dataset") -> list[Path]:
-    """Sorted image files of a split folder; a missing or empty folder is an error naming it."""
+    """Sorted image files (``.jpg``, ``.jpeg``, ``.png``) of a split folder; a missing or empty folder is an error
+    naming it.
+
+    Hidden files (names starting with ``.``, e.g. the ``._*`` AppleDouble files macOS writes beside every image on
+    a foreign disk) and files of other types are skipped; how many is logged.
+    """
     if not folder.is_dir():
-        raise DatasetError(f"{dataset}: folder '{folder}' does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        raise DatasetError(f"{dataset} folder does not exist, '{folder}', expected a folder of images")
+    files, hidden, other = [], 0, 0
+    for p in folder.iterdir():
+        if p.name.startswith("."):
+            hidden += 1
+        elif p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir():
+            files.append(p)
+        else:
+            other += 1
+    if hidden or other:
+        logger.info("%s: skipped %d hidden file(s) (names starting with '.', e.g. macOS '._*') and %d non-image "
+                    "file(s) in %s", dataset, hidden, other, folder)
     if not files:
-        raise DatasetError(f"{dataset}: folder '{folder}' has no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
+        raise DatasetError(f"no images, '{folder}', expected {dataset} images ({', '.join(IMAGE_SUFFIXES)})")
+    return sorted(files)
+
+
+def _check_utf8(path: Path) -> None:
+    """Reports and result files are UTF-8: refuse a dataset path that is not valid UTF-8 before any work."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(path)
+        raise DatasetError(f"dataset path is not valid UTF-8 ({raw!r}), data root, expected a UTF-8 folder name "
+                           "(reports and result files name it; rename the folder)") from None
 
 
 def _pid_map(items: list[Item]) -> dict[int, int]:
@@ -314,6 +358,10 @@ def _read_marker(root: Path) -> dict:
     if not marker.is_file():
         return {}
     try:
-        return json.loads(marker.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"synthetic marker '{marker}' is not valid JSON ({e.msg})") from None
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise DatasetError(f"synthetic marker is not valid JSON ({getattr(e, 'msg', type(e).__name__)}), "
+                           f"'{marker}', expected the JSON written by hwnas.data.synthetic") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"synthetic marker holds a {type(data).__name__}, '{marker}', expected a JSON object")
+    return data

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from hwnas.deploy.fuse import fuse
-from hwnas.errors import ExportError
+from hwnas.errors import ExportError, UsageError
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -38,13 +38,13 @@ OnnxParity = Parity  # the name of the onnxruntime-only check this generalises
 def export_graph(net: nn.Module, inputs: Sequence[torch.Tensor], path: str | os.PathLike, *,
                  input_names: Sequence[str], output_names: Sequence[str] = ("output",),
                  dynamic_batch: bool = True, opset: int = OPSET, feature_dim: int | None = None,
-                 metadata: dict[str, str] | None = None) -> Path:
+                 metadata: dict[str, str] | None = None, image_size: tuple[int, int] | None = None) -> Path:
     """Export ``net(*inputs)`` (eval mode, plain torch ops) as an ONNX graph at the inputs' shapes.
 
     dynamic_batch: axis 0 of every input and output is symbolic (``batch``); otherwise all shapes are fixed,
     which lets runtimes specialise. feature_dim / metadata: see :func:`_name_output_size`. Written to a
     temporary file and renamed, so ``path`` is never half-written. Raises :class:`ExportError` naming ``path``
-    when the exporter fails.
+    (and, given ``image_size``, the input size and the constraint) when the exporter fails.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +62,8 @@ def export_graph(net: nn.Module, inputs: Sequence[torch.Tensor], path: str | os.
             _name_output_size(tmp, output_names[0], feature_dim, metadata or {})
         os.replace(tmp, path)
     except (RuntimeError, torch.onnx.errors.OnnxExporterError) as e:
+        if image_size is not None:
+            raise export_error(e, image_size, path) from None
         raise ExportError(f"ONNX export of {type(net).__name__} failed ({e}), {path}, expected a graph of "
                           f"standard convolution/linear/pooling ops") from None
     finally:
@@ -79,14 +81,18 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, fused: bool = Fals
     batch: ``None`` gives a dynamic batch axis; an integer fixes N (runtimes may then specialise).
     The output ``features`` gets its fixed size D (the exporter leaves a symbolic name such as
     ``Concatfeatures_dim_1``); ``metadata`` goes into the model's metadata_props. Both need the ``onnx``
-    package (without it the file is left as exported).
+    package (without it the file is left as exported). Written to a temporary file and renamed, so ``path`` is
+    never left half-written. Raises :class:`ExportError` naming the input size and the constraint when the model
+    does not run, or cannot be exported, at that size.
     """
+    _check_size(model, image_size, Path(path))
     net = fuse(model, "eager") if fused else _eval_copy(model)
     dummy = torch.zeros(batch or 1, 3, *image_size)
     with torch.no_grad():
         num_features = int(net(dummy).shape[1])
     path = export_graph(net, (dummy,), path, input_names=("images",), output_names=("features",),
-                        dynamic_batch=batch is None, opset=opset, feature_dim=num_features, metadata=metadata)
+                        dynamic_batch=batch is None, opset=opset, feature_dim=num_features, metadata=metadata,
+                        image_size=image_size)
     log.info("exported %s (%s) to %s", type(net).__name__, "fused" if fused else "unfused", path)
     return path
 
@@ -135,3 +141,32 @@ def check_onnx_parity(model: nn.Module, path: str | os.PathLike, images: torch.T
 def _eval_copy(model: nn.Module) -> nn.Module:
     """The model in eval mode, copying it only when it is in training mode (the caller's stays as it was)."""
     return model if not model.training else copy.deepcopy(model).eval()
+
+
+def _check_size(model: nn.Module, image_size: tuple[int, int], path: Path) -> None:
+    """The model must run at ``image_size`` before there is anything to export."""
+    from hwnas.models import check_input_size, min_input_size
+
+    name, config = getattr(model, "model_name", None), getattr(model, "config", None)
+    if name is None or not isinstance(config, dict):
+        return
+    options = {k: v for k, v in config.items() if k != "num_classes"}
+    try:
+        check_input_size(name, tuple(image_size), **options)
+    except UsageError:
+        mh, mw = min_input_size(name, **options)
+        raise ExportError(f"input size {image_size[0]}x{image_size[1]} is too small for {name}, ONNX export to "
+                          f"{path}, expected at least {mh}x{mw} (height x width in pixels)") from None
+
+
+def export_error(e: BaseException, image_size: tuple[int, int], path: str | os.PathLike) -> ExportError:
+    """An exporter failure as :class:`ExportError` naming the input size and, where known, the constraint."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    h, w = image_size
+    if "adaptive_avg_pool2d" in text and "factor" in text:
+        constraint = ("feature maps that are whole multiples of every adaptive pooling's output size (ONNX has no "
+                      "overlapping adaptive pooling): choose an input size whose pooled feature maps divide evenly")
+    else:
+        constraint = "an input size and graph the TorchScript ONNX exporter supports"
+    return ExportError(f"ONNX export failed at input size {h}x{w} ({type(e).__name__}: {text[:200]}), {path}, "
+                       f"expected {constraint}")

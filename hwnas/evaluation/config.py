@@ -16,6 +16,7 @@ class EvalConfig:
     ``height``/``width``: input size in pixels (``None``: the checkpoint's training size). ``flip`` averages the
     features of each image and its mirror; ``rerank`` applies k-reciprocal re-ranking (k1=20, k2=6,
     lambda=0.3); ``metric``: euclidean (squared) or cosine distance; ``amp``: float16 autocast on CUDA.
+    ``visualize_ranks``: draw the ranked results of that many queries, ``topk`` gallery images each (0: none).
     """
 
     height: int | None = None
@@ -26,6 +27,8 @@ class EvalConfig:
     rerank: bool = False
     metric: str = "euclidean"
     amp: bool = True
+    visualize_ranks: int = 0
+    topk: int = 10
 
     def __post_init__(self) -> None:
         if (self.height is None) != (self.width is None):
@@ -35,8 +38,10 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"bad value {value!r}, EvalConfig.{name}, expected an integer >= 1")
-        if self.num_workers < 0:
-            raise UsageError(f"bad value {self.num_workers!r}, EvalConfig.num_workers, expected an integer >= 0")
+        for name, minimum in (("num_workers", 0), ("visualize_ranks", 0), ("topk", 1)):
+            if getattr(self, name) < minimum:
+                raise UsageError(f"bad value {getattr(self, name)!r}, EvalConfig.{name}, expected an integer >= "
+                                 f"{minimum}")
         if self.metric not in METRICS:
             raise UsageError(f"unknown metric {self.metric!r}, EvalConfig.metric, expected one of {', '.join(METRICS)}")
 

@@ -80,7 +80,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     v.add_argument("--runtime", choices=RUNTIMES, help="runtime to time on (default: the one the table was timed on)")
     v.add_argument("--genotypes", nargs="+", metavar="G",
                    help="time these genotypes (presets, strings or JSON files) instead of --archs random ones")
-    _cli.add_output(v, "folder for validation.json and validation.md (default: print only)")
+    _cli.add_threads(v, help="CPU threads (default: the table's thread count, else torch's choice)")
+    _cli.add_output(v, "folder for validation.json, validation.md and validation.png (predicted vs measured) "
+                       "(default: print only)")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     _cli.add_progress(v)
     return parser
@@ -169,11 +171,17 @@ def _validate(args: argparse.Namespace, argv: list[str]) -> int:
         _cli.check_output_dir(args.output)
     genotypes = None if args.genotypes is None else [resolve_genotype(g, args.space) for g in args.genotypes]
     result = validate(load_table(args.table), args.archs, args.space, args.device, args.warmup, args.repeats,
-                      args.seed, args.backend, not args.no_progress, args.timer, args.runtime, genotypes)
+                      args.seed, args.backend, not args.no_progress, args.timer, args.runtime, genotypes,
+                      args.threads)
     command = "python -m hwnas.latency " + shlex.join(argv)
     if args.output is not None:
-        write_json_atomic(args.output / "validation.json", dict(result.to_dict(), command=command))
-        write_text_atomic(args.output / "validation.md", validation_markdown(result, command))
+        from hwnas.viz.latency import FILENAME, plot_latency_validation
+
+        payload = dict(result.to_dict(), command=command)
+        written = [write_json_atomic(args.output / "validation.json", payload),
+                   write_text_atomic(args.output / "validation.md", validation_markdown(result, command)),
+                   plot_latency_validation(payload, args.output / FILENAME)]
+        print("wrote " + ", ".join(map(str, written)), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwnas.errors import LatencyTableError, UsageError
+
 METHODS: tuple[str, ...] = ("affine", "offset", "none")
 
 
@@ -55,16 +57,25 @@ IDENTITY = Composition()
 def fit_composition(points: Sequence[CalibrationPoint], method: str = "affine") -> Composition:
     """Least squares on the *relative* error: minimise ``sum(((scale * s + offset - m) / m) ** 2)``.
 
-    ``affine`` fits scale and offset (needs >= 2 points with different sums), ``offset`` only the offset
-    (scale 1), ``none`` returns the identity (keeping the points for the record).
+    ``affine`` fits scale and offset; with fewer than 2 points, or sums that are all equal (the scale is then
+    undetermined), it falls back to ``offset``, which fits the offset only (scale 1); ``none`` returns the
+    identity (keeping the points for the record). Raises :class:`UsageError` for an unknown method and
+    :class:`LatencyTableError` for a point whose sum or measurement is not a finite number > 0, or for a fit
+    whose scale is not positive (timings that do not grow with the table's sums).
     """
     if method not in METHODS:
-        raise ValueError(f"composition method {method!r}, expected one of {', '.join(METHODS)}")
+        raise UsageError(f"unknown composition method {method!r}, --composition, expected one of {', '.join(METHODS)}")
     pts = tuple(points)
+    for i, p in enumerate(pts):
+        for name in ("table_sum_ms", "measured_ms"):
+            v = getattr(p, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise LatencyTableError(f"{name} {v!r} of genotype {p.genotype}, composition calibration[{i}], "
+                                        "expected a finite number of ms > 0")
     if method == "none" or not pts:
         return Composition(1.0, 0.0, "none", pts)
-    s = np.array([p.table_sum_ms for p in pts])
-    m = np.array([p.measured_ms for p in pts])
+    s = np.array([p.table_sum_ms for p in pts], dtype=float)
+    m = np.array([p.measured_ms for p in pts], dtype=float)
     if method == "offset" or len(pts) < 2 or np.ptp(s) <= 1e-9 * s.max():
         w = 1.0 / m**2
         offset = float(np.sum(w * (m - s)) / np.sum(w))
@@ -72,6 +83,8 @@ def fit_composition(points: Sequence[CalibrationPoint], method: str = "affine") 
     design = np.stack([s / m, 1.0 / m], axis=1)
     (scale, offset), *_ = np.linalg.lstsq(design, np.ones_like(m), rcond=None)
     if not (math.isfinite(scale) and scale > 0 and math.isfinite(offset)):
-        raise ValueError(f"the affine fit on {len(pts)} calibration points gave scale {scale}, offset {offset}: "
-                         "expected a positive scale (are the timings valid?)")
+        raise LatencyTableError(f"an affine fit with scale {scale:.4g} and offset {offset:.4g} ms, composition fitted on "
+                                f"{len(pts)} calibration genotypes, expected a positive scale (measured latencies "
+                                "that grow with the table's sums; re-time them on a quieter machine or use "
+                                "--composition offset)")
     return Composition(float(scale), float(offset), "affine", pts)

@@ -35,7 +35,8 @@ def random_genotypes(space: str, n: int, seed: int = 0, exclude: Sequence[Genoty
     gen = torch.Generator().manual_seed(seed)
     n_cand = len(candidates(space))
     if n > n_cand ** NUM_SEARCHABLE_LAYERS - len(exclude):
-        raise ValueError(f"cannot draw {n} distinct {space} genotypes")
+        raise UsageError(f"{n} distinct {space} genotypes asked for (excluding {len(exclude)}), random_genotypes, "
+                         f"expected at most {n_cand ** NUM_SEARCHABLE_LAYERS - len(exclude)}")
     skip = set(exclude)
     out: dict[Genotype, None] = {}
     while len(out) < n:

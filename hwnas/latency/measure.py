@@ -25,6 +25,7 @@ from hwnas import ops
 from hwnas.deploy.heap import heap_state, steady_heap
 from hwnas.deploy.runtimes import compile_module, runtime_version
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import RuntimeUnavailableError, UsageError
 from hwnas.latency.composition import METHODS, CalibrationPoint, Composition, fit_composition
 from hwnas.latency.endtoend import TORCH_DTYPES, check_runtime, random_genotypes, time_networks
 from hwnas.latency.expected import LatencyTable
@@ -77,16 +78,19 @@ class MeasureConfig:
 
     def __post_init__(self) -> None:
         if self.heap not in ("steady", "default"):
-            raise ValueError(f"heap must be 'steady' or 'default', got {self.heap!r}")
-        if self.calibrate < 0 or self.composition not in METHODS:
-            raise ValueError(f"need calibrate >= 0 and composition in {', '.join(METHODS)}, got "
-                             f"{self.calibrate} and {self.composition!r}")
+            raise UsageError(f"unknown heap {self.heap!r}, --heap, expected 'steady' or 'default'")
+        if self.calibrate < 0:
+            raise UsageError(f"calibrate {self.calibrate}, --calibrate, expected an integer >= 0")
+        if self.composition not in METHODS:
+            raise UsageError(f"unknown composition {self.composition!r}, --composition, expected one of "
+                             f"{', '.join(METHODS)}")
         if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+            raise UsageError(f"unknown device {self.device!r}, MeasureConfig.device, expected 'cpu' or 'cuda'")
         if self.timer not in TIMERS:
-            raise ValueError(f"timer must be one of {', '.join(TIMERS)}, got {self.timer!r}")
+            raise UsageError(f"unknown timer {self.timer!r}, --timer, expected one of {', '.join(TIMERS)}")
         if self.repeats < 3 or self.warmup < 0:
-            raise ValueError(f"need repeats >= 3 and warmup >= 0, got {self.repeats} and {self.warmup}")
+            raise UsageError(f"repeats {self.repeats} / warmup {self.warmup}, --repeats / --warmup, expected "
+                             "repeats >= 3 and warmup >= 0")
 
 
 class HeadPath(nn.Module):
@@ -134,7 +138,7 @@ def workload(setting: Setting, spaces: Sequence[str], device: str, seed: int = 0
     :func:`hwnas.deploy.compile_module` session of it, built at the entry's exact input shapes.
     """
     if setting.dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {setting.dtype!r}")
+        raise UsageError(f"unknown dtype {setting.dtype!r}, --dtype, expected one of {', '.join(DTYPES)}")
     check_runtime(runtime, device, setting.dtype)
     torch.manual_seed(seed)
     dev, dtype = torch.device(device), TORCH_DTYPES[setting.dtype]
@@ -175,7 +179,8 @@ def build(setting: Setting, config: MeasureConfig, name: str, spaces: Sequence[s
     """Measure every entry of a table for ``setting`` on ``config.device`` and ``config.runtime`` and return it
     (not yet saved); with ``config.calibrate`` > 0, also its composition (see the module doc)."""
     if config.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        raise RuntimeUnavailableError("no CUDA device (torch sees none), --device cuda, expected a machine with a "
+                                      "CUDA GPU or --device cpu")
     check_runtime(config.runtime, config.device, setting.dtype)
     threads = config.threads if config.device == "cpu" else None
     setting = Setting(setting.batch_size, setting.dtype, setting.resolution, setting.width_mult, setting.neck, threads)

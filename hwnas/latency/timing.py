@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from hwnas.errors import UsageError
+
 TIMERS: tuple[str, ...] = ("auto", "wall", "thread_cpu", "cuda_events")
 
 
@@ -26,15 +28,19 @@ def apply_threads(threads: int | None) -> None:
 
 
 def resolve_timer(timer: str, device: str, threads: int | None) -> str:
-    """``auto``: CUDA events on GPU, thread CPU time for single-threaded CPU runs, else wall time."""
+    """``auto``: CUDA events on GPU, thread CPU time for single-threaded CPU runs, else wall time.
+
+    Raises :class:`hwnas.errors.UsageError` for a timer the device or thread count cannot use.
+    """
     if device == "cuda":
         if timer not in ("auto", "cuda_events"):
-            raise ValueError(f"on cuda the timer is cuda_events, got {timer!r}")
+            raise UsageError(f"timer {timer!r} on cuda, --timer, expected cuda_events (or auto)")
         return "cuda_events"
     if timer == "cuda_events":
-        raise ValueError("the cuda_events timer needs --device cuda")
+        raise UsageError("the cuda_events timer on the CPU, --timer, expected --device cuda for cuda_events")
     if timer == "thread_cpu" and threads != 1:
-        raise ValueError(f"the thread_cpu timer needs exactly 1 CPU thread, got {threads}")
+        raise UsageError(f"the thread_cpu timer with {threads} threads, --timer, expected --threads 1 (it needs "
+                         "exactly 1 CPU thread)")
     if timer == "auto":
         return "thread_cpu" if threads == 1 else "wall"
     return timer

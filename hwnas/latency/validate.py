@@ -76,11 +76,13 @@ def _same_heap(table: LatencyTable, device: str) -> None:
 def validate(table: LatencyTable, n_archs: int = 20, space: str = "cdnet", device: str | None = None,
              warmup: int = 5, repeats: int = 30, seed: int = 0, backend: str = "eager",
              progress: bool = True, timer: str | None = None, runtime: str | None = None,
-             genotypes: Sequence[Genotype] | None = None) -> ValidationResult:
+             genotypes: Sequence[Genotype] | None = None, threads: int | None = None) -> ValidationResult:
     """Time ``n_archs`` random ``space`` genotypes (or the given ``genotypes``) end to end, compare with ``table``.
 
     ``runtime`` defaults to the one the table was timed on and ``timer`` to the one a measured table was built
     with, so both sides count the same time. Random genotypes exclude the table's calibration genotypes.
+    ``threads`` (CPU) defaults to the table's thread count (a different count is allowed, with a warning: the two
+    sides then time different settings).
     """
     table.require(space)
     s = table.data.setting
@@ -88,7 +90,10 @@ def validate(table: LatencyTable, n_archs: int = 20, space: str = "cdnet", devic
     runtime = runtime or table.runtime
     check_runtime(runtime, device, s.dtype)
     if device == "cpu":
-        apply_threads(s.threads)
+        if threads is not None and s.threads is not None and threads != s.threads:
+            log.warning("timing with %d CPU thread(s) but table '%s' is for %d: the error mixes two settings",
+                        threads, table.name, s.threads)
+        apply_threads(threads if threads is not None else s.threads)
     else:
         torch.backends.cudnn.benchmark = True
     _same_heap(table, device)

@@ -14,24 +14,27 @@ Under ``torchrun`` it runs data-parallel (DDP; gloo on CPU, nccl on CUDA).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import logging
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from hwnas import _cli, _config, ops
+from hwnas._lock import new_run_dir, run_lock
 from hwnas.data._cli import add_dataset_argument
-from hwnas.errors import UsageError
+from hwnas.errors import OutputError, UsageError
 from hwnas.models import check_input_size
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search.config import SearchConfig, SyntheticData
+from hwnas.search.report import summary_lines
 from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_search_run
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
+from hwnas.viz import tensorboard
 
 
 def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParser:
@@ -70,6 +73,7 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     p.add_argument("--checkpoint-every", type=_cli.nonnegative_int,
                    help="steps between mid-epoch checkpoints (0: only at epoch ends; default: the schedule's)")
     _cli.add_progress(p)
+    tensorboard.add_argument(p)
     return p
 
 
@@ -139,14 +143,35 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
         raise UsageError(f"unknown or unavailable backend {args.ops_backend!r}{why}, --ops-backend, expected one of "
                          f"auto, {', '.join(usable)}")
     _cli.resolve_device(args.device)
+    sweep = run.sweep_latency_weights is not None
+    if sweep and args.tensorboard == "on":
+        raise UsageError("TensorBoard event files for a sweep, --tensorboard on, expected --tensorboard auto or off "
+                         "with --sweep-latency-weight (each point's search_report and alphas.png are written)")
+    args.events = not sweep and tensorboard.check_mode(args.tensorboard)
     return run
 
 
 def _output_dir(args: argparse.Namespace, info: _dist.DistInfo) -> Path:
+    """``--output``, or a new unique ``runs/search-<timestamp>[-N]`` made by rank 0 (two searches started in the
+    same second get different folders)."""
     if args.output is not None:
         return args.output
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(_dist.gather_objects(f"runs/search-{stamp}", info)[0])
+    return Path(_dist.gather_objects(str(new_run_dir("search")) if info.is_main else "", info)[0])
+
+
+def _lock_output(output: Path, info: _dist.DistInfo) -> contextlib.ExitStack:
+    """Rank 0 holds the folder's run lock; every rank learns whether it got it (no rank waits on a failed one)."""
+    stack, refusal = contextlib.ExitStack(), None
+    if info.is_main:
+        try:
+            stack.enter_context(run_lock(output))
+        except OutputError as e:
+            refusal = str(e)
+    refusal = _dist.gather_objects(refusal, info)[0]
+    if refusal:
+        stack.close()
+        raise OutputError(refusal)
+    return stack
 
 
 def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
@@ -170,6 +195,13 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search")
     device = f"cuda:{info.local_rank}" if requested.type == "cuda" and info.enabled else str(requested)
     table = _load_table(run.latency_table, config.space)
     output = _output_dir(args, info)
+    with _lock_output(output, info):
+        return _search_in(args, run, table, info, device, output)
+
+
+def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, device: str, output: Path) -> int:
+    """The search proper, in ``output`` (locked by the caller)."""
+    config = run.search
     _setup_logging(output, info)
     say = print if info.is_main else (lambda *a, **k: None)
     if info.is_main:
@@ -181,6 +213,8 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search")
         f"latency weight {config.latency_weight}; {info.world_size} process(es) on {device}; output {output}")
     progress = not args.no_progress
     weights = list(run.sweep_latency_weights) if run.sweep_latency_weights is not None else None
+    if args.tensorboard == "auto" and not args.events and weights is None:
+        say(tensorboard.absent_note())
     with ops.use_backend(args.ops_backend):
         return _run(args, config, data, output, table, device, weights, progress, say, info)
 
@@ -212,13 +246,14 @@ def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, tab
             paths = write_sweep(rows, table.name, output)
             for r in rows:
                 say(f"w={r['latency_weight']:g}: {r['genotype']} predicted {r['predicted_latency_ms']:.3f} ms, "
-                    f"val acc {r['val_acc']:.3f}{' (Pareto)' if r['pareto'] else ''}")
+                    f"supernet val acc (eval mode) {r['val_acc_eval_mode']:.3f}, alpha entropy "
+                    f"{r['alpha_entropy_fraction']:.4f} ln n{' (UNDECIDED)' if r['undecided'] else ''}"
+                    f"{' (Pareto)' if r['pareto'] else ''}")
             say("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    result, paths = run_search(config, data, output, table, device, args.resume, progress)
-    lat = "" if table is None else f", predicted latency {table.genotype_latency_ms(result.genotype):.3f} ms " \
-                                   f"on {table.name}"
-    say(f"derived genotype: {result.genotype.tostr()}{lat}, supernet val acc {result.val_acc:.3f}")
+    result, paths = run_search(config, data, output, table, device, args.resume, progress, args.events)
+    for line in summary_lines(result, table):
+        say(line)
     say("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

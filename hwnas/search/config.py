@@ -2,8 +2,9 @@
 
 The seed's defaults (supplementary section 1): SGD (momentum 0.9, weight decay 3e-4, lr 0.025 cosine to
 1e-4) for the weights; Adam (lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, x0.1 at epochs 80 and 160)
-for alpha; 240 epochs; batches of 64 = 16 identities x 4 images; 4 validation images per identity;
-softmax + triplet (margin 0.3); top-2; alpha initialised to 1e-3.
+for alpha; 240 epochs; batches of 64 = 16 identities x 4 images; 4 validation images per identity (split and
+batched as the paper's public code does: ``val_split='official'``); softmax + triplet (margin 0.3); top-2;
+alpha initialised to 1e-3.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hwnas.data.split import VAL_SPLITS
 from hwnas.errors import ConfigError, UsageError
 from hwnas.space.candidates import SPACES, candidates
 
@@ -28,6 +30,10 @@ class SearchConfig:
     ids_per_batch: int = 16  # P
     images_per_id: int = 4  # K; batch = P x K
     val_per_id: int = 4
+    # 'official': the paper's code (exactly val_per_id images per identity, shared with the train split when an
+    # identity is small; training augmentation; each alpha step's batch from a freshly shuffled P x K pass).
+    # 'disjoint': min(val_per_id, n - 1) held-out images per identity, no augmentation, passes in order.
+    val_split: str = "official"
     lr: float = 0.025
     lr_min: float = 1e-4
     momentum: float = 0.9
@@ -56,6 +62,8 @@ class SearchConfig:
         for name in ("epochs", "ids_per_batch", "images_per_id", "val_per_id"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "a positive integer")
+        if self.val_split not in VAL_SPLITS:
+            raise bad("val_split", f"one of {', '.join(VAL_SPLITS)}")
         if self.ids_per_batch < 2:
             raise bad("ids_per_batch", "at least 2 identities per batch (the triplet loss needs negatives)")
         if len(self.image_size) != 2 or min(self.image_size) < 32:

@@ -3,7 +3,8 @@
 Each step: (1) the network weights take an SGD step on a train batch (alphas held fixed); (2) the alphas
 take an Adam step on a validation batch, on ``loss_val + latency_penalty(E[lat])``. Checkpoints (every
 ``checkpoint_every`` steps and at each epoch end) hold everything needed to continue exactly: weights,
-alphas, optimiser states, progress counters, the running epoch sums and every rank's torch RNG state;
+alphas, optimiser states, which parameters hold a zeroed gradient, progress counters, the running epoch
+sums and every rank's torch RNG state;
 batches are addressed by (epoch, index) with seeds derived from the config (see :mod:`._data`).
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,19 +22,25 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from hwnas._modes import eval_mode
+from hwnas._resume import content_hash, refuse_resume
+from hwnas._weights import load_optimizer, load_weights
+from hwnas.errors import DivergedError, UsageError
 from hwnas.losses import ReIDLoss
 from hwnas.search import _dist
-from hwnas.search._checkpoint import (CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint,
-                                     save_checkpoint)
+from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint, save_checkpoint
 from hwnas.search._data import SearchData
 from hwnas.search.config import SearchConfig
+from hwnas.search.decisiveness import Decisiveness, decisiveness
 from hwnas.search.derive import alpha_entropy, derive_genotype, topk_genotypes
 from hwnas.search.supernet import SuperNet
 from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
 
-SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", "val_acc", "latency_ms",
+# val_acc_train_mode: identity top-1 on the alpha steps' validation batches, train mode (dropout, batch-statistics
+# BatchNorm), averaged over the epoch; not to be confused with SearchResult.val_acc_eval_mode (one eval-mode pass).
+SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", "val_acc_train_mode", "latency_ms",
             "latency_penalty", "time_s")
 
 
@@ -76,14 +84,32 @@ class SearchState:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a finished search found; ``history`` has one record per epoch."""
+    """What a finished search found; ``history`` has one record per epoch.
+
+    ``val_acc_eval_mode``: identity top-1 of the supernet (current top-k paths) in eval mode over one pass of
+    the validation split without augmentation. ``val_acc_train_mode``: the last epoch's mean over the alpha
+    steps' validation batches in train mode (None without epochs). ``decisiveness``: per-layer entropy
+    fraction and margin of the final alphas.
+    """
 
     genotype: Genotype
     alphas: torch.Tensor
     topk: list[tuple[Genotype, float]]
     history: list[dict[str, Any]]
-    val_acc: float
+    val_acc_eval_mode: float
     expected_latency_ms: float | None
+    decisiveness: Decisiveness
+
+    @property
+    def val_acc_train_mode(self) -> float | None:
+        return self.history[-1]["val_acc_train_mode"] if self.history else None
+
+
+_UNRECORDED = object()  # checkpoints written before the table identity was recorded
+
+
+def _table_text(identity: dict[str, Any] | None) -> str:
+    return "none" if identity is None else f"{identity['name']} ({identity['hash'][:15]}...)"
 
 
 class Searcher:
@@ -110,6 +136,7 @@ class Searcher:
         self.alpha_opt = torch.optim.Adam(self.model.arch_parameters(), lr=config.alpha_lr,
                                           betas=config.alpha_betas, weight_decay=config.alpha_weight_decay)
         self.state = SearchState()
+        self.epoch_callbacks: list[Callable[[int, dict[str, Any]], None]] = []  # called with each epoch's record
 
     @property
     def checkpoint_path(self) -> Path:
@@ -118,7 +145,8 @@ class Searcher:
     def steps_per_epoch(self, epoch: int) -> int:
         n = self.data.train.num_batches(epoch) // self.dist.world_size
         if n < 1:
-            raise ValueError(f"the training split gives no full batch of {self.config.batch_size} per process")
+            raise UsageError(f"{self.data.train.num_batches(epoch)} training batches of {self.config.batch_size}, "
+                             f"training split, expected at least {self.dist.world_size} (one per process)")
         return n
 
     def expected_latency(self) -> torch.Tensor | None:
@@ -130,7 +158,10 @@ class Searcher:
     # ---- the two updates -------------------------------------------------------------------------
     def _weight_step(self, images: torch.Tensor, pids: torch.Tensor) -> dict[str, float]:
         self.net.train()
-        self.weight_opt.zero_grad(set_to_none=True)
+        # Zeroed, not freed, as in the paper's code (PyTorch 1.x's default; DESIGN 2b.2): a candidate selected
+        # once keeps a (zero) gradient, so SGD's momentum and weight decay keep moving it on steps where it is
+        # not selected. Freed gradients would freeze unselected candidates.
+        self.weight_opt.zero_grad(set_to_none=False)
         loss, parts = self.criterion(self.net(images, arch_grad=False), pids)
         loss.backward()
         self.weight_opt.step()
@@ -138,7 +169,7 @@ class Searcher:
                 "train_triplet": float(parts["triplet"]), "train_acc": float(parts["acc"])}
 
     def _alpha_step(self, images: torch.Tensor, pids: torch.Tensor) -> dict[str, float]:
-        self.alpha_opt.zero_grad(set_to_none=True)
+        self.alpha_opt.zero_grad(set_to_none=False)
         loss, parts = self.criterion(self.net(images, arch_grad=True), pids)
         total, lat, pen = loss, float("nan"), 0.0
         expected = self.expected_latency()
@@ -148,19 +179,30 @@ class Searcher:
             lat, pen = float(expected.detach()), float(penalty.detach())
         total.backward()
         self.alpha_opt.step()
-        self.weight_opt.zero_grad(set_to_none=True)  # the alpha step's weight gradients are not used
-        return {"val_loss": float(loss.detach()), "val_acc": float(parts["acc"]), "latency_ms": lat,
+        self.weight_opt.zero_grad(set_to_none=False)  # the alpha step's weight gradients are not used
+        return {"val_loss": float(loss.detach()), "val_acc_train_mode": float(parts["acc"]), "latency_ms": lat,
                 "latency_penalty": pen}
 
     def _next_val_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The alpha step's batch. 'official': batch ``rank`` of a P x K pass shuffled afresh for this step
+        (the paper's code draws ``next(iter(val_loader))`` every step); 'disjoint': the next batch of the
+        current pass, passes in order."""
         s, w = self.state, self.dist.world_size
+        if self.config.val_split == "official":
+            if self.data.val.num_batches(s.global_step) < w:
+                raise self._too_few_val_batches(self.data.val.num_batches(s.global_step))
+            return self.data.val.batch(s.global_step, self.dist.rank)
         if (s.val_pos + 1) * w > self.data.val.num_batches(s.val_cycle):
             s.val_cycle, s.val_pos = s.val_cycle + 1, 0
             if self.data.val.num_batches(s.val_cycle) < w:
-                raise ValueError(f"the validation split gives no full batch of {self.config.batch_size} per process")
+                raise self._too_few_val_batches(self.data.val.num_batches(s.val_cycle))
         batch = self.data.val.batch(s.val_cycle, s.val_pos * w + self.dist.rank)
         s.val_pos += 1
         return batch
+
+    def _too_few_val_batches(self, n: int) -> UsageError:
+        return UsageError(f"{n} validation batches of {self.config.batch_size}, validation split, expected at least "
+                          f"{self.dist.world_size} (one per process)")
 
     def _step(self) -> dict[str, float]:
         s, w = self.state, self.dist.world_size
@@ -170,12 +212,32 @@ class Searcher:
         xv, yv = self._next_val_batch()
         metrics.update(self._alpha_step(xv.to(self.device), yv.to(self.device)))
         metrics["time_s"] = time.perf_counter() - t0
+        self._check_finite(metrics)
         for k, v in metrics.items():
             s.sums[k] += v
         s.count += 1
         s.step += 1
         s.global_step += 1
         return metrics
+
+    def _check_finite(self, metrics: dict[str, float]) -> None:
+        """Stop at the first NaN/Inf loss or alpha instead of deriving a genotype from NaN alphas."""
+        s = self.state
+        bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(metrics[k])]
+        if not bool(torch.isfinite(self.model.alphas.detach()).all()):
+            bad.append("alphas")
+        if bad:
+            raise DivergedError(f"{', '.join(bad)} became NaN or infinite at epoch {s.epoch + 1}, step {s.step + 1}, "
+                                f"search in {self.output}, expected finite values (lower --latency-weight or the "
+                                "learning rates; check the latency table)")
+
+    def table_identity(self) -> dict[str, Any] | None:
+        """Name and content hash of the latency table (None without one): a resume must use the same table."""
+        if self.table is None:
+            return None
+        from hwnas.latency.schema import to_dict
+
+        return {"name": self.table.name, "hash": content_hash(to_dict(self.table.data))}
 
     # ---- epochs, records, checkpoints --------------------------------------------------------------
     def _set_lrs(self) -> None:
@@ -199,6 +261,9 @@ class Searcher:
         entropy = alpha_entropy(self.model.alphas)
         record["alpha_entropy"] = sum(entropy) / len(entropy)
         record["alpha_entropy_per_layer"] = entropy
+        decided = decisiveness(self.model.alphas, self.config.space)
+        record["alpha_entropy_fraction"] = decided.mean_entropy_fraction
+        record["alpha_margin"] = decided.mean_margin
         record["alphas"] = self.model.alphas.detach().cpu().tolist()
         record["genotype"] = derive_genotype(self.model.alphas, self.config.space).tostr()
         return record
@@ -208,9 +273,10 @@ class Searcher:
         record = self._epoch_record()
         s.history.append(record)
         lat = "" if record["latency_ms"] is None else f", E[lat] {record['latency_ms']:.3f} ms"
-        logger.info("epoch %d/%d: train loss %.4f acc %.3f, val loss %.4f acc %.3f, alpha entropy %.3f%s, %s",
-                    record["epoch"], self.config.epochs, record["train_loss"], record["train_acc"],
-                    record["val_loss"], record["val_acc"], record["alpha_entropy"], lat, record["genotype"])
+        logger.info("epoch %d/%d: train loss %.4f acc %.3f, val loss %.4f acc (train mode) %.3f, alpha entropy "
+                    "%.4f ln n, margin %.4f%s, %s", record["epoch"], self.config.epochs, record["train_loss"],
+                    record["train_acc"], record["val_loss"], record["val_acc_train_mode"],
+                    record["alpha_entropy_fraction"], record["alpha_margin"], lat, record["genotype"])
         s.epoch, s.step, s.count = s.epoch + 1, 0, 0
         s.sums = dict.fromkeys(SUM_KEYS, 0.0)
 
@@ -221,23 +287,41 @@ class Searcher:
             save_checkpoint(self.checkpoint_path, {
                 "config": self.config.to_dict(), "model": self.model.state_dict(),
                 "weight_opt": self.weight_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
-                "state": self.state.to_dict(), "rng": rng, "world_size": self.dist.world_size})
+                "state": self.state.to_dict(), "rng": rng, "world_size": self.dist.world_size,
+                "latency_table": self.table_identity(), "grads_kept": self._grads_kept()})
         _dist.barrier(self.dist)
+
+    def _grads_kept(self) -> list[str]:
+        """Names of the parameters holding a (zeroed) gradient: SGD keeps stepping them (see _weight_step)."""
+        return [name for name, p in self.model.named_parameters() if p.grad is not None]
+
+    def _restore_grads(self, names: list[str]) -> None:
+        params = dict(self.model.named_parameters())
+        unknown = sorted(set(names) - set(params))
+        if unknown:
+            raise CheckpointError(f"unknown parameter(s) {', '.join(unknown[:3])}, checkpoint '{self.checkpoint_path}' "
+                                  f"grads_kept, expected parameters of this supernet")
+        for name in names:
+            params[name].grad = torch.zeros_like(params[name])
 
     def load(self) -> None:
         """Continue from ``output/checkpoints/last.pt`` (refuses a checkpoint of a different search)."""
         ckpt = load_checkpoint(self.checkpoint_path)
+        where = f"checkpoint '{self.checkpoint_path}'"
         diff = config_mismatch(ckpt["config"], self.config.to_dict())
+        saved_table, table = ckpt.get("latency_table", _UNRECORDED), self.table_identity()
+        if saved_table is not _UNRECORDED and saved_table != table:
+            diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(table)}")
         if diff:
-            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' is from a different search: "
-                                  + "; ".join(diff))
+            raise refuse_resume(diff, where, "the options and latency table the search started with")
         if ckpt.get("world_size", 1) != self.dist.world_size:
-            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' was written by {ckpt.get('world_size')} "
-                                  f"process(es); resume it with the same number, not {self.dist.world_size}")
-        self.model.load_state_dict(ckpt["model"])
-        self.weight_opt.load_state_dict(ckpt["weight_opt"])
-        self.alpha_opt.load_state_dict(ckpt["alpha_opt"])
+            raise CheckpointError(f"written by {ckpt.get('world_size')} process(es) but resumed by "
+                                  f"{self.dist.world_size}, {where}, expected the same number of processes")
+        load_weights(self.model, ckpt["model"], where, "the supernet of the same search settings")
+        load_optimizer(self.weight_opt, ckpt["weight_opt"], where)
+        load_optimizer(self.alpha_opt, ckpt["alpha_opt"], where)
         self.state = SearchState(**ckpt["state"])
+        self._restore_grads(ckpt.get("grads_kept", []))
         torch.set_rng_state(ckpt["rng"][self.dist.rank])
         logger.info("resumed from %s at epoch %d, step %d", self.checkpoint_path, self.state.epoch + 1,
                     self.state.step)
@@ -252,7 +336,7 @@ class Searcher:
             while s.step < total:
                 m = self._step()
                 bar.update(1)
-                bar.set_postfix(loss=f"{m['train_loss']:.3f}", val_acc=f"{m['val_acc']:.2f}",
+                bar.set_postfix(loss=f"{m['train_loss']:.3f}", val_acc_train_mode=f"{m['val_acc_train_mode']:.2f}",
                                 lat=f"{m['latency_ms']:.2f}ms")
                 if stop_at is not None and s.global_step >= stop_at:
                     return False
@@ -260,6 +344,8 @@ class Searcher:
                     self.save()
         self._end_epoch()
         self.save()
+        for callback in self.epoch_callbacks:
+            callback(s.history[-1]["epoch"], s.history[-1])
         return True
 
     def run(self, resume: bool = False, stop_after_steps: int | None = None) -> SearchResult | None:
@@ -273,14 +359,16 @@ class Searcher:
 
     @torch.no_grad()
     def validation_accuracy(self) -> float:
-        """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass."""
-        self.model.eval()
+        """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass
+        (``val_acc_eval_mode``); every submodule's train/eval mode is restored afterwards."""
+        val = self.data.val_eval if self.data.val_eval is not None else self.data.val
         correct = seen = 0
-        for i in range(self.data.val.num_batches(0)):
-            x, y = self.data.val.batch(0, i)
-            logits = self.model(x.to(self.device)).logits[0]
-            correct += int((logits.argmax(1).cpu() == y).sum())
-            seen += len(y)
+        with eval_mode(self.model):
+            for i in range(val.num_batches(0)):
+                x, y = val.batch(0, i)
+                logits = self.model(x.to(self.device)).logits[0]
+                correct += int((logits.argmax(1).cpu() == y).sum())
+                seen += len(y)
         return correct / max(seen, 1)
 
     def result(self) -> SearchResult:
@@ -288,5 +376,6 @@ class Searcher:
         expected = self.expected_latency()
         return SearchResult(genotype=derive_genotype(alphas, self.config.space), alphas=alphas,
                             topk=topk_genotypes(alphas, self.config.space, self.config.topk),
-                            history=list(self.state.history), val_acc=self.validation_accuracy(),
-                            expected_latency_ms=None if expected is None else float(expected.detach()))
+                            history=list(self.state.history), val_acc_eval_mode=self.validation_accuracy(),
+                            expected_latency_ms=None if expected is None else float(expected.detach()),
+                            decisiveness=decisiveness(alphas, self.config.space))

@@ -9,9 +9,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hwnas._io import write_json_atomic, write_text_atomic
 from hwnas.search.config import SearchConfig
+from hwnas.search.decisiveness import format_decisiveness
 from hwnas.search.loop import SearchResult
-from hwnas._io import write_json_atomic
 from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,11 @@ def build_report(config: SearchConfig, result: SearchResult, table: Any, data_de
         return dict(cache[geno.tostr()])
 
     final = describe(result.genotype)
-    final["val_acc"] = result.val_acc
+    final["val_acc_eval_mode"] = result.val_acc_eval_mode
+    final["val_acc_train_mode"] = result.val_acc_train_mode
     final["expected_latency_ms"] = result.expected_latency_ms
+    final["decisiveness"] = result.decisiveness.to_dict()
+    final["warning"] = result.decisiveness.warning()
     top = []
     for geno, prob in result.topk:
         entry = describe(geno)
@@ -73,6 +77,22 @@ def build_report(config: SearchConfig, result: SearchResult, table: Any, data_de
             "epochs": result.history, "final": final, "topk_genotypes": top, "wall_s": round(wall_s, 2),
             "step_time_s": round(sum(r["time_s"] for r in result.history), 2),
             "alphas": result.alphas.tolist()}
+
+
+def summary_lines(result: SearchResult, table: Any = None) -> list[str]:
+    """What the command line prints at the end of a search: the genotype (with its predicted latency), the
+    per-layer decisiveness, the warning beside the genotype when the alphas did not move, both accuracies."""
+    lat = "" if table is None else (f", predicted latency {table.genotype_latency_ms(result.genotype):.3f} ms "
+                                    f"on {table.name}")
+    lines = [f"derived genotype: {result.genotype.tostr()}{lat}"]
+    warning = result.decisiveness.warning()
+    if warning:
+        lines.append(warning)
+    lines += format_decisiveness(result.decisiveness, warn=False)
+    lines.append(f"supernet val acc (eval mode, one pass over the validation split): {result.val_acc_eval_mode:.3f}; "
+                 f"val acc (train mode, mean over the last epoch's alpha steps): "
+                 f"{_fmt(result.val_acc_train_mode, '.3f')}")
+    return lines
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -99,57 +119,49 @@ def render_markdown(report: dict[str, Any]) -> str:
              "## Derived genotype (argmax alpha)", "",
              f"`{f['genotype']}` — depth {f['depth']}, {f['params_m']:.3f} M params, {f['flops_m']:.1f} MFLOPs "
              f"(backbone, {f['input_size'][0]}x{f['input_size'][1]}, width {f['width_mult']}), predicted latency "
-             f"{_fmt(f['predicted_latency_ms'], '.3f')} ms, supernet validation accuracy {f['val_acc']:.3f}", "",
-             "## Top-k genotypes (highest joint probability)", "",
-             "| # | genotype | probability | params (M) | MFLOPs | predicted latency (ms) |",
-             "|---|---|---|---|---|---|"]
+             f"{_fmt(f['predicted_latency_ms'], '.3f')} ms", ""]
+    if f["warning"]:
+        lines += [f"**{f['warning']}**", ""]
+    lines += [f"- supernet val acc, eval mode (one pass over the validation split, no augmentation): "
+              f"{f['val_acc_eval_mode']:.3f}",
+              f"- val acc, train mode (mean over the last epoch's alpha-step batches): "
+              f"{_fmt(f['val_acc_train_mode'], '.3f')}", ""]
+    lines += _decisiveness_table(f["decisiveness"])
+    lines += ["## Top-k genotypes (highest joint probability)", "",
+              "| # | genotype | probability | params (M) | MFLOPs | predicted latency (ms) |",
+              "|---|---|---|---|---|---|"]
     for i, g in enumerate(report["topk_genotypes"], start=1):
         lines.append(f"| {i} | `{g['genotype']}` | {g['probability']:.3e} | {g['params_m']:.3f} | {g['flops_m']:.1f} "
                      f"| {_fmt(g['predicted_latency_ms'], '.3f')} |")
     lines += ["", "## Per epoch", "",
-              "| epoch | lr | train loss | train acc | val loss | val acc | alpha entropy | E[lat] (ms) | genotype |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "Accuracies are identity top-1 in train mode, averaged over the epoch's batches.", "",
+              "| epoch | lr | train loss | train acc | val loss | val acc (train mode) | alpha entropy / ln n | "
+              "margin | E[lat] (ms) | genotype |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["epochs"]:
         lines.append(f"| {r['epoch']} | {r['lr']:.4g} | {r['train_loss']:.4f} | {r['train_acc']:.3f} | "
-                     f"{r['val_loss']:.4f} | {r['val_acc']:.3f} | {r['alpha_entropy']:.4f} | "
-                     f"{_fmt(r['latency_ms'], '.3f')} | `{r['genotype']}` |")
+                     f"{r['val_loss']:.4f} | {r['val_acc_train_mode']:.3f} | {r['alpha_entropy_fraction']:.4f} | "
+                     f"{r['alpha_margin']:.4f} | {_fmt(r['latency_ms'], '.3f')} | `{r['genotype']}` |")
     return "\n".join(lines) + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def _decisiveness_table(d: dict[str, Any]) -> list[str]:
+    lines = ["### Decisiveness (final alphas)", "",
+             "Entropy of softmax(alpha) as a fraction of ln n (1 = alphas never moved, 0 = decided); margin = "
+             "p(chosen) - p(runner-up).", "",
+             "| layer | chosen | p | runner-up | p | margin | entropy / ln n |", "|---|---|---|---|---|---|---|"]
+    for x in d["layers"]:
+        lines.append(f"| {x['layer']} | `{x['candidate']}` | {x['probability']:.4f} | `{x['runner_up']}` | "
+                     f"{x['runner_up_probability']:.4f} | {x['margin']:.4f} | {x['entropy_fraction']:.4f} |")
+    lines += [f"| mean | | | | | {d['mean_margin']:.4f} | {d['mean_entropy_fraction']:.4f} |", ""]
+    return lines
 
 
-def plot_alphas(history: list[dict[str, Any]], space: str, path: Path) -> Path:
-    """One panel per searchable layer: softmax(alpha) of every candidate against the epoch."""
-    import matplotlib
+def plot_alphas(history: list[dict[str, Any]], space: str, path: Path, chosen: list[int] | None = None) -> Path:
+    """softmax(alpha) per layer against the epoch (drawn by :func:`hwnas.viz.alphas.plot_alphas`)."""
+    from hwnas.viz.alphas import plot_alphas as draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
-    from hwnas.space.candidates import candidates
-
-    names = [c.tostr(space) for c in candidates(space)]
-    probs = torch.softmax(torch.tensor([r["alphas"] for r in history]), dim=-1)  # (epochs, layers, n)
-    epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), sharex=True)
-    for layer, ax in enumerate(axes.flat):
-        for i, name in enumerate(names):
-            ax.plot(epochs, probs[:, layer, i].tolist(), label=name, color=plt.cm.tab20(i % 20),
-                    linestyle="--" if name.endswith("-2") else "-", marker="." if len(epochs) < 30 else None)
-        ax.set_title(f"layer {layer + 1}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("softmax(alpha)")
-    axes.flat[0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return draw(history, space, path, chosen=chosen)
 
 
 def write_outputs(output: Path, config: SearchConfig, result: SearchResult, table: Any, data_description: str,
@@ -160,9 +172,11 @@ def write_outputs(output: Path, config: SearchConfig, result: SearchResult, tabl
     paths = {"genotype": result.genotype.save(output / "genotype.json"),
              "report_json": write_json_atomic(output / "search_report.json", report),
              "report_md": output / "search_report.md", "alphas_png": output / "alphas.png"}
-    _write_text_atomic(paths["report_md"], render_markdown(report))
+    write_text_atomic(paths["report_md"], render_markdown(report))
+    if report["final"]["warning"]:
+        logger.warning("%s (genotype %s)", report["final"]["warning"], report["final"]["genotype"])
     if result.history:
-        plot_alphas(result.history, config.space, paths["alphas_png"])
+        plot_alphas(result.history, config.space, paths["alphas_png"], chosen=result.genotype.indices())
     else:
         del paths["alphas_png"]
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))

@@ -1,4 +1,5 @@
-"""Searches at several latency weights and the Pareto front of predicted latency vs validation accuracy."""
+"""Searches at several latency weights and the Pareto front of predicted latency vs the supernet's eval-mode
+validation accuracy."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from hwnas._io import write_json_atomic
+from hwnas._io import save_figure_atomic, write_json_atomic, write_text_atomic
 from hwnas.errors import UsageError
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search._data import SearchData
@@ -42,7 +43,7 @@ def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], 
               device: str = "cpu", resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """One search per weight into ``output/w<weight>``; returns one row per weight, Pareto flags set."""
     if table is None:
-        raise ValueError("a latency sweep needs --latency-table")
+        raise UsageError("a latency sweep without a latency table, --latency-table, expected a table name or path")
     rows = []
     for w in weights:
         sub = output / f"w{w:g}"
@@ -51,9 +52,13 @@ def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], 
         result, _ = run_search(config.replace(latency_weight=w), data, sub, table, device, again, progress)
         rows.append({"latency_weight": w, "genotype": result.genotype.tostr(),
                      "predicted_latency_ms": table.genotype_latency_ms(result.genotype),
-                     "expected_latency_ms": result.expected_latency_ms, "val_acc": result.val_acc,
+                     "expected_latency_ms": result.expected_latency_ms,
+                     "val_acc_eval_mode": result.val_acc_eval_mode,
+                     "val_acc_train_mode": result.val_acc_train_mode,
+                     "alpha_entropy_fraction": result.decisiveness.mean_entropy_fraction,
+                     "alpha_margin": result.decisiveness.mean_margin, "undecided": result.decisiveness.undecided,
                      "output": str(sub)})
-    flags = pareto_front([(r["predicted_latency_ms"], r["val_acc"]) for r in rows])
+    flags = pareto_front([(r["predicted_latency_ms"], r["val_acc_eval_mode"]) for r in rows])
     for row, flag in zip(rows, flags):
         row["pareto"] = flag
     return rows
@@ -61,11 +66,21 @@ def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], 
 
 def render_sweep(rows: Sequence[dict[str, Any]], table_name: str) -> str:
     lines = [f"# Latency-weight sweep ({table_name})", "",
-             "| latency weight | genotype | predicted latency (ms) | val acc | Pareto |", "|---|---|---|---|---|"]
+             "Supernet val acc (eval mode): identity top-1 in eval mode, one pass over the validation split. "
+             "Val acc (train mode): mean over the last epoch's alpha-step batches. Alpha entropy as a fraction of "
+             "ln n (mean over layers); runs above 0.98 did not decide (their genotype is close to arbitrary).", "",
+             "| latency weight | genotype | predicted latency (ms) | supernet val acc (eval mode) | "
+             "val acc (train mode) | alpha entropy / ln n | Pareto |", "|---|---|---|---|---|---|---|"]
     for r in rows:
+        undecided = " (undecided)" if r["undecided"] else ""
         lines.append(f"| {r['latency_weight']:g} | `{r['genotype']}` | {r['predicted_latency_ms']:.3f} | "
-                     f"{r['val_acc']:.3f} | {'yes' if r['pareto'] else ''} |")
+                     f"{r['val_acc_eval_mode']:.3f} | {_fmt(r['val_acc_train_mode'])} | "
+                     f"{r['alpha_entropy_fraction']:.4f}{undecided} | {'yes' if r['pareto'] else ''} |")
     return "\n".join(lines) + "\n"
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
 
 def plot_sweep(rows: Sequence[dict[str, Any]], table_name: str, path: Path) -> Path:
@@ -76,29 +91,24 @@ def plot_sweep(rows: Sequence[dict[str, Any]], table_name: str, path: Path) -> P
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["predicted_latency_ms"])
-    ax.plot([r["predicted_latency_ms"] for r in front], [r["val_acc"] for r in front], "-", color="tab:red",
-            label="Pareto front")
+    ax.plot([r["predicted_latency_ms"] for r in front], [r["val_acc_eval_mode"] for r in front], "-",
+            color="tab:red", label="Pareto front")
     for r in rows:
-        ax.scatter(r["predicted_latency_ms"], r["val_acc"], color="tab:red" if r["pareto"] else "tab:gray")
-        ax.annotate(f"w={r['latency_weight']:g}", (r["predicted_latency_ms"], r["val_acc"]), fontsize=8,
+        ax.scatter(r["predicted_latency_ms"], r["val_acc_eval_mode"], color="tab:red" if r["pareto"] else "tab:gray")
+        ax.annotate(f"w={r['latency_weight']:g}", (r["predicted_latency_ms"], r["val_acc_eval_mode"]), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel(f"predicted latency on {table_name} (ms)")
-    ax.set_ylabel("supernet validation accuracy")
+    ax.set_ylabel("supernet val acc (eval mode)")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
 def write_sweep(rows: Sequence[dict[str, Any]], table_name: str, output: Path) -> dict[str, Path]:
     """pareto.json, pareto.md and pareto.png in ``output``."""
-    md = output / "pareto.md"
-    tmp = md.with_name(".pareto.md.tmp")
-    tmp.write_text(render_sweep(rows, table_name))
-    tmp.replace(md)
+    md = write_text_atomic(output / "pareto.md", render_sweep(rows, table_name))
     return {"json": write_json_atomic(output / "pareto.json", {"latency_table": table_name, "runs": list(rows)}),
             "md": md, "png": plot_sweep(rows, table_name, output / "pareto.png")}
 
