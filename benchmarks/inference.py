@@ -27,14 +27,25 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
 import hwnas
-from benchmarks._device import (EMPTY, apply_threads, backend_runner, describe, lite_conv_min_bytes,
-                                markdown_table, peak_gbps, ratio_cell, time_ms, write_text_atomic)
+from benchmarks._device import (
+    EMPTY,
+    apply_threads,
+    backend_runner,
+    describe,
+    lite_conv_min_bytes,
+    markdown_table,
+    peak_gbps,
+    ratio_cell,
+    time_ms,
+    write_text_atomic,
+)
 from hwnas import ops
 from hwnas.deploy import available_runtimes, runtime_version, session, steady_heap
 from hwnas.envinfo import machine_load
@@ -272,8 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     heap = steady_heap() if args.heap == "steady" else "glibc defaults"
     load_before = machine_load()
-    parts = [f"inference (CDNet-top2, width {args.width_mult}, {args.height}x{args.width}, {args.dtype}"
-             f"{', TF32 allowed' if args.tf32 else ''})",
+    parts = [(f"inference (CDNet-top2, width {args.width_mult}, {args.height}x{args.width}, {args.dtype}"
+              f"{', TF32 allowed' if args.tf32 else ''})"),
              f"command: python -m benchmarks.inference {' '.join(argv)}".rstrip(),
              f"device: {describe(device)}; heap: {heap}"]
     if args.runtimes:
@@ -285,8 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_threads(args.threads[0] if args.threads else None)
         bandwidth = markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype))
         print(bandwidth, flush=True)  # measured first: a later column that hangs cannot lose it
-        parts += ["", f"ops backends, batch {args.batch[0]}; peak bandwidth: "
-                  f"{peak_gbps(device, args.peak_gbps) or 'unknown'} GB/s", "",
+        parts += ["", (f"ops backends, batch {args.batch[0]}; peak bandwidth: "
+                       f"{peak_gbps(device, args.peak_gbps) or 'unknown'} GB/s"), "",
                   markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled", "feature err"],
                                  throughput_rows(args, device, dtype)),
                   "", "LiteConv kernel, stage-1 shape, two branches", "",

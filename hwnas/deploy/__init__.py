@@ -6,8 +6,8 @@ inference sessions on four runtimes (eager PyTorch, hwnas's compiled C++ ops, on
 ``fuse(model, backend="cpp"|"cuda"|"eager")`` returns the folded model. See docs/deployment.md.
 """
 from hwnas.deploy.export import FORMATS, export
-from hwnas.deploy.heap import heap_state, steady_heap
 from hwnas.deploy.fuse import FusedReIDModel, check_backend, fuse, fuse_module
+from hwnas.deploy.heap import heap_state, steady_heap
 from hwnas.deploy.onnx import OnnxParity, Parity, check_onnx_parity, export_onnx
 from hwnas.deploy.runtimes import (
     RUNTIMES,
@@ -21,6 +21,26 @@ from hwnas.deploy.runtimes import (
     session,
 )
 
-__all__ = ["FORMATS", "FusedReIDModel", "OnnxParity", "Parity", "RUNTIMES", "Session", "available_runtimes",
-           "check_backend", "check_onnx_parity", "check_parity", "compile_module", "export", "export_onnx", "fuse",
-           "fuse_module", "heap_state", "load_session", "runtime_status", "runtime_version", "session", "steady_heap"]
+__all__ = [
+    "FORMATS",
+    "RUNTIMES",
+    "FusedReIDModel",
+    "OnnxParity",
+    "Parity",
+    "Session",
+    "available_runtimes",
+    "check_backend",
+    "check_onnx_parity",
+    "check_parity",
+    "compile_module",
+    "export",
+    "export_onnx",
+    "fuse",
+    "fuse_module",
+    "heap_state",
+    "load_session",
+    "runtime_status",
+    "runtime_version",
+    "session",
+    "steady_heap",
+]

@@ -24,7 +24,7 @@ FORMATS: tuple[str, ...] = ("onnx", "openvino")
 _SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
 
 
-def export(model: nn.Module, path: str | os.PathLike, *, format: str = "onnx",  # noqa: A002 (the CLI's word)
+def export(model: nn.Module, path: str | os.PathLike, *, format: str = "onnx",
            input_size: tuple[int, int] = (256, 128), batch: int | None = None, fused: bool | None = None,
            overwrite: bool = False) -> Path:
     """Write ``model``'s inference graph to ``path`` (suffix ``.onnx`` / ``.xml``) and return the path.

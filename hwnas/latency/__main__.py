@@ -162,7 +162,6 @@ def _validate(args: argparse.Namespace, argv: list[str]) -> int:
     from hwnas._io import write_json_atomic, write_text_atomic
     from hwnas.latency.summary import validation_markdown
     from hwnas.latency.validate import validate
-
     from hwnas.space.presets import resolve_genotype
 
     if args.device == "cuda":

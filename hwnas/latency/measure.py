@@ -42,7 +42,7 @@ from hwnas.latency.schema import (
     expected_fixed_shapes,
     expected_layer_keys,
 )
-from hwnas.latency.timing import (  # noqa: F401 (re-exported: reports and tests import them from here)
+from hwnas.latency.timing import (  # re-exported: reports and tests import them from here
     TIMERS,
     apply_threads,
     resolve_timer,

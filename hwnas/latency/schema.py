@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwnas.errors import LatencyTableError  # noqa: F401 (re-exported)
+from hwnas.errors import LatencyTableError
 from hwnas.latency.composition import IDENTITY, METHODS, CalibrationPoint, Composition
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, SPACES, Candidate, candidates
 from hwnas.space.genotype import Genotype
