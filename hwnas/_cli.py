@@ -36,7 +36,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS)
+        if ("default" in text.lower() or default is None or default is False or default == argparse.SUPPRESS
                 or not action.option_strings or isinstance(action, argparse._HelpAction)):
             return text
         if isinstance(default, (tuple, list)) and len(default) == 2 and action.dest == "input_size":
@@ -103,7 +103,7 @@ def _default_metavar(kwargs: dict[str, Any]) -> None:
         return
     kind = kwargs.get("type")
     name = getattr(kind, "__name__", "")
-    if kind is int or name.startswith("int_at_least"):
+    if kind is int or name.startswith("int_at_least") or name == "seed":
         kwargs["metavar"] = "N"
     elif kind is float or name in ("finite_float", "nonnegative_float", "positive_float", "fraction"):
         kwargs["metavar"] = "X"
@@ -214,6 +214,20 @@ positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
 
 
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding and most generators take 32-bit seeds; torch takes 64-bit
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, an integer in 0..2**32-1 (what numpy, torch and Python's random all accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise _bad(text, f"an integer between 0 and {SEED_MAX}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise _bad(text, f"an integer between 0 and {SEED_MAX}")
+    return value
+
+
 def finite_float(text: str) -> float:
     """argparse type: a finite number (no nan/inf)."""
     try:
@@ -289,7 +303,7 @@ def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:
 
 
 def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
-    p.add_argument("--seed", type=int, default=default, help="random seed")
+    p.add_argument("--seed", type=seed, default=default, metavar="N", help="random seed")
 
 
 def add_progress(p: argparse.ArgumentParser) -> None:
@@ -392,4 +406,4 @@ def check_output_dir(path: Path, option: str = "--output") -> Path:
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "command", "fail", "finite_float",
            "format_parser_error", "format_size", "fraction", "given_options", "input_size", "int_at_least", "nonnegative_float",
-           "nonnegative_int", "options_named", "positive_float", "positive_int", "resolve_device"]
+           "nonnegative_int", "options_named", "positive_float", "positive_int", "resolve_device", "seed"]

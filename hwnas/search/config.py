@@ -78,6 +78,18 @@ class SearchConfig:
             raise bad("latency_target_ms", "a finite number of milliseconds > 0, or None")
         if self.checkpoint_every < 0:
             raise bad("checkpoint_every", "a number of steps >= 0")
+        for name in ("lr_min", "weight_decay", "alpha_weight_decay", "triplet_margin"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise bad(name, "a finite number >= 0")
+        if not (math.isfinite(self.alpha_init) and math.isfinite(self.alpha_gamma) and self.alpha_gamma > 0):
+            raise bad("alpha_gamma" if math.isfinite(self.alpha_init) else "alpha_init", "a finite number (> 0 for "
+                      "alpha_gamma)")
+        if not 0 <= self.momentum < 1:
+            raise bad("momentum", "a number in [0, 1) (SGD diverges at 1 and above)")
+        if len(self.alpha_betas) != 2 or not all(0 <= b < 1 for b in self.alpha_betas):
+            raise bad("alpha_betas", "two numbers in [0, 1) (Adam's betas)")
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise bad("seed", "an integer between 0 and 4294967295")
 
     @property
     def batch_size(self) -> int:

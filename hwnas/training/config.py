@@ -60,6 +60,12 @@ class TrainConfig:
         for name in ("momentum", "weight_decay", "gamma", "margin"):
             if getattr(self, name) < 0:
                 raise bad(name, "a number >= 0")
+        if not self.momentum < 1:
+            raise bad("momentum", "a number in [0, 1) (SGD diverges at 1 and above)")
+        if not self.gamma > 0:
+            raise bad("gamma", "a number > 0 (0 would stop training at the first milestone)")
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise bad("seed", "an integer between 0 and 4294967295")
         if not 0 <= self.label_smoothing < 1:
             raise bad("label_smoothing", "a number in [0, 1)")
         if self.batch_size % self.num_instances or self.batch_size < 2 * self.num_instances:
