@@ -37,6 +37,10 @@ class SearchConfig:
     alpha_gamma: float = 0.1
     triplet_margin: float = 0.3
     alpha_init: float = 1e-3
+    # Epochs at the start that train only the weights (DARTS-style warm-up; 0 in the paper). Each warm-up step
+    # runs k candidates per layer drawn uniformly at random, so every candidate is trained before alpha judges it
+    # (with all alphas equal, top-k would train only the tie-break's first k).
+    warmup_epochs: int = 0
     latency_weight: float = 0.0  # 0 = the paper's search
     latency_target_ms: float | None = None
     seed: int = 0
@@ -51,6 +55,8 @@ class SearchConfig:
         n = len(candidates(self.space))
         if not 1 <= self.topk <= min(4, n):
             raise bad("topk", "an integer in 1..4")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise bad("warmup_epochs", f"an integer in 0..epochs-1 = 0..{self.epochs - 1} (alpha needs >= 1 epoch)")
         for name in ("epochs", "ids_per_batch", "images_per_id", "val_per_id"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "a positive integer")
@@ -117,9 +123,10 @@ def short_config(**changes: Any) -> SearchConfig:
 
 
 def with_epochs(config: SearchConfig, epochs: int) -> SearchConfig:
-    """Change the number of epochs, keeping alpha's lr milestones at the same fractions of the schedule."""
+    """Change the number of epochs, keeping alpha's lr milestones and the warm-up at the same fractions."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     fractions = [m / config.epochs for m in config.alpha_milestones]
     milestones = tuple(sorted({max(1, round(f * epochs)) for f in fractions}))
-    return config.replace(epochs=epochs, alpha_milestones=milestones)
+    warmup = min(round(config.warmup_epochs * epochs / config.epochs), epochs - 1)
+    return config.replace(epochs=epochs, alpha_milestones=milestones, warmup_epochs=warmup)
