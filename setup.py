@@ -94,6 +94,7 @@ setup(
     include_package_data=True,
     ext_modules=[Extension("hwnas._C", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
+    entry_points={"console_scripts": ["hwnas=hwnas.cli:main"]},
     install_requires=["torch>=2.1", "numpy", "fvcore", "thop", "tqdm", "pillow", "matplotlib", "scipy"],
     extras_require={
         "triton": ["triton>=3.0"],

@@ -23,3 +23,9 @@ def triton_cpu():
     with _triton.cpu_interpreter():
         yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _user_data_in_tmp(tmp_path_factory, monkeypatch):
+    """User data (latency tables written without --output) goes to a temporary HWNAS_HOME, never the real home."""
+    monkeypatch.setenv("HWNAS_HOME", str(tmp_path_factory.mktemp("hwnas-home")))

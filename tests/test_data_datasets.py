@@ -13,6 +13,7 @@ from hwnas.data.loaders import ImageDataset, ImageReadError, read_image
 from hwnas.data.synthetic import generate_synthetic_market
 from hwnas.data.synthetic import main as synthetic_main
 from hwnas.data.transforms import build_transforms
+from hwnas.errors import OutputError
 
 KW = {"num_ids": 4, "images_per_id": 5, "num_cameras": 3, "image_size": (32, 16), "seed": 3}
 
@@ -42,13 +43,13 @@ def test_synthetic_is_deterministic_and_refuses_overwrite(synthetic, tmp_path):
     assert names(again) == names(synthetic)
     a = (again / "query" / names(again)[0]).read_bytes()
     assert a == (synthetic / "query" / names(again)[0]).read_bytes()
-    with pytest.raises(FileExistsError, match="already has files"):
+    with pytest.raises(OutputError, match="already has files"):
         generate_synthetic_market(tmp_path / "again", **KW)
 
 
 def test_synthetic_cli(tmp_path, capsys):
-    assert synthetic_main(["--out", str(tmp_path / "cli"), "--num-ids", "2", "--images-per-id", "3",
-                           "--num-cameras", "2", "--height", "16", "--width", "8"]) == 0
+    assert synthetic_main(["--output", str(tmp_path / "cli"), "--num-ids", "2", "--images-per-id", "3",
+                           "--num-cameras", "2", "--input-size", "16x8"]) == 0
     marker = json.loads((tmp_path / "cli" / SYNTHETIC_MARKER).read_text())
     assert marker["counts"]["train"] == {"images": 6, "ids": 2}
     assert Market1501(tmp_path / "cli").num_train_pids == 2

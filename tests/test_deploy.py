@@ -17,18 +17,35 @@ SIZE = (32, 16)  # tiny images: the backbone divides by 16 -> 2x1 final maps
 
 
 def trained_like(name: str, seed: int = 0, **kw) -> torch.nn.Module:
-    """A small model with non-trivial BN statistics (as after training), in eval mode."""
+    """A small model with non-trivial BN parameters and statistics (as after training), in eval mode.
+
+    BN affine parameters are random; running statistics are measured on random images and then perturbed, so
+    activations keep a trained network's scale (random statistics that ignore the initialised weights' scale
+    make them grow to ~1e3 through the 20-odd layers).
+    """
     torch.manual_seed(seed)
     model = hwnas.create_model(name, width_mult=0.25, num_classes=7, **kw)
     gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-            c = m.num_features
-            m.running_mean.copy_(torch.rand(c, generator=gen) - 0.5)
-            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.rand(c, generator=gen) - 0.5)
+    bns = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d))]
+    for m in bns:
+        m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+        m.bias.data.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    with torch.no_grad():
+        model.train()
+        for _ in range(4):
+            model(torch.randn(8, 3, *SIZE, generator=gen))
+    for m in bns:
+        m.momentum = 0.1
+        m.running_mean.add_(0.1 * (torch.rand(m.num_features, generator=gen) - 0.5))
+        m.running_var.mul_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
     return model.eval()
+
+
+def atol_for(want: torch.Tensor) -> float:
+    """Float32 rounding grows with the features' magnitude: 5e-5 of the largest |feature| (at least 5e-5)."""
+    return 5e-5 * max(1.0, float(want.abs().max()))
 
 
 MODELS = [("cdnet", {}), ("cnet", {}), ("cdnet", {"genotype": "cdnet-top4", "neck": "bnneck"}),
@@ -47,7 +64,8 @@ def test_fused_matches_eval_model(name: str, kw: dict) -> None:
             fused = fuse(model, backend)
             got = fused(x)
             assert got.shape == (batch, model.num_features)
-            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4, msg=lambda m, b=backend: f"{b}: {m}")
+            torch.testing.assert_close(got, want, atol=atol_for(want), rtol=1e-4,
+                                       msg=lambda m, b=backend: f"{b}: {m}")
     assert not any(p.requires_grad for p in fused.parameters()), "a fused model is inference-only"
 
 
@@ -85,17 +103,23 @@ def test_fused_cuda_matches_eval_model() -> None:
     model = trained_like("cdnet").cuda()
     x = torch.randn(4, 3, 64, 32, device="cuda")
     with torch.no_grad():
-        torch.testing.assert_close(fuse(model, "cuda")(x), model(x), atol=1e-3, rtol=1e-3)
+        want = model(x)
+        torch.testing.assert_close(fuse(model, "cuda")(x), want, atol=20 * atol_for(want), rtol=1e-3)
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
-def test_onnx_export_parity(fused: bool, tmp_path: Path) -> None:
+# (32, 16): stage-2 maps 2x1. Odd stage-2 heights, where FBLNeck's chunked halves differ in size: (208, 96) gives
+# 13x6 maps (halves of 7 + 6 rows), (49, 16) an odd image height and 3x1 maps (2 + 1 rows).
+@pytest.mark.parametrize("fused,size", [(False, SIZE), (True, SIZE), (False, (208, 96)), (True, (49, 16))],
+                         ids=["unfused", "fused", "unfused-208x96", "fused-49x16"])
+def test_onnx_export_parity(fused: bool, size: tuple[int, int], tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     model = trained_like("cdnet")
-    path = export_onnx(model, tmp_path / "cdnet.onnx", fused=fused, image_size=SIZE)
+    path = export_onnx(model, tmp_path / "cdnet.onnx", fused=fused, image_size=size)
     assert path.exists() and not list(tmp_path.glob("*.tmp"))
-    images = torch.randn(2, 3, *SIZE, generator=torch.Generator().manual_seed(2))  # batch 2: dynamic axis
-    parity = check_onnx_parity(model, path, images)
+    images = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(2))  # batch 2: dynamic axis
+    with torch.no_grad():
+        atol = atol_for(model(images))
+    parity = check_onnx_parity(model, path, images, atol=atol)
     assert parity.ok, parity
-    assert parity.max_abs < 1e-4
+    assert parity.max_abs < atol

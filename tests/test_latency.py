@@ -91,9 +91,9 @@ def test_missing_entry_for_listed_space(table_dict: dict) -> None:
 def test_file_errors_name_the_file(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(LatencyTableError, match=r"bad.json'.*not valid JSON"):
+    with pytest.raises(LatencyTableError, match=r"not valid JSON.*bad.json"):
         read_table(bad)
-    with pytest.raises(LatencyTableError, match="neither a shipped table"):
+    with pytest.raises(LatencyTableError, match=r"no latency table .*missing.json"):
         load_table(tmp_path / "missing.json")
 
 

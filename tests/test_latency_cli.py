@@ -29,15 +29,16 @@ def test_unknown_table_is_a_clear_error(capsys) -> None:
 
 def test_build_then_validate_tiny(tmp_path, capsys) -> None:
     out = tmp_path / "tiny.json"
-    assert main(["build", "--device", "cpu", "--batch", "1", "--resolution", "32", "16", "--space", "cnet",
-                 "--warmup", "1", "--repeats", "3", "--name", "tiny", "--out", str(out), "--json",
+    assert main(["build", "--device", "cpu", "--batch-size", "1", "--input-size", "32x16", "--space", "cnet",
+                 "--warmup", "1", "--repeats", "3", "--name", "tiny", "--output", str(tmp_path), "--json",
                  "--no-progress"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["spaces"] == ["cnet"] and info["provenance"]["kind"] == "measured" and info["threads"] == 1
     assert info["entries"] == 36 and info["provenance"]["details"]["repeats"] == 3
-    result_path = tmp_path / "val.json"
+    result_path = tmp_path / "val" / "validation.json"
     assert main(["validate", "--table", str(out), "--archs", "3", "--space", "cnet", "--device", "cpu",
-                 "--warmup", "1", "--repeats", "3", "--json", "--out", str(result_path), "--no-progress"]) == 0
+                 "--warmup", "1", "--repeats", "3", "--json", "--output", str(result_path.parent),
+                 "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"mape", "spearman"} <= set(result) and len(result["archs"]) == 3
     assert result["mape"] >= 0 and -1 <= result["spearman"] <= 1

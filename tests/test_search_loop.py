@@ -75,7 +75,7 @@ def test_large_latency_weight_gives_a_faster_architecture(tmp_path: Path) -> Non
 def test_cli_writes_every_output(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     argv = ["--latency-table", "rtx2080", "--latency-weight", "0.01", "--epochs", "1", "--batch-size", "16",
-            "--width-mult", "0.125", "--image-size", "32x32", "--output", str(out), "--no-progress"]
+            "--width-mult", "0.125", "--input-size", "32x32", "--output", str(out), "--no-progress"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "SYNTHETIC" in printed and "SHORT" in printed and "derived genotype: cdnet:" in printed

@@ -116,13 +116,13 @@ def test_cli_train_evaluate_tsne(tmp_path, capsys):
                  "--synthetic-images-per-id", "4", "--synthetic-cameras", "2"]
     out = tmp_path / "run"
     assert train.main(["--model", "cdnet", "-o", "width_mult=0.25", *data_args, "--epochs", "1", "--batch-size", "8",
-                       "--height", "32", "--width", "16", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+                       "--input-size", "32x16", "--output", str(out), "--no-progress", "--device", "cpu"]) == 0
     assert "rank-1" in capsys.readouterr().out and (out / "results.json").is_file()
     assert evaluate.main(["--checkpoint", str(out / "last.pt"), *data_args, "--flip", "--device", "cpu"]) == 0
-    result = json.loads((out / "eval.json").read_text())
+    result = json.loads((out / "eval-flip.json").read_text())
     assert 0.0 <= result["rank1"] <= 1.0 and result["height"] == 32 and result["flip"] is True
     assert report_main(["tsne", "--checkpoint", str(out / "last.pt"), *data_args, "--num-ids", "2",
-                        "--perplexity", "3", "--out", str(tmp_path / "t.png")]) == 0
-    assert (tmp_path / "t.png").stat().st_size > 1000
-    with pytest.raises(CheckpointError, match="does not exist"):
-        evaluate.main(["--checkpoint", str(tmp_path / "nope.pt"), *data_args])
+                        "--perplexity", "3", "--output", str(tmp_path / "t")]) == 0
+    assert (tmp_path / "t" / "tsne-test-branch0.png").stat().st_size > 1000
+    assert evaluate.main(["--checkpoint", str(tmp_path / "nope.pt"), *data_args]) == 2
+    assert "does not exist" in capsys.readouterr().err

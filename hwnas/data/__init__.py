@@ -2,7 +2,7 @@
 from hwnas.data.datasets import DATASETS, MSMT17, DatasetError, DukeMTMCreID, Market1501, ReIDDataset, build_dataset
 from hwnas.data.loaders import ImageDataset, ImageReadError, build_test_loader, build_train_loader, read_image
 from hwnas.data.sampler import RandomIdentitySampler
-from hwnas.data.split import split_validation
+from hwnas.data.split import split_validation, split_validation_official
 from hwnas.data.transforms import build_transforms
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "generate_synthetic_market",
     "read_image",
     "split_validation",
+    "split_validation_official",
 ]
 
 

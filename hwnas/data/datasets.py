@@ -8,7 +8,6 @@ a ``SYNTHETIC.json`` marker with its own expected counts, which are checked inst
 """
 from __future__ import annotations
 
-from hwnas.errors import DatasetError  # noqa: F401 (re-exported)
 import json
 import logging
 import os
@@ -16,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+from hwnas.errors import DatasetError  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class ReIDDataset:
 
     def _resolve_root(self, root: Path) -> Path:
         if not root.is_dir():
-            raise DatasetError(f"{self.name}: dataset folder '{root}' does not exist")
+            raise DatasetError(f"{self.name}: dataset folder '{root}' does not exist, {root}, expected a folder in "
+                               f"the {self.name} layout")
         if self.dataset_dir and (root / self.dataset_dir).is_dir():
             return root / self.dataset_dir
         return root

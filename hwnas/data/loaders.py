@@ -1,7 +1,6 @@
 """Image datasets and DataLoader builders for training (P x K batches) and testing (fixed order)."""
 from __future__ import annotations
 
-from hwnas.errors import ImageReadError  # noqa: F401 (re-exported)
 import logging
 from collections.abc import Callable, Sequence
 
@@ -12,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from hwnas.data.datasets import DatasetError
 from hwnas.data.sampler import RandomIdentitySampler
 from hwnas.data.transforms import build_transforms
+from hwnas.errors import ImageReadError  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 

@@ -46,15 +46,18 @@ class RandomIdentitySampler(Sampler[int]):
         return self._length
 
     def _chunks(self, g: torch.Generator) -> list[list[list[int]]]:
+        """Per identity (sorted pids): its images in random order (fewer than K: K drawn with replacement),
+        cut into chunks of K. Python lists throughout: element-wise tensor indexing costs more than the draws."""
         k = self.num_instances
         out = []
         for pid in sorted(self.index_by_pid):
-            idx = torch.tensor(self.index_by_pid[pid])
+            idx = self.index_by_pid[pid]
             if len(idx) < k:
-                idx = idx[torch.randint(len(idx), (k,), generator=g)]
+                order = torch.randint(len(idx), (k,), generator=g).tolist()
             else:
-                idx = idx[torch.randperm(len(idx), generator=g)]
-            out.append([idx[j:j + k].tolist() for j in range(0, len(idx) - k + 1, k)])
+                order = torch.randperm(len(idx), generator=g).tolist()
+            idx = [idx[j] for j in order]
+            out.append([idx[j:j + k] for j in range(0, len(idx) - k + 1, k)])
         return out
 
     def __iter__(self) -> Iterator[int]:
@@ -62,9 +65,13 @@ class RandomIdentitySampler(Sampler[int]):
         if g is None:
             g = torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
         chunks = self._chunks(g)
-        remaining = torch.tensor([len(c) for c in chunks], dtype=torch.float64)
-        while int((remaining > 0).sum()) >= self.num_pids_per_batch:
-            chosen = torch.multinomial(remaining, self.num_pids_per_batch, replacement=False, generator=g)
+        remaining = [len(c) for c in chunks]  # chunks left per identity, as a list and as multinomial weights
+        weights = torch.tensor(remaining, dtype=torch.float64)
+        active = sum(r > 0 for r in remaining)
+        while active >= self.num_pids_per_batch:
+            chosen = torch.multinomial(weights, self.num_pids_per_batch, replacement=False, generator=g)
+            weights.index_add_(0, chosen, torch.full((len(chosen),), -1.0, dtype=torch.float64))
             for p in chosen.tolist():
                 remaining[p] -= 1
-                yield from chunks[p][int(remaining[p])]
+                active -= remaining[p] == 0
+                yield from chunks[p][remaining[p]]

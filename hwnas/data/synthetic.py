@@ -228,14 +228,19 @@ def generate_synthetic_market(out_dir: str | os.PathLike, *, num_ids: int = 64, 
     (19,732 files with the junk), for benchmarks. The same arguments always write the same files.
     """
     if num_ids < 1 or images_per_id < 3 or num_cameras < 2 or num_cameras > 6:
-        raise ValueError(f"need num_ids >= 1, images_per_id >= 3 and 2 <= num_cameras <= 6; got {num_ids}, "
-                         f"{images_per_id}, {num_cameras}")
+        from hwnas.errors import UsageError
+
+        raise UsageError(f"bad synthetic dataset size ({num_ids} ids, {images_per_id} images/id, {num_cameras} "
+                         "cameras), generate_synthetic_market, expected num_ids >= 1, images_per_id >= 3 and 2 <= "
+                         "num_cameras <= 6")
     out = Path(out_dir)
     dirs = {s: out / d for s, d in (("train", "bounding_box_train"), ("query", "query"),
                                      ("gallery", "bounding_box_test"))}
     for d in dirs.values():
         if d.is_dir() and any(d.iterdir()):
-            raise FileExistsError(f"'{d}' already has files; choose an empty --out folder")
+            from hwnas.errors import OutputError
+
+            raise OutputError(f"folder already has files, {d}, expected an empty output folder")
         d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     writer = _Writer(rng, [random_camera(rng) for _ in range(num_cameras)], tuple(image_size))
@@ -270,23 +275,59 @@ def generate_synthetic_market(out_dir: str | os.PathLike, *, num_ids: int = 64, 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hwnas.data.synthetic", description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="output folder (created; must be empty)")
-    p.add_argument("--num-ids", type=int, default=64, help="training identities (and as many test identities)")
-    p.add_argument("--images-per-id", type=int, default=12)
-    p.add_argument("--num-cameras", type=int, default=6)
-    p.add_argument("--height", type=int, default=128)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from hwnas import _cli
+
+    _cli.add_output(p, "output folder (created; must be new or empty)")
+    p.add_argument("--num-ids", type=_cli.positive_int, default=64,
+                   help="training identities (and as many test identities)")
+    p.add_argument("--images-per-id", type=_cli.int_at_least(3), default=12, help="images per identity")
+    p.add_argument("--num-cameras", type=int, choices=range(2, 7), default=6, metavar="2..6", help="cameras")
+    _cli.add_input_size(p, (128, 64), "image size HxW in pixels (Market-1501's boxes are 128x64)")
+    _cli.add_seed(p)
     p.add_argument("--market-test-sizes", action="store_true",
                    help="test set with Market-1501's sizes (3,368 query + 15,913 gallery) for benchmarks")
-    a = p.parse_args(argv)
-    out = generate_synthetic_market(a.out, num_ids=a.num_ids, images_per_id=a.images_per_id,
-                                    num_cameras=a.num_cameras, image_size=(a.height, a.width), seed=a.seed,
-                                    market_test_sizes=a.market_test_sizes)
+
+
+def run(a: argparse.Namespace) -> int:
+    """Generate into a temporary sibling folder, then rename: an interrupted run never leaves half a dataset."""
+    import shutil
+
+    from hwnas import _cli
+    from hwnas.errors import OutputError, UsageError
+
+    if a.output is None:
+        raise UsageError("no output folder, --output, expected --output DIR")
+    out = _cli.check_output_dir(a.output)
+    if out.is_dir() and any(out.iterdir()):
+        raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder")
+    if a.input_size[0] < 16 or a.input_size[1] < 8:
+        raise UsageError(f"image size {a.input_size[0]}x{a.input_size[1]}, --input-size, expected at least 16x8")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        generate_synthetic_market(tmp, num_ids=a.num_ids, images_per_id=a.images_per_id,
+                                  num_cameras=a.num_cameras, image_size=tuple(a.input_size), seed=a.seed,
+                                  market_test_sizes=a.market_test_sizes)
+        if out.is_dir():
+            out.rmdir()
+        tmp.replace(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {out}")
     return 0
+
+
+def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.data.synthetic") -> int:
+    from hwnas import _cli
+
+    @_cli.command
+    def _main(args: list[str] | None = None, *, prog: str = prog) -> int:
+        p = _cli.ArgumentParser(prog=prog, description=__doc__)
+        add_arguments(p)
+        return run(p.parse_args(args))
+
+    return _main(argv, prog=prog)
 
 
 if __name__ == "__main__":

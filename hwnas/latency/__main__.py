@@ -6,78 +6,95 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from hwnas.latency.expected import load_table
-from hwnas.latency.io import TABLES_DIR, read_table, save_table
-from hwnas.latency.schema import DTYPES, NECKS, LatencyTableError, Setting
+from hwnas import _cli
+from hwnas.errors import UsageError
+from hwnas.latency.expected import LatencyTable, load_table
+from hwnas.latency.io import check_table_name, read_table, save_table, user_tables_dir
+from hwnas.latency.schema import DTYPES, NECKS, Setting, from_dict, to_dict
+from hwnas.models import check_input_size
 
 
 def _setting_args(p: argparse.ArgumentParser, batch: int) -> None:
-    p.add_argument("--batch", type=int, default=batch, help=f"batch size (default {batch})")
-    p.add_argument("--dtype", choices=DTYPES, default="fp32")
-    p.add_argument("--resolution", type=int, nargs=2, default=(256, 128), metavar=("H", "W"))
-    p.add_argument("--width", type=float, default=1.0, help="width multiplier beta")
-    p.add_argument("--neck", choices=NECKS, default="fblneck")
-    p.add_argument("--name", required=True, help="table name (the shipped-table name it is loaded by)")
-    p.add_argument("--out", type=Path, help=f"output JSON (default {TABLES_DIR}/NAME.json)")
+    p.add_argument("--batch-size", type=_cli.positive_int, default=batch, help="batch size the table is for")
+    p.add_argument("--dtype", choices=DTYPES, default="fp32", help="data type the table is for")
+    _cli.add_input_size(p, (256, 128), "input size HxW in pixels the table is for")
+    p.add_argument("--width-mult", type=_cli.positive_float, default=1.0, help="width multiplier beta")
+    p.add_argument("--neck", choices=NECKS, default="fblneck", help="neck timed in the fixed part")
+    p.add_argument("--name", required=True, help="table name (what --latency-table NAME loads)")
+    _cli.add_output(p, "folder for NAME.json (default: the user tables folder, "
+                       f"{user_tables_dir()}; --latency-table NAME looks there first)")
     p.add_argument("--json", action="store_true", help="print the table summary as JSON")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hwnas.latency", description=__doc__)
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = _cli.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="measure a table on this machine")
     _setting_args(b, batch=8)
-    b.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    b.add_argument("--space", choices=("cnet", "cdnet", "both"), default="both")
-    b.add_argument("--warmup", type=int, default=10)
-    b.add_argument("--repeats", type=int, default=50, help="interleaved timing rounds per entry")
-    b.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads); ignored on cuda")
+    b.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device to time on")
+    b.add_argument("--space", choices=("cnet", "cdnet", "both"), default="both", help="search space(s) to time")
+    b.add_argument("--warmup", type=_cli.nonnegative_int, default=10, help="untimed calls per entry")
+    b.add_argument("--repeats", type=_cli.int_at_least(3), default=50, help="interleaved timing rounds per entry")
+    _cli.add_threads(b, default=1, help="CPU threads (torch.set_num_threads); ignored on cuda")
     b.add_argument("--backend", default="eager", help="hwnas.ops backend to time (eager, triton, ...)")
-    b.add_argument("--seed", type=int, default=0)
+    _cli.add_seed(b)
     b.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"), default="auto",
                    help="auto: CUDA events on GPU, thread CPU time with 1 CPU thread, else wall time")
-    b.add_argument("--no-progress", action="store_true")
+    _cli.add_progress(b)
     p = sub.add_parser("predict", help="predict a table from a spec sheet with the roofline model")
     _setting_args(p, batch=128)
     p.add_argument("--spec", required=True, help="spec-sheet key (rtx2080, t4, v100, a100, h100, jetson-orin) or path")
-    p.add_argument("--calibrate-on", help="measured table (name or path) to fit the efficiencies on")
-    p.add_argument("--threads", type=int, help="CPU spec sheets only: thread count the table is meant for")
+    p.add_argument("--calibrate-on", metavar="NAME|PATH", help="measured table to fit the efficiencies on")
+    _cli.add_threads(p, help="CPU spec sheets only: thread count the table is meant for")
     c = sub.add_parser("calibrate", help="fit the roofline efficiencies to a measured table and report the fit")
-    c.add_argument("--table", required=True)
-    c.add_argument("--spec", required=True)
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--table", required=True, metavar="NAME|PATH", help="measured table")
+    c.add_argument("--spec", required=True, help="spec-sheet key or path")
+    c.add_argument("--json", action="store_true", help="print the fit as JSON")
     s = sub.add_parser("show", help="print a table summary")
-    s.add_argument("table", help="shipped name or path")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("table", metavar="NAME|PATH", help="table name or path")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
     v = sub.add_parser("validate", help="time random genotypes end to end against the table's sums")
-    v.add_argument("--table", required=True)
-    v.add_argument("--archs", type=int, default=20)
-    v.add_argument("--space", choices=("cnet", "cdnet"), default="cdnet")
-    v.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available, else cpu")
-    v.add_argument("--warmup", type=int, default=5)
-    v.add_argument("--repeats", type=int, default=30)
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--backend", default="eager")
+    v.add_argument("--table", required=True, metavar="NAME|PATH", help="table name or path")
+    v.add_argument("--archs", type=_cli.int_at_least(2), default=20, help="random genotypes to time")
+    v.add_argument("--space", choices=("cnet", "cdnet"), default="cdnet", help="search space of the genotypes")
+    v.add_argument("--device", choices=("cpu", "cuda"), help="device to time on (default: cuda if available, else cpu)")
+    v.add_argument("--warmup", type=_cli.nonnegative_int, default=5, help="untimed calls per genotype")
+    v.add_argument("--repeats", type=_cli.int_at_least(3), default=30, help="timing rounds")
+    _cli.add_seed(v)
+    v.add_argument("--backend", default="eager", help="hwnas.ops backend to time")
     v.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"),
                    help="default: the timer the (measured) table was built with")
-    v.add_argument("--out", type=Path, help="write the result JSON here (and a .md beside it)")
-    v.add_argument("--json", action="store_true")
-    v.add_argument("--no-progress", action="store_true")
+    _cli.add_output(v, "folder for validation.json and validation.md (default: print only)")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    _cli.add_progress(v)
     return parser
 
 
 def _setting(args: argparse.Namespace) -> Setting:
-    return Setting(args.batch, args.dtype, (args.resolution[0], args.resolution[1]), args.width, args.neck)
+    check_table_name(args.name)
+    h, w = args.input_size
+    if h % 16 or w % 16:
+        raise UsageError(f"input size {h}x{w}, --input-size, expected multiples of 16 (the network's feature maps "
+                         "must divide evenly: 256x128, 128x64, 64x32, ...)")
+    check_input_size("cdnet", args.input_size, width_mult=args.width_mult)
+    return Setting(args.batch_size, args.dtype, tuple(args.input_size), args.width_mult, args.neck)
+
+
+def _table_path(args: argparse.Namespace) -> Path:
+    folder = _cli.check_output_dir(args.output) if args.output is not None else user_tables_dir()
+    return folder / f"{args.name}.json"
 
 
 def _save_and_show(table, args: argparse.Namespace) -> int:
-    from hwnas.latency.expected import LatencyTable
     from hwnas.latency.summary import format_table_summary, table_summary
 
-    path = save_table(table, args.out or TABLES_DIR / f"{args.name}.json")
+    path = _table_path(args)
+    from_dict(to_dict(table), f"latency table {args.name!r} before writing {path}")  # never save what loading refuses
+    path = save_table(table, path)
     info = table_summary(LatencyTable(table))
     print(json.dumps(dict(info, path=str(path)), indent=2) if args.json else f"{format_table_summary(info)}\nwrote {path}")
     return 0
@@ -86,18 +103,24 @@ def _save_and_show(table, args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from hwnas.latency.measure import MeasureConfig, build
 
+    setting = _setting(args)
+    _table_path(args)
+    if args.device == "cuda":
+        _cli.resolve_device("cuda")
+
     config = MeasureConfig(args.device, args.warmup, args.repeats, args.threads, args.backend, args.seed,
                            not args.no_progress, args.timer)
     spaces = ("cnet", "cdnet") if args.space == "both" else (args.space,)
-    return _save_and_show(build(_setting(args), config, args.name, spaces), args)
+    return _save_and_show(build(setting, config, args.name, spaces), args)
 
 
 def _predict(args: argparse.Namespace) -> int:
     from hwnas.latency.predict import PRIOR, calibrate, load_spec, predict_table
 
+    setting = replace(_setting(args), threads=args.threads)
+    _table_path(args)
     spec = load_spec(args.spec)
     cal = calibrate(read_table(args.calibrate_on), spec).calibration if args.calibrate_on else PRIOR
-    setting = replace(_setting(args), threads=args.threads)
     return _save_and_show(predict_table(spec, setting, args.name, cal), args)
 
 
@@ -122,16 +145,20 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace, argv: list[str]) -> int:
+    from hwnas._io import write_json_atomic, write_text_atomic
     from hwnas.latency.summary import validation_markdown
     from hwnas.latency.validate import validate
-    from hwnas._io import write_json_atomic
 
+    if args.device == "cuda":
+        _cli.resolve_device("cuda")
+    if args.output is not None:
+        _cli.check_output_dir(args.output)
     result = validate(load_table(args.table), args.archs, args.space, args.device, args.warmup, args.repeats,
                       args.seed, args.backend, not args.no_progress, args.timer)
     command = "python -m hwnas.latency " + shlex.join(argv)
-    if args.out:
-        write_json_atomic(args.out, dict(result.to_dict(), command=command))
-        args.out.with_suffix(".md").write_text(validation_markdown(result, command))
+    if args.output is not None:
+        write_json_atomic(args.output / "validation.json", dict(result.to_dict(), command=command))
+        write_text_atomic(args.output / "validation.md", validation_markdown(result, command))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -140,17 +167,14 @@ def _validate(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m hwnas.latency") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    args = _parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.command == "validate":
-            return _validate(args, argv)
-        return {"build": _build, "predict": _predict, "calibrate": _calibrate, "show": _show}[args.command](args)
-    except LatencyTableError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.command == "validate":
+        return _validate(args, argv)
+    return {"build": _build, "predict": _predict, "calibrate": _calibrate, "show": _show}[args.command](args)
 
 
 if __name__ == "__main__":

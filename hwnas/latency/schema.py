@@ -27,11 +27,11 @@ tables, the model name, the spec sheet and the calibration parameters with their
 """
 from __future__ import annotations
 
-from hwnas.errors import LatencyTableError  # noqa: F401 (re-exported)
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hwnas.errors import LatencyTableError  # noqa: F401 (re-exported)
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, SPACES, Candidate, candidates
 from hwnas.space.macro import macro_spec
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hwnas.models._registry import register_model
+from hwnas.models.init import init_weights_
 from hwnas.models.necks import build_neck
 from hwnas.models.reid import ReIDModel
 from hwnas.space.blocks import CDBlock, DownSample, Stem
@@ -48,7 +49,8 @@ def _build(space: str, genotype: GenotypeLike, width_mult: float, num_classes: i
     geno = resolve_genotype(genotype, space)
     backbone = CDNetBackbone(geno, width_mult)
     config = {"genotype": geno.tostr(), "width_mult": width_mult, "num_classes": num_classes, "neck": neck}
-    return ReIDModel(backbone, build_neck(neck, backbone.feature_channels, num_classes), space, config)
+    model = ReIDModel(backbone, build_neck(neck, backbone.feature_channels, num_classes), space, config)
+    return init_weights_(model)  # the official code's initialisation (DESIGN 2b.1)
 
 
 @register_model

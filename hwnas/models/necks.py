@@ -4,6 +4,11 @@ Each neck reads the backbone's feature maps ``feats = [mid, last]`` (``mid``: af
 DownSample, ``last``: the final stage) and returns a :class:`ReIDOutput` in training mode or the
 inference feature (N, D) in eval mode. Training-only parts (dropout, BL layers, classifiers) are not
 run in eval mode and are left out of :meth:`inference_modules`.
+
+As in the paper's public code (GitHub solicucu/ReID, ``model/head/bl_neck.py`` and ``fbl_neck.py``; DESIGN
+2b items 3 and 4): BLNeck's and FBLNeck's dropout acts on the GAP feature itself, so the triplet loss sees the
+dropped-out feature (the eval-mode feature has no dropout), and FBLNeck's two local parts are
+``chunk(2, dim=height)``: the top part gets ceil(H/2) rows, which works (and exports to ONNX) at odd heights.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hwnas.errors import UsageError
 from hwnas.models._output import ReIDOutput
 
 NECKS: tuple[str, ...] = ("bnneck", "blneck", "fblneck")
@@ -23,7 +29,11 @@ def _gap(x: torch.Tensor) -> torch.Tensor:
 
 
 class BLHead(nn.Module):
-    """Dropout -> Linear(c, hidden) + BN1d + ReLU -> classifier: maps the triplet space to a softmax space."""
+    """Dropout -> Linear(c, hidden) + BN1d + ReLU -> classifier: maps the triplet space to a softmax space.
+
+    ``forward(f)`` returns ``(logits, h, f_dropped)``: the dropped-out input feature (N, c) is what the
+    triplet loss sees, ``h`` (N, hidden) what the classifier reads.
+    """
 
     def __init__(self, in_features: int, num_classes: int, hidden: int = 512, dropout: float = 0.2) -> None:
         super().__init__()
@@ -31,9 +41,10 @@ class BLHead(nn.Module):
         self.fc = nn.Sequential(nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True))
         self.classifier = nn.Linear(hidden, num_classes)
 
-    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.fc(self.dropout(f))
-        return self.classifier(h), h
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        f = self.dropout(f)
+        h = self.fc(f)
+        return self.classifier(h), h, f
 
 
 class BNNeck(nn.Module):
@@ -58,7 +69,10 @@ class BNNeck(nn.Module):
 
 
 class BLNeck(nn.Module):
-    """GAP -> f_t (triplet and inference feature) -> BLHead (softmax); the BLHead is training-only."""
+    """GAP -> f (inference feature) -> dropout -> f_t (triplet) -> Linear + BN1d + ReLU -> classifier.
+
+    Everything after the GAP is training-only.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, hidden: int = 512, dropout: float = 0.2) -> None:
         super().__init__()
@@ -66,10 +80,10 @@ class BLNeck(nn.Module):
         self.head = BLHead(in_channels, num_classes, hidden, dropout)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor | ReIDOutput:
-        f_t = _gap(feats[-1])
+        f = _gap(feats[-1])
         if not self.training:
-            return f_t
-        logits, h = self.head(f_t)
+            return f
+        logits, h, f_t = self.head(f)
         return ReIDOutput([logits], [f_t], [h])
 
     def inference_modules(self) -> list[nn.Module]:
@@ -79,8 +93,9 @@ class BLNeck(nn.Module):
 class FBLNeck(nn.Module):
     """BLNeck on the last stage plus a fine-grained part branch on the mid features.
 
-    Local branch: 1x1 conv mid -> 128 (no bias) -> 2 horizontal halves -> GAP each -> 256-d feature -> own
-    BLHead. Inference feature: concat(global, local), e.g. 512 + 256 = 768 at width 1.
+    Local branch: 1x1 conv mid -> 128 (no bias) -> ``chunk`` into ``parts`` horizontal stripes (the first
+    ceil(H/2) rows, then the rest) -> GAP each -> 256-d feature -> own BLHead. Triplet losses on the dropped-out
+    global and local features. Inference feature: concat(global, local), e.g. 512 + 256 = 768 at width 1.
     """
 
     def __init__(self, in_channels: int, mid_channels: int, num_classes: int, local_channels: int = 128,
@@ -94,13 +109,16 @@ class FBLNeck(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor | ReIDOutput:
         f_g = _gap(feats[-1])
-        parts = F.adaptive_avg_pool2d(self.local_conv(feats[0]), (self.parts, 1)).flatten(2)  # (N, C, parts)
-        f_l = parts.transpose(1, 2).flatten(1)  # [top part's C, bottom part's C]
+        local = self.local_conv(feats[0])
+        if not torch.jit.is_tracing() and local.shape[2] < self.parts:  # (a traced export has fixed shapes)
+            raise UsageError(f"stage-2 feature map of height {local.shape[2]}, FBLNeck input, expected at least "
+                             f"{self.parts} rows (one per part; input images at least {16 * self.parts} pixels tall)")
+        f_l = torch.cat([_gap(p) for p in local.chunk(self.parts, dim=2)], dim=1)  # [top part's C, bottom's C]
         if not self.training:
             return torch.cat([f_g, f_l], dim=1)
-        logits_g, h_g = self.global_head(f_g)
-        logits_l, h_l = self.local_head(f_l)
-        return ReIDOutput([logits_g, logits_l], [f_g, f_l], [h_g, h_l])
+        logits_g, h_g, t_g = self.global_head(f_g)
+        logits_l, h_l, t_l = self.local_head(f_l)
+        return ReIDOutput([logits_g, logits_l], [t_g, t_l], [h_g, h_l])
 
     def inference_modules(self) -> list[nn.Module]:
         return [self.local_conv]

@@ -1,14 +1,16 @@
 """``python -m hwnas.ops info``: which op backends can run here, and why not."""
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 
+from hwnas import _cli
 from hwnas.ops import available_backends, get_backend
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hwnas.ops", description=__doc__)
-    parser.add_argument("command", choices=["info"])
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m hwnas.ops") -> int:
+    parser = _cli.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("command", choices=["info"], help="info: list the backends and whether each can run here")
     parser.parse_args(argv)
     print(f"current backend: {get_backend()}")
     for name, (ok, why) in available_backends().items():

@@ -1,9 +1,12 @@
-"""``python -m hwnas.report <command>``: each command lives in its own module with ``add_parser``/``run``."""
+"""``python -m hwnas.report <command>``: each command lives in its own module with ``add_arguments``/``run``."""
 from __future__ import annotations
 
-import argparse
 import importlib
+from collections.abc import Sequence
 
+from hwnas import _cli
+
+PROG = "python -m hwnas.report"
 # command -> module providing add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, str] = {
     "flops": "hwnas.report.flops",
@@ -12,19 +15,15 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hwnas.report", description="hwnas reports")
-    sub = parser.add_subparsers(dest="command", required=True)
-    modules = {}
-    for name, modname in COMMANDS.items():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name != modname:
-                raise
-            continue
-        modules[name] = mod
-        mod.add_arguments(sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0]))
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    parser = _cli.ArgumentParser(prog=prog, description="hwnas reports: FLOPs/params tables, model reports, t-SNE")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    modules = {name: importlib.import_module(modname) for name, modname in COMMANDS.items()}
+    for name, mod in modules.items():
+        summary = (mod.__doc__ or "").strip().splitlines()[0]
+        mod.add_arguments(sub.add_parser(name, help=summary, description=mod.__doc__,
+                                         formatter_class=_cli.HelpFormatter))
     args = parser.parse_args(argv)
     return modules[args.command].run(args)
 

@@ -5,20 +5,15 @@ import argparse
 import json
 from typing import Any
 
-from hwnas.models import create_model, list_models, model_options
+from hwnas import _cli
+from hwnas.models import check_input_size, create_model, list_models, model_options
 from hwnas.profile import PARAM_SCOPES, SCOPES, profile_model
 from hwnas.report.paper_tables import PaperRow, table3_rows, table5_rows
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``'256x128'`` -> (256, 128)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"input size must look like HxW (e.g. 256x128), got {text!r}") from None
-    if h < 16 or w < 16:
-        raise argparse.ArgumentTypeError(f"input size {text!r} is too small: H and W must be >= 16")
-    return h, w
+    """``'256x128'`` -> (256, 128) (see :func:`hwnas._cli.input_size`)."""
+    return _cli.input_size(text)
 
 
 def measure_row(model_name: str, options: dict[str, Any], input_size: tuple[int, int], scope: str,
@@ -92,14 +87,14 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.add_argument("--model", default="cdnet", help=f"one of {', '.join(list_models())}")
+    parser.add_argument("--model", default="cdnet", choices=list_models(), help="model to count")
     parser.add_argument("--genotype", help="preset (cdnet-top2), genotype string or JSON path (cnet/cdnet)")
-    parser.add_argument("--width-mult", type=float, help="width multiplier beta")
-    parser.add_argument("--input-size", type=parse_size, default=(256, 128), help="HxW (default 256x128)")
+    parser.add_argument("--width-mult", type=_cli.positive_float, help="width multiplier beta (default: the model's)")
+    _cli.add_input_size(parser, (256, 128))
     parser.add_argument("--scope", choices=SCOPES, default="inference",
-                        help="backbone: stem to last layer; inference: what eval mode runs (default)")
-    parser.add_argument("--params-scope", choices=PARAM_SCOPES, default="inference")
+                        help="backbone: stem to last layer; inference: what eval mode runs")
+    parser.add_argument("--params-scope", choices=PARAM_SCOPES, default="inference",
+                        help="which parameters to count: the inference path, or the whole model")
     parser.add_argument("--table", choices=["3", "5"], help="reproduce the seed's Table 3 or Table 5")
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
 
@@ -114,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             options["genotype"] = args.genotype
         if args.width_mult is not None:
             options["width_mult"] = args.width_mult
+        check_input_size(args.model, args.input_size, **options)
         rows = [measure_row(args.model, options, args.input_size, args.scope, args.params_scope)]
     if args.json:
         print(json.dumps(rows, indent=2))

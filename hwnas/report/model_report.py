@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwnas.models import create_model, list_models
-from hwnas.profile import count_params, profile_model
-from hwnas.report.flops import parse_size
+from hwnas import _cli
 from hwnas._io import write_json_atomic
+from hwnas.models import check_input_size, create_model, list_models
+from hwnas.profile import count_params, profile_model
 
 logger = logging.getLogger(__name__)
 
@@ -193,27 +193,30 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.add_argument("--model", default="cdnet", help=f"one of {', '.join(list_models())}")
+    parser.add_argument("--model", default="cdnet", choices=list_models(), help="model to report")
     parser.add_argument("--genotype", help="preset (cdnet-top2), genotype string or JSON path (cnet/cdnet)")
-    parser.add_argument("--width-mult", type=float, help="width multiplier beta")
-    parser.add_argument("--neck", help="neck (bnneck/blneck/fblneck, or osnet for OSNet)")
-    parser.add_argument("--input-size", type=parse_size, default=(256, 128), help="HxW (default 256x128)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16 (measured latency)")
-    parser.add_argument("--batch-size", type=int, default=1, help="batch for the measured latency")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, help="torch CPU threads for the measurement")
+    parser.add_argument("--width-mult", type=_cli.positive_float, help="width multiplier beta (default: the model's)")
+    parser.add_argument("--neck", help="neck (bnneck/blneck/fblneck, or osnet for OSNet; default: the model's)")
+    _cli.add_input_size(parser, (256, 128))
+    _cli.add_device(parser)
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="measured latency dtype")
+    parser.add_argument("--batch-size", type=_cli.positive_int, default=1, help="batch for the measured latency")
+    parser.add_argument("--warmup", type=_cli.nonnegative_int, default=3, help="untimed calls before timing")
+    parser.add_argument("--repeats", type=_cli.int_at_least(3), default=10, help="timed calls (median reported)")
+    _cli.add_threads(parser, help="torch CPU threads for the measurement (default: torch's choice)")
     parser.add_argument("--no-measure", action="store_true", help="skip the measured latency")
-    parser.add_argument("--output", type=Path, help="write model_report.md and model_report.json here")
+    _cli.add_output(parser, "write model_report.md and model_report.json into this folder (default: print only)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
 
 
 def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("genotype", args.genotype), ("width_mult", args.width_mult), ("neck", args.neck))
                if v is not None}
-    measure = None if args.no_measure else MeasureSpec(args.device, args.dtype, args.batch_size, args.warmup,
+    check_input_size(args.model, args.input_size, **options)
+    device = str(_cli.resolve_device(args.device))
+    if args.output is not None:
+        _cli.check_output_dir(args.output)
+    measure = None if args.no_measure else MeasureSpec(device, args.dtype, args.batch_size, args.warmup,
                                                        args.repeats, args.threads)
     report = build_report(args.model, options, args.input_size, measure)
     if args.output is not None:

@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hwnas import _cli
+from hwnas._io import save_figure_atomic
 from hwnas.data._cli import add_data_arguments, dataset_from_args
 from hwnas.data.loaders import build_test_loader
+from hwnas.errors import UsageError
 from hwnas.models._output import ReIDOutput
 from hwnas.training.checkpoint import model_from_checkpoint
 
@@ -85,6 +88,9 @@ def neck_features(model: torch.nn.Module, loader, device: torch.device, branch: 
             out = model(images.to(device))
             if not isinstance(out, ReIDOutput):
                 raise TypeError(f"{type(model.neck).__name__} does not return a ReIDOutput in training mode")
+            if branch >= len(out.features):
+                raise UsageError(f"branch {branch} does not exist, --branch, expected 0..{len(out.features) - 1} "
+                                 f"({type(model.neck).__name__} has {len(out.features)} outputs)")
             tri.append(out.features[branch].float().cpu())
             fc.append(out.softmax_features[branch].float().cpu())
             pids.append(torch.as_tensor(pid))
@@ -94,16 +100,17 @@ def neck_features(model: torch.nn.Module, loader, device: torch.device, branch: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a last.pt written by python -m hwnas.train")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a last.pt written by hwnas train")
     add_data_arguments(parser)
-    parser.add_argument("--out", default="tsne.png", help="output PNG")
-    parser.add_argument("--num-ids", type=int, default=8, help="identities to draw (the seed uses 8)")
+    _cli.add_output(parser, "folder for tsne-<split>-branch<branch>.png (default: the checkpoint's folder)")
+    parser.add_argument("--num-ids", type=_cli.int_at_least(2), default=8, help="identities to draw (the seed uses 8)")
     parser.add_argument("--split", choices=("test", "train"), default="test",
                         help="test: query + gallery images of the first test identities; train: training images")
-    parser.add_argument("--branch", type=int, default=0, help="neck output to draw (FBLNeck: 0 global, 1 local)")
-    parser.add_argument("--perplexity", type=float, default=20.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--branch", type=_cli.nonnegative_int, default=0,
+                        help="neck output to draw (FBLNeck: 0 global, 1 local)")
+    parser.add_argument("--perplexity", type=_cli.positive_float, default=20.0, help="t-SNE perplexity")
+    _cli.add_seed(parser)
+    _cli.add_device(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    device = torch.device(args.device)
+    device = _cli.resolve_device(args.device)
+    out_dir = _cli.check_output_dir(args.output if args.output is not None else args.checkpoint.parent)
     model, ckpt = model_from_checkpoint(args.checkpoint, device)
     cfg = ckpt.get("config", {})
     ds = dataset_from_args(args)
@@ -133,9 +141,7 @@ def run(args: argparse.Namespace) -> int:
     axes[1].legend(fontsize=7, loc="best", markerscale=1.5)
     fig.suptitle(f"{ckpt['model_name']} epoch {ckpt['epoch']}: {len(pids)} images of {len(chosen)} identities")
     fig.tight_layout()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    out = save_figure_atomic(fig, out_dir / f"tsne-{args.split}-branch{args.branch}.png", dpi=120)
     plt.close(fig)
     print(f"wrote {out}")
     return 0

@@ -15,51 +15,49 @@ from pathlib import Path
 
 import torch
 
-from hwnas import ops
-from hwnas.data.datasets import DatasetError
-from hwnas.latency.schema import LatencyTableError
+from hwnas import _cli, ops
+from hwnas.errors import UsageError
+from hwnas.models import check_input_size
 from hwnas.search import _dist
-from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError
+from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search.config import SearchConfig, SyntheticData, paper_config, short_config, with_epochs
 from hwnas.search.report import summary_lines
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH like 256x128, got {text!r}") from None
-    return h, w
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hwnas.search", description=__doc__.splitlines()[0])
-    p.add_argument("--space", choices=("cnet", "cdnet"), default="cdnet", help="search space (default cdnet)")
-    p.add_argument("--topk", type=int, choices=(1, 2, 3, 4), default=2, help="candidates run per layer (default 2)")
+def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParser:
+    p = _cli.ArgumentParser(prog=prog, description=__doc__)
+    p.add_argument("--space", choices=("cnet", "cdnet"), default="cdnet", help="search space")
+    p.add_argument("--topk", type=int, choices=(1, 2, 3, 4), default=2, help="candidates run per layer")
     p.add_argument("--data-root", type=Path, help="Market-1501 folder (paper schedule); default: synthetic data")
-    p.add_argument("--latency-table", help="shipped table name (e.g. rtx2080) or a table JSON path")
-    p.add_argument("--latency-weight", type=float, default=0.0,
-                   help="weight of the expected-latency term in alpha's loss (default 0 = the paper's search)")
-    p.add_argument("--latency-target-ms", type=float,
+    p.add_argument("--latency-table", metavar="NAME|PATH",
+                   help="latency table: a table name (e.g. rtx2080; see 'hwnas latency show') or a JSON path")
+    p.add_argument("--latency-weight", type=_cli.nonnegative_float, default=0.0,
+                   help="weight of the expected-latency term in alpha's loss (0 = the paper's search)")
+    p.add_argument("--latency-target-ms", type=_cli.positive_float,
                    help="penalise only latency above this target: weight * max(E[lat]/target - 1, 0)")
     p.add_argument("--sweep-latency-weight", metavar="W1,W2,...",
                    help="run one search per weight and write a Pareto table/plot (needs --latency-table)")
-    p.add_argument("--epochs", type=int, help="epochs (alpha's lr milestones keep their fractions)")
-    p.add_argument("--batch-size", type=int, help="P x K batch size, a multiple of 4 images per identity")
-    p.add_argument("--width-mult", type=float, help="supernet width multiplier (default 1.0; 0.5 on synthetic data)")
-    p.add_argument("--image-size", type=_size, metavar="HxW", help="input size (default 256x128; 64x32 synthetic)")
-    p.add_argument("--output", type=Path, help="output folder (default runs/search-<timestamp>)")
+    p.add_argument("--epochs", type=_cli.positive_int, help="epochs (default: the schedule's; alpha's lr milestones "
+                   "keep their fractions)")
+    p.add_argument("--batch-size", type=_cli.positive_int,
+                   help="P x K batch size, a multiple of 4 images per identity (default: the schedule's)")
+    p.add_argument("--width-mult", type=_cli.positive_float,
+                   help="supernet width multiplier (default 1.0; 0.5 on synthetic data)")
+    _cli.add_input_size(p, None, "input size HxW in pixels (default 256x128; 64x32 on synthetic data)")
+    _cli.add_output(p, "output folder (default runs/search-<timestamp>)")
     p.add_argument("--resume", action="store_true", help="continue the search in --output from its checkpoint")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default 1 on synthetic data, else torch's)")
-    p.add_argument("--data-threads", type=int, default=2, help="threads decoding images (default 2)")
+    _cli.add_seed(p)
+    _cli.add_device(p)
+    _cli.add_threads(p, help="torch intra-op threads (default 1 on synthetic data, else torch's choice)")
+    p.add_argument("--data-threads", type=_cli.positive_int, default=2, help="threads decoding images")
     p.add_argument("--ops-backend", default="eager",
-                   help="hwnas.ops backend for the mixed ops: eager (reference, default), auto or a fused one")
-    p.add_argument("--checkpoint-every", type=int, help="steps between mid-epoch checkpoints")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+                   help="hwnas.ops backend for the mixed ops: eager (reference), auto or a fused one "
+                        "('python -m hwnas.ops info' lists them)")
+    p.add_argument("--checkpoint-every", type=_cli.nonnegative_int,
+                   help="steps between mid-epoch checkpoints (0: only at epoch ends; default: the schedule's)")
+    _cli.add_progress(p)
     return p
 
 
@@ -69,18 +67,49 @@ def build_config(args: argparse.Namespace) -> SearchConfig:
     changes: dict[str, object] = {"space": args.space, "topk": args.topk, "seed": args.seed,
                                   "latency_weight": args.latency_weight, "latency_target_ms": args.latency_target_ms}
     if args.batch_size is not None:
-        if args.batch_size % config.images_per_id:
-            raise ValueError(f"--batch-size {args.batch_size}: expected a multiple of {config.images_per_id} "
-                             f"(images per identity)")
+        if args.batch_size % config.images_per_id or args.batch_size < 2 * config.images_per_id:
+            raise UsageError(f"batch size {args.batch_size}, --batch-size, expected a multiple of "
+                             f"{config.images_per_id} (images per identity) of at least {2 * config.images_per_id}")
         changes["ids_per_batch"] = args.batch_size // config.images_per_id
     if args.width_mult is not None:
         changes["width_mult"] = args.width_mult
-    if args.image_size is not None:
-        changes["image_size"] = args.image_size
+    if args.input_size is not None:
+        if min(args.input_size) < 32:
+            raise UsageError(f"input size {_cli.format_size(args.input_size)}, --input-size, expected both sides "
+                             ">= 32 pixels (the search's minimum)")
+        changes["image_size"] = args.input_size
     if args.checkpoint_every is not None:
         changes["checkpoint_every"] = args.checkpoint_every
     config = config.replace(**changes)
-    return with_epochs(config, args.epochs) if args.epochs is not None else config
+    config = with_epochs(config, args.epochs) if args.epochs is not None else config
+    check_input_size(config.space, config.image_size, width_mult=config.width_mult)
+    return config
+
+
+def check_args(args: argparse.Namespace) -> tuple[SearchConfig, list[float] | None]:
+    """Every option checked before any work starts (UsageError / RuntimeUnavailableError name the option)."""
+    config = build_config(args)
+    weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None
+    if weights is not None and not args.latency_table:
+        raise UsageError("--sweep-latency-weight without a latency table, --latency-table, expected a table name "
+                         "or path (the latencies to trade against)")
+    if args.latency_target_ms is not None and not args.latency_table:
+        raise UsageError("--latency-target-ms without a latency table, --latency-table, expected a table name or path")
+    if args.resume and args.output is None:
+        raise UsageError("--resume without a folder, --output, expected --output DIR (the search to continue)")
+    ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
+    if args.resume and not weights and not ckpt.is_file():
+        raise UsageError(f"nothing to resume, checkpoint {ckpt}, expected an existing search (run without --resume)")
+    if args.output is not None:
+        _cli.check_output_dir(args.output)
+    backends = ops.available_backends()
+    if args.ops_backend != "auto" and not backends.get(args.ops_backend, (False, ""))[0]:
+        why = f" ({backends[args.ops_backend][1]})" if args.ops_backend in backends else ""
+        usable = [name for name, (ok, _) in backends.items() if ok]
+        raise UsageError(f"unknown or unavailable backend {args.ops_backend!r}{why}, --ops-backend, expected one of "
+                         f"auto, {', '.join(usable)}")
+    _cli.resolve_device(args.device)
+    return config, weights
 
 
 def _output_dir(args: argparse.Namespace, info: _dist.DistInfo) -> Path:
@@ -99,43 +128,25 @@ def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = build_config(args)
-        weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None
-        if weights is not None and not args.latency_table:
-            raise ValueError("--sweep-latency-weight needs --latency-table (the latencies to trade against)")
-        if args.resume and args.output is None:
-            raise ValueError("--resume needs --output DIR (the folder of the search to continue)")
-        ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
-        if args.resume and not weights and not ckpt.is_file():
-            raise ValueError(f"--resume: checkpoint '{ckpt}' does not exist; nothing to resume (run without --resume)")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+@_cli.command
+def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search") -> int:
+    args = build_parser(prog).parse_args(argv)
+    config, weights = check_args(args)
     torch.set_num_threads(args.threads or default_threads(args.data_root is None))
-    info = _dist.init_from_env(args.device)
-    device = f"cuda:{info.local_rank}" if args.device == "cuda" and info.enabled else args.device
+    requested = _cli.resolve_device(args.device)
+    info = _dist.init_from_env(requested.type)
+    device = f"cuda:{info.local_rank}" if requested.type == "cuda" and info.enabled else str(requested)
     output = _output_dir(args, info)
     _setup_logging(output, info)
     say = print if info.is_main else (lambda *a, **k: None)
-    try:
-        table = _load_table(args.latency_table, config.space)
-        root = args.data_root if args.data_root is not None else _synthetic_root(args.seed, config, output, say)
-        data = prepare_data(config, root, args.data_threads)
-    except (LatencyTableError, DatasetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    table = _load_table(args.latency_table, config.space)
+    root = args.data_root if args.data_root is not None else _synthetic_root(args.seed, config, output, say)
+    data = prepare_data(config, root, args.data_threads)
     say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
         f"latency weight {config.latency_weight}; {info.world_size} process(es) on {device}; output {output}")
     progress = not args.no_progress
-    try:
-        with ops.use_backend(args.ops_backend):
-            return _run(args, config, data, output, table, device, weights, progress, say, info)
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with ops.use_backend(args.ops_backend):
+        return _run(args, config, data, output, table, device, weights, progress, say, info)
 
 
 def _load_table(name: str | None, space: str):

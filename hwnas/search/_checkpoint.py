@@ -1,13 +1,14 @@
 """Atomic search checkpoints, loaded with ``weights_only=True``."""
 from __future__ import annotations
 
-from hwnas.errors import CheckpointError  # noqa: F401 (re-exported)
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from hwnas.errors import CheckpointError  # noqa: F401 (re-exported)
 
 CHECKPOINT_NAME = "last.pt"
 

@@ -44,12 +44,14 @@ class _Plan:
         self.pids, self.batch_size, self.images_per_id = list(pids), batch_size, images_per_id
         self.seed, self.stream = seed, stream
         self._cache: tuple[int, list[list[int]]] | None = None
-        RandomIdentitySampler(self.pids, batch_size, images_per_id)  # validate P x K against the data now
+        self._generator = torch.Generator()
+        # validates P x K against the data now; reused for every epoch (building it costs more than a pass)
+        self._sampler = RandomIdentitySampler(self.pids, batch_size, images_per_id, generator=self._generator)
 
     def batches(self, epoch: int) -> list[list[int]]:
         if self._cache is None or self._cache[0] != epoch:
-            g = torch.Generator().manual_seed(mix_seed(self.seed, self.stream, epoch))
-            order = list(RandomIdentitySampler(self.pids, self.batch_size, self.images_per_id, generator=g))
+            self._generator.manual_seed(mix_seed(self.seed, self.stream, epoch))
+            order = list(self._sampler)
             b = self.batch_size
             self._cache = (epoch, [order[i:i + b] for i in range(0, len(order) - b + 1, b)])
         return self._cache[1]
@@ -107,26 +109,45 @@ class ImageBatches:
 
 @dataclass(frozen=True)
 class SearchData:
-    """Train and validation batch sources and the number of training identities (classifier size)."""
+    """Train and validation batch sources and the number of training identities (classifier size).
+
+    ``val`` feeds the alpha steps; ``val_eval`` (default: ``val``) the final eval-mode accuracy pass, so that
+    pass can read the validation images without the training augmentation the alpha steps use.
+    """
 
     train: BatchSource
     val: BatchSource
     num_classes: int
     description: str
+    val_eval: BatchSource | None = None
 
 
 def market_search_data(root: str | Path, image_size: tuple[int, int], ids_per_batch: int, images_per_id: int,
-                       val_per_id: int, seed: int, threads: int = 2) -> SearchData:
-    """The seed's split of a Market-1501-format folder: ``val_per_id`` images of each identity go to validation."""
+                       val_per_id: int, seed: int, threads: int = 2, val_split: str = "official") -> SearchData:
+    """The search's split of a Market-1501-format folder (DESIGN 2b.5).
+
+    ``val_split='official'``: the paper's code's split (:func:`hwnas.data.split.split_validation_official`),
+    validation batches with the training augmentation. ``'disjoint'``: :func:`hwnas.data.split.split_validation`,
+    validation batches without augmentation. The eval-mode accuracy pass never augments.
+    """
     from hwnas.data.datasets import Market1501
-    from hwnas.data.split import split_validation
+    from hwnas.data.split import split_for_search
 
     dataset = Market1501(root)
-    train, val = split_validation(dataset.train, val_per_id, generator=torch.Generator().manual_seed(seed))
+    train, val = split_for_search(dataset.train, val_split, val_per_id,
+                                  generator=torch.Generator().manual_seed(seed))
     bs = ids_per_batch * images_per_id
+    official = val_split == "official"
+
+    def batches(items: list[Item], stream: int, augment: bool) -> ImageBatches:
+        return ImageBatches(items, image_size, bs, images_per_id, seed, stream=stream, augment=augment,
+                            threads=threads)
+
+    shared = len(set(train) & set(val))
     return SearchData(
-        train=ImageBatches(train, image_size, bs, images_per_id, seed, stream=0, augment=True, threads=threads),
-        val=ImageBatches(val, image_size, bs, images_per_id, seed, stream=1, augment=False, threads=threads),
-        num_classes=dataset.num_train_pids,
-        description=f"{root}: {len(train)} train / {len(val)} validation images of {dataset.num_train_pids} ids",
+        train=batches(train, 0, True), val=batches(val, 1, official), num_classes=dataset.num_train_pids,
+        description=f"{root}: {len(train)} train / {len(val)} validation images of {dataset.num_train_pids} ids "
+                    f"({val_split} split, {shared} validation images also in train; validation batches "
+                    f"{'with' if official else 'without'} training augmentation)",
+        val_eval=batches(val, 1, False) if official else None,
     )

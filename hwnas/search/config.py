@@ -2,15 +2,19 @@
 
 The seed's defaults (supplementary section 1): SGD (momentum 0.9, weight decay 3e-4, lr 0.025 cosine to
 1e-4) for the weights; Adam (lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, x0.1 at epochs 80 and 160)
-for alpha; 240 epochs; batches of 64 = 16 identities x 4 images; 4 validation images per identity;
-softmax + triplet (margin 0.3); top-2; alpha initialised to 1e-3.
+for alpha; 240 epochs; batches of 64 = 16 identities x 4 images; 4 validation images per identity (split and
+batched as the paper's public code does: ``val_split='official'``); softmax + triplet (margin 0.3); top-2;
+alpha initialised to 1e-3.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from hwnas.data.split import VAL_SPLITS
+from hwnas.errors import ConfigError, UsageError
 from hwnas.space.candidates import SPACES, candidates
 
 
@@ -26,6 +30,10 @@ class SearchConfig:
     ids_per_batch: int = 16  # P
     images_per_id: int = 4  # K; batch = P x K
     val_per_id: int = 4
+    # 'official': the paper's code (exactly val_per_id images per identity, shared with the train split when an
+    # identity is small; training augmentation; each alpha step's batch from a freshly shuffled P x K pass).
+    # 'disjoint': min(val_per_id, n - 1) held-out images per identity, no augmentation, passes in order.
+    val_split: str = "official"
     lr: float = 0.025
     lr_min: float = 1e-4
     momentum: float = 0.9
@@ -47,8 +55,8 @@ class SearchConfig:
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: only at epoch ends)
 
     def __post_init__(self) -> None:
-        def bad(name: str, want: str) -> ValueError:
-            return ValueError(f"SearchConfig.{name} = {getattr(self, name)!r}: expected {want}")
+        def bad(name: str, want: str) -> UsageError:
+            return UsageError(f"bad value {getattr(self, name)!r}, SearchConfig.{name}, expected {want}")
 
         if self.space not in SPACES:
             raise bad("space", f"one of {', '.join(SPACES)}")
@@ -60,17 +68,20 @@ class SearchConfig:
         for name in ("epochs", "ids_per_batch", "images_per_id", "val_per_id"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "a positive integer")
+        if self.val_split not in VAL_SPLITS:
+            raise bad("val_split", f"one of {', '.join(VAL_SPLITS)}")
         if self.ids_per_batch < 2:
             raise bad("ids_per_batch", "at least 2 identities per batch (the triplet loss needs negatives)")
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise bad("image_size", "(height, width), both >= 32 pixels")
         for name in ("width_mult", "lr", "alpha_lr"):
-            if not getattr(self, name) > 0:
-                raise bad(name, "a positive number")
-        if self.latency_weight < 0:
-            raise bad("latency_weight", "a number >= 0")
-        if self.latency_target_ms is not None and not self.latency_target_ms > 0:
-            raise bad("latency_target_ms", "a positive number of milliseconds or None")
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise bad(name, "a finite number > 0")
+        if not (math.isfinite(self.latency_weight) and self.latency_weight >= 0):
+            raise bad("latency_weight", "a finite number >= 0")
+        if self.latency_target_ms is not None and not (math.isfinite(self.latency_target_ms)
+                                                       and self.latency_target_ms > 0):
+            raise bad("latency_target_ms", "a finite number of milliseconds > 0, or None")
         if self.checkpoint_every < 0:
             raise bad("checkpoint_every", "a number of steps >= 0")
 
@@ -89,7 +100,8 @@ class SearchConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"search config has unknown field(s) {', '.join(unknown)}")
+            raise ConfigError(f"unknown field(s) {', '.join(unknown)}, search config, expected fields of SearchConfig: "
+                              f"{', '.join(sorted(names))}")
         tuples = {"image_size", "alpha_betas", "alpha_milestones"}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
 
@@ -125,7 +137,7 @@ def short_config(**changes: Any) -> SearchConfig:
 def with_epochs(config: SearchConfig, epochs: int) -> SearchConfig:
     """Change the number of epochs, keeping alpha's lr milestones and the warm-up at the same fractions."""
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise UsageError(f"bad value {epochs}, epochs, expected an integer >= 1")
     fractions = [m / config.epochs for m in config.alpha_milestones]
     milestones = tuple(sorted({max(1, round(f * epochs)) for f in fractions}))
     warmup = min(round(config.warmup_epochs * epochs / config.epochs), epochs - 1)

@@ -3,7 +3,8 @@
 Each step: (1) the network weights take an SGD step on a train batch (alphas held fixed); (2) the alphas
 take an Adam step on a validation batch, on ``loss_val + latency_penalty(E[lat])``. Checkpoints (every
 ``checkpoint_every`` steps and at each epoch end) hold everything needed to continue exactly: weights,
-alphas, optimiser states, progress counters, the running epoch sums and every rank's torch RNG state;
+alphas, optimiser states, which parameters hold a zeroed gradient, progress counters, the running epoch
+sums and every rank's torch RNG state;
 batches are addressed by (epoch, index) with seeds derived from the config (see :mod:`._data`).
 """
 from __future__ import annotations
@@ -147,7 +148,10 @@ class Searcher:
     def _weight_step(self, images: torch.Tensor, pids: torch.Tensor,
                      path: list[list[int]] | None = None) -> dict[str, float]:
         self.net.train()
-        self.weight_opt.zero_grad(set_to_none=True)
+        # Zeroed, not freed, as in the paper's code (PyTorch 1.x's default; DESIGN 2b.2): a candidate selected
+        # once keeps a (zero) gradient, so SGD's momentum and weight decay keep moving it on steps where it is
+        # not selected. Freed gradients would freeze unselected candidates.
+        self.weight_opt.zero_grad(set_to_none=False)
         loss, parts = self.criterion(self.net(images, arch_grad=False, path=path), pids)
         loss.backward()
         self.weight_opt.step()
@@ -155,7 +159,7 @@ class Searcher:
                 "train_triplet": float(parts["triplet"]), "train_acc": float(parts["acc"])}
 
     def _alpha_step(self, images: torch.Tensor, pids: torch.Tensor) -> dict[str, float]:
-        self.alpha_opt.zero_grad(set_to_none=True)
+        self.alpha_opt.zero_grad(set_to_none=False)
         loss, parts = self.criterion(self.net(images, arch_grad=True), pids)
         total, lat, pen = loss, float("nan"), 0.0
         expected = self.expected_latency()
@@ -165,7 +169,7 @@ class Searcher:
             lat, pen = float(expected.detach()), float(penalty.detach())
         total.backward()
         self.alpha_opt.step()
-        self.weight_opt.zero_grad(set_to_none=True)  # the alpha step's weight gradients are not used
+        self.weight_opt.zero_grad(set_to_none=False)  # the alpha step's weight gradients are not used
         return {"val_loss": float(loss.detach()), "val_acc_train_mode": float(parts["acc"]), "latency_ms": lat,
                 "latency_penalty": pen}
 
@@ -181,7 +185,14 @@ class Searcher:
         return sample_paths(layers, n, self.config.topk, g)
 
     def _next_val_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The alpha step's batch. 'official': batch ``rank`` of a P x K pass shuffled afresh for this step
+        (the paper's code draws ``next(iter(val_loader))`` every step); 'disjoint': the next batch of the
+        current pass, passes in order."""
         s, w = self.state, self.dist.world_size
+        if self.config.val_split == "official":
+            if self.data.val.num_batches(s.global_step) < w:
+                raise ValueError(f"the validation split gives no full batch of {self.config.batch_size} per process")
+            return self.data.val.batch(s.global_step, self.dist.rank)
         if (s.val_pos + 1) * w > self.data.val.num_batches(s.val_cycle):
             s.val_cycle, s.val_pos = s.val_cycle + 1, 0
             if self.data.val.num_batches(s.val_cycle) < w:
@@ -259,8 +270,22 @@ class Searcher:
             save_checkpoint(self.checkpoint_path, {
                 "config": self.config.to_dict(), "model": self.model.state_dict(),
                 "weight_opt": self.weight_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
-                "state": self.state.to_dict(), "rng": rng, "world_size": self.dist.world_size})
+                "state": self.state.to_dict(), "rng": rng, "world_size": self.dist.world_size,
+                "grads_kept": self._grads_kept()})
         _dist.barrier(self.dist)
+
+    def _grads_kept(self) -> list[str]:
+        """Names of the parameters holding a (zeroed) gradient: SGD keeps stepping them (see _weight_step)."""
+        return [name for name, p in self.model.named_parameters() if p.grad is not None]
+
+    def _restore_grads(self, names: list[str]) -> None:
+        params = dict(self.model.named_parameters())
+        unknown = sorted(set(names) - set(params))
+        if unknown:
+            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' names parameters this supernet does not "
+                                  f"have: {', '.join(unknown[:3])}")
+        for name in names:
+            params[name].grad = torch.zeros_like(params[name])
 
     def load(self) -> None:
         """Continue from ``output/checkpoints/last.pt`` (refuses a checkpoint of a different search)."""
@@ -276,6 +301,7 @@ class Searcher:
         self.weight_opt.load_state_dict(ckpt["weight_opt"])
         self.alpha_opt.load_state_dict(ckpt["alpha_opt"])
         self.state = SearchState(**ckpt["state"])
+        self._restore_grads(ckpt.get("grads_kept", []))
         torch.set_rng_state(ckpt["rng"][self.dist.rank])
         logger.info("resumed from %s at epoch %d, step %d", self.checkpoint_path, self.state.epoch + 1,
                     self.state.step)
@@ -317,9 +343,10 @@ class Searcher:
         """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass
         (``val_acc_eval_mode``)."""
         self.model.eval()
+        val = self.data.val_eval if self.data.val_eval is not None else self.data.val
         correct = seen = 0
-        for i in range(self.data.val.num_batches(0)):
-            x, y = self.data.val.batch(0, i)
+        for i in range(val.num_batches(0)):
+            x, y = val.batch(0, i)
             logits = self.model(x.to(self.device)).logits[0]
             correct += int((logits.argmax(1).cpu() == y).sum())
             seen += len(y)

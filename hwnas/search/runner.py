@@ -55,9 +55,9 @@ def _same_settings(marker: Path, spec: SyntheticData) -> bool:
 
 
 def prepare_data(config: SearchConfig, data_root: Path, threads: int = 2) -> SearchData:
-    """The seed's train/validation split of the Market-1501-format folder ``data_root``."""
+    """The train/validation split (``config.val_split``) of the Market-1501-format folder ``data_root``."""
     return market_search_data(data_root, config.image_size, config.ids_per_batch, config.images_per_id,
-                              config.val_per_id, config.seed, threads)
+                              config.val_per_id, config.seed, threads, val_split=config.val_split)
 
 
 def run_search(config: SearchConfig, data: SearchData, output: Path, table: Any = None, device: str = "cpu",

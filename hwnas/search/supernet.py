@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from hwnas import ops
 from hwnas.models._output import ReIDOutput
+from hwnas.models.init import init_weights_
 from hwnas.search.topk import path_weights, topk_weights
 from hwnas.space.blocks import CDBlock, DownSample, Stem, conv_bn_relu
 from hwnas.space.candidates import Candidate, candidates
@@ -37,7 +38,8 @@ class MixedLayer(nn.Module):
 class SearchHead(nn.Module):
     """1x1 conv + BN + ReLU, GAP, dropout 0.2, Linear(c, 512) + BN1d + ReLU, classifier.
 
-    The GAP feature (N, c) feeds the triplet loss, the 512-d one (N, 512) the classifier.
+    As in the paper's public code (DESIGN 2b.3) the dropout acts on the GAP feature itself: the dropped-out
+    feature (N, c) feeds the triplet loss and the fc; the 512-d one (N, 512) the classifier.
     """
 
     def __init__(self, channels: int, num_classes: int, hidden: int = 512, dropout: float = 0.2) -> None:
@@ -48,8 +50,8 @@ class SearchHead(nn.Module):
         self.classifier = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> ReIDOutput:
-        f = F.adaptive_avg_pool2d(self.conv(x), 1).flatten(1)
-        h = self.fc(self.dropout(f))
+        f = self.dropout(F.adaptive_avg_pool2d(self.conv(x), 1).flatten(1))
+        h = self.fc(f)
         return ReIDOutput([self.classifier(h)], [f], [h])
 
 
@@ -73,6 +75,7 @@ class SuperNet(nn.Module):
         self.downsamples = nn.ModuleList(DownSample(spec.planes[s]) for s in (1, 2))
         self.head = SearchHead(spec.planes[3], num_classes)
         self.alphas = nn.Parameter(torch.full((len(spec.layers), len(choices)), float(alpha_init)))
+        init_weights_(self)  # the official code's initialisation (DESIGN 2b.1); alphas are not touched
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alphas]

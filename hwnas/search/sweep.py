@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from hwnas._io import write_json_atomic
+from hwnas.errors import UsageError
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search._data import SearchData
 from hwnas.search.config import SearchConfig
 from hwnas.search.runner import run_search
-from hwnas._io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +23,10 @@ def parse_weights(text: str) -> list[float]:
     try:
         weights = [float(w) for w in text.split(",") if w.strip()]
     except ValueError:
-        raise ValueError(f"--sweep-latency-weight {text!r}: expected comma-separated numbers like 0,0.01,1") from None
-    if not weights or any(w < 0 for w in weights):
-        raise ValueError(f"--sweep-latency-weight {text!r}: expected one or more weights >= 0")
+        weights = []
+    if not weights or any(not math.isfinite(w) or w < 0 for w in weights):
+        raise UsageError(f"bad weights {text!r}, --sweep-latency-weight, expected comma-separated finite numbers "
+                         ">= 0 like 0,0.01,1")
     return weights
 
 

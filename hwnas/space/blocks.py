@@ -6,6 +6,7 @@ through :mod:`hwnas.ops`, so fused kernels replace it without touching this file
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -125,6 +126,12 @@ class CDBlock(nn.Sequential):
 
 def scaled_planes(width_mult: float, base: Sequence[int] = (64, 256, 384, 512)) -> list[int]:
     """Channel widths under width multiplier beta: ``floor(p * beta / 4) * 4``."""
-    if width_mult <= 0:
-        raise ValueError(f"width_mult must be positive, got {width_mult}")
-    return [int(p * width_mult / 4) * 4 for p in base]
+    from hwnas.errors import UsageError
+
+    if not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult) and width_mult > 0):
+        raise UsageError(f"width multiplier {width_mult!r}, width_mult, expected a finite number > 0")
+    planes = [int(p * width_mult / 4) * 4 for p in base]
+    if min(planes) < 4:  # every CBlock's gate needs mid // 4 >= 1 channel, i.e. out >= 16 (planes[0] >= 4)
+        raise UsageError(f"width multiplier {width_mult:g} gives {planes} channels, width_mult, expected at least "
+                         f"{4 / min(base):g} (4 channels in the narrowest stage)")
+    return planes

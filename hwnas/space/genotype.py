@@ -6,7 +6,6 @@ taken from the entry length (2 -> cnet, 3 -> cdnet).
 """
 from __future__ import annotations
 
-from hwnas.errors import GenotypeError  # noqa: F401 (re-exported)
 import json
 import os
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence, Union
 
 from hwnas._io import write_json_atomic
+from hwnas.errors import GenotypeError  # noqa: F401 (re-exported)
 from hwnas.space.candidates import (
     KERNEL_SIZES,
     NUM_SEARCHABLE_LAYERS,

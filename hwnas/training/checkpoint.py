@@ -1,7 +1,6 @@
 """Atomic training checkpoints, loaded safely (``weights_only=True``) with errors that name the file."""
 from __future__ import annotations
 
-from hwnas.errors import CheckpointError  # noqa: F401 (re-exported)
 import os
 import tempfile
 from pathlib import Path
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 import hwnas
+from hwnas.errors import CheckpointError  # noqa: F401 (re-exported)
 
 PathLike = str | os.PathLike
 REQUIRED_KEYS = ("model", "model_name", "model_options", "epoch")
@@ -37,7 +37,7 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") ->
     """Load a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist")
+        raise CheckpointError(f"checkpoint '{path}' does not exist, {path}, expected a last.pt written by hwnas train")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for truncated / foreign files

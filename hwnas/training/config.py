@@ -1,8 +1,11 @@
 """Final-training configuration: the original code's defaults (DESIGN 3) as a frozen dataclass."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+from hwnas.errors import ConfigError, UsageError
 
 PAPER_EPOCHS = 350
 PAPER_MILESTONES = (150, 225, 300)
@@ -39,15 +42,32 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = [(self.epochs >= 1, "epochs must be >= 1"), (self.lr > 0, "lr must be > 0"),
-                  (self.batch_size % self.num_instances == 0, "batch_size must be a multiple of num_instances"),
-                  (self.height > 0 and self.width > 0, "height and width must be > 0"),
-                  (list(self.milestones) == sorted(self.milestones), "milestones must be increasing"),
-                  (0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0, "warmup_epochs must be < epochs"),
-                  (self.eval_every >= 0, "eval_every must be >= 0")]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"TrainConfig: {msg} (got {self})")
+        def bad(name: str, expected: str) -> UsageError:
+            return UsageError(f"bad value {getattr(self, name)!r}, TrainConfig.{name}, expected {expected}")
+
+        for name in ("epochs", "batch_size", "num_instances", "height", "width", "test_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise bad(name, "an integer >= 1")
+        for name in ("warmup_epochs", "eval_every", "num_workers"):
+            if int(getattr(self, name)) < 0:
+                raise bad(name, "an integer >= 0")
+        for name in ("lr", "momentum", "weight_decay", "gamma", "label_smoothing", "margin"):
+            if not math.isfinite(getattr(self, name)):
+                raise bad(name, "a finite number")
+        if not self.lr > 0:
+            raise bad("lr", "a number > 0")
+        for name in ("momentum", "weight_decay", "gamma", "margin"):
+            if getattr(self, name) < 0:
+                raise bad(name, "a number >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise bad("label_smoothing", "a number in [0, 1)")
+        if self.batch_size % self.num_instances or self.batch_size < 2 * self.num_instances:
+            raise bad("batch_size", f"a multiple of num_instances ({self.num_instances}) covering at least 2 "
+                                    "identities (the triplet loss needs negatives)")
+        if list(self.milestones) != sorted(self.milestones) or any(m < 1 for m in self.milestones):
+            raise bad("milestones", "increasing epochs >= 1")
+        if self.warmup_epochs and self.warmup_epochs >= self.epochs:
+            raise bad("warmup_epochs", f"fewer than epochs ({self.epochs})")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 1-based ``epoch``."""
@@ -66,7 +86,8 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{where}: unknown training option(s) {', '.join(unknown)}")
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}, {where}, expected fields of "
+                              f"TrainConfig: {', '.join(sorted(known))}")
         data = dict(data)
         if "milestones" in data:
             data["milestones"] = tuple(int(m) for m in data["milestones"])

@@ -183,7 +183,9 @@ class Trainer:
         loss, parts = self.criterion(output, pids)
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"loss is {float(loss.detach())} at epoch {epoch}, batch {index}; lower --lr")
-        self.optimizer.zero_grad(set_to_none=True)
+        # zeroed, not freed, as in the paper's code (PyTorch 1.x default): a parameter that once had a gradient
+        # keeps taking momentum and weight-decay steps (DESIGN 2b.2)
+        self.optimizer.zero_grad(set_to_none=False)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()

@@ -1,0 +1,362 @@
+"""Command-line plumbing shared by every hwnas tool: one parser class, one error boundary, the same flags.
+
+- :class:`ArgumentParser` shows every option's default in ``--help`` and reports bad options as
+  ``error: <what>, <where>, expected <what>`` with exit status 2.
+- :func:`command` wraps a tool's ``main(argv) -> int``: any expected failure (:class:`hwnas.errors.HwnasError`,
+  an unreadable or unwritable path, a full disk, running out of memory) prints ``error: ...`` on stderr and returns
+  2, never a traceback. An unexpected exception (a bug) prints one ``error: internal error ...`` line and returns 1;
+  ``HWNAS_TRACEBACK=1`` shows its traceback.
+- ``add_*`` give the same flag for the same thing in every tool (``--input-size HxW``, ``--output DIR``,
+  ``--threads``, ``--device``, ``--seed``, ``--no-progress``), and the ``*_type`` helpers validate values before any
+  work starts.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import functools
+import math
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import HwnasError, OutputError, RuntimeUnavailableError, UsageError
+
+Main = Callable[..., int]  # main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks and appends ``(default: X)`` to each option that has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings or isinstance(action, argparse._HelpAction)):
+            return text
+        if isinstance(default, (tuple, list)) and len(default) == 2 and action.dest == "input_size":
+            shown = f"{default[0]}x{default[1]}"
+        else:
+            shown = "%(default)s"
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
+_ARGUMENT = re.compile(r"^argument (?P<opt>[^:]+): (?P<rest>.*)$", re.DOTALL)
+_CHOICE = re.compile(r"^invalid choice: (?P<value>.*) \(choose from (?P<choices>.*)\)$", re.DOTALL)
+
+
+def format_parser_error(prog: str, message: str) -> str:
+    """argparse's message rewritten as ``<what>, <where>, expected <what>``."""
+    m = _ARGUMENT.match(message)
+    if m is None:
+        required = re.match(r"^the following arguments are required: (.*)$", message)
+        if required:
+            return f"missing {required.group(1)}, {prog}, expected {required.group(1)} (see '{prog} --help')"
+        one_of = re.match(r"^one of the arguments (.*) is required$", message)
+        if one_of:
+            return f"missing option, {prog}, expected one of {one_of.group(1)} (see '{prog} --help')"
+        return f"{message}, {prog}, expected the options in '{prog} --help'"
+    opt, rest = m.group("opt").split("/")[0], m.group("rest")
+    choice = _CHOICE.match(rest)
+    if choice:
+        return f"invalid choice {choice.group('value')}, {opt}, expected one of {choice.group('choices')}"
+    if ", expected " in rest:
+        what, expected = rest.split(", expected ", 1)
+        return f"{what}, {opt}, expected {expected}"
+    return f"{rest}, {opt}, expected a value as in '{prog} --help'"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with hwnas's help format and error message format (exit status 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        _default_metavar(kwargs)
+        return super().add_argument(*args, **kwargs)
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> argparse._ArgumentGroup:
+        group = super().add_argument_group(*args, **kwargs)
+        plain = group.add_argument
+
+        def add_argument(*a: Any, **kw: Any) -> argparse.Action:
+            _default_metavar(kw)
+            return plain(*a, **kw)
+
+        group.add_argument = add_argument  # type: ignore[method-assign]
+        return group
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {format_parser_error(self.prog, message)}\n")
+
+
+def _default_metavar(kwargs: dict[str, Any]) -> None:
+    """Short metavars (N, X, PATH) instead of argparse's upper-cased option names."""
+    if "metavar" in kwargs or "choices" in kwargs or kwargs.get("action") not in (None, "store", "append"):
+        return
+    kind = kwargs.get("type")
+    name = getattr(kind, "__name__", "")
+    if kind is int or name.startswith("int_at_least"):
+        kwargs["metavar"] = "N"
+    elif kind is float or name in ("finite_float", "nonnegative_float", "positive_float", "fraction"):
+        kwargs["metavar"] = "X"
+    elif kind is Path:
+        kwargs["metavar"] = "PATH"
+
+
+def fail(message: str) -> int:
+    """Print ``error: message`` on stderr; return exit status 2."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _os_error_message(e: OSError) -> str:
+    where = e.filename if e.filename is not None else "a file"
+    if e.filename2 is not None:
+        where = f"{where} -> {e.filename2}"
+    reason = (e.strerror or str(e)).lower()
+    expected = {
+        errno.ENOENT: "an existing path",
+        errno.EACCES: "a path this user may read or write",
+        errno.EPERM: "a path this user may read or write",
+        errno.EISDIR: "a file, not a folder",
+        errno.ENOTDIR: "a folder, not a file",
+        errno.EEXIST: "a path that does not exist yet",
+        errno.ENOSPC: "free disk space for the output",
+        errno.EROFS: "a writable file system",
+        errno.ENAMETOOLONG: "a shorter path",
+    }.get(e.errno or -1, "a readable (input) or writable (output) path")
+    return f"{reason}, {where}, expected {expected}"
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    import torch
+
+    return isinstance(e, (torch.OutOfMemoryError, MemoryError))
+
+
+def _module_prog(main: Main) -> str:
+    """The program name for messages: ``main``'s default ``prog`` (e.g. ``python -m hwnas.search``)."""
+    import inspect
+
+    param = inspect.signature(main).parameters.get("prog")
+    if param is not None and isinstance(param.default, str):
+        return param.default
+    return "python -m " + (getattr(main, "__module__", "hwnas") or "hwnas").removesuffix(".__main__")
+
+
+def command(main: Main) -> Main:
+    """Wrap a tool's ``main(argv) -> int`` in the error boundary every hwnas command shares (see module doc).
+
+    argparse's own exits (``--help`` -> 0, a bad option -> 2) become return values, so ``main([...])`` called from
+    Python or a test returns the exit status instead of raising ``SystemExit``.
+    """
+
+    @functools.wraps(main)
+    def wrapped(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+        where = prog or _module_prog(main)
+        try:
+            return int((main(argv, prog=prog) if prog else main(argv)) or 0)
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else fail(str(e.code)))
+        except HwnasError as e:
+            return fail(str(e))
+        except OSError as e:
+            return fail(_os_error_message(e))
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as e:  # noqa: BLE001 (the boundary: no traceback from deep inside)
+            if _is_out_of_memory(e):
+                return fail(f"out of memory ({str(e).splitlines()[0] if str(e) else type(e).__name__}), {where}, "
+                            "expected a smaller --batch-size or --input-size")
+            if os.environ.get("HWNAS_TRACEBACK") == "1":
+                traceback.print_exc()
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            print(f"error: internal error {type(e).__name__}: {first[:500]}, {where}, expected no error: please "
+                  "report it (HWNAS_TRACEBACK=1 shows the traceback)", file=sys.stderr, flush=True)
+            return 1
+
+    return wrapped
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# value types (argparse ``type=``): each raises ArgumentTypeError("<value>, expected <what>")
+
+def _bad(text: str, expected: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"bad value {text!r}, expected {expected}")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise _bad(text, f"an integer >= {minimum}") from None
+        if value < minimum:
+            raise _bad(text, f"an integer >= {minimum}")
+        return value
+
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse
+
+
+positive_int = int_at_least(1)
+nonnegative_int = int_at_least(0)
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no nan/inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(text, "a finite number") from None
+    if not math.isfinite(value):
+        raise _bad(text, "a finite number")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = finite_float(text)
+    if value < 0:
+        raise _bad(text, "a finite number >= 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = finite_float(text)
+    if not value > 0:
+        raise _bad(text, "a finite number > 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    value = finite_float(text)
+    if not 0 <= value <= 1:
+        raise _bad(text, "a number between 0 and 1")
+    return value
+
+
+def input_size(text: str) -> tuple[int, int]:
+    """argparse type: ``HxW`` in pixels (``256x128``), both >= 1. Per-model minimums are checked by the tool."""
+    parts = text.lower().replace(" ", "").split("x")
+    try:
+        h, w = (int(v) for v in parts)
+    except ValueError:
+        raise _bad(text, "HEIGHTxWIDTH in pixels like 256x128") from None
+    if h < 1 or w < 1:
+        raise _bad(text, "HEIGHTxWIDTH with both >= 1")
+    return h, w
+
+
+def format_size(size: Sequence[int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shared flags
+
+def add_input_size(p: argparse.ArgumentParser, default: tuple[int, int] | None, help: str = "input size HxW in pixels"
+                   ) -> None:
+    p.add_argument("--input-size", type=input_size, default=default, metavar="HxW", help=help)
+
+
+def add_output(p: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
+    p.add_argument("--output", type=Path, default=None if default is None else Path(default), metavar="DIR",
+                   help=help)
+
+
+def add_threads(p: argparse.ArgumentParser, default: int | None = None, help: str | None = None) -> None:
+    p.add_argument("--threads", type=positive_int, default=default, metavar="N",
+                   help=help or "torch intra-op CPU threads (default: torch's choice; 1 is steadiest on a busy machine)")
+
+
+def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    p.add_argument("--device", default=default, metavar="DEV",
+                   help="auto (cuda if available, else cpu), cpu, cuda or cuda:N")
+
+
+def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
+    p.add_argument("--seed", type=int, default=default, help="random seed")
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs still report progress)")
+
+
+@contextlib.contextmanager
+def options_named(config_class: str, aliases: dict[str, str] | None = None) -> Iterator[None]:
+    """Re-raise a ``UsageError`` about ``<config_class>.<field>`` as one about the flag ``--<field>``.
+
+    Config dataclasses validate themselves and name their fields; on the command line the user typed flags.
+    ``aliases`` maps fields to flags whose names differ (``{"image_size": "--input-size"}``).
+    """
+    try:
+        yield
+    except UsageError as e:
+        aliases = aliases or {}
+        text = re.sub(rf"\b{re.escape(config_class)}\.(\w+)",
+                      lambda m: aliases.get(m.group(1), "--" + m.group(1).replace("_", "-")), str(e))
+        raise UsageError(text) from None
+
+
+def resolve_device(text: str, option: str = "--device") -> torch.device:  # noqa: F821
+    """``auto|cpu|cuda|cuda:N`` -> ``torch.device``; a CUDA device that is not there is a clear error."""
+    import torch
+
+    name = text.strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"unknown device {text!r}, {option}, expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeUnavailableError(
+                f"CUDA is not available (torch {torch.__version__}, no CUDA device or a CPU-only build), "
+                f"{option} {text}, expected a machine with a CUDA GPU or --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeUnavailableError(f"no CUDA device {device.index} ({torch.cuda.device_count()} present), "
+                                          f"{option} {text}, expected cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported device {text!r}, {option}, expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def apply_threads(threads: int | None) -> None:
+    """``torch.set_num_threads`` when given (validated >= 1 by the parser)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def check_output_dir(path: Path, option: str = "--output") -> Path:
+    """An output folder that is not an existing file and whose nearest existing parent is writable."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output path is a file, {option} {path}, expected a folder (or a path that does not exist)")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"folder is not writable, {option} {path} (at {parent}), expected a writable location")
+    return path
+
+
+__all__ = ["ArgumentParser", "HelpFormatter", "add_device", "add_input_size", "add_output", "add_progress",
+           "add_seed", "add_threads", "apply_threads", "check_output_dir", "command", "fail", "finite_float",
+           "format_parser_error", "format_size", "fraction", "input_size", "int_at_least", "nonnegative_float",
+           "nonnegative_int", "options_named", "positive_float", "positive_int", "resolve_device"]
