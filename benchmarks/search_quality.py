@@ -35,6 +35,7 @@ from benchmarks._quality.latency import build_command, check_end_to_end, ensure_
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
 from benchmarks._quality.standalone import Recipe, train_genotype
+from hwnas import _cli
 from hwnas._io import write_json_atomic
 from hwnas.data.datasets import Market1501
 from hwnas.envinfo import device_name, machine_load, software_versions
@@ -56,7 +57,8 @@ class Plan:
     """What one benchmark run trains and searches (the full plan, or :func:`quick_plan`)."""
 
     search: SearchConfig
-    data: SyntheticData
+    data: SyntheticData  # the search's dataset (the main job's)
+    train_data: SyntheticData  # stand-alone training and test: same generator, more identities (less noisy mAP)
     recipe: Recipe
     random_n: int = 24
     random_seed: int = 0
@@ -68,15 +70,17 @@ class Plan:
     bn_batches: int = 8
 
     def to_dict(self) -> dict[str, Any]:
-        return {"search": self.search.to_dict(), "data": dataclasses.asdict(self.data), "recipe": self.recipe.to_dict(),
-                **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                   if f.name not in ("search", "data", "recipe")}}
+        nested = {"search": self.search.to_dict(), "data": dataclasses.asdict(self.data),
+                  "train_data": dataclasses.asdict(self.train_data), "recipe": self.recipe.to_dict()}
+        return {**nested, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in nested}}
 
 
 def full_plan() -> Plan:
     """The main job's proxy (short schedule, its synthetic data) and the benchmark's recipe."""
     search = short_config()
-    return Plan(search=search, data=SyntheticData(),
+    data = SyntheticData()
+    train_data = dataclasses.replace(data, num_ids=64, images_per_id=16, num_cameras=6)
+    return Plan(search=search, data=data, train_data=train_data,
                 recipe=Recipe(image_size=search.image_size, width_mult=search.width_mult))
 
 
@@ -84,7 +88,8 @@ def quick_plan() -> Plan:
     """Every stage at toy sizes (a smoke run of the pipeline; its figures mean nothing)."""
     search = short_config(width_mult=0.25, image_size=(32, 32), epochs=2, warmup_epochs=1, ids_per_batch=4,
                           alpha_milestones=(), checkpoint_every=0)
-    return Plan(search=search, data=SyntheticData(num_ids=8, images_per_id=8, num_cameras=3, image_size=(32, 32)),
+    data = SyntheticData(num_ids=8, images_per_id=8, num_cameras=3, image_size=(32, 32))
+    return Plan(search=search, data=data, train_data=data,
                 recipe=Recipe(epochs=1, warmup_epochs=0, batch_size=16, image_size=(32, 32), width_mult=0.25),
                 random_n=4, table_batch=2, table_repeats=3, latency_check_repeats=3, bn_batches=1)
 
@@ -176,7 +181,8 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
            "software": software_versions(("numpy", "scipy", "matplotlib")), "load_at_start": machine_load(),
            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out.mkdir(parents=True, exist_ok=True)
-    root = synthetic_dataset(out / "data", plan.data)
+    root = synthetic_dataset(out / "data-search", plan.data)
+    train_root = synthetic_dataset(out / "data-standalone", plan.train_data)
     s = plan.search
     setting = Setting(plan.table_batch, "fp32", tuple(s.image_size), s.width_mult, "fblneck", threads=1)
     table_path = table_path or out / "latency_cpu_proxy.json"
@@ -184,7 +190,7 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     searched = searched_genotypes(plan, root, out, table, progress)
     entries = benchmark_entries(plan, searched)
     spread = spread_entries(entries)
-    data = ReIDData.from_dataset(Market1501(root))
+    data = ReIDData.from_dataset(Market1501(train_root))
     results = train_all(plan, entries, spread, data, out, progress)
     scores = supernet_scores(plan, root, out, entries)
     distinct = list({e.genotype.tostr(): e.genotype for e in entries}.values())
@@ -230,34 +236,36 @@ def write_report(payload: dict[str, Any], out: Path) -> dict[str, Path]:
     return paths
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.search_quality", description=__doc__.splitlines()[0])
-    p.add_argument("--output", type=Path, default=Path("runs/search-quality"),
-                   help="work and result folder; the same command again continues there (default runs/search-quality)")
-    p.add_argument("--results-dir", type=Path, help="also copy search_quality.{json,md,png} here (e.g. benchmarks/results)")
+PROG = "python -m benchmarks.search_quality"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = _cli.ArgumentParser(prog=prog, description=__doc__)
+    _cli.add_output(p, "work and result folder; the same command again continues there", "runs/search-quality")
+    p.add_argument("--results-dir", type=Path, metavar="DIR",
+                   help="also copy search_quality.{json,md,png} here (e.g. benchmarks/results)")
     p.add_argument("--quick", action="store_true", help="every stage at toy sizes (minutes; figures mean nothing)")
-    p.add_argument("--random", type=int, help="number of random genotypes (default 24; 4 with --quick)")
-    p.add_argument("--latency-table", type=Path,
-                   help="a CPU table of the proxy setting built with python -m hwnas.latency build (default: build "
+    p.add_argument("--random", type=_cli.int_at_least(3), metavar="N",
+                   help="number of random genotypes (default 24; 4 with --quick)")
+    p.add_argument("--latency-table", type=Path, metavar="PATH",
+                   help="a CPU table of the proxy setting built with python -m hwnas.latency build (default: measure "
                         "one into --output)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
+    _cli.add_threads(p, 1, "torch intra-op CPU threads")
+    _cli.add_progress(p)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
+    _cli.apply_threads(args.threads)
     plan = quick_plan() if args.quick else full_plan()
     if args.random is not None:
-        if args.random < 3:
-            print(f"error: --random {args.random}: expected an integer >= 3", file=sys.stderr)
-            return 2
         plan = dataclasses.replace(plan, random_n=args.random)
-    command = "python -m benchmarks.search_quality " + " ".join(argv)
-    payload = run(plan, args.output, args.latency_table, not args.no_progress, command)
+    command = f"{prog} " + " ".join(argv)
+    payload = run(plan, _cli.check_output_dir(args.output), args.latency_table, not args.no_progress, command)
     if args.results_dir is not None:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         for suffix in ("json", "md", "png"):

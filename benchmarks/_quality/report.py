@@ -75,6 +75,11 @@ def _num(v: float | None, spec: str = ".3f") -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
+def _data_line(d: dict[str, Any]) -> str:
+    return (f"{d['num_ids']} train ids x {d['images_per_id']} images and as many test ids, {d['num_cameras']} cameras, "
+            f"{d['image_size'][0]}x{d['image_size'][1]}, data seed {d['seed']}")
+
+
 def render_markdown(p: dict[str, Any]) -> str:
     env, plan, t, lat = p["environment"], p["plan"], p["targets"], p["latency_table"]
     s, rc = plan["search"], plan["recipe"]
@@ -85,9 +90,10 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"{', '.join(f'{k} {v}' for k, v in env['software'].items())}",
              f"- load average (1/5/15 min) at start {env['load_at_start']}, at end {env.get('load_at_end')}; "
              f"{env.get('wall_s_this_session')} s wall in the last session; {env['date_utc']}",
-             f"- proxy data: synthetic Market-1501 format, {plan['data']['num_ids']} train ids x "
-             f"{plan['data']['images_per_id']} images and as many test ids, {plan['data']['image_size'][0]}x"
-             f"{plan['data']['image_size'][1]}, data seed {plan['data']['seed']}",
+             f"- proxy data (hwnas.data.synthetic): the search runs on the main job's dataset "
+             f"({_data_line(plan['data'])}); stand-alone training and the rank-1/mAP test use a larger one of the "
+             f"same generator ({_data_line(plan['train_data'])}; its query/gallery identities are not in any "
+             f"training split)",
              f"- search (the main job's short schedule): {s['epochs']} epochs ({s['warmup_epochs']} weight warm-up), "
              f"batch {s['ids_per_batch']}x{s['images_per_id']}, input {s['image_size'][0]}x{s['image_size'][1]}, "
              f"width {s['width_mult']}, top-{s['topk']}, alpha lr {s['alpha_lr']}, seed {s['seed']}; latency weights "
