@@ -14,7 +14,8 @@ from hwnas.search.config import SyntheticData, short_config
 def tiny_plan() -> sq.Plan:
     search = short_config(width_mult=0.125, image_size=(32, 32), epochs=2, warmup_epochs=1, ids_per_batch=2,
                           alpha_milestones=(), checkpoint_every=0)
-    return sq.Plan(search=search, data=SyntheticData(num_ids=4, images_per_id=8, num_cameras=2, image_size=(32, 32)),
+    data = SyntheticData(num_ids=4, images_per_id=8, num_cameras=2, image_size=(32, 32))
+    return sq.Plan(search=search, data=data, train_data=data,
                    recipe=Recipe(epochs=1, warmup_epochs=0, batch_size=8, image_size=(32, 32), width_mult=0.125),
                    random_n=3, latency_weights=(0.0, 1.0), table_batch=1, table_repeats=3, latency_check_repeats=3,
                    bn_batches=1)
