@@ -95,9 +95,13 @@ setup(
     ext_modules=[Extension("hwnas._C", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
     entry_points={"console_scripts": ["hwnas=hwnas.cli:main"]},
-    install_requires=["torch>=2.1", "numpy", "fvcore", "thop", "tqdm", "pillow", "matplotlib", "scipy"],
+    install_requires=["torch>=2.1", "numpy", "fvcore", "thop", "tqdm", "pillow", "matplotlib", "scipy",
+                      "omegaconf>=2.3"],
     extras_require={
+        # Triton (~290 MB) only when asked: the fused kernels run on CUDA GPUs; on a CPU the tests use its interpreter
         "triton": ["triton>=3.0"],
-        "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "triton>=3.0", "onnx", "onnxruntime"],
+        "tensorboard": ["tensorboard>=2.10"],
+        "onnx": ["onnx", "onnxruntime"],
+        "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "onnx", "onnxruntime", "tensorboard>=2.10"],
     },
 )

@@ -1,6 +1,7 @@
 """Timing and device helpers shared by the kernel benchmarks (bench_*.py, search_step.py, inference.py)."""
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -72,6 +73,29 @@ def lite_conv_min_bytes(n: int, groups: int, channels: int, h: int, w: int, elem
     return (read + write) * elem + groups * channels * (channels + 9) * elem
 
 
+EMPTY = "\u2013"  # an en dash: a cell with no value (a backend that did not run), never 'nan'
+
+
+def ratio_cell(numerator: float | None, denominator: float | None, spec: str = ".2f", suffix: str = "x") -> str:
+    """``numerator / denominator`` formatted (e.g. ``1.53x``), or :data:`EMPTY` when either is missing or NaN."""
+    if numerator is None or denominator is None or not denominator or math.isnan(numerator) or math.isnan(denominator):
+        return EMPTY
+    return f"{numerator / denominator:{spec}}{suffix}"
+
+
+def add_threads_argument(p) -> None:
+    """``--threads N`` (torch CPU threads) for a benchmark CLI; apply it with :func:`apply_threads`."""
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (torch.set_num_threads; default: torch's choice)")
+
+
+def apply_threads(threads: Optional[int]) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise SystemExit(f"error: bad value {threads}, --threads, expected an integer >= 1")
+        torch.set_num_threads(threads)
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table (printed by the CLIs and written to results files)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -80,11 +104,10 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write via a temporary file and rename, so a killed run never leaves half a results file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write via a temporary file and rename, so a killed run never leaves half a results file (hwnas._io)."""
+    from hwnas._io import write_text_atomic as write
+
+    write(path, text)
 
 
 def backend_runner(name: str, model: torch.nn.Module) -> tuple[torch.nn.Module, str]:

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 import hwnas
 from hwnas import ops
 from hwnas.data import ImageDataset, build_transforms
+from hwnas.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +58,16 @@ class ProtocolConfig:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+            raise UsageError(f"unknown dtype {self.dtype!r}, --dtype, expected one of {', '.join(DTYPES)}")
         allowed = sorted(set(BACKENDS) | set(ops.available_backends()))
         if self.backend not in allowed:
-            raise ValueError(f"backend must be one of {', '.join(allowed)}, got {self.backend!r}")
+            raise UsageError(f"unknown backend {self.backend!r}, --backend, expected one of {', '.join(allowed)}")
         for name in ("batch_size", "runs", "height", "width"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} {getattr(self, name)}, --{name.replace('_', '-')}, expected an integer >= 1")
         if self.workers < 0 or self.warmup < 0:
-            raise ValueError(f"workers and warmup must be >= 0, got {self.workers}, {self.warmup}")
+            raise UsageError(f"workers {self.workers} / warmup {self.warmup}, --workers / --warmup, expected "
+                             "integers >= 0")
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ def select_test_items(query: Sequence[Item], gallery: Sequence[Item],
     if num_images is None or num_images >= len(query) + len(gallery):
         return list(query), list(gallery)
     if num_images < 2:
-        raise ValueError(f"num_images must be >= 2 (one query and one gallery image), got {num_images}")
+        raise UsageError(f"num_images {num_images}, --num-images, expected an integer >= 2 (one query and one "
+                         "gallery image)")
     nq = min(len(query), max(1, round(num_images * len(query) / (len(query) + len(gallery)))))
     nq = min(nq, num_images - 1)
     return _evenly(query, nq), _evenly(gallery, num_images - nq)

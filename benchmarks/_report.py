@@ -18,6 +18,7 @@ from typing import Sequence
 
 import torch
 
+from benchmarks._device import EMPTY
 from benchmarks._protocol import PHASES, ModelResult, ProtocolConfig
 from hwnas.report.model_report import predict_on_table
 from hwnas._io import write_json_atomic
@@ -129,7 +130,7 @@ def build_rows(results: Sequence[ModelResult], predictions: dict[str, Prediction
 
 
 def _fmt(x: float | None, spec: str = ".2f") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+    return EMPTY if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
 TABLE_HEADER = ("model", "params M", "MFLOPs", "ours s (mean ± sd)", "data", "h2d", "forward", "rank",

@@ -1,7 +1,8 @@
 """Inference speed of CDNet-top2 on the compiled path (hwnas.deploy.fuse) against eager PyTorch and OSNet x1.0.
 
-One command (CPU, batch 1 and 32, 256x128; writes benchmarks/results/cpp_inference.md):
+One command (CPU, batch 1 and 32, 256x128; writes runs/benchmarks/cpp_inference.md):
     python benchmarks/bench_cpp_inference.py
+To replace the recorded result (tracked in git), say so: --out benchmarks/results/cpp_inference.md
 On a GPU (batch 128, eager vs the CUDA path):
     python benchmarks/bench_cpp_inference.py --device cuda --batch-sizes 128
 
@@ -11,11 +12,9 @@ the load average before and after.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +23,13 @@ from pathlib import Path
 import torch
 
 import hwnas
+from hwnas import _cli
 from hwnas.deploy import fuse
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import ExportError
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cpp_inference.md"
+RECORDED = Path(__file__).resolve().parent / "results" / "cpp_inference.md"  # tracked: written only with --out
+RESULTS = Path("runs") / "benchmarks" / "cpp_inference.md"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ def time_models(models: dict[str, Callable], batch: int, rounds: int, warmup: in
         fused_name = next(n for n in models if "fused" in n)
         err = float((models[fused_name](x) - ref).abs().max())
         if err > 1e-3 * max(1.0, float(ref.abs().max())):
-            raise RuntimeError(f"fused model differs from eager by {err:.3g}: refusing to time a wrong model")
+            raise ExportError(f"fused model differs from eager by {err:.3g}, {fused_name}, expected agreement within "
+                              "1e-3 (refusing to time a wrong model)")
         for r in range(warmup + rounds):
             for name, model in models.items():
                 sync()
@@ -116,24 +119,26 @@ def _load_note(load_before: str, device: str) -> list[str]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from hwnas._io import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default: 1 32 (cpu), 128 (cuda)")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 30 at batch 1, else 7)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=None, help=f"Markdown file (default {RESULTS} on cpu)")
+@_cli.command
+def main(argv: list[str] | None = None, *, prog: str = "python benchmarks/bench_cpp_inference.py") -> int:
+    parser = _cli.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to time")
+    parser.add_argument("--batch-sizes", type=_cli.positive_int, nargs="+", default=None,
+                        help="default: 1 32 (cpu), 128 (cuda)")
+    parser.add_argument("--rounds", type=_cli.positive_int, default=None,
+                        help="timed rounds (default 30 at batch 1, else 7)")
+    parser.add_argument("--warmup", type=_cli.nonnegative_int, default=2, help="untimed rounds first")
+    _cli.add_threads(parser)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"Markdown file (default {RESULTS} on cpu; the recorded result is {RECORDED})")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _cli.resolve_device(args.device)
+    _cli.apply_threads(args.threads)
     batches = args.batch_sizes or ([128] if args.device == "cuda" else [1, 32])
     load_before = load_average()
     models = build_models(args.device)

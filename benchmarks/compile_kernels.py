@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from benchmarks._device import markdown_table
+from hwnas import _cli
 
 TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -81,19 +82,29 @@ def compile_all(arch: int, dtypes: Sequence[str], channels: Sequence[int]) -> li
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.compile_kernels", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", type=int, default=90, help="compute capability x 10 (90 = H100, 80 = A100)")
-    p.add_argument("--dtypes", default="fp32,fp16,bf16")
-    p.add_argument("--channels", default="16,64,128", help="branch widths (mid) to compile for")
+def _channels(text: str) -> list[int]:
+    try:
+        values = [int(c) for c in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected comma-separated integers >= 1")
+    return values
+
+
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks.compile_kernels") -> int:
+    p = _cli.ArgumentParser(prog=prog, description=__doc__)
+    p.add_argument("--arch", type=_cli.positive_int, default=90, help="compute capability x 10 (90 = H100, 80 = A100)")
+    p.add_argument("--dtypes", default="fp32,fp16,bf16", help="comma-separated dtypes to compile for")
+    p.add_argument("--channels", type=_channels, default="16,64,128", help="branch widths (mid) to compile for")
     p.add_argument("--tf32", action="store_true", help="fp32 dots in TF32 (as with torch's allow_tf32), else IEEE")
     args = p.parse_args(argv)
     import torch
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         p.error("unset TRITON_INTERPRET: the kernels must be imported as compilable JIT functions")
-    rows = compile_all(args.arch, args.dtypes.split(","), [int(c) for c in args.channels.split(",")])
+    rows = compile_all(args.arch, args.dtypes.split(","), args.channels)
     print(f"compiled {len(rows)} kernel variants for sm_{args.arch}\n")
     print(markdown_table(["kernel", "dtype", "mid", "BLOCK_P", "shared bytes", "compile s"], rows))
     return 0

@@ -21,8 +21,8 @@ from typing import Sequence
 import torch
 
 import hwnas
-from benchmarks._device import (backend_runner, describe, lite_conv_min_bytes, markdown_table, peak_gbps, time_ms,
-                                write_text_atomic)
+from benchmarks._device import (EMPTY, add_threads_argument, apply_threads, backend_runner, describe, lite_conv_min_bytes,
+                                markdown_table, peak_gbps, ratio_cell, time_ms, write_text_atomic)
 from hwnas import ops
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -51,9 +51,10 @@ def throughput_rows(args: argparse.Namespace, device: torch.device, dtype: torch
         reference = features if reference is None else reference
         errors[name] = ((features - reference).abs().max() / reference.abs().max()).item()
         results[name] = time_ms(forward, device, args.warmup, args.repeats)
-    base = results.get("eager", (float("nan"),))[0]
-    comp = results.get("compiled", (float("nan"),))[0]
-    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.0f}", f"{base / m:.2f}x", f"{comp / m:.2f}x",
+        print(f"{name}: median {results[name][0]:.2f} ms", file=sys.stderr, flush=True)  # as each column ends
+    base = results.get("eager", (None,))[0]
+    comp = results.get("compiled", (None,))[0]
+    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.0f}", ratio_cell(base, m), ratio_cell(comp, m),
              f"{errors[n]:.1e}"] for n, (m, iqr) in results.items()]
 
 
@@ -63,7 +64,7 @@ def bandwidth_rows(args: argparse.Namespace, device: torch.device, dtype: torch.
 
     ok, why = _triton.availability()
     if not ok:
-        return [["lite_conv", "-", "-", f"not run: {why}"]]
+        return [["lite_conv", EMPTY, EMPTY, f"not run: {why}"]]
     lc = _triton.kernels().lite_conv
     n, c, h, w, g = args.batch, 64, args.height // 4, args.width // 4, 2
     x = torch.randn(n, c, h, w, device=device, dtype=dtype)
@@ -95,15 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--peak-gbps", type=float, help="override the device's peak memory bandwidth (GB/s)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots (fp32 only)")
+    add_threads_argument(p)
     p.add_argument("--output", help="also write the tables (Markdown) to this file")
     args = p.parse_args(argv)
+    apply_threads(args.threads)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
-    text = (f"inference (CDNet-top2, batch {args.batch}, {args.height}x{args.width}, {args.dtype})\n"
+    if args.tf32:  # without it, PyTorch's defaults (cuDNN convolutions TF32, matmul and Triton dots IEEE fp32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    bandwidth = markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype))
+    print(bandwidth, flush=True)  # measured first: a later column that hangs cannot lose it
+    text = (f"inference (CDNet-top2, batch {args.batch}, {args.height}x{args.width}, {args.dtype}"
+            f"{', TF32 allowed' if args.tf32 else ''})\n"
             f"device: {describe(device)}; peak bandwidth: {peak_gbps(device, args.peak_gbps) or 'unknown'} GB/s\n\n"
             + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled", "feature err"],
                              throughput_rows(args, device, dtype))
-            + "\n\nLiteConv kernel, stage-1 shape, two branches\n\n"
-            + markdown_table(["variant", "median us", "GB/s", "of peak"], bandwidth_rows(args, device, dtype)))
+            + "\n\nLiteConv kernel, stage-1 shape, two branches\n\n" + bandwidth)
     print(text)
     if args.output:
         write_text_atomic(args.output, text + "\n")

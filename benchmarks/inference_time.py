@@ -29,8 +29,10 @@ from benchmarks._protocol import (BACKENDS, DTYPES, ModelResult, ProtocolConfig,
                                   warm_file_cache)
 from benchmarks._report import (PAPER_TABLE5, Prediction, aligned_table, build_rows, environment, predict_forward,
                                 write_outputs)
+from hwnas import _cli
 from hwnas.data import Market1501, generate_synthetic_market
 from hwnas.data.datasets import SYNTHETIC_MARKER
+from hwnas.errors import UsageError
 
 logger = logging.getLogger("benchmarks.inference_time")
 
@@ -89,27 +91,27 @@ def _clean(x: object) -> object:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.inference_time", description=__doc__.splitlines()[0])
+    p = _cli.ArgumentParser(prog="python -m benchmarks.inference_time", description=__doc__.splitlines()[0])
     p.add_argument("--data-root", help="Market-1501 folder (default: a generated one with the same test sizes)")
     p.add_argument("--synthetic-dir", type=Path, default=None,
                    help=f"cache folder for the generated test set (default {default_synthetic_dir()})")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated registered models (default: the seed's Table 5 models)")
     p.add_argument("--reference", default="cdnet", help="model the ratios divide by (default cdnet)")
-    p.add_argument("--num-images", type=int, default=None, help="time an evenly spaced subset of the test set")
-    p.add_argument("--runs", type=int, default=5, help="timed runs per model (default 5, as the seed)")
-    p.add_argument("--warmup", type=int, default=3, help="warm-up forward passes per batch shape")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--num-images", type=_cli.int_at_least(2), default=None, help="time an evenly spaced subset of the test set")
+    p.add_argument("--runs", type=_cli.positive_int, default=5, help="timed runs per model (default 5, as the seed)")
+    p.add_argument("--warmup", type=_cli.nonnegative_int, default=3, help="warm-up forward passes per batch shape")
+    p.add_argument("--batch-size", type=_cli.positive_int, default=128, help="images per inference batch")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     p.add_argument("--backend", default="eager",
                    help=f"{', '.join(BACKENDS)}: eager PyTorch, torch.compile of it, or the hwnas.ops triton kernels "
                         "(any registered hwnas.ops backend name works)")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=int, default=4, help="DataLoader worker processes (the seed used 4)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--workers", type=_cli.nonnegative_int, default=4, help="DataLoader worker processes (the seed used 4)")
+    p.add_argument("--threads", type=_cli.positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--height", type=_cli.positive_int, default=256, help="input height in pixels")
+    p.add_argument("--width", type=_cli.positive_int, default=128, help="input width in pixels")
     p.add_argument("--latency-table", default="rtx2080", help="table whose forward-time prediction is shown")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=None,
@@ -117,17 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks.inference_time") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in hwnas.list_models()]
     if not models or unknown:
-        raise SystemExit(f"--models: unknown {', '.join(unknown) or '(none given)'}; "
-                         f"available: {', '.join(hwnas.list_models())}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none given)'}, --models, expected "
+                         f"registered models: {', '.join(hwnas.list_models())}")
+    _cli.resolve_device(args.device)
+    _cli.apply_threads(args.threads)
     cfg = ProtocolConfig(device=args.device, dtype=args.dtype, backend=args.backend, channels_last=args.channels_last,
                          batch_size=args.batch_size, workers=args.workers, runs=args.runs, warmup=args.warmup,
                          height=args.height, width=args.width)

@@ -21,7 +21,8 @@ from typing import Sequence
 import torch
 from torch.nn import functional as F
 
-from benchmarks._device import backend_runner, describe, markdown_table, time_ms, write_text_atomic
+from benchmarks._device import (add_threads_argument, apply_threads, backend_runner, describe, markdown_table,
+                                ratio_cell, time_ms, write_text_atomic)
 from hwnas import ops
 
 
@@ -69,9 +70,10 @@ def run(args: argparse.Namespace) -> list[list[str]]:
         reference = grads if reference is None else reference
         errors[name] = ((grads - reference).abs().max() / reference.abs().max()).item()
         results[name] = time_ms(step, device, args.warmup, args.repeats)
-    base = results.get("eager", (float("nan"),))[0]
-    comp = results.get("compiled", (float("nan"),))[0]
-    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.1f}", f"{base / m:.2f}x", f"{comp / m:.2f}x",
+        print(f"{name}: median {results[name][0]:.2f} ms", file=sys.stderr, flush=True)  # as each column ends
+    base = results.get("eager", (None,))[0]
+    comp = results.get("compiled", (None,))[0]
+    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.1f}", ratio_cell(base, m), ratio_cell(comp, m),
              f"{errors[n]:.1e}"] for n, (m, iqr) in results.items()]
 
 
@@ -89,8 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots")
+    add_threads_argument(p)
     p.add_argument("--output", help="also write the table (Markdown) to this file")
     args = p.parse_args(argv)
+    apply_threads(args.threads)
     rows = run(args)
     text = (f"search step (CDNet supernet, top-2, batch {args.batch}, {args.height}x{args.width}, "
             f"width {args.width_mult})\ndevice: {describe(torch.device(args.device))}\n\n"

@@ -296,6 +296,33 @@ def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs still report progress)")
 
 
+def given_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> dict[str, str]:
+    """The options typed on the command line (not left at their defaults): ``{dest: flag}``.
+
+    Config files sit between the defaults and the flags, so a command must know which flags were given.
+    ``argv`` parsed again with every default suppressed leaves exactly those.
+    """
+    saved = [(action, action.default) for action in parser._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        ns = parser.parse_intermixed_args(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        for action, default in saved:
+            action.default = default
+    flags = {a.dest: next((o for o in a.option_strings if o.startswith("--")), a.dest) for a in parser._actions}
+    return {dest: flags.get(dest, dest) for dest in vars(ns)}
+
+
+def add_config(p: argparse.ArgumentParser, sections: str) -> None:
+    """``--config FILE.yaml`` and the positional ``KEY=VALUE`` overrides (see hwnas/_config.py)."""
+    p.add_argument("--config", type=Path, metavar="FILE.yaml",
+                   help=f"run config in YAML (sections: {sections}); flags given on the command line override it, "
+                        "and KEY=VALUE overrides override both")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides with dotted keys, e.g. train.lr=0.01 (put them after the options)")
+
+
 @contextlib.contextmanager
 def options_named(config_class: str, aliases: dict[str, str] | None = None) -> Iterator[None]:
     """Re-raise a ``UsageError`` about ``<config_class>.<field>`` as one about the flag ``--<field>``.
@@ -345,7 +372,13 @@ def apply_threads(threads: int | None) -> None:
 
 
 def check_output_dir(path: Path, option: str = "--output") -> Path:
-    """An output folder that is not an existing file and whose nearest existing parent is writable."""
+    """An output folder that is not an existing file, whose name is valid UTF-8 (reports name it) and whose nearest
+    existing parent is writable."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise OutputError(f"output path is not valid UTF-8 ({os.fsencode(path)!r}), {option}, expected a UTF-8 folder "
+                          "name (reports and result files name it)") from None
     if path.exists() and not path.is_dir():
         raise OutputError(f"output path is a file, {option} {path}, expected a folder (or a path that does not exist)")
     parent = path
@@ -356,7 +389,7 @@ def check_output_dir(path: Path, option: str = "--output") -> Path:
     return path
 
 
-__all__ = ["ArgumentParser", "HelpFormatter", "add_device", "add_input_size", "add_output", "add_progress",
+__all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "command", "fail", "finite_float",
-           "format_parser_error", "format_size", "fraction", "input_size", "int_at_least", "nonnegative_float",
+           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "int_at_least", "nonnegative_float",
            "nonnegative_int", "options_named", "positive_float", "positive_int", "resolve_device"]

@@ -50,10 +50,15 @@ class RuntimeUnavailableError(HwnasError, RuntimeError):
     """An optional runtime or device (CUDA, Triton, onnxruntime, OpenVINO, the compiled extension) is missing."""
 
 
+class DivergedError(HwnasError, FloatingPointError):
+    """A search or training diverged: a loss, an architecture weight (alpha) or a metric became NaN or infinite
+    (the message names the epoch/step and what to change, e.g. a lower learning rate)."""
+
+
 class OutputError(HwnasError, OSError):
     """An output path cannot be written: it is a file where a folder is needed, not writable, locked by another
     run, or would overwrite a shipped or non-empty location."""
 
 
-__all__ = ["CheckpointError", "ConfigError", "DatasetError", "ExportError", "GenotypeError", "HwnasError",
-           "ImageReadError", "LatencyTableError", "OutputError", "RuntimeUnavailableError", "UsageError"]
+__all__ = ["CheckpointError", "ConfigError", "DatasetError", "DivergedError", "ExportError", "GenotypeError",
+           "HwnasError", "ImageReadError", "LatencyTableError", "OutputError", "RuntimeUnavailableError", "UsageError"]

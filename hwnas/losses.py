@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hwnas.errors import UsageError
 from hwnas.models._output import ReIDOutput
 
 
@@ -14,7 +15,7 @@ class CrossEntropyLoss(nn.Module):
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+            raise UsageError(f"label_smoothing {label_smoothing}, CrossEntropyLoss, expected a number in [0, 1)")
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -69,7 +70,8 @@ class ReIDLoss(nn.Module):
 
     def forward(self, output: ReIDOutput, pids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if not isinstance(output, ReIDOutput):
-            raise TypeError(f"ReIDLoss expects the ReIDOutput of a model in training mode, got {type(output).__name__}")
+            raise UsageError(f"model output is a {type(output).__name__}, ReIDLoss, expected the ReIDOutput of a model "
+                             "in training mode")
         parts: dict[str, torch.Tensor] = {}
         ce = sum(self._part(parts, f"ce/{i}", self.ce(lg, pids)) for i, lg in enumerate(output.logits))
         tri = sum(self._part(parts, f"triplet/{i}", self.triplet(f, pids)) for i, f in enumerate(output.features))

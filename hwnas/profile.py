@@ -18,6 +18,8 @@ from fvcore.nn.jit_handles import addmm_flop_jit, bmm_flop_jit, conv_flop_jit, l
 from torch import nn
 
 from hwnas import ops
+from hwnas._modes import eval_mode
+from hwnas.errors import UsageError
 
 SCOPES: tuple[str, ...] = ("backbone", "inference")
 PARAM_SCOPES: tuple[str, ...] = ("inference", "total")
@@ -101,22 +103,23 @@ def _breakdown(analysis: MacCountAnalysis, model: nn.Module) -> tuple[tuple[str,
 
 def profile_model(model: nn.Module, input_size: tuple[int, int] = (256, 128), scope: str = "inference",
                   params_scope: str = "inference") -> Profile:
-    """Params (M) and FLOPs (M, conv+linear MACs at batch 1, eval mode) of a ReIDModel."""
+    """Params (M) and FLOPs (M, conv+linear MACs at batch 1, eval mode) of a ReIDModel.
+
+    The model is traced in eval mode; afterwards every submodule has its own train/eval mode back.
+    Raises :class:`hwnas.errors.UsageError` for an unknown ``scope`` / ``params_scope``.
+    """
     if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        raise UsageError(f"unknown scope {scope!r}, profile_model, expected one of {', '.join(SCOPES)}")
     if params_scope not in PARAM_SCOPES:
-        raise ValueError(f"params_scope must be one of {', '.join(PARAM_SCOPES)}, got {params_scope!r}")
-    was_training = model.training
-    model.eval()
-    try:
+        raise UsageError(f"unknown params_scope {params_scope!r}, profile_model, expected one of "
+                         f"{', '.join(PARAM_SCOPES)}")
+    with eval_mode(model):
         device = next(model.parameters()).device
         x = torch.zeros(1, 3, *input_size, device=device)
         with torch.no_grad(), ops.use_backend("eager"):
             analysis = MacCountAnalysis(_Scoped(model, scope), (x,))
             flops = analysis.total()
             per_layer = _breakdown(analysis, model)
-    finally:
-        model.train(was_training)
     if params_scope == "total":
         params = count_params([model])
     else:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import triton
 
+from hwnas.errors import UsageError
+
 #: tl.dot needs every tile dimension >= 16.
 MIN_DOT = 16
 
@@ -67,6 +69,6 @@ SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def check_tensor(name: str, t: torch.Tensor, ndim: int) -> None:
     """Boundary validation with messages that name the argument and what was expected."""
     if t.dim() != ndim:
-        raise ValueError(f"hwnas.kernels: {name} must be {ndim}-D, got shape {tuple(t.shape)}")
+        raise UsageError(f"{name} of shape {tuple(t.shape)}, hwnas.kernels, expected a {ndim}-D tensor")
     if t.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"hwnas.kernels: {name} must be float32/float16/bfloat16, got {t.dtype}")
+        raise UsageError(f"{name} of dtype {t.dtype}, hwnas.kernels, expected float32, float16 or bfloat16")

@@ -15,6 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
+from hwnas.errors import UsageError
+
 from ._config import check_tensor, pixel_tiling
 
 
@@ -132,8 +134,8 @@ def _pool_grid(z: torch.Tensor) -> tuple[tuple[int, int, int], int, int]:
 
 def _check_affine(affine: torch.Tensor, channels: int) -> torch.Tensor:
     if affine.shape != (3, channels):
-        raise ValueError(f"hwnas.kernels.gate_sum: affine must be (3, {channels}) rows (mean, scale, shift), "
-                         f"got {tuple(affine.shape)}")
+        raise UsageError(f"affine of shape {tuple(affine.shape)}, hwnas.kernels.gate_sum, expected (3, {channels}) "
+                         "rows (mean, scale, shift)")
     return affine.contiguous()
 
 
@@ -163,8 +165,8 @@ def branch_pool_bwd(z: torch.Tensor, affine: torch.Tensor,
 def _split(z: torch.Tensor, n_blocks: int, branches: int) -> int:
     c_total = z.shape[1]
     if n_blocks < 1 or branches < 1 or c_total % (n_blocks * branches):
-        raise ValueError(f"hwnas.kernels.gate_sum: {c_total} channels do not split into "
-                         f"{n_blocks} blocks x {branches} branches")
+        raise UsageError(f"{c_total} channels do not split into {n_blocks} blocks x {branches} branches, "
+                         "hwnas.kernels.gate_sum, expected a multiple of blocks x branches")
     return c_total // (n_blocks * branches)
 
 

@@ -21,6 +21,8 @@ import torch
 import triton
 import triton.language as tl
 
+from hwnas.errors import UsageError
+
 from ._config import check_tensor, dot_precision, dot_upcast, pixel_tiling
 
 
@@ -173,11 +175,11 @@ def _prepare(x: torch.Tensor, in_map: torch.Tensor, w_pw: torch.Tensor, w_dw: to
     check_tensor("w_pw", w_pw, 3)
     groups, c = w_pw.shape[0], w_pw.shape[1]
     if w_pw.shape != (groups, c, c) or w_dw.shape != (groups, c, 9):
-        raise ValueError(f"hwnas.kernels.lite_conv: expected w_pw (G, C, C) and w_dw (G, C, 9), got "
-                         f"{tuple(w_pw.shape)} and {tuple(w_dw.shape)}")
+        raise UsageError(f"weights of shapes {tuple(w_pw.shape)} and {tuple(w_dw.shape)}, hwnas.kernels.lite_conv, "
+                         "expected w_pw (G, C, C) and w_dw (G, C, 9)")
     if in_map.shape != (groups,) or in_map.dtype != torch.int32:
-        raise ValueError(f"hwnas.kernels.lite_conv: in_map must be int32 of shape ({groups},), got "
-                         f"{in_map.dtype} {tuple(in_map.shape)}")
+        raise UsageError(f"in_map of {in_map.dtype} {tuple(in_map.shape)}, hwnas.kernels.lite_conv, expected "
+                         f"in_map int32 of shape ({groups},)")
     if x.stride(3) != 1 or x.stride(2) != x.shape[3] or x.stride(1) != x.shape[2] * x.shape[3]:
         x = x.contiguous()  # the kernels index (h, w) planes densely; n and c strides may be anything
     return x
@@ -256,8 +258,8 @@ def lite_conv_bwd(x: torch.Tensor, in_map: torch.Tensor, pre: Optional[torch.Ten
 
 def _check_pre(pre: torch.Tensor, c_in: int) -> torch.Tensor:
     if pre.shape != (3, c_in):
-        raise ValueError(f"hwnas.kernels.lite_conv: pre must be (3, C_in={c_in}) rows (mean, scale, shift), "
-                         f"got {tuple(pre.shape)}")
+        raise UsageError(f"pre of shape {tuple(pre.shape)}, hwnas.kernels.lite_conv, expected pre (3, C_in={c_in}) "
+                         "rows (mean, scale, shift)")
     return pre.contiguous()
 
 

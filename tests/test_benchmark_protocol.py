@@ -93,7 +93,8 @@ def test_ratios_and_table() -> None:
     assert rows[0]["ratio_to_reference"]["predicted"] is None and rows[1]["ratio_to_reference"]["predicted"] == 1.0
     assert rows[0]["total_std_s"] == 0.0
     text = aligned_table(rows)
-    assert "n/a" in text and "1.500" in text and len({len(line) for line in text.splitlines()}) == 1
+    assert "\u2013" in text and "1.500" in text and len({len(line) for line in text.splitlines()}) == 1
+    assert "nan" not in text.lower() and "n/a" not in text  # an empty cell is an en dash
 
 
 def test_cli_writes_all_outputs(tiny_market, tmp_path, capsys) -> None:
@@ -118,9 +119,9 @@ def test_cli_writes_all_outputs(tiny_market, tmp_path, capsys) -> None:
     assert "cdnet" in capsys.readouterr().out
 
 
-def test_cli_rejects_unknown_model(tiny_market) -> None:
-    with pytest.raises(SystemExit, match="unknown nope"):
-        inference_time.main(["--data-root", str(tiny_market), "--models", "cdnet,nope"])
+def test_cli_rejects_unknown_model(tiny_market, capsys) -> None:
+    assert inference_time.main(["--data-root", str(tiny_market), "--models", "cdnet,nope"]) == 2
+    assert "error: unknown model(s) nope, --models, expected" in capsys.readouterr().err
 
 
 def test_default_dataset_is_generated_once(tmp_path, monkeypatch) -> None:

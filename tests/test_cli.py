@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
+import hwnas
 from hwnas import _cli
 from hwnas.cli import COMMANDS
 from hwnas.cli import main as hwnas_main
 from hwnas.errors import HwnasError, UsageError
 
 SYN = ["--synthetic", "--synthetic-ids", "2", "--synthetic-images-per-id", "3"]
+TABLES = Path(hwnas.__file__).parent / "latency" / "tables"
 
 # (command argv after `hwnas`, text the message must contain)
 BAD_OPTIONS = [
@@ -47,7 +53,8 @@ BAD_OPTIONS = [
     (["train", "--model", "cdnet", "--batch-size", "0", *SYN], "--batch-size"),
     (["train", "--model", "cdnet", "--num-instances", "0", *SYN], "--num-instances"),
     (["train", "--model", "cdnet", "--batch-size", "6", *SYN], "--batch-size"),
-    (["train", "--model", "cdnet", "--input-size", "8x8", *SYN], "at least 13x13"),
+    # FBLNeck's two parts need a stage-2 map of >= 2 rows: height >= 29 (DESIGN 2b.4)
+    (["train", "--model", "cdnet", "--input-size", "8x8", *SYN], "at least 29x13"),
     (["train", "--model", "cdnet", "--lr", "inf", *SYN], "--lr"),
     (["train", "--model", "cdnet", "--threads", "0", *SYN], "--threads"),
     (["train", "--model", "cdnet", "--device", "cuda", *SYN], "--device"),
@@ -56,7 +63,7 @@ BAD_OPTIONS = [
     (["evaluate", "--checkpoint", "missing.pt", *SYN], "missing.pt"),
     (["evaluate", "--checkpoint", "missing.pt", "--batch-size", "0", *SYN], "--batch-size"),
     (["evaluate", "--checkpoint", "missing.pt", "--device", "cuda", *SYN], "--device"),
-    (["report", "flops", "--input-size", "8x8"], "at least 13x13"),
+    (["report", "flops", "--input-size", "8x8"], "at least 29x13"),
     (["report", "flops", "--model", "nope"], "--model"),
     (["report", "flops", "--width-mult", "0"], "--width-mult"),
     (["report", "model", "--batch-size", "0"], "--batch-size"),
@@ -74,6 +81,28 @@ BAD_OPTIONS = [
     (["data", "synthetic", "--output", "x", "--input-size", "4x4"], "--input-size"),
     (["data", "info", "--data-root", "no/such/folder"], "no/such/folder"),
     (["nope"], "nope"),
+    (["train", "--model", "cdnet", "--resume", "--overwrite", "--output", "x", *SYN], "--resume and --overwrite"),
+    (["train", "--model", "cdnet", "-o", "genotype=cdnet:3-5-1", *SYN], "genotype has 1 layers"),
+    (["train", "--model", "cdnet", "-o", "genotype=no/such/g.json", *SYN], "no/such/g.json"),
+    (["search", "--resume", "--output", "no-such-run"], "no-such-run"),
+    (["report", "tsne", "--checkpoint", "missing.pt", *SYN], "missing.pt"),
+    (["report", "model", "--no-measure", "--genotype", "cdnet-top9"], "cdnet-top9"),
+    (["latency", "show", "no/such/table.json"], "no/such/table.json"),
+    (["search", "--dataset", "nope"], "--dataset"),
+    (["search", "search.lr=nan"], "search.lr"),
+    (["train", "--config", "missing.yaml", "--model", "cdnet", *SYN], "missing.yaml"),
+    (["train", "--model", "cdnet", *SYN, "train.nope=1"], "train.nope"),
+    (["train", "--model", "cdnet", "--load-weights", "missing.pt", *SYN], "missing.pt"),
+    (["evaluate", "--checkpoint", "missing.pt", *SYN, "eval.metric=nope"], "eval.metric"),
+    (["extract", "--model", "osnet", "--images", "no/*.jpg", "--output", "f.npz"], "--images"),
+    (["extract", "--model", "osnet", "--images", "x", "--output", "f.csv"], "--output"),
+    (["extract", "--images", "x", "--output", "f.npz"], "--checkpoint"),
+    (["extract", "--checkpoint", "c.pt", "--model", "osnet", "--images", "x", "--output", "f.npz"], "--model"),
+    (["extract", "--model", "osnet", "--images", "x", "--output", "f.npz", "--batch-size", "0"], "--batch-size"),
+    (["export", "--model", "osnet", "--output", "m.txt"], "--output"),
+    (["export", "--model", "osnet", "--fuse-bn", "--output", "m.onnx"], "--fuse-bn"),
+    (["export", "--model", "cdnet", "--input-size", "8x8", "--output", "m.onnx"], "at least 29x13"),
+    (["export", "--checkpoint", "missing.pt", "--output", "m.onnx"], "missing.pt"),
 ]
 
 
@@ -86,6 +115,121 @@ def test_bad_option_is_a_clean_error(argv, names, capsys, tmp_path, monkeypatch)
     line = err.strip().splitlines()[-1]
     assert line.startswith("error: ") and names in line, line
     assert "expected" in line, line
+
+
+def _genotype_file(content: bytes):
+    def make(tmp: Path) -> str:
+        (tmp / "g.json").write_bytes(content)
+        return str(tmp / "g.json")
+    return make
+
+
+def _table_with(token: str):
+    """The shipped rtx2080 table with one layer entry replaced by ``token`` (JSON text)."""
+    def make(tmp: Path) -> str:
+        text = (TABLES / "rtx2080.json").read_text()
+        data = json.loads(text)
+        text = json.dumps(data).replace(json.dumps(data["layers"][2]["latency_ms"]), token, 1)
+        (tmp / "t.json").write_text(text)
+        return str(tmp / "t.json")
+    return make
+
+
+def _checkpoint(kind: str):
+    def make(tmp: Path) -> str:
+        path = tmp / "ckpt.pt"
+        if kind == "junk":
+            path.write_bytes(b"not a checkpoint")
+        elif kind == "code":
+            torch.save({"model": {}, "hook": print}, path)
+        elif kind == "folder":
+            path.mkdir()
+        else:  # weights of another genotype under cdnet-top2's name
+            other = hwnas.create_model("cdnet", genotype="cdnet-top1", width_mult=0.25, num_classes=2)
+            torch.save({"model": other.state_dict(), "model_name": "cdnet", "epoch": 1,
+                        "model_options": {"width_mult": 0.25, "num_classes": 2}}, path)
+        return str(path)
+    return make
+
+
+def _non_utf8_folder(tmp: Path) -> str:
+    raw = os.fsencode(tmp) + b"/data-\xff"
+    os.mkdir(raw)
+    return os.fsdecode(raw)
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+NAN_ALPHAS = (b'{"layers": [[3, 5, 1], [3, 7, 2], [5, 7, 2], [5, 9, 1], [5, 7, 2], [5, 7, 1]], '
+              b'"alphas": [[NaN, 0.1]]}')
+TSNE = ["report", "tsne", *SYN, "--checkpoint"]
+
+# (id, make(tmp) -> the bad file's path, argv with {} for that path, texts the message must contain)
+BAD_FILES = [
+    ("train genotype not UTF-8", _genotype_file(b'{"layers": "caf\xe9"}'),
+     ["train", "--model", "cdnet", "-o", "genotype={}", *SYN], ["not UTF-8 text", "g.json"]),
+    ("train genotype nested", _genotype_file(DEEP), ["train", "--model", "cdnet", "-o", "genotype={}", *SYN],
+     ["JSON nested too deeply", "g.json"]),
+    ("train genotype NaN alpha", _genotype_file(NAN_ALPHAS), ["train", "--model", "cdnet", "-o", "genotype={}", *SYN],
+     ["alpha is nan", "g.json"]),
+    ("report model genotype nested", _genotype_file(DEEP), ["report", "model", "--no-measure", "--genotype", "{}"],
+     ["JSON nested too deeply", "g.json"]),
+    ("search table Infinity", _table_with("Infinity"), ["search", "--latency-table", "{}"],
+     ["non-finite number Infinity", "t.json"]),
+    ("search table 1e999", _table_with("1e999"), ["search", "--latency-table", "{}"],
+     ["latency entry is Infinity", "layers[2].latency_ms", "t.json"]),
+    ("search table negative", _table_with("-1.5"), ["search", "--latency-table", "{}"],
+     ["latency entry is -1.5", "t.json"]),
+    ("latency show NaN", _table_with("NaN"), ["latency", "show", "{}"], ["non-finite number NaN", "t.json"]),
+    ("latency show not UTF-8", _genotype_file(b"{\"name\": \"\xff\"}"), ["latency", "show", "{}"],
+     ["not UTF-8 text", "g.json"]),
+    ("evaluate junk checkpoint", _checkpoint("junk"), ["evaluate", "--checkpoint", "{}", *SYN],
+     ["not a PyTorch checkpoint", "ckpt.pt"]),
+    ("evaluate checkpoint with code", _checkpoint("code"), ["evaluate", "--checkpoint", "{}", *SYN],
+     ["refers to Python code", "ckpt.pt"]),
+    ("evaluate checkpoint is a folder", _checkpoint("folder"), ["evaluate", "--checkpoint", "{}", *SYN],
+     ["checkpoint path is a folder", "ckpt.pt"]),
+    ("evaluate foreign weights", _checkpoint("other"), ["evaluate", "--checkpoint", "{}", *SYN],
+     ["weights do not fit", "missing (", "ckpt.pt"]),
+    ("tsne junk checkpoint", _checkpoint("junk"), [*TSNE, "{}"], ["not a PyTorch checkpoint", "ckpt.pt"]),
+    ("data info non-UTF-8 folder", _non_utf8_folder, ["data", "info", "--data-root", "{}"],
+     ["dataset path is not valid UTF-8", "data-\\xff"]),
+    ("search output non-UTF-8 folder", _non_utf8_folder, ["search", "--output", "{}"],
+     ["output path is not valid UTF-8", "data-\\xff", "--output"]),
+    ("train data-root non-UTF-8 folder", _non_utf8_folder, ["train", "--model", "cdnet", "--data-root", "{}"],
+     ["dataset path is not valid UTF-8", "data-\\xff"]),
+]
+
+
+@pytest.mark.parametrize(("make", "argv", "texts"), [r[1:] for r in BAD_FILES], ids=[r[0] for r in BAD_FILES])
+def test_bad_file_is_a_clean_error_naming_it(make, argv, texts, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = make(tmp_path)
+    assert hwnas_main([a.replace("{}", bad) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "expected" in line, line
+    for text in texts:
+        assert text in line, line
+    assert len(line) < 1000, line
+
+
+def test_train_resume_refusal_names_the_differing_option(tmp_path, capsys):
+    from hwnas.train import build_parser, resolve_run
+
+    out = tmp_path / "run"
+    argv = ["train", "--model", "cdnet", "-o", "width_mult=0.25", "--output", str(out), *SYN, "--input-size", "32x16",
+            "--batch-size", "8"]
+    parser = build_parser()
+    config = resolve_run(parser.parse_intermixed_args(argv[1:]), _cli.given_options(parser, argv[1:])).train
+    model = hwnas.create_model("cdnet", width_mult=0.25, num_classes=2)
+    out.mkdir()
+    torch.save({"model": model.state_dict(), "model_name": "cdnet", "epoch": 1, "config": {**config.to_dict(), "lr": 0.1},
+                "model_options": {"width_mult": 0.25, "num_classes": 2}}, out / "last.pt")
+    assert hwnas_main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: settings differ from the checkpoint's run (lr 0.1 -> 0.065), checkpoint '") and \
+        "expected" in err
 
 
 def test_output_path_that_is_a_file_is_refused(tmp_path, capsys):
@@ -124,14 +268,17 @@ def test_help_lists_commands_and_every_option_has_help(capsys):
 def _all_parsers():
     """Every (sub)parser of every command, built the way the commands build them."""
     from hwnas.evaluate import build_parser as evaluate_parser
+    from hwnas.export import build_parser as export_parser
+    from hwnas.extract import build_parser as extract_parser
     from hwnas.latency.__main__ import _parser as latency_parser
     from hwnas.search.__main__ import build_parser as search_parser
     from hwnas.train import build_parser as train_parser
 
-    roots = [search_parser(), train_parser(), evaluate_parser(), latency_parser("hwnas latency")]
+    roots = [search_parser(), train_parser(), evaluate_parser(), extract_parser(), export_parser(),
+             latency_parser("hwnas latency")]
     report = _cli.ArgumentParser(prog="hwnas report")
     sub = report.add_subparsers()
-    for modname in ("hwnas.report.flops", "hwnas.report.model_report", "hwnas.report.tsne"):
+    for modname in ("hwnas.report.flops", "hwnas.report.model_report", "hwnas.report.tsne", "hwnas.report.plots"):
         importlib.import_module(modname).add_arguments(sub.add_parser(modname))
     roots.append(report)
     seen = []

@@ -39,7 +39,7 @@ def test_generator_makes_it_reproducible():
 def test_sampler_rejects_bad_shapes():
     with pytest.raises(ValueError, match="multiple of num_instances"):
         RandomIdentitySampler(_items([4, 4]), batch_size=6, num_instances=4)
-    with pytest.raises(ValueError, match="needs 16 identities but the data has only 2"):
+    with pytest.raises(ValueError, match="only 2 identities, P x K sampler, expected at least 16"):
         RandomIdentitySampler(_items([4, 4]))
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from hwnas.evaluation import compute_distance, evaluate_rank, extract_features, re_ranking
+from hwnas.errors import UsageError
+from hwnas.evaluation import compute_distance, evaluate_model, evaluate_rank, extract_features, re_ranking
 
 
 def reference_rank(dist, q_pids, g_pids, q_camids, g_camids, max_rank):
@@ -84,7 +85,7 @@ def test_max_rank_larger_than_gallery():
 
 
 def test_bad_shapes_are_reported():
-    with pytest.raises(ValueError, match=r"expected \(len\(q_pids\), len\(g_pids\)\) = \(2, 3\)"):
+    with pytest.raises(UsageError, match=r"expected shape \(len\(q_pids\), len\(g_pids\)\) = \(2, 3\)"):
         evaluate_rank(np.zeros((3, 2)), [1, 2], [1, 2, 3], [0, 0], [0, 0, 0])
 
 
@@ -151,3 +152,119 @@ def test_rerank_matches_dense_reference():
     qp, gp = (torch.arange(8) % 4).numpy() + 1, (torch.arange(20) % 4).numpy() + 1
     r = evaluate_rank(got, qp, gp, np.zeros(8, int), np.ones(20, int))
     assert r["cmc"][0] == 1.0
+
+
+# ---------------------------------------------------------------- the ranking rule (issue 12): NaN last, exact ties
+NEG_NAN = -np.float64("nan")  # NaN with the sign bit set: sorted before every number by a bit-pattern sort
+
+
+def _one_query(dist_row, g_pids, dtype=np.float64):
+    g_pids = np.asarray(g_pids)
+    return evaluate_rank(np.asarray([dist_row], dtype=dtype), np.array([1]), g_pids, np.array([0]),
+                         np.ones(len(g_pids), int), max_rank=len(g_pids))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [NEG_NAN, np.nan, -np.inf, np.inf])
+def test_non_finite_distances_rank_last(bad, dtype):
+    """One overflowed gallery feature must not push the true match down: rank-1 is 1.00, not 0.00."""
+    r = _one_query([bad, 0.5, 0.7], [2, 1, 3], dtype)
+    assert r["cmc"][0] == 1.0 and r["mAP"] == 1.0 and r["num_nonfinite"] == 1
+    r = _one_query([0.2, bad, 0.7], [2, 1, 3], dtype)  # the true match itself is non-finite: last, after 0.7
+    assert r["cmc"].tolist() == [0.0, 0.0, 1.0] and r["mAP"] == pytest.approx(1 / 3)
+
+
+def test_non_finite_distances_tie_in_gallery_order():
+    r = _one_query([np.nan, np.inf, NEG_NAN, 0.1], [2, 1, 1, 3])  # order: 0.1, nan(0), inf(1), -nan(2)
+    assert r["cmc"].tolist() == [0.0, 0.0, 1.0, 1.0] and r["mAP"] == pytest.approx((1 / 3 + 2 / 4) / 2)
+
+
+def test_negative_and_positive_zero_tie():
+    r = _one_query([0.0, -0.0], [2, 1])  # a tie: gallery order puts the wrong identity first
+    assert r["cmc"].tolist() == [0.0, 1.0]
+    r = _one_query([-0.0, 0.0], [2, 1])
+    assert r["cmc"].tolist() == [0.0, 1.0]
+
+
+def test_float64_distances_are_not_rounded_to_float32():
+    r = _one_query([1.0 + 1e-12, 1.0], [2, 1])  # equal in float32 (a tie won by the wrong identity)
+    assert r["cmc"][0] == 1.0
+    assert np.float32(1.0 + 1e-12) == np.float32(1.0)
+
+
+def test_rank_gallery_follows_the_same_rule():
+    from hwnas.evaluation.rank import rank_gallery
+
+    d = np.array([[NEG_NAN, 0.3, -0.0, 0.0, np.inf, 0.1], [1.0, 1.0 + 1e-12, np.nan, 1.0, 0.5, -np.inf]])
+    assert rank_gallery(d).tolist() == [[2, 3, 5, 1, 0, 4], [4, 0, 3, 1, 2, 5]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_exact_ranking_matches_a_full_sort_with_many_ties(seed):
+    rng = np.random.default_rng(seed)
+    nq, ng = 6, 300
+    qp, gp = rng.integers(1, 4, nq), rng.integers(0, 4, ng)
+    qc, gc = rng.integers(0, 2, nq), rng.integers(0, 2, ng)
+    dist = rng.integers(0, 3, (nq, ng)).astype(np.float64)
+    dist[rng.random((nq, ng)) < 0.05] = np.nan
+    got = evaluate_rank(dist, qp, gp, qc, gc, max_rank=20)
+    keyed = np.where(np.isfinite(dist), dist, np.inf)
+    cmc, ap, inp, _ = reference_rank(keyed, qp, gp, qc, gc, 20)
+    np.testing.assert_allclose(got["cmc"], cmc, atol=1e-12)
+    assert got["mAP"] == pytest.approx(ap, abs=1e-12) and got["mINP"] == pytest.approx(inp, abs=1e-12)
+
+
+class _Pick(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, 0, 0]
+
+
+def test_evaluate_model_computes_rank_k_beyond_max_rank():
+    """max_rank=5 with the first true match at rank 7: rank-5 is 0 and rank-10 is 1 (not a copy of rank-5)."""
+    query = [(torch.zeros(1, 1, 1, 1), torch.tensor([1]), torch.tensor([0]))]
+    g = torch.arange(12, dtype=torch.float64).view(12, 1, 1, 1) + 1  # distances 1, 4, 9, ... from the query
+    g_pids = torch.tensor([2, 3, 4, 2, 3, 4, 1, 2, 3, 4, 2, 3])  # the match sits at position 7
+    gallery = [(g, g_pids, torch.ones(12, dtype=torch.long))]
+    r = evaluate_model(_Pick(), query, gallery, max_rank=5)
+    assert (r["rank1"], r["rank5"], r["rank10"]) == (0.0, 0.0, 1.0)
+    assert len(r["cmc"]) == 5
+
+
+def test_compute_distance_keeps_float64():
+    a = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0 + 1e-4, 0.0]], dtype=torch.float64)
+    d = compute_distance(a, b)
+    assert d.dtype == torch.float64 and float(d) == pytest.approx(1e-8, rel=1e-6)
+    assert float(compute_distance(a.float(), b.float())) != pytest.approx(1e-8, rel=1e-2)  # float32 cancels
+
+
+def test_rerank_with_a_non_finite_gallery_feature_ranks_it_last():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 6, generator=g) * 3
+    qf = centres[torch.arange(8) % 4] + torch.randn(8, 6, generator=g)
+    gf = centres[torch.arange(20) % 4] + torch.randn(20, 6, generator=g)
+    gf[5] = float("nan")
+    gf[6, 0] = float("inf")
+    got = re_ranking(qf, gf, k1=6, k2=3, lambda_value=0.3)
+    assert np.isinf(got[:, [5, 6]]).all() and np.isfinite(np.delete(got, [5, 6], axis=1)).all()
+    qp, gp = (torch.arange(8) % 4).numpy() + 1, (torch.arange(20) % 4).numpy() + 1
+    r = evaluate_rank(got, qp, gp, np.zeros(8, int), np.ones(20, int))
+    assert r["cmc"][0] == 1.0 and r["num_nonfinite"] == 16
+
+
+def test_extract_features_restores_every_submodules_own_mode():
+    model = nn.Sequential(_Pick(), nn.Dropout(0.5)).train()
+    model[1].eval()  # deliberately frozen by the caller
+    x = torch.ones(2, 1, 1, 1)
+    extract_features(model, [(x, torch.tensor([1, 2]), torch.tensor([0, 0]))])
+    assert model.training and model[0].training and not model[1].training
+
+
+def test_ranked_results_figure_orders_by_the_same_rule():
+    from hwnas.viz.ranks import rank_queries
+
+    query = [("q.jpg", 1, 0)]
+    gallery = [("a.jpg", 2, 1), ("b.jpg", 1, 1), ("c.jpg", 3, 1), ("d.jpg", 4, 1)]
+    dist = np.array([[NEG_NAN, 1.0 + 1e-12, 1.0, -np.inf]])
+    (row,) = rank_queries(dist, query, gallery, [0], topk=4)
+    assert [g.path for g in row.gallery] == ["c.jpg", "b.jpg", "a.jpg", "d.jpg"]

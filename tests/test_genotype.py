@@ -46,7 +46,7 @@ def test_reads_original_format(tmp_path):
 BAD = {
     "not json": ("{layers: oops", "not valid JSON"),
     "no layers": (json.dumps({"foo": 1}), "'layers'"),
-    "five layers": (json.dumps({"layers": [[3, 5, 1]] * 5}), "has 5 layers; expected 6"),
+    "five layers": (json.dumps({"layers": [[3, 5, 1]] * 5}), "has 5 layers, "),
     "kernel 4": (json.dumps({"layers": [[3, 4, 1]] + [[3, 5, 1]] * 5}), "kernel size 4"),
     "r 3": (json.dumps({"layers": [[3, 5, 3]] + [[3, 5, 1]] * 5}), "r=3"),
     "same kernels": (json.dumps({"layers": [[5, 5, 1]] + [[3, 5, 1]] * 5}), "not a candidate"),
@@ -66,7 +66,7 @@ def test_bad_files_name_the_file_and_problem(case, tmp_path):
 
 def test_cnet_genotype_given_to_cdnet(tmp_path):
     path = PRESETS["cnet-top1"].save(tmp_path / "c.json")
-    with pytest.raises(GenotypeError, match="cnet genotype but a cdnet genotype is expected") as err:
+    with pytest.raises(GenotypeError, match="a cnet genotype, .*expected a cdnet genotype") as err:
         load_genotype(path, space="cdnet")
     assert str(path) in str(err.value)
     with pytest.raises(GenotypeError, match="cnet genotype"):

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None or
                     importlib.util.find_spec("triton.backends.nvidia") is None,
-                    reason="needs triton with its NVIDIA backend (ptxas)")
+                    reason="needs triton (pip install 'hwnas[triton]') with its NVIDIA backend (ptxas)")
 def test_kernels_compile_for_sm90():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])

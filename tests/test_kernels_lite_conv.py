@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from hwnas.ops import _triton
 
-pytest.importorskip("triton")
+pytest.importorskip("triton", reason="triton is not installed (pip install 'hwnas[triton]'); the Triton "
+                                     "kernel tests need it")
 with _triton.cpu_interpreter():  # without a GPU the kernels are imported as interpreted functions
     lc = _triton.kernels().lite_conv
 PixelTiling, channel_block = _triton.kernels()._config.PixelTiling, _triton.kernels()._config.channel_block
@@ -143,9 +144,9 @@ def test_bad_shapes_name_the_argument():
     x, in_map, _, w_pw, w_dw = (t.detach() if t is not None else t for t in _inputs(1, 4, 3, 3, 2, True, False))
     with pytest.raises(ValueError, match="w_pw .G, C, C. and w_dw .G, C, 9."):
         lc.lite_conv_fwd(x, in_map, None, w_pw, w_dw[:, :, :4])
-    with pytest.raises(ValueError, match="in_map must be int32"):
+    with pytest.raises(ValueError, match="expected in_map int32"):
         lc.lite_conv_fwd(x, in_map.long(), None, w_pw, w_dw)
-    with pytest.raises(ValueError, match=r"pre must be \(3, C_in=4\)"):
+    with pytest.raises(ValueError, match=r"expected pre \(3, C_in=4\)"):
         lc.lite_conv_fwd(x, in_map, torch.ones(2, 4), w_pw, w_dw)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -60,19 +61,26 @@ def test_round_trip_and_atomic_save(tmp_path) -> None:
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d.pop("setting"), "setting: is missing"),
-        (lambda d: d["setting"].update(dtype="fp8"), "setting.dtype: is 'fp8'; expected one of fp32, fp16, bf16"),
+        (lambda d: d.pop("setting"), "setting is missing, latency table setting, expected"),
+        (lambda d: d["setting"].update(dtype="fp8"), "setting.dtype is 'fp8', latency table setting.dtype, expected one of fp32, fp16, bf16"),
         (lambda d: d["setting"].update(resolution=[250, 128]), "multiples of 16"),
-        (lambda d: d["setting"].update(batch_size="8"), "setting.batch_size: expected int"),
+        (lambda d: d["setting"].update(batch_size="8"), "setting.batch_size is '8', latency table setting.batch_size, expected a JSON int"),
         (lambda d: d["provenance"].update(kind="guessed"), "provenance.kind"),
-        (lambda d: d.update(schema_version=7), "schema_version: is 7"),
-        (lambda d: d["layers"][5].update(candidate=[3, 3, 1]), "layers[5].candidate: [3, 3, 1] is not a candidate"),
-        (lambda d: d["layers"][0].update(input_shape=[64, 8, 8]), "layers[0].input_shape: is [64, 8, 8] but layer 0"),
-        (lambda d: d["layers"][0].update(latency_ms=-1.0), "layers[0].latency_ms: must be a non-negative"),
-        (lambda d: d["layers"][3].pop("latency_ms"), "layers[3].latency_ms: is missing"),
+        (lambda d: d.update(schema_version=7), "schema version 7, latency table schema_version, expected version 1"),
+        (lambda d: d["layers"][5].update(candidate=[3, 3, 1]), "[3, 3, 1] is not a candidate op, latency table layers[5].candidate, expected"),
+        (lambda d: d["layers"][0].update(input_shape=[64, 8, 8]), "input shape [64, 8, 8], latency table layers[0].input_shape, expected what layer 0"),
+        (lambda d: d["layers"][0].update(latency_ms=-1.0), "latency entry is -1.0, latency table layers[0].latency_ms, expected a finite number of milliseconds >= 0"),
+        (lambda d: d["layers"][3].pop("latency_ms"), "layers[3].latency_ms is missing, latency table layers[3].latency_ms"),
         (lambda d: d["layers"].append(copy.deepcopy(d["layers"][0])), "duplicate entry for layer 0"),
-        (lambda d: d["fixed"].pop(), "fixed: needs exactly one 'head' entry"),
+        (lambda d: d["fixed"].pop(), "0 'head' entries, latency table fixed, expected exactly one"),
         (lambda d: d["fixed"][0].update(input_shape=[3, 1, 1]), "fixed[0].input_shape"),
+        (lambda d: d["layers"][2].update(latency_ms=math.inf),
+         "latency entry is Infinity, latency table layers[2].latency_ms, expected a finite number of milliseconds >= 0"),
+        (lambda d: d["layers"][2].update(latency_ms=math.nan), "latency entry is NaN, latency table layers[2].latency_ms"),
+        (lambda d: d["layers"][2].update(latency_ms=-math.inf), "latency entry is -Infinity"),
+        (lambda d: d["fixed"][1].update(latency_ms=math.inf), "latency entry is Infinity, latency table fixed[1]"),
+        (lambda d: d["layers"][0].update(iqr_ms=math.nan), "latency entry is NaN, latency table layers[0].iqr_ms"),
+        (lambda d: d["setting"].update(width_mult=math.nan), "width_mult nan, latency table setting.width_mult"),
     ],
 )
 def test_malformed_tables_name_the_field(table_dict: dict, mutate, message: str) -> None:
@@ -84,7 +92,8 @@ def test_malformed_tables_name_the_field(table_dict: dict, mutate, message: str)
 
 def test_missing_entry_for_listed_space(table_dict: dict) -> None:
     table_dict["layers"] = [e for e in table_dict["layers"] if not (e["layer"] == 4 and e["candidate"] == [7, 9, 2])]
-    with pytest.raises(LatencyTableError, match=r"space 'cdnet' but has no entry for layer 4 candidate \[7, 9, 2\]"):
+    with pytest.raises(LatencyTableError, match=r"no entry for layer 4 candidate \[7, 9, 2\] .*expected every "
+                       r"candidate of space 'cdnet'"):
         from_dict(table_dict)
 
 
@@ -101,11 +110,11 @@ def test_table_not_covering_space_or_setting_is_refused(tmp_path) -> None:
     path = save_table(make_table(("cnet",)), tmp_path / "cnet_only.json")
     table = load_table(path, space="cnet")
     assert table.spaces == ("cnet",)
-    with pytest.raises(LatencyTableError, match="does not cover space 'cdnet'"):
+    with pytest.raises(LatencyTableError, match="no entries for space 'cdnet'.*expected a table built for that space"):
         load_table(path, space="cdnet")
-    with pytest.raises(LatencyTableError, match="made for 64x32 input, not 256x128"):
+    with pytest.raises(LatencyTableError, match=r"input size 256x128, latency table 'unit' .*expected the table's 64x32"):
         table.require(resolution=(256, 128))
-    with pytest.raises(LatencyTableError, match="made for width 1.0, not 0.5"):
+    with pytest.raises(LatencyTableError, match=r"width 0.5, latency table 'unit' .*expected the table's width 1.0"):
         table.require(width_mult=0.5)
 
 
@@ -132,7 +141,7 @@ def test_expected_latency_follows_dtype_and_checks_shape() -> None:
     table = LatencyTable(make_table())
     probs = torch.full((6, 12), 1 / 12, dtype=torch.float32)
     assert table.expected_latency_ms(probs, "cdnet").dtype == torch.float32
-    with pytest.raises(LatencyTableError, match=r"probs has shape \(6, 6\); expected \(6, 12\)"):
+    with pytest.raises(LatencyTableError, match=r"probs of shape \(6, 6\), latency table 'unit', expected \(6, 12\)"):
         table.expected_latency_ms(torch.zeros(6, 6), "cdnet")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hwnas.errors import UsageError
 from hwnas.losses import CrossEntropyLoss, ReIDLoss, TripletLoss, pairwise_distance
 from hwnas.models._output import ReIDOutput
 
@@ -65,5 +66,5 @@ def test_reid_loss_sums_every_output():
     torch.testing.assert_close(parts["ce/1"], CrossEntropyLoss()(out.logits[1], y))
     torch.testing.assert_close(parts["triplet"], tri)
     assert parts["acc"] == (out.logits[0].argmax(1) == y).float().mean()
-    with pytest.raises(TypeError, match="training mode"):
+    with pytest.raises(UsageError, match="expected the ReIDOutput of a model in training mode"):
         ReIDLoss()(torch.zeros(6, 3), y)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import hwnas
+from hwnas.errors import UsageError
 from hwnas.models import ReIDOutput, model_options
 from hwnas.space import PRESETS
 
@@ -40,17 +41,17 @@ def test_registry_covers_all_models():
 
 
 def test_unknown_model_lists_names():
-    with pytest.raises(ValueError, match="available models: .*cdnet"):
+    with pytest.raises(UsageError, match="unknown model 'cdnet2', model name, expected one of .*cdnet"):
         hwnas.create_model("cdnet2")
 
 
 def test_unknown_option():
-    with pytest.raises(TypeError, match="unknown option.*widht"):
+    with pytest.raises(UsageError, match="unknown option.*widht.*expected"):
         hwnas.create_model("cdnet", widht_mult=1.0)
 
 
 def test_unknown_neck():
-    with pytest.raises(ValueError, match="unknown neck"):
+    with pytest.raises(UsageError, match="unknown neck.*expected"):
         hwnas.create_model("cdnet", neck="bn")
 
 

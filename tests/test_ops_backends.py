@@ -3,6 +3,7 @@ step and a whole tiny CDNet, in train and eval mode (outputs, gradients, BN runn
 from __future__ import annotations
 
 import copy
+import importlib.util
 
 import pytest
 import torch
@@ -215,8 +216,19 @@ def test_auto_prefers_triton_only_on_cuda():
     assert {"eager", "batched", "triton"} <= set(ops.available_backends())
 
 
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed "
+                    "(pip install 'hwnas[triton]'): the no-GPU message is only given with triton present")
 def test_triton_unavailable_says_why(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     ok, why = _triton.availability()
     assert not ok and "TRITON_INTERPRET=1" in why
+
+
+def test_triton_not_installed_says_how_to_install(monkeypatch):
+    """A CPU-only install without the [triton] extra: the backend is unavailable and the reason names the extra."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real(name, *a))
+    ok, why = _triton.availability()
+    assert not ok and "pip install 'hwnas[triton]'" in why
+    assert ops.available_backends()["triton"] == (False, why)

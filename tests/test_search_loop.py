@@ -56,7 +56,7 @@ def test_resume_after_a_mid_epoch_stop_is_exact(tmp_path: Path) -> None:
     assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
     assert not torch.equal(full.alphas, torch.full_like(full.alphas, config.alpha_init))
 
-    with pytest.raises(CheckpointError, match="different search.*seed"):
+    with pytest.raises(CheckpointError, match=r"settings differ from the checkpoint's run \(seed 0 -> 1\)"):
         Searcher(config.replace(seed=1), data, tmp_path / "cut", table, progress=False).run(resume=True)
 
 

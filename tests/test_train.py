@@ -93,7 +93,8 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
 
     other = Trainer(hwnas.create_model("cdnet", **MODEL), data, TrainConfig(**{**TINY, "lr": 0.1}), tmp_path / "b",
                     model_name="cdnet", model_options=MODEL, progress=False)
-    with pytest.raises(ValueError, match="written by a different run"):
+    with pytest.raises(CheckpointError, match=r"settings differ from the checkpoint's run \(lr 0.065 -> 0.1\), "
+                       r"checkpoint '.*last.pt', expected"):
         other.resume()
 
 
@@ -101,7 +102,7 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "none.pt")
     (tmp_path / "junk.pt").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match=r"junk\.pt' cannot be loaded"):
+    with pytest.raises(CheckpointError, match=r"cannot be loaded \(not a PyTorch checkpoint.*junk\.pt', expected"):
         load_checkpoint(tmp_path / "junk.pt")
     save_checkpoint(tmp_path / "partial.pt", {"model": {}, "epoch": 1})
     with pytest.raises(CheckpointError, match="lacks model_name, model_options"):

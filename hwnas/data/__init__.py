@@ -1,5 +1,18 @@
-"""ReID data: dataset readers, P x K sampling, transforms, loaders and the synthetic Market-1501 generator."""
-from hwnas.data.datasets import DATASETS, MSMT17, DatasetError, DukeMTMCreID, Market1501, ReIDDataset, build_dataset
+"""ReID data: dataset readers (and their registry), P x K sampling, transforms, loaders and the synthetic
+Market-1501 generator."""
+from hwnas.data.config import DataConfig, DatasetConfig
+from hwnas.data.datasets import (
+    DATASETS,
+    MSMT17,
+    DatasetError,
+    DukeMTMCreID,
+    Market1501,
+    MarketFormat,
+    ReIDDataset,
+    build_dataset,
+    list_datasets,
+    register_dataset,
+)
 from hwnas.data.loaders import ImageDataset, ImageReadError, build_test_loader, build_train_loader, read_image
 from hwnas.data.sampler import RandomIdentitySampler
 from hwnas.data.split import split_validation, split_validation_official
@@ -7,12 +20,15 @@ from hwnas.data.transforms import build_transforms
 
 __all__ = [
     "DATASETS",
+    "DataConfig",
+    "DatasetConfig",
     "MSMT17",
     "DatasetError",
     "DukeMTMCreID",
     "ImageDataset",
     "ImageReadError",
     "Market1501",
+    "MarketFormat",
     "RandomIdentitySampler",
     "ReIDDataset",
     "build_dataset",
@@ -20,7 +36,9 @@ __all__ = [
     "build_train_loader",
     "build_transforms",
     "generate_synthetic_market",
+    "list_datasets",
     "read_image",
+    "register_dataset",
     "split_validation",
     "split_validation_official",
 ]

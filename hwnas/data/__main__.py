@@ -11,14 +11,15 @@ from pathlib import Path
 
 from hwnas import _cli
 from hwnas.data import synthetic
-from hwnas.data.datasets import DATASETS, build_dataset
+from hwnas.data._cli import add_dataset_argument
+from hwnas.data.datasets import build_dataset
 
 PROG = "python -m hwnas.data"
 
 
 def _info_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, required=True, help="dataset folder")
-    p.add_argument("--dataset", choices=sorted(DATASETS), default="market1501", help="layout of --data-root")
+    add_dataset_argument(p)
     p.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
 
 

@@ -1,28 +1,46 @@
-"""Command-line options shared by train / evaluate / report tsne: a real dataset folder or a synthetic one."""
+"""Command-line options shared by train / evaluate / report tsne: a real dataset folder or a synthetic one.
+
+The flags map one-to-one onto :class:`hwnas.data.config.DataConfig` (the ``data`` section of a config file).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+from collections.abc import Container
 from pathlib import Path
 
-from hwnas.data.datasets import DATASETS, DatasetError, SYNTHETIC_MARKER, Market1501, ReIDDataset, build_dataset
+from hwnas.data.config import DataConfig
+from hwnas.data.datasets import SYNTHETIC_MARKER, DatasetError, Market1501, ReIDDataset, build_dataset, list_datasets
 from hwnas.data.synthetic import GENERATOR_VERSION, generate_synthetic_market
 
 logger = logging.getLogger(__name__)
 
 SYNTHETIC_ROOT = Path("runs") / "synthetic"
+# flag dest -> DataConfig field (the --no-count-check flag is the negation of check_counts)
+FLAG_FIELDS = {"data_root": "root", "dataset": "dataset", "synthetic": "synthetic",
+               "synthetic_dir": "synthetic_dir", "synthetic_ids": "synthetic_ids",
+               "synthetic_images_per_id": "synthetic_images_per_id", "synthetic_cameras": "synthetic_cameras",
+               "synthetic_seed": "synthetic_seed"}
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def add_dataset_argument(group: argparse._ActionsContainer) -> None:
+    """``--dataset NAME``: any registered reader (``hwnas.data.register_dataset``), listed in ``--help``."""
+    group.add_argument("--dataset", choices=list_datasets(), default="market1501",
+                       help="layout of --data-root: a registered reader; market-format reads any folder in "
+                            "Market-1501's layout without a count check")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """The data flags; ``required=False`` when a config file (``data:`` section) may give the source instead."""
     from hwnas._cli import int_at_least
 
     g = parser.add_argument_group("data (a dataset folder, or --synthetic)")
-    src = g.add_mutually_exclusive_group(required=True)
+    src = g.add_mutually_exclusive_group(required=required)
     src.add_argument("--data-root", type=Path, help="dataset folder (e.g. .../Market-1501-v15.09.15 or its parent)")
     src.add_argument("--synthetic", action="store_true",
                      help="generate (once, then reuse) a synthetic Market-1501-format dataset")
-    g.add_argument("--dataset", choices=sorted(DATASETS), default="market1501", help="layout of --data-root")
+    add_dataset_argument(g)
     g.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
     g.add_argument("--synthetic-dir", type=Path, default=None,
                    help=f"where synthetic data lives (default {SYNTHETIC_ROOT}/<settings>)")
@@ -32,30 +50,91 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--synthetic-seed", type=int, default=0, help="generator seed")
 
 
-def synthetic_settings(args: argparse.Namespace) -> dict:
-    return {"version": GENERATOR_VERSION, "num_ids": args.synthetic_ids, "images_per_id": args.synthetic_images_per_id,
-            "num_cameras": args.synthetic_cameras, "image_size": [128, 64], "seed": args.synthetic_seed,
+def data_flag_entries(args: argparse.Namespace, given: Container[str], section: str = "data"
+                      ) -> list[tuple[str, object, str]]:
+    """``(key, value, flag)`` config entries for the data flags given on the command line."""
+    entries: list[tuple[str, object, str]] = []
+    for dest, name in FLAG_FIELDS.items():
+        if dest in given:
+            value = getattr(args, dest)
+            entries.append((f"{section}.{name}", str(value) if isinstance(value, Path) else value,
+                            "--" + dest.replace("_", "-")))
+    if "no_count_check" in given:
+        entries.append((f"{section}.check_counts", not args.no_count_check, "--no-count-check"))
+    return entries
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    from hwnas import _cli
+
+    with _cli.options_named("DataConfig", {"root": "--data-root", "check_counts": "--no-count-check"}):
+        return DataConfig(dataset=args.dataset, root=None if args.data_root is None else str(args.data_root),
+                          check_counts=not args.no_count_check, synthetic=args.synthetic,
+                          synthetic_ids=args.synthetic_ids, synthetic_images_per_id=args.synthetic_images_per_id,
+                          synthetic_cameras=args.synthetic_cameras, synthetic_seed=args.synthetic_seed,
+                          synthetic_dir=None if args.synthetic_dir is None else str(args.synthetic_dir))
+
+
+def synthetic_settings(data: DataConfig | argparse.Namespace) -> dict:
+    if isinstance(data, argparse.Namespace):
+        data = data_config_from_args(data)
+    return {"version": GENERATOR_VERSION, "num_ids": data.synthetic_ids, "images_per_id": data.synthetic_images_per_id,
+            "num_cameras": data.synthetic_cameras, "image_size": [128, 64], "seed": data.synthetic_seed,
             "market_test_sizes": False}
 
 
 def dataset_from_args(args: argparse.Namespace) -> ReIDDataset:
     """Open ``--data-root`` or generate/reuse the synthetic dataset described by the ``--synthetic-*`` options."""
-    if not args.synthetic:
-        return build_dataset(args.dataset, args.data_root, check_counts=not args.no_count_check)
-    s = synthetic_settings(args)
+    return dataset_from_config(data_config_from_args(args))
+
+
+def dataset_from_config(data: DataConfig) -> ReIDDataset:
+    """Open ``data.root`` with the ``data.dataset`` reader, or generate/reuse the synthetic set ``data`` describes."""
+    from hwnas.errors import UsageError
+
+    if not data.synthetic:
+        if data.root is None:
+            raise UsageError("no dataset given, --data-root, expected --data-root DIR, --synthetic, or data.root in "
+                             "--config FILE.yaml")
+        return build_dataset(data.dataset, data.root, check_counts=data.check_counts)
+    s = synthetic_settings(data)
     name = f"market-ids{s['num_ids']}-k{s['images_per_id']}-c{s['num_cameras']}-s{s['seed']}"
-    root = Path(args.synthetic_dir) if args.synthetic_dir else SYNTHETIC_ROOT / name
+    root = Path(data.synthetic_dir) if data.synthetic_dir else SYNTHETIC_ROOT / name
     marker = root / SYNTHETIC_MARKER
-    if marker.is_file():
-        try:
-            settings = json.loads(marker.read_text(encoding="utf-8")).get("settings")
-        except (ValueError, AttributeError):
-            settings = None
-        if settings != s:
-            raise DatasetError(f"synthetic data made with other settings or an older generator, {marker}, expected "
-                               "the settings asked for: delete the folder or pass another --synthetic-dir")
-        logger.info("reusing synthetic dataset %s", root)
-    else:
-        generate_synthetic_market(root, num_ids=s["num_ids"], images_per_id=s["images_per_id"],
-                                  num_cameras=s["num_cameras"], image_size=tuple(s["image_size"]), seed=s["seed"])
+    if not marker.is_file():
+        _generate_once(root, s)
+    try:
+        settings = json.loads(marker.read_text(encoding="utf-8")).get("settings")
+    except (ValueError, AttributeError, OSError):
+        settings = None
+    if settings != s:
+        raise DatasetError(f"synthetic data made with other settings or an older generator, {marker}, expected "
+                           "the settings asked for: delete the folder or pass another --synthetic-dir")
+    logger.info("using synthetic dataset %s", root)
     return Market1501(root)
+
+
+def _generate_once(root: Path, s: dict) -> None:
+    """Generate into a temporary sibling folder and rename it to ``root``, so a killed run never leaves half a
+    dataset and two runs generating at once both end up reading one complete copy (the second rename loses)."""
+    import shutil
+    import tempfile
+
+    if root.exists() and any(root.iterdir()):
+        raise DatasetError(f"folder has files but no {SYNTHETIC_MARKER}, {root}, expected a synthetic dataset "
+                           "folder (or a new one: delete it or pass another --synthetic-dir)")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".tmp"))
+    try:
+        generate_synthetic_market(tmp, num_ids=s["num_ids"], images_per_id=s["images_per_id"],
+                                  num_cameras=s["num_cameras"], image_size=tuple(s["image_size"]), seed=s["seed"])
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        try:
+            tmp.replace(root)
+        except OSError:
+            if not (root / SYNTHETIC_MARKER).is_file():  # not another run's complete copy: a real failure
+                raise
+            logger.info("another run generated %s at the same time: using its copy", root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

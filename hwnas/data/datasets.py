@@ -1,10 +1,15 @@
-"""Readers for the standard ReID folder layouts: Market-1501, DukeMTMC-reID and MSMT17.
+"""Readers for the standard ReID folder layouts (Market-1501, DukeMTMC-reID, MSMT17), a generic
+``market-format`` reader for any folder in Market-1501's layout, and the registry that names them.
 
 Each reader produces three lists of ``(path, pid, camid)`` items: ``train`` (pids relabelled to
 0..num_train_pids-1 for the classifier), ``query`` and ``gallery`` (original pids, so that distractors
 keep pid 0). ``camid`` is 0-based. Junk boxes (pid -1) are dropped. When the real dataset is given, the
 counts are checked against the published sizes; a folder written by :mod:`hwnas.data.synthetic` carries
 a ``SYNTHETIC.json`` marker with its own expected counts, which are checked instead.
+
+Every command's ``--dataset`` (and a config file's ``data.dataset``) takes a registered name:
+:func:`register_dataset` adds one from Python, and an installed package can add one through the entry-point
+group ``hwnas.datasets`` (``name = "package.module:ReaderClass"``), which the commands load when they start.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import ClassVar
 
 from hwnas.errors import DatasetError  # noqa: F401 (re-exported)
@@ -44,6 +50,7 @@ class ReIDDataset:
 
     name = "base"
     dataset_dir = ""
+    layout = "see the hwnas.data.datasets docs"
     known_counts: ClassVar[dict[str, SplitCounts]] = {}
 
     def __init__(self, root: PathLike, *, check_counts: bool = True) -> None:
@@ -61,9 +68,10 @@ class ReIDDataset:
         logger.info("%s at %s: %s", self.name, self.root, self.summary())
 
     def _resolve_root(self, root: Path) -> Path:
+        _check_utf8(root)
         if not root.is_dir():
-            raise DatasetError(f"{self.name}: dataset folder '{root}' does not exist, {root}, expected a folder in "
-                               f"the {self.name} layout")
+            what = "dataset path is a file" if root.exists() else "dataset folder does not exist"
+            raise DatasetError(f"{what}, '{root}', expected a {self.name} folder ({self.layout})")
         if self.dataset_dir and (root / self.dataset_dir).is_dir():
             return root / self.dataset_dir
         return root
@@ -85,13 +93,22 @@ class ReIDDataset:
             return
         got = self.counts()
         for split, want in expected.items():
-            want = want if isinstance(want, SplitCounts) else SplitCounts(**want)
+            if not isinstance(want, SplitCounts):
+                try:
+                    want = SplitCounts(int(want["images"]), int(want["ids"]))
+                except (TypeError, KeyError, ValueError):
+                    raise DatasetError(f"counts of {split!r} are {want!r}, '{self.root / SYNTHETIC_MARKER}', expected "
+                                       '{"images": N, "ids": N}') from None
+            if split not in got:
+                raise DatasetError(f"unknown split {split!r}, '{self.root / SYNTHETIC_MARKER}', expected train, "
+                                   "query or gallery")
             if got[split] != want:
                 source = f"the counts in {SYNTHETIC_MARKER}" if self.synthetic else f"the published {self.name} sizes"
                 raise DatasetError(
-                    f"{self.name} at '{self.root}': {split} has {got[split].images} images / {got[split].ids} ids, "
-                    f"but {source} are {want.images} / {want.ids}; the copy is incomplete or modified "
-                    f"(pass check_counts=False to use a trimmed copy)"
+                    f"{split} split has {got[split].images} images / {got[split].ids} ids, '{self.root}', expected "
+                    f"{source}: {want.images} / {want.ids} (the copy is incomplete or modified; --no-count-check or "
+                    "check_counts=False reads a trimmed copy; --dataset market-format reads your own data in this "
+                    "layout)"
                 )
 
 
@@ -100,8 +117,9 @@ class _FolderDataset(ReIDDataset):
 
     split_dirs: ClassVar[dict[str, str]] = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
     pattern = re.compile(r"^(-?\d+)_c(\d+)")
-    max_cam = 6
+    max_cam: int | None = 6  # None: any camera number >= 1
     naming = "PPPP_cCsS_FFFFFF_BB.jpg"
+    layout = "bounding_box_train/, query/, bounding_box_test/"
 
     def _read_split(self, split: str) -> list[Item]:
         folder = self.root / self.split_dirs[split]
@@ -110,18 +128,19 @@ class _FolderDataset(ReIDDataset):
         for f in files:
             m = self.pattern.match(f.name)
             if m is None:
-                raise DatasetError(f"{self.name}: file '{f}' does not follow the naming convention {self.naming}")
+                raise DatasetError(f"image name does not follow the {self.name} naming, '{f}', expected "
+                                   f"{self.naming}")
             pid, cam = int(m.group(1)), int(m.group(2))
-            if pid < -1 or not 1 <= cam <= self.max_cam:
-                raise DatasetError(f"{self.name}: file '{f}' has pid {pid} / camera {cam}; expected pid >= -1 and "
-                                   f"camera 1..{self.max_cam}")
+            if pid < -1 or cam < 1 or (self.max_cam is not None and cam > self.max_cam):
+                cams = f"1..{self.max_cam}" if self.max_cam is not None else ">= 1"
+                raise DatasetError(f"image has pid {pid} / camera {cam}, '{f}', expected pid >= -1 and camera {cams}")
             if pid == -1:  # junk detection
                 continue
             if split == "train" and pid == 0:
-                raise DatasetError(f"{self.name}: training file '{f}' has distractor pid 0")
+                raise DatasetError(f"training image has distractor pid 0, '{f}', expected training pids >= 1")
             items.append((str(f), pid, cam - 1))
         if not items:
-            raise DatasetError(f"{self.name}: folder '{folder}' has no usable images (only junk pid -1)")
+            raise DatasetError(f"no usable images (only junk pid -1), '{folder}', expected images of pids >= 0")
         return items
 
 
@@ -164,6 +183,7 @@ class MSMT17(ReIDDataset):
     """
 
     name = "msmt17"
+    layout = "train/, test/ and list_train.txt, list_val.txt, list_query.txt, list_gallery.txt"
     known_counts: ClassVar[dict[str, SplitCounts]] = {"train": SplitCounts(32621, 1041), "query": SplitCounts(11659, 3060),
                     "gallery": SplitCounts(82161, 3060)}
     lists: ClassVar[dict[str, tuple[str, ...]]] = {"train": ("list_train.txt", "list_val.txt"), "query": ("list_query.txt",),
@@ -181,7 +201,8 @@ class MSMT17(ReIDDataset):
         for n in names:
             if (self.root / n).is_dir():
                 return self.root / n
-        raise DatasetError(f"{self.name}: image folder '{self.root / names[0]}' (or '{names[1]}') does not exist")
+        raise DatasetError(f"image folder does not exist, '{self.root / names[0]}' (or '{names[1]}'), expected the "
+                           f"{self.name} layout ({self.layout})")
 
     def _read_split(self, split: str) -> list[Item]:
         img_dir = self._image_dir(split)
@@ -189,43 +210,143 @@ class MSMT17(ReIDDataset):
         for list_name in self.lists[split]:
             list_file = self.root / list_name
             if not list_file.is_file():
-                raise DatasetError(f"{self.name}: list file '{list_file}' does not exist")
-            for lineno, line in enumerate(list_file.read_text().splitlines(), start=1):
+                raise DatasetError(f"list file does not exist, '{list_file}', expected the {self.name} layout "
+                                   f"({self.layout})")
+            try:
+                text = list_file.read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise DatasetError(f"list file is not UTF-8 text (byte {e.start}), '{list_file}', expected lines "
+                                   "'relative/path.jpg pid'") from None
+            for lineno, line in enumerate(text.splitlines(), start=1):
                 if line.strip():
                     items.append(self._parse_line(line, img_dir, f"'{list_file}' line {lineno}"))
         if not items:
-            raise DatasetError(f"{self.name}: list files {self.lists[split]} in '{self.root}' are empty")
+            raise DatasetError(f"list files {', '.join(self.lists[split])} are empty, '{self.root}', expected lines "
+                               "'relative/path.jpg pid'")
         return items
 
     def _parse_line(self, line: str, img_dir: Path, where: str) -> Item:
         parts = line.split()
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise DatasetError(f"{self.name}: {where} is {line!r}; expected 'relative/path.jpg pid'")
+            raise DatasetError(f"list line {line!r}, {where}, expected 'relative/path.jpg pid'")
         name = Path(parts[0]).name.split("_")
         if len(name) < 3 or not name[2].isdigit():
-            raise DatasetError(f"{self.name}: {where}: file name '{parts[0]}' has no camera field "
-                               f"(expected PPPP_NNN_CC_...jpg)")
+            raise DatasetError(f"file name '{parts[0]}' has no camera field, {where}, expected PPPP_NNN_CC_...jpg")
         return str(img_dir / parts[0]), int(parts[1]), int(name[2]) - 1
 
 
-DATASETS: dict[str, type[ReIDDataset]] = {"market1501": Market1501, "dukemtmcreid": DukeMTMCreID, "msmt17": MSMT17}
+class MarketFormat(_FolderDataset):
+    """Any dataset in Market-1501's layout: your own data, a trimmed or relabelled copy, a converted set.
+
+    Folders ``bounding_box_train``, ``query`` and ``bounding_box_test`` under ``root``, JPEG/PNG files named
+    ``PPPP_cC...`` (``PPPP`` the person id, ``C`` the camera, >= 1; the rest of the name is free). pid -1 marks
+    junk boxes (dropped), pid 0 distractors (gallery only). No count check: any number of images, identities
+    and cameras. Evaluation follows the Market-1501 protocol, so a query needs a gallery image of its identity
+    from another camera.
+    """
+
+    name = "market-format"
+    max_cam = None
+    naming = "PPPP_cC<anything>.jpg"
+
+    def _check_counts(self) -> None:
+        """No expected counts: any size is accepted (a SYNTHETIC.json marker is ignored too)."""
+
+
+Reader = Callable[..., ReIDDataset]  # reader(root, *, check_counts: bool) -> ReIDDataset
+DATASETS: dict[str, Reader] = {"market1501": Market1501, "dukemtmcreid": DukeMTMCreID, "msmt17": MSMT17,
+                               "market-format": MarketFormat}
+ENTRY_POINT_GROUP = "hwnas.datasets"
+_entry_points_loaded = False
+
+
+def register_dataset(name: str, reader: Reader, *, replace: bool = False) -> Reader:
+    """Make ``reader`` available as ``--dataset name`` (and ``data.dataset: name``) to every command.
+
+    ``reader(root, *, check_counts=True)`` returns a :class:`ReIDDataset` (a subclass, like ``Market1501``, or
+    any object with ``train``/``query``/``gallery`` lists of ``(path, pid, camid)``, ``num_train_pids`` and
+    ``root``). Registering a taken name raises :class:`UsageError` unless ``replace=True``. Returns ``reader``,
+    so it works as a class decorator: ``register_dataset("mine", MyReader)``.
+    """
+    from hwnas.errors import UsageError
+
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+        raise UsageError(f"bad dataset name {name!r}, register_dataset, expected lower-case letters, digits, "
+                         "'-', '_' or '.'")
+    if not callable(reader):
+        raise UsageError(f"reader {reader!r} is not callable, register_dataset({name!r}), expected a class or "
+                         "function reader(root, *, check_counts)")
+    if name in DATASETS and DATASETS[name] is not reader and not replace:
+        raise UsageError(f"dataset {name!r} is already registered, register_dataset, expected a new name (or "
+                         "replace=True)")
+    DATASETS[name] = reader
+    return reader
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names, including those of installed packages (entry-point group ``hwnas.datasets``)."""
+    _load_entry_points()
+    return sorted(DATASETS)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in DATASETS:
+            continue
+        try:
+            register_dataset(ep.name, ep.load())
+        except Exception as e:  # noqa: BLE001 (a broken plugin must not break the built-in datasets)
+            logger.warning("dataset plugin %s (%s) not loaded: %s", ep.name, ep.value, e)
 
 
 def build_dataset(name: str, root: PathLike, *, check_counts: bool = True) -> ReIDDataset:
-    """Reader by name (``market1501`` | ``dukemtmcreid`` | ``msmt17``)."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    """Reader by registered name (:func:`list_datasets`: ``market1501``, ``market-format``, ...)."""
+    from hwnas.errors import UsageError
+
+    if name not in list_datasets():
+        raise UsageError(f"unknown dataset {name!r}, --dataset, expected one of {', '.join(list_datasets())}")
     return DATASETS[name](root, check_counts=check_counts)
 
 
 def list_images(folder: Path, dataset: str = "dataset") -> list[Path]:
-    """Sorted image files of a split folder; a missing or empty folder is an error naming it."""
+    """Sorted image files (``.jpg``, ``.jpeg``, ``.png``) of a split folder; a missing or empty folder is an error
+    naming it.
+
+    Hidden files (names starting with ``.``, e.g. the ``._*`` AppleDouble files macOS writes beside every image on
+    a foreign disk) and files of other types are skipped; how many is logged.
+    """
     if not folder.is_dir():
-        raise DatasetError(f"{dataset}: folder '{folder}' does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        raise DatasetError(f"{dataset} folder does not exist, '{folder}', expected a folder of images")
+    files, hidden, other = [], 0, 0
+    for p in folder.iterdir():
+        if p.name.startswith("."):
+            hidden += 1
+        elif p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir():
+            files.append(p)
+        else:
+            other += 1
+    if hidden or other:
+        logger.info("%s: skipped %d hidden file(s) (names starting with '.', e.g. macOS '._*') and %d non-image "
+                    "file(s) in %s", dataset, hidden, other, folder)
     if not files:
-        raise DatasetError(f"{dataset}: folder '{folder}' has no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
+        raise DatasetError(f"no images, '{folder}', expected {dataset} images ({', '.join(IMAGE_SUFFIXES)})")
+    return sorted(files)
+
+
+def _check_utf8(path: Path) -> None:
+    """Reports and result files are UTF-8: refuse a dataset path that is not valid UTF-8 before any work."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(path)
+        raise DatasetError(f"dataset path is not valid UTF-8 ({raw!r}), data root, expected a UTF-8 folder name "
+                           "(reports and result files name it; rename the folder)") from None
 
 
 def _pid_map(items: list[Item]) -> dict[int, int]:
@@ -237,6 +358,10 @@ def _read_marker(root: Path) -> dict:
     if not marker.is_file():
         return {}
     try:
-        return json.loads(marker.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"synthetic marker '{marker}' is not valid JSON ({e.msg})") from None
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise DatasetError(f"synthetic marker is not valid JSON ({getattr(e, 'msg', type(e).__name__)}), "
+                           f"'{marker}', expected the JSON written by hwnas.data.synthetic") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"synthetic marker holds a {type(data).__name__}, '{marker}', expected a JSON object")
+    return data

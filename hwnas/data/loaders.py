@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable, Sequence
 
 import torch
@@ -19,15 +20,42 @@ Item = tuple[str, int, int]
 
 
 def read_image(path: str) -> Image.Image:
-    """Open and fully decode an RGB image; a corrupt or truncated file raises :class:`ImageReadError`."""
+    """Open and fully decode an image as 8-bit RGB.
+
+    Any pixel format PIL reads is converted with PIL: palette, grayscale, CMYK, alpha (dropped); 16-bit grayscale
+    (modes ``I;16*`` and ``I``) is scaled from 0..65535 to 0..255 instead of being clipped at 255. Raises
+    :class:`ImageReadError` naming the file when it is missing, corrupt, truncated, not an image, larger than
+    PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) or in an unsupported format (32-bit float).
+    """
     try:
         with Image.open(path) as img:
+            pixels = img.width * img.height
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and pixels > limit:
+                raise ImageReadError(f"image of {img.width}x{img.height} pixels (a decompression bomb?), '{path}', "
+                                     f"expected at most {limit} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
             img.load()
-            return img.convert("RGB")
+            return _to_rgb(img, path)
+    except ImageReadError:
+        raise
     except FileNotFoundError:
-        raise ImageReadError(f"image file '{path}' does not exist") from None
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"image file '{path}' is corrupt or truncated ({e})") from None
+        raise ImageReadError(f"image file does not exist, '{path}', expected an image file") from None
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"image too large, a decompression bomb ({e}), '{path}', expected at most "
+                             f"{Image.MAX_IMAGE_PIXELS} pixels") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, TypeError, IndexError, EOFError,
+            struct.error) as e:  # what PIL's decoders raise for a damaged file
+        raise ImageReadError(f"image file is corrupt, truncated or not an image ({type(e).__name__}: {e}), "
+                             f"'{path}', expected a readable JPEG or PNG image") from None
+
+
+def _to_rgb(img: Image.Image, path: str) -> Image.Image:
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # 16-bit grayscale: 0..65535 -> 0..255 (rounded); PIL's plain convert would clip everything above 255
+        img = img.convert("I").point(lambda v: v * (1 / 257) + 0.5).convert("L")
+    elif img.mode == "F":
+        raise ImageReadError(f"32-bit floating-point image, '{path}', expected an 8- or 16-bit image (JPEG, PNG)")
+    return img.convert("RGB")
 
 
 class ImageDataset(Dataset):

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
+from hwnas.errors import DatasetError, UsageError
+
 PidsOrItems = Sequence[int | tuple[str, int, int]]
 
 
@@ -28,7 +30,8 @@ class RandomIdentitySampler(Sampler[int]):
     def __init__(self, data_source: PidsOrItems, batch_size: int = 64, num_instances: int = 4, *,
                  generator: torch.Generator | None = None) -> None:
         if num_instances < 1 or batch_size % num_instances:
-            raise ValueError(f"batch_size ({batch_size}) must be a positive multiple of num_instances ({num_instances})")
+            raise UsageError(f"batch size {batch_size} with {num_instances} instances per identity, P x K sampler, "
+                             "expected a batch size that is a positive multiple of num_instances")
         self.index_by_pid: dict[int, list[int]] = defaultdict(list)
         for i, pid in enumerate(_pids(data_source)):
             self.index_by_pid[pid].append(i)
@@ -36,8 +39,9 @@ class RandomIdentitySampler(Sampler[int]):
         self.num_instances = num_instances
         self.num_pids_per_batch = batch_size // num_instances
         if len(self.index_by_pid) < self.num_pids_per_batch:
-            raise ValueError(f"a P x K batch needs {self.num_pids_per_batch} identities but the data has only "
-                             f"{len(self.index_by_pid)}; lower batch_size or raise num_instances")
+            raise DatasetError(f"only {len(self.index_by_pid)} identities, P x K sampler, expected at least "
+                               f"{self.num_pids_per_batch} for one batch of {batch_size} (lower the batch size or "
+                               "raise the instances per identity)")
         self.generator = generator
         chunks = sum(max(len(v), num_instances) // num_instances for v in self.index_by_pid.values())
         self._length = chunks // self.num_pids_per_batch * batch_size

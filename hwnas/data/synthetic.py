@@ -17,9 +17,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
 
 from hwnas.data.datasets import SYNTHETIC_MARKER
 from hwnas._io import write_json_atomic
@@ -182,9 +184,10 @@ def _camera_effects(rng: np.random.Generator, img: Image.Image, cam: Camera) -> 
 class _Writer:
     """Writes images with unique Market-1501 names ``PPPP_cCsS_FFFFFF_BB.jpg`` and records the items."""
 
-    def __init__(self, rng: np.random.Generator, cams: list[Camera], size: tuple[int, int]) -> None:
+    def __init__(self, rng: np.random.Generator, cams: list[Camera], size: tuple[int, int], bar: Any = None) -> None:
         self.rng, self.cams, self.size = rng, cams, size
         self.frame = 0
+        self.bar = bar  # a tqdm bar advanced per image, or None
 
     def write(self, folder: Path, pid: int, ident: Identity, cam: int, junk: bool = False) -> None:
         self.frame += 1
@@ -192,6 +195,8 @@ class _Writer:
         path = folder / f"{name}_c{cam + 1}s1_{self.frame:06d}_01.jpg"
         img = render_person(self.rng, ident, self.cams[cam], *self.size, junk=junk)
         img.save(path, quality=int(self.rng.integers(70, 96)))
+        if self.bar is not None:
+            self.bar.update(1)
 
 
 def _cameras_for(rng: np.random.Generator, num_cameras: int, n_images: int) -> list[int]:
@@ -218,7 +223,7 @@ def _test_plan(rng: np.random.Generator, num_ids: int, images_per_id: int,
 
 def generate_synthetic_market(out_dir: str | os.PathLike, *, num_ids: int = 64, images_per_id: int = 12,
                               num_cameras: int = 6, image_size: tuple[int, int] = (128, 64), seed: int = 0,
-                              market_test_sizes: bool = False) -> Path:
+                              market_test_sizes: bool = False, progress: bool = False) -> Path:
     """Write a synthetic dataset in the Market-1501 layout under ``out_dir`` and return that path.
 
     ``num_ids`` training identities with ``images_per_id`` images each, and as many different test
@@ -226,6 +231,7 @@ def generate_synthetic_market(out_dir: str | os.PathLike, *, num_ids: int = 64, 
     another camera). ``image_size`` is (height, width) in pixels (Market-1501's boxes are 128 x 64).
     ``market_test_sizes`` makes the test set Market-1501's: 750 ids, 3,368 queries, 15,913 kept gallery images
     (19,732 files with the junk), for benchmarks. The same arguments always write the same files.
+    ``progress`` shows a progress bar on stderr (the Market-size test set takes minutes).
     """
     if num_ids < 1 or images_per_id < 3 or num_cameras < 2 or num_cameras > 6:
         from hwnas.errors import UsageError
@@ -243,12 +249,15 @@ def generate_synthetic_market(out_dir: str | os.PathLike, *, num_ids: int = 64, 
             raise OutputError(f"folder already has files, {d}, expected an empty output folder")
         d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    writer = _Writer(rng, [random_camera(rng) for _ in range(num_cameras)], tuple(image_size))
+    bar = tqdm(total=num_ids * images_per_id, desc="synthetic images", unit="img", disable=not progress)
+    writer = _Writer(rng, [random_camera(rng) for _ in range(num_cameras)], tuple(image_size), bar)
     for pid in range(1, num_ids + 1):
         ident = random_identity(rng)
         for cam in _cameras_for(rng, num_cameras, images_per_id):
             writer.write(dirs["train"], pid, ident, cam)
     plan, n_distractors, n_junk = _test_plan(rng, num_ids, images_per_id, market_test_sizes)
+    bar.total += sum(q + g for q, g in plan) + n_distractors + n_junk  # known only now: the plan draws from rng
+    bar.refresh()
     first = 2 * max(num_ids, 751) if market_test_sizes else num_ids + 1
     for i, (nq, ng) in enumerate(plan):
         pid, ident = first + i, random_identity(rng)
@@ -271,6 +280,7 @@ def generate_synthetic_market(out_dir: str | os.PathLike, *, num_ids: int = 64, 
                 "image_size": list(image_size), "seed": seed, "market_test_sizes": market_test_sizes}
     write_json_atomic(out / SYNTHETIC_MARKER, {"generator": "hwnas.data.synthetic", "settings": settings,
                                                 "counts": counts, "junk": n_junk})
+    bar.close()
     logger.info("synthetic Market-1501 at %s: %s", out, counts)
     return out
 
@@ -287,11 +297,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _cli.add_seed(p)
     p.add_argument("--market-test-sizes", action="store_true",
                    help="test set with Market-1501's sizes (3,368 query + 15,913 gallery) for benchmarks")
+    _cli.add_progress(p)
 
 
 def run(a: argparse.Namespace) -> int:
     """Generate into a temporary sibling folder, then rename: an interrupted run never leaves half a dataset."""
     import shutil
+    import tempfile
 
     from hwnas import _cli
     from hwnas.errors import OutputError, UsageError
@@ -303,12 +315,12 @@ def run(a: argparse.Namespace) -> int:
         raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder")
     if a.input_size[0] < 16 or a.input_size[1] < 8:
         raise UsageError(f"image size {a.input_size[0]}x{a.input_size[1]}, --input-size, expected at least 16x8")
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))  # unique: runs never share it
     try:
         generate_synthetic_market(tmp, num_ids=a.num_ids, images_per_id=a.images_per_id,
                                   num_cameras=a.num_cameras, image_size=tuple(a.input_size), seed=a.seed,
-                                  market_test_sizes=a.market_test_sizes)
+                                  market_test_sizes=a.market_test_sizes, progress=not a.no_progress)
         if out.is_dir():
             out.rmdir()
         tmp.replace(out)

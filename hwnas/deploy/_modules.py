@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hwnas.errors import UsageError
 from hwnas.ops._cpp import fold_bn, fold_branches
 from hwnas.space.blocks import CBlock
 
@@ -41,7 +42,7 @@ class FusedCBlock(nn.Module):
     def __init__(self, block: CBlock, backend: str) -> None:
         super().__init__()
         if backend not in BACKENDS:
-            raise ValueError(f"unknown fused backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+            raise UsageError(f"unknown fused backend {backend!r}, FusedCBlock, expected one of {', '.join(BACKENDS)}")
         self.backend = backend
         self.kernel_sizes = block.kernel_sizes
         folded = fold_branches(block.branches, block.gate)

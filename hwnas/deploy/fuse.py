@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hwnas.deploy._modules import BACKENDS, FusedCBlock, FusedConv
+from hwnas.errors import ExportError, RuntimeUnavailableError, UsageError
 from hwnas.models.cdnet import CDNetBackbone
 from hwnas.models.reid import ReIDModel
 from hwnas.ops._cpp import cuda_status, extension_status
@@ -52,13 +53,14 @@ class FusedReIDModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
-            raise ValueError(f"FusedReIDModel expects images (N, 3, H, W), got shape {tuple(x.shape)}")
+            raise UsageError(f"input of shape {tuple(x.shape)}, FusedReIDModel, expected images (N, 3, H, W)")
         with torch.no_grad():
             return self.neck(self.forward_features(x))
 
     def train(self, mode: bool = True) -> FusedReIDModel:
         if mode:
-            raise RuntimeError("a fused model is inference-only (BN is folded); train the source model instead")
+            raise ExportError("train mode asked of a fused model, FusedReIDModel.train, expected eval mode only (a "
+                              "fused model is inference-only: BN is folded; train the source model instead)")
         return super().train(False)
 
     def extra_repr(self) -> str:
@@ -68,12 +70,13 @@ class FusedReIDModel(nn.Module):
 def check_backend(backend: str) -> torch.device:
     """The device a fused model on ``backend`` runs on; raises with the reason when it cannot run here."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown deploy backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown deploy backend {backend!r}, backend, expected one of {', '.join(BACKENDS)}")
     if backend == "eager":
         return torch.device("cpu")
     ok, why = extension_status() if backend == "cpp" else cuda_status()
     if not ok:
-        raise RuntimeError(f"deploy backend {backend!r} is not available here: {why}")
+        raise RuntimeUnavailableError(f"deploy backend {backend!r} is not available here ({why}), backend, "
+                                      "expected 'eager' or a backend built for this machine")
     return torch.device("cuda" if backend == "cuda" else "cpu")
 
 
@@ -85,9 +88,10 @@ def fuse(model: nn.Module, backend: str = "cpp") -> FusedReIDModel:
     the source model is not changed. Only CNet/CDNet backbones have fused blocks.
     """
     if not isinstance(model, ReIDModel) or not isinstance(model.backbone, CDNetBackbone):
-        raise TypeError("hwnas.deploy.fuse takes a CNet/CDNet ReIDModel (hwnas.create_model('cnet'|'cdnet')), "
-                        f"got {type(model).__name__}" + (f" with a {type(model.backbone).__name__} backbone"
-                                                         if isinstance(model, ReIDModel) else ""))
+        got = type(model).__name__ + (f" with a {type(model.backbone).__name__} backbone"
+                                      if isinstance(model, ReIDModel) else "")
+        raise ExportError(f"a {got}, hwnas.deploy.fuse, expected a CNet/CDNet ReIDModel "
+                          "(hwnas.create_model('cnet'|'cdnet'))")
     device = check_backend(backend)
     with torch.no_grad():
         fused = FusedReIDModel(model, backend).eval()

@@ -10,10 +10,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hwnas._modes import eval_mode
+from hwnas.errors import UsageError
 from hwnas.evaluation.rank import evaluate_rank
 from hwnas.evaluation.rerank import re_ranking
 
 logger = logging.getLogger(__name__)
+METRICS: tuple[str, ...] = ("euclidean", "cosine")
 
 
 @torch.no_grad()
@@ -22,18 +25,17 @@ def extract_features(model: nn.Module, loader: Iterable, *, device: torch.device
     """Run the model in eval mode over ``loader`` batches ``(images, pids, camids)``.
 
     Returns features (N, D) float32 on CPU and pids / camids as int64 arrays (N,). ``flip`` averages the
-    features of each image and its horizontal mirror. ``amp`` uses float16 autocast on CUDA. The model's
-    training mode is restored afterwards.
+    features of each image and its horizontal mirror. ``amp`` uses float16 autocast on CUDA. Afterwards every
+    submodule has its own train/eval mode back (:func:`hwnas._modes.eval_mode`). Raises
+    :class:`hwnas.errors.UsageError` when the loader yields no batch.
     """
-    was_training = model.training
-    model.eval()
     device = torch.device(device)
     feats, pids, camids = [], [], []
     batches = loader
     if progress:
         from tqdm import tqdm
         batches = tqdm(loader, desc="features", leave=False)
-    try:
+    with eval_mode(model):
         for images, pid, camid in batches:
             images = images.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
@@ -43,38 +45,52 @@ def extract_features(model: nn.Module, loader: Iterable, *, device: torch.device
             feats.append(f.cpu())
             pids.append(torch.as_tensor(pid))
             camids.append(torch.as_tensor(camid))
-    finally:
-        model.train(was_training)
     if not feats:
-        raise ValueError("extract_features: the loader yielded no batches")
+        raise UsageError("no images, extract_features loader, expected a loader yielding at least one batch "
+                         "(an empty query or gallery split?)")
     return torch.cat(feats), torch.cat(pids).numpy(), torch.cat(camids).numpy()
 
 
 def compute_distance(qf: torch.Tensor, gf: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
-    """(Q, G) distances: ``euclidean`` (squared, as in the standard protocol) or ``cosine`` (1 - cos)."""
-    qf, gf = qf.float(), gf.float()
+    """(Q, G) distances: ``euclidean`` (squared, as in the standard protocol) or ``cosine`` (1 - cos).
+
+    Computed in float64 when either input is float64, else float32 (half-precision features are widened).
+    """
+    dtype = torch.promote_types(torch.promote_types(qf.dtype, gf.dtype), torch.float32)
+    qf, gf = qf.to(dtype), gf.to(dtype)
     if metric == "euclidean":
         return (qf.pow(2).sum(1, keepdim=True) + gf.pow(2).sum(1) - 2 * qf @ gf.t()).clamp_min(0)
     if metric == "cosine":
         return 1 - F.normalize(qf, dim=1) @ F.normalize(gf, dim=1).t()
-    raise ValueError(f"unknown metric {metric!r}; expected 'euclidean' or 'cosine'")
+    raise UsageError(f"unknown metric {metric!r}, compute_distance, expected 'euclidean' or 'cosine'")
 
 
 def evaluate_model(model: nn.Module, query_loader: Iterable, gallery_loader: Iterable, *,
                    device: torch.device | str = "cpu", flip: bool = False, metric: str = "euclidean",
                    rerank: bool = False, amp: bool = False, max_rank: int = 50,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, keep_distmat: bool = False) -> dict[str, Any]:
     """Extract query and gallery features and score them with :func:`evaluate_rank`.
 
-    Returns its dict plus ``rank1``, ``rank5``, ``rank10`` (fractions) for convenience.
+    Returns its dict (``cmc`` has ``max_rank`` entries) plus ``rank1``, ``rank5``, ``rank10`` (fractions), each
+    computed from the ranking even when it lies beyond ``max_rank``, and with ``keep_distmat`` the (Q, G)
+    distance matrix it ranked by as ``distmat`` (for the ranked-results figure; rank it with
+    :func:`hwnas.evaluation.rank.rank_gallery`, which applies the same ordering rule).
     """
+    if max_rank < 1:
+        raise UsageError(f"max_rank {max_rank}, evaluate_model, expected an integer >= 1")
+    if metric not in METRICS:
+        raise UsageError(f"unknown metric {metric!r}, evaluate_model, expected one of {', '.join(METRICS)}")
     qf, qp, qc = extract_features(model, query_loader, device=device, flip=flip, amp=amp, progress=progress)
     gf, gp, gc = extract_features(model, gallery_loader, device=device, flip=flip, amp=amp, progress=progress)
     if rerank:
+        logger.info("k-reciprocal re-ranking of %d queries x %d gallery images", len(qf), len(gf))
         dist = torch.as_tensor(re_ranking(qf, gf))
     else:
         dist = compute_distance(qf, gf, metric)
-    result = evaluate_rank(dist, qp, gp, qc, gc, max_rank=max_rank)
+    result = evaluate_rank(dist, qp, gp, qc, gc, max_rank=max(max_rank, 10))
     for k in (1, 5, 10):
-        result[f"rank{k}"] = float(result["cmc"][min(k, max_rank) - 1])
+        result[f"rank{k}"] = float(result["cmc"][k - 1])
+    result["cmc"] = result["cmc"][:max_rank]
+    if keep_distmat:
+        result["distmat"] = dist
     return result

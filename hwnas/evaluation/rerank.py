@@ -5,6 +5,10 @@ Steps: squared Euclidean distances over query + gallery, each row divided by its
 neighbour sets expanded with the k1/2-reciprocal sets of their members that overlap them by more than 2/3;
 Gaussian-weighted encodings V (rows sum to 1); local query expansion over the k2 nearest neighbours; Jaccard
 distance from sum(min(V_q, V_g)); final distance = (1 - lambda) * Jaccard + lambda * original.
+
+Non-finite features (an overflowed or NaN feature vector) follow the ranking rule of :mod:`hwnas.evaluation.rank`:
+their distances are +inf, so they are nobody's neighbour, and every re-ranked distance to or from them is +inf
+(ranked last). Distances are float64 throughout.
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from scipy import sparse
 
 
 def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * a @ b.t()).clamp_min(0)
+    """Squared Euclidean distances; NaN or infinite ones (from non-finite features) become +inf."""
+    d = (a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * a @ b.t()).clamp_min(0)
+    return torch.where(torch.isfinite(d), d, torch.full_like(d, float("inf")))
 
 
 def _neighbours(feats: torch.Tensor, k: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -23,7 +29,7 @@ def _neighbours(feats: torch.Tensor, k: int, chunk: int) -> tuple[np.ndarray, np
     for s in range(0, len(feats), chunk):
         d = _sq_dist(feats[s:s + chunk], feats)
         idx.append(torch.topk(d, k, dim=1, largest=False, sorted=True).indices)
-        row_max.append(d.amax(1))
+        row_max.append(torch.where(torch.isfinite(d), d, torch.zeros_like(d)).amax(1))
     return torch.cat(idx).numpy(), torch.cat(row_max).clamp_min(1e-12).numpy()
 
 
@@ -37,7 +43,7 @@ def _reciprocal(ranks: np.ndarray, k: int) -> list[np.ndarray]:
 def re_ranking(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
                chunk: int = 1024) -> np.ndarray:
     """Re-ranked (Q, G) distance matrix for query features qf (Q, D) and gallery features gf (G, D)."""
-    feats = torch.cat([qf, gf]).float()
+    feats = torch.cat([qf, gf]).double()
     n, nq = len(feats), len(qf)
     k1 = max(1, min(k1, n - 1))
     k2 = max(1, min(k2, n))
@@ -54,9 +60,10 @@ def re_ranking(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, la
         members = np.unique(np.concatenate(expansion))
         d = _sq_dist(feats[i:i + 1], feats[torch.from_numpy(members)])[0].numpy() / row_max[i]
         w = np.exp(-d)
+        total = w.sum()
         rows.append(np.full(len(members), i))
         cols.append(members)
-        vals.append(w / w.sum())
+        vals.append(w / total if total > 0 else w)
     v = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     if k2 > 1:
         qe = sparse.csr_matrix((np.full(n * k2, 1.0 / k2), (np.repeat(np.arange(n), k2), ranks[:, :k2].ravel())),
@@ -64,7 +71,11 @@ def re_ranking(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, la
         v = (qe @ v).tocsr()
     jaccard = _jaccard(v, nq)
     original = _sq_dist(feats[:nq], feats[nq:]).numpy() / row_max[:nq, None]
-    return (1 - lambda_value) * jaccard + lambda_value * original
+    final = (1 - lambda_value) * jaccard + lambda_value * original
+    finite = torch.isfinite(feats).all(1).numpy()
+    final[~finite[:nq], :] = np.inf
+    final[:, ~finite[nq:]] = np.inf
+    return final
 
 
 def _jaccard(v: sparse.csr_matrix, nq: int) -> np.ndarray:

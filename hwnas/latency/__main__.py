@@ -68,7 +68,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     v.add_argument("--backend", default="eager", help="hwnas.ops backend to time")
     v.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"),
                    help="default: the timer the (measured) table was built with")
-    _cli.add_output(v, "folder for validation.json and validation.md (default: print only)")
+    _cli.add_threads(v, help="CPU threads (default: the table's thread count, else torch's choice)")
+    _cli.add_output(v, "folder for validation.json, validation.md and validation.png (predicted vs measured) "
+                       "(default: print only)")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     _cli.add_progress(v)
     return parser
@@ -154,11 +156,16 @@ def _validate(args: argparse.Namespace, argv: list[str]) -> int:
     if args.output is not None:
         _cli.check_output_dir(args.output)
     result = validate(load_table(args.table), args.archs, args.space, args.device, args.warmup, args.repeats,
-                      args.seed, args.backend, not args.no_progress, args.timer)
+                      args.seed, args.backend, not args.no_progress, args.timer, args.threads)
     command = "python -m hwnas.latency " + shlex.join(argv)
     if args.output is not None:
-        write_json_atomic(args.output / "validation.json", dict(result.to_dict(), command=command))
-        write_text_atomic(args.output / "validation.md", validation_markdown(result, command))
+        from hwnas.viz.latency import FILENAME, plot_latency_validation
+
+        payload = dict(result.to_dict(), command=command)
+        written = [write_json_atomic(args.output / "validation.json", payload),
+                   write_text_atomic(args.output / "validation.md", validation_markdown(result, command)),
+                   plot_latency_validation(payload, args.output / FILENAME)]
+        print("wrote " + ", ".join(map(str, written)), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -45,15 +45,15 @@ class LatencyTable:
         where = f"latency table '{self.name}' ({self.data.device.name}, {s.resolution[0]}x{s.resolution[1]}, " \
                 f"width {s.width_mult}, batch {s.batch_size}, {s.dtype})"
         if space is not None and space not in SPACES:
-            raise LatencyTableError(f"unknown search space {space!r}; expected one of {', '.join(SPACES)}")
+            raise LatencyTableError(f"unknown search space {space!r}, {where}, expected one of {', '.join(SPACES)}")
         if space is not None and space not in self.spaces:
-            raise LatencyTableError(f"{where} does not cover space '{space}' (it covers: "
-                                    f"{', '.join(self.spaces) or 'none'}); rebuild it with that space")
+            raise LatencyTableError(f"no entries for space '{space}' (it covers: {', '.join(self.spaces) or 'none'}), "
+                                    f"{where}, expected a table built for that space")
         if resolution is not None and tuple(resolution) != tuple(s.resolution):
-            raise LatencyTableError(f"{where} was made for {s.resolution[0]}x{s.resolution[1]} input, not "
-                                    f"{resolution[0]}x{resolution[1]}; build or predict a table for that resolution")
+            raise LatencyTableError(f"input size {resolution[0]}x{resolution[1]}, {where}, expected the table's "
+                                    f"{s.resolution[0]}x{s.resolution[1]} (build or predict a table for that size)")
         if width_mult is not None and float(width_mult) != s.width_mult:
-            raise LatencyTableError(f"{where} was made for width {s.width_mult}, not {width_mult}")
+            raise LatencyTableError(f"width {width_mult}, {where}, expected the table's width {s.width_mult}")
         return self
 
     def matrix(self, space: str) -> torch.Tensor:
@@ -65,8 +65,8 @@ class LatencyTable:
         """Expected latency (ms, 0-dim tensor) of the supernet; ``probs`` is (6, n_candidates) = softmax(alpha)."""
         lut = self.matrix(space)
         if probs.shape != lut.shape:
-            raise LatencyTableError(f"probs has shape {tuple(probs.shape)}; expected {tuple(lut.shape)} "
-                                    f"(6 layers x {lut.shape[1]} {space} candidates)")
+            raise LatencyTableError(f"probs of shape {tuple(probs.shape)}, latency table '{self.name}', expected "
+                                    f"{tuple(lut.shape)} (6 layers x {lut.shape[1]} {space} candidates)")
         key = (space, probs.device, probs.dtype)
         if key not in self._cast:  # called every search step: keep one copy per device/dtype
             self._cast[key] = lut.to(device=probs.device, dtype=probs.dtype)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from hwnas import ops
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import RuntimeUnavailableError, UsageError
 from hwnas.latency.schema import (
     DTYPES,
     Device,
@@ -61,11 +62,12 @@ class MeasureConfig:
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+            raise UsageError(f"unknown device {self.device!r}, MeasureConfig.device, expected 'cpu' or 'cuda'")
         if self.timer not in TIMERS:
-            raise ValueError(f"timer must be one of {', '.join(TIMERS)}, got {self.timer!r}")
+            raise UsageError(f"unknown timer {self.timer!r}, --timer, expected one of {', '.join(TIMERS)}")
         if self.repeats < 3 or self.warmup < 0:
-            raise ValueError(f"need repeats >= 3 and warmup >= 0, got {self.repeats} and {self.warmup}")
+            raise UsageError(f"repeats {self.repeats} / warmup {self.warmup}, --repeats / --warmup, expected "
+                             "repeats >= 3 and warmup >= 0")
 
 
 class HeadPath(nn.Module):
@@ -88,12 +90,13 @@ def resolve_timer(timer: str, device: str, threads: int | None) -> str:
     """``auto``: CUDA events on GPU, thread CPU time for single-threaded CPU runs, else wall time."""
     if device == "cuda":
         if timer not in ("auto", "cuda_events"):
-            raise ValueError(f"on cuda the timer is cuda_events, got {timer!r}")
+            raise UsageError(f"timer {timer!r} on cuda, --timer, expected cuda_events (or auto)")
         return "cuda_events"
     if timer == "cuda_events":
-        raise ValueError("the cuda_events timer needs --device cuda")
+        raise UsageError("the cuda_events timer on the CPU, --timer, expected --device cuda for cuda_events")
     if timer == "thread_cpu" and threads != 1:
-        raise ValueError(f"the thread_cpu timer needs exactly 1 CPU thread, got {threads}")
+        raise UsageError(f"the thread_cpu timer with {threads} threads, --timer, expected --threads 1 (it needs "
+                         "exactly 1 CPU thread)")
     if timer == "auto":
         return "thread_cpu" if threads == 1 else "wall"
     return timer
@@ -179,7 +182,7 @@ def workload(setting: Setting, spaces: Sequence[str], device: str, seed: int = 0
              ) -> list[tuple[LayerKey | str, int, Callable[[], Any]]]:
     """(key or fixed-part name, out channels, zero-argument call on random inputs) for every entry."""
     if setting.dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {setting.dtype!r}")
+        raise UsageError(f"unknown dtype {setting.dtype!r}, --dtype, expected one of {', '.join(DTYPES)}")
     torch.manual_seed(seed)
     dev, dtype = torch.device(device), TORCH_DTYPES[setting.dtype]
     items = []
@@ -193,7 +196,8 @@ def workload(setting: Setting, spaces: Sequence[str], device: str, seed: int = 0
 def build(setting: Setting, config: MeasureConfig, name: str, spaces: Sequence[str] = ("cnet", "cdnet")) -> TableData:
     """Measure every entry of a table for ``setting`` on ``config.device`` and return it (not yet saved)."""
     if config.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        raise RuntimeUnavailableError("no CUDA device (torch sees none), --device cuda, expected a machine with a "
+                                      "CUDA GPU or --device cpu")
     threads = config.threads if config.device == "cpu" else None
     setting = Setting(setting.batch_size, setting.dtype, setting.resolution, setting.width_mult, setting.neck, threads)
     apply_threads(threads)

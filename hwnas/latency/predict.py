@@ -69,8 +69,8 @@ class Spec:
         else:
             table, want = self.vector_tflops, (dtype if dtype in self.vector_tflops else "fp32")
         if want not in table:
-            raise LatencyTableError(f"spec sheet '{self.key}' has no {dtype} throughput: {self.name} does not "
-                                    f"support {dtype} (it lists {', '.join(self.matrix_tflops)})")
+            raise LatencyTableError(f"no {dtype} throughput: {self.name} does not support {dtype}, spec sheet "
+                                    f"'{self.key}', expected one of {', '.join(self.matrix_tflops)}")
         return table[want] * 1e12
 
 
@@ -228,20 +228,28 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
     text = os.fspath(name_or_path)
     path = SPECS_DIR / f"{text}.json" if text in list_specs() else Path(text)
     if not path.is_file():
-        raise LatencyTableError(f"spec sheet {text!r} is neither shipped ({', '.join(list_specs())}) nor a file")
+        raise LatencyTableError(f"no spec sheet {text!r}, --spec, expected a shipped one "
+                                f"({', '.join(list_specs())}) or a JSON file")
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(path.read_text(encoding="utf-8"))
         spec = Spec(d["key"], d["name"], d["kind"], {k: float(v) for k, v in d["matrix_tflops"].items()},
                     {k: float(v) for k, v in d["vector_tflops"].items()}, float(d["mem_bw_gbs"]),
                     float(d["launch_overhead_us"]), tuple(d.get("sources", ())), d.get("notes", ""))
     except json.JSONDecodeError as e:
-        raise LatencyTableError(f"spec sheet '{path}': not valid JSON ({e.msg} at line {e.lineno})") from None
+        raise LatencyTableError(f"not valid JSON ({e.msg} at line {e.lineno}), spec sheet '{path}', expected a "
+                                "spec-sheet JSON file") from None
     except KeyError as e:
-        raise LatencyTableError(f"spec sheet '{path}': field {e.args[0]!r} is missing") from None
-    except (TypeError, ValueError, AttributeError) as e:
-        raise LatencyTableError(f"spec sheet '{path}': malformed ({e})") from None
-    if spec.kind not in ("cpu", "cuda") or spec.mem_bw_gbs <= 0 or "fp32" not in spec.vector_tflops:
-        raise LatencyTableError(f"spec sheet '{path}': needs kind cpu|cuda, mem_bw_gbs > 0 and an fp32 vector peak")
+        raise LatencyTableError(f"field {e.args[0]!r} is missing, spec sheet '{path}', expected every field of "
+                                "hwnas.latency.predict.Spec") from None
+    except (TypeError, ValueError, AttributeError, UnicodeDecodeError, RecursionError) as e:
+        raise LatencyTableError(f"malformed ({type(e).__name__}: {str(e)[:120]}), spec sheet '{path}', expected "
+                                "the fields of hwnas.latency.predict.Spec with numbers") from None
+    numbers = [spec.mem_bw_gbs, spec.launch_overhead_us, *spec.matrix_tflops.values(), *spec.vector_tflops.values()]
+    if (spec.kind not in ("cpu", "cuda") or not spec.mem_bw_gbs > 0 or "fp32" not in spec.vector_tflops
+            or not all(math.isfinite(v) and v >= 0 for v in numbers)):
+        raise LatencyTableError(f"kind {spec.kind!r}, mem_bw_gbs {spec.mem_bw_gbs}, peaks {spec.vector_tflops}, "
+                                f"spec sheet '{path}', expected kind cpu|cuda, finite numbers >= 0, mem_bw_gbs > 0 "
+                                "and an fp32 vector peak")
     return spec
 
 
@@ -312,7 +320,8 @@ def calibrate(measured: TableData, spec: Spec, start: Calibration = PRIOR) -> Ca
     working sets stay in cache, so the "memory" bandwidth then exceeds the DRAM figure).
     """
     if measured.provenance.kind != "measured":
-        raise LatencyTableError(f"table '{measured.name}' is {measured.provenance.kind}; calibrate on a measured one")
+        raise LatencyTableError(f"table '{measured.name}' is {measured.provenance.kind}, --calibrate-on, expected a "
+                                "measured table (calibrate on a measured one)")
     values = {e.part: e.latency_ms for e in measured.fixed} | {e.key: e.latency_ms for e in measured.layers}
     traced = traced_entries(measured.setting, measured.spaces or ("cnet",))
     traced = [(k, ops) for k, _, ops in traced if k in values]

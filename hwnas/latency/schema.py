@@ -27,6 +27,8 @@ tables, the model name, the spec sheet and the calibration parameters with their
 """
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,12 +153,21 @@ class _Reader:
     def __init__(self, where: str) -> None:
         self.where = where
 
-    def fail(self, path: str, msg: str) -> LatencyTableError:
-        return LatencyTableError(f"{self.where}: {path}: {msg}")
+    def fail(self, path: str, what: str, expected: str | None = None) -> LatencyTableError:
+        """``<what>, <table> <field>, expected <expected>``; a two-part ``"<what>; expected <x>"`` is split."""
+        if expected is None:
+            m = re.search(r"[;,]?\s*\bexpected\s+", what)
+            if m:
+                what, expected = what[:m.start()].strip(" ;,") or "bad value", what[m.end():]
+            else:
+                expected = "a valid table field (see hwnas.latency.schema)"
+            if what.startswith("is "):
+                what = f"{path.rsplit('.', 1)[-1]} {what}"
+        return LatencyTableError(f"{what}, {self.where} {path}, expected {expected}")
 
     def obj(self, data: Any, path: str) -> Mapping[str, Any]:
         if not isinstance(data, Mapping):
-            raise self.fail(path, f"expected a JSON object, got {type(data).__name__}")
+            raise self.fail(path, f"{path} is a {type(data).__name__}", "a JSON object")
         return data
 
     def get(self, data: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...],
@@ -165,42 +176,48 @@ class _Reader:
         if key not in data or (optional and data[key] is None):
             if optional:
                 return None
-            raise self.fail(full, "is missing")
+            raise self.fail(full, f"{full} is missing", "the field to be present")
         value = data[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
-            raise self.fail(full, f"expected {names}, got {value!r}")
+            raise self.fail(full, f"{full} is {_short(value)}", f"a JSON {names}")
         return value
 
     def ints(self, value: Any, path: str, n: int | None = None) -> tuple[int, ...]:
         ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not ok or (n is not None and len(value) != n):
-            raise self.fail(path, f"expected a list of {n if n else 'some'} integers, got {value!r}")
+            raise self.fail(path, f"{path} is {_short(value)}", f"a list of {n if n else 'some'} integers")
         return tuple(value)
 
     def choice(self, value: str, path: str, allowed: tuple[str, ...]) -> str:
         if value not in allowed:
-            raise self.fail(path, f"is {value!r}; expected one of {', '.join(allowed)}")
+            raise self.fail(path, f"{path} is {_short(value)}", f"one of {', '.join(allowed)}")
         return value
 
     def ms(self, data: Mapping[str, Any], key: str, path: str, optional: bool = False) -> float | None:
         v = self.get(data, key, path, (int, float), optional)
-        if v is not None and not v >= 0:
-            raise self.fail(f"{path}.{key}", f"must be a non-negative number of milliseconds, got {v!r}")
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            what = {math.inf: "Infinity", -math.inf: "-Infinity"}.get(v, "NaN" if math.isnan(v) else repr(v))
+            raise self.fail(f"{path}.{key}", f"latency entry is {what}", "a finite number of milliseconds >= 0")
         return None if v is None else float(v)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _setting(r: _Reader, d: Mapping[str, Any]) -> Setting:
     batch = r.get(d, "batch_size", "setting", int)
     if batch < 1:
-        raise r.fail("setting.batch_size", f"must be >= 1, got {batch}")
+        raise r.fail("setting.batch_size", f"batch size {batch}", "an integer >= 1")
     res = r.ints(r.get(d, "resolution", "setting", list), "setting.resolution", 2)
     if min(res) < 16 or res[0] % 16 or res[1] % 16:
-        raise r.fail("setting.resolution", f"{list(res)}: height and width must be multiples of 16 (>= 16)")
+        raise r.fail("setting.resolution", f"resolution {list(res)}", "height and width multiples of 16 (>= 16)")
     width = float(r.get(d, "width_mult", "setting", (int, float)))
-    if width <= 0:
-        raise r.fail("setting.width_mult", f"must be positive, got {width}")
+    if not (math.isfinite(width) and width > 0):
+        raise r.fail("setting.width_mult", f"width_mult {width}", "a finite number > 0")
     threads = r.get(d, "threads", "setting", int, optional=True)
     return Setting(batch, r.choice(r.get(d, "dtype", "setting", str), "setting.dtype", DTYPES),
                    (res[0], res[1]), width, r.choice(r.get(d, "neck", "setting", str), "setting.neck", NECKS), threads)
@@ -210,21 +227,22 @@ def _layer_entry(r: _Reader, d: Any, path: str, setting: Setting) -> LayerEntry:
     d = r.obj(d, path)
     layer = r.get(d, "layer", path, int)
     if not 0 <= layer < NUM_SEARCHABLE_LAYERS:
-        raise r.fail(f"{path}.layer", f"is {layer}; expected 0..{NUM_SEARCHABLE_LAYERS - 1}")
+        raise r.fail(f"{path}.layer", f"layer {layer}", f"0..{NUM_SEARCHABLE_LAYERS - 1}")
     shape = r.ints(r.get(d, "input_shape", path, list), f"{path}.input_shape", 3)
     cand = r.ints(r.get(d, "candidate", path, list), f"{path}.candidate", 3)
     candidate = Candidate(*cand)
     if candidate not in candidates("cdnet"):
-        raise r.fail(f"{path}.candidate", f"{list(cand)} is not a candidate op; expected [k1, k2, r] from the "
-                     f"CDNet list (CNet's (k1, k2) is stored as [k1, k2, 1])")
+        raise r.fail(f"{path}.candidate", f"{list(cand)} is not a candidate op", "[k1, k2, r] from the "
+                     "CDNet list (CNet's (k1, k2) is stored as [k1, k2, 1])")
     ls = macro_spec(setting.width_mult).layers[layer]
     want = (ls.in_channels, *ls.input_size(setting.resolution))
     if shape != want:
-        raise r.fail(f"{path}.input_shape", f"is {list(shape)} but layer {layer} at width {setting.width_mult} and "
-                     f"resolution {list(setting.resolution)} reads {list(want)}")
+        raise r.fail(f"{path}.input_shape", f"input shape {list(shape)}",
+                     f"what layer {layer} at width {setting.width_mult} and resolution {list(setting.resolution)} "
+                     f"reads {list(want)}")
     out = r.get(d, "out_channels", path, int)
     if out != ls.out_channels:
-        raise r.fail(f"{path}.out_channels", f"is {out}; layer {layer} writes {ls.out_channels} channels")
+        raise r.fail(f"{path}.out_channels", f"out_channels {out}", f"{ls.out_channels} (what layer {layer} writes)")
     return LayerEntry(LayerKey(layer, shape, candidate), out, r.ms(d, "latency_ms", path), r.ms(d, "iqr_ms", path, True))
 
 
@@ -233,7 +251,8 @@ def _fixed_entry(r: _Reader, d: Any, path: str, shapes: Mapping[str, tuple[int, 
     part = r.choice(r.get(d, "part", path, str), f"{path}.part", FIXED_PARTS)
     shape = r.ints(r.get(d, "input_shape", path, list), f"{path}.input_shape")
     if shape != shapes[part]:
-        raise r.fail(f"{path}.input_shape", f"is {list(shape)}; the {part} reads {list(shapes[part])} in this setting")
+        raise r.fail(f"{path}.input_shape", f"input shape {list(shape)}",
+                     f"{list(shapes[part])} (what the {part} reads in this setting)")
     return FixedEntry(part, shape, r.ms(d, "latency_ms", path), r.ms(d, "iqr_ms", path, True))
 
 
@@ -243,12 +262,13 @@ def _entries(r: _Reader, data: Mapping[str, Any], setting: Setting) -> tuple[tup
     parts = [e.part for e in fixed]
     for part in FIXED_PARTS:
         if parts.count(part) != 1:
-            raise r.fail("fixed", f"needs exactly one '{part}' entry, found {parts.count(part)}")
+            raise r.fail("fixed", f"{parts.count(part)} '{part}' entries", "exactly one")
     layers = tuple(_layer_entry(r, e, f"layers[{i}]", setting) for i, e in enumerate(r.get(data, "layers", "", list)))
     seen: set[LayerKey] = set()
     for i, e in enumerate(layers):
         if e.key in seen:
-            raise r.fail(f"layers[{i}]", f"duplicate entry for layer {e.key.layer} candidate {e.key.candidate}")
+            raise r.fail(f"layers[{i}]", f"duplicate entry for layer {e.key.layer} candidate "
+                         f"{list(e.key.candidate.to_list('cdnet'))}", "one entry per layer and candidate")
         seen.add(e.key)
     return fixed, layers
 
@@ -259,7 +279,7 @@ def from_dict(data: Any, where: str = "latency table") -> TableData:
     data = r.obj(data, "top level")
     version = r.get(data, "schema_version", "", int)
     if version != SCHEMA_VERSION:
-        raise r.fail("schema_version", f"is {version}; this hwnas reads version {SCHEMA_VERSION}")
+        raise r.fail("schema_version", f"schema version {version}", f"version {SCHEMA_VERSION} (what this hwnas reads)")
     dev = r.obj(r.get(data, "device", "", dict), "device")
     device = Device(r.get(dev, "name", "device", str),
                     r.choice(r.get(dev, "kind", "device", str), "device.kind", DEVICE_KINDS),
@@ -279,8 +299,8 @@ def from_dict(data: Any, where: str = "latency table") -> TableData:
         missing = [k for k in expected_layer_keys(setting, s) if k not in have]
         if missing:
             k = missing[0]
-            raise r.fail("layers", f"the table lists space '{s}' but has no entry for layer {k.layer} candidate "
-                         f"{list(k.candidate.to_list('cdnet'))} ({len(missing)} missing in all)")
+            raise r.fail("layers", f"no entry for layer {k.layer} candidate {list(k.candidate.to_list('cdnet'))} "
+                         f"({len(missing)} missing in all)", f"every candidate of space '{s}' (the table lists it)")
     return TableData(r.get(data, "name", "", str), device, provenance, setting, tuple(spaces), fixed, layers)
 
 

@@ -16,6 +16,7 @@ from scipy.stats import spearmanr
 from hwnas import ops
 from hwnas.latency.expected import LatencyTable
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import UsageError
 from hwnas.latency.measure import TORCH_DTYPES, apply_threads, resolve_timer, summarize, time_interleaved
 from hwnas.models import create_model
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, candidates
@@ -60,7 +61,8 @@ def random_genotypes(space: str, n: int, seed: int = 0) -> list[Genotype]:
     gen = torch.Generator().manual_seed(seed)
     n_cand = len(candidates(space))
     if n > n_cand ** NUM_SEARCHABLE_LAYERS:
-        raise ValueError(f"cannot draw {n} distinct {space} genotypes")
+        raise UsageError(f"{n} distinct {space} genotypes asked for, random_genotypes, expected at most "
+                         f"{n_cand ** NUM_SEARCHABLE_LAYERS}")
     out: dict[Genotype, None] = {}
     while len(out) < n:
         idx = torch.randint(n_cand, (NUM_SEARCHABLE_LAYERS,), generator=gen).tolist()
@@ -76,16 +78,21 @@ def mape_spearman(predicted: list[float], measured: list[float]) -> tuple[float,
 
 def validate(table: LatencyTable, n_archs: int = 20, space: str = "cdnet", device: str | None = None,
              warmup: int = 5, repeats: int = 30, seed: int = 0, backend: str = "eager",
-             progress: bool = True, timer: str | None = None) -> ValidationResult:
+             progress: bool = True, timer: str | None = None, threads: int | None = None) -> ValidationResult:
     """Time ``n_archs`` random ``space`` genotypes end to end and compare with ``table``'s sums.
 
-    ``timer`` defaults to the one a measured table was built with (so both sides count the same time).
+    ``timer`` defaults to the one a measured table was built with (so both sides count the same time);
+    ``threads`` (CPU) to the table's thread count (a different count is allowed, with a warning: the two
+    sides then time different settings).
     """
     table.require(space)
     s = table.data.setting
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
-        apply_threads(s.threads)
+        if threads is not None and s.threads is not None and threads != s.threads:
+            log.warning("timing with %d CPU thread(s) but table '%s' is for %d: the error mixes two settings",
+                        threads, table.name, s.threads)
+        apply_threads(threads if threads is not None else s.threads)
     else:
         torch.backends.cudnn.benchmark = True
     if table.data.device.kind != device:

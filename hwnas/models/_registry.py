@@ -7,13 +7,15 @@ from typing import Callable
 
 from torch import nn
 
+from hwnas.errors import UsageError
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Register a factory under its function name."""
     if fn.__name__ in _MODELS:
-        raise ValueError(f"model {fn.__name__!r} is registered twice")
+        raise UsageError(f"model {fn.__name__!r} is registered twice, register_model, expected a new name")
     _MODELS[fn.__name__] = fn
     return fn
 
@@ -31,7 +33,7 @@ def model_options(name: str) -> dict[str, object]:
 
 def _get(name: str) -> Callable[..., nn.Module]:
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(list_models())}")
+        raise UsageError(f"unknown model {name!r}, model name, expected one of {', '.join(list_models())}")
     return _MODELS[name]
 
 
@@ -41,5 +43,6 @@ def create_model(name: str, **options: object) -> nn.Module:
     allowed = model_options(name)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise TypeError(f"model {name!r} got unknown option(s) {', '.join(unknown)}; it accepts: {', '.join(allowed)}")
+        raise UsageError(f"unknown option(s) {', '.join(unknown)} for model {name!r}, model options, expected "
+                         f"{', '.join(allowed)}")
     return factory(**options)

@@ -32,6 +32,7 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 from torch import nn
 
+from hwnas.errors import UsageError
 from hwnas.models._registry import register_model
 from hwnas.models.necks import NECKS, build_neck
 from hwnas.models.reid import ReIDModel
@@ -91,7 +92,7 @@ class FactorizedReduce(nn.Module):
     def __init__(self, cin: int, cout: int, affine: bool = True) -> None:
         super().__init__()
         if cout % 2:
-            raise ValueError(f"FactorizedReduce needs an even output width, got {cout}")
+            raise UsageError(f"odd output width {cout}, FactorizedReduce, expected an even number of channels")
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(cin, cout // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(cin, cout // 2, 1, stride=2, bias=False)
@@ -138,7 +139,7 @@ class Cell(nn.Module):
         super().__init__()
         for op, index in genotype.edges:
             if op not in _OPS:
-                raise ValueError(f"unknown GDAS op {op!r}; expected one of {', '.join(GDAS_PRIMITIVES)}")
+                raise UsageError(f"unknown GDAS op {op!r}, cell genotype, expected one of {', '.join(GDAS_PRIMITIVES)}")
         self.preprocess0: nn.Module = (FactorizedReduce(c_prev_prev, c, affine=False) if reduction_prev
                                        else _relu_conv_bn(c_prev_prev, c, affine=False))
         self.preprocess1 = _relu_conv_bn(c_prev, c, affine=False)
@@ -187,7 +188,7 @@ class GDASBackbone(nn.Module):
 def gdas(*, num_classes: int = 751, neck: str = "fblneck") -> ReIDModel:
     """The GDAS ReID network of the seed's Table 5 with the FBLNeck it was trained with (or bnneck/blneck)."""
     if neck not in NECKS:
-        raise ValueError(f"unknown gdas neck {neck!r}; expected one of {', '.join(NECKS)}")
+        raise UsageError(f"unknown neck {neck!r}, gdas neck option, expected one of {', '.join(NECKS)}")
     backbone = GDASBackbone()
     config = {"num_classes": num_classes, "neck": neck}
     return ReIDModel(backbone, build_neck(neck, backbone.feature_channels, num_classes), "gdas", config)

@@ -157,4 +157,4 @@ def build_neck(name: str, feature_channels: tuple[int, int], num_classes: int) -
         return BLNeck(last, num_classes)
     if name == "fblneck":
         return FBLNeck(last, mid, num_classes)
-    raise ValueError(f"unknown neck {name!r}; expected one of {', '.join(NECKS)}")
+    raise UsageError(f"unknown neck {name!r}, neck option, expected one of {', '.join(NECKS)}")

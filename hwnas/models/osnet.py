@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hwnas.errors import UsageError
 from hwnas.models._registry import register_model
 from hwnas.models.necks import NECKS, OSNetHead, build_neck
 from hwnas.models.reid import ReIDModel
@@ -48,7 +49,8 @@ class OSNetBackbone(nn.Module):
     def __init__(self, width_mult: float = 1.0) -> None:
         super().__init__()
         if width_mult not in OSNET_WIDTHS:
-            raise ValueError(f"osnet width_mult must be one of {', '.join(map(str, OSNET_WIDTHS))}, got {width_mult}")
+            raise UsageError(f"width_mult {width_mult}, osnet width_mult, expected one of "
+                             f"{', '.join(map(str, OSNET_WIDTHS))}")
         c = OSNET_WIDTHS[width_mult]
         self.planes = c
         self.feature_channels = (c[2], c[3])
@@ -72,6 +74,6 @@ def osnet(*, width_mult: float = 1.0, num_classes: int = 751, neck: str = "osnet
     elif neck in NECKS:
         head = build_neck(neck, backbone.feature_channels, num_classes)
     else:
-        raise ValueError(f"unknown osnet neck {neck!r}; expected 'osnet' or one of {', '.join(NECKS)}")
+        raise UsageError(f"unknown neck {neck!r}, osnet neck option, expected 'osnet' or one of {', '.join(NECKS)}")
     config = {"width_mult": width_mult, "num_classes": num_classes, "neck": neck}
     return ReIDModel(backbone, head, "osnet", config)

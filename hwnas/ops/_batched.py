@@ -3,14 +3,17 @@
 BatchNorm is per channel, so every branch (of one CBlock, or of all selected candidates of a supernet
 layer) at the same depth runs exactly as one grouped 1x1 conv, one depthwise 3x3 conv and one BN over the
 concatenated channels. This is a second reference for the Triton kernels and a fast path on CPU (fewer,
-larger kernels). The structure here (planning groups by depth, BN bookkeeping, batching the squeeze and
-shortcut convs of candidates that share an input) is reused by the ``triton`` backend, which swaps in
-fused kernels through :class:`BranchRunner`.
+larger kernels). The structure here (scheduling branches by depth, BN bookkeeping, batching the squeeze
+and shortcut convs of candidates that share an input) is reused by the ``triton`` backend, which swaps in
+fused kernels through :data:`BranchRunner`.
+
+The blocks are read through their plans (:mod:`hwnas.ops.plan`), never their classes: any module whose
+``ops_plan()`` describes gated LiteConv branches or CBlocks runs batched; anything else runs eagerly.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -18,20 +21,12 @@ from torch.nn import functional as F
 
 from hwnas.ops import _eager
 from hwnas.ops._dispatch import Backend, register_backend
-
-if TYPE_CHECKING:
-    from hwnas.space.blocks import CBlock, ChannelGate
-
-
-def _blocks():
-    """hwnas.space.blocks, imported late: it imports hwnas.ops itself."""
-    from hwnas.space import blocks
-    return blocks
+from hwnas.ops.plan import CBlockPlan, ConvBNPlan, GatedBranchesPlan, LiteConvPlan, block_chain, gated_branches_plan
 
 
 @dataclass(frozen=True)
-class BranchPlan:
-    """Branches of ``n_blocks`` CBlocks as groups sorted by depth, deepest first.
+class DepthSchedule:
+    """Branches of ``n_blocks`` gated-branch plans as groups sorted by depth, deepest first.
 
     With that order the groups still active at depth d are a prefix, so depth d reads a channel prefix of
     depth d-1's output without a copy. ``groups[g] = (block, branch)``; ``depths[g]`` = LiteConv count.
@@ -54,18 +49,24 @@ class BranchPlan:
         """Group indices in (block, branch) order: the channel order the gate kernels expect."""
         return sorted(range(len(self.groups)), key=lambda g: self.groups[g])
 
+    def lite_convs(self, inners: Sequence[GatedBranchesPlan], depth: int) -> list[LiteConvPlan]:
+        """The LiteConv plans of the groups active at ``depth``, in group order."""
+        return [inners[b].branches[j][depth] for b, j in self.groups[:self.active(depth)]]
 
-def plan_branches(branch_lists: Sequence[Sequence[nn.Module]]) -> Optional[BranchPlan]:
-    """Plan for batching; None when the modules are not same-width Branches of LiteConvs (eager then)."""
-    counts = {len(bl) for bl in branch_lists}
-    if len(counts) != 1 or not all(isinstance(b, _blocks().Branch) for bl in branch_lists for b in bl):
+
+def schedule_branches(inners: Sequence[GatedBranchesPlan]) -> Optional[DepthSchedule]:
+    """Schedule for batching; None when the plans differ in branch count or width, or the BNs of one depth
+    cannot share a normalisation (the caller then runs them one by one)."""
+    counts = {len(p.branches) for p in inners}
+    if len(counts) != 1 or len({p.channels for p in inners}) != 1:
         return None
-    widths = {lc.pointwise.in_channels for bl in branch_lists for b in bl for lc in b}
-    if len(widths) != 1:
-        return None
-    entries = [((i, j), len(b)) for i, bl in enumerate(branch_lists) for j, b in enumerate(bl)]
+    entries = [((i, j), len(b)) for i, p in enumerate(inners) for j, b in enumerate(p.branches)]
     entries.sort(key=lambda e: -e[1])  # stable: ties keep (block, branch) order
-    return BranchPlan(tuple(e[0] for e in entries), tuple(e[1] for e in entries), len(branch_lists), counts.pop())
+    schedule = DepthSchedule(tuple(e[0] for e in entries), tuple(e[1] for e in entries), len(inners), counts.pop())
+    for depth in range(schedule.depths[0]):
+        if not bn_compatible([lc.bn for lc in schedule.lite_convs(inners, depth)]):
+            return None
+    return schedule
 
 
 def bn_compatible(bns: Sequence[nn.BatchNorm2d]) -> bool:
@@ -151,56 +152,49 @@ def batch_norm_multi(z: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.Te
     return out
 
 
-def conv_bn_multi(x: torch.Tensor, units: Sequence[nn.Sequential]) -> Optional[list[torch.Tensor]]:
-    """Several conv(no bias)+BN(+ReLU) units on the same input as one conv and one BN; None if not batchable."""
-    convs = [u[0] for u in units]
-    bns = [u[1] for u in units]
-    relus = [len(u) > 2 for u in units]
-    if not all(isinstance(c, nn.Conv2d) and c.bias is None and c.groups == 1 and c.stride == convs[0].stride
-               and c.kernel_size == convs[0].kernel_size and c.padding == convs[0].padding for c in convs):
+def conv_bn_multi(x: torch.Tensor, units: Sequence[ConvBNPlan]) -> Optional[list[torch.Tensor]]:
+    """Several 1x1 conv + BN (+ReLU) units on the same input as one conv and one BN; None if the BNs differ."""
+    bns = [u.bn for u in units]
+    if not bn_compatible(bns):
         return None
-    if not (all(isinstance(b, nn.BatchNorm2d) for b in bns) and bn_compatible(bns)):
-        return None
-    c0 = convs[0]
-    y = batch_norm_multi(F.conv2d(x, torch.cat([c.weight for c in convs]), None, c0.stride, c0.padding), bns)
-    outs = list(y.split([c.out_channels for c in convs], dim=1))
-    return [torch.relu(o) if r else o for o, r in zip(outs, relus)]
+    y = batch_norm_multi(F.conv2d(x, torch.cat([u.weight for u in units])), bns)
+    outs = list(y.split([u.out_channels for u in units], dim=1))
+    return [torch.relu(o) if u.relu else o for o, u in zip(outs, units)]
 
 
-BranchRunner = Callable[[Sequence[torch.Tensor], BranchPlan, Sequence[Sequence[nn.Module]],
-                         Sequence[nn.Module]], list[torch.Tensor]]
+BranchRunner = Callable[[Sequence[torch.Tensor], DepthSchedule, Sequence[GatedBranchesPlan]], list[torch.Tensor]]
+"""``runner(inputs, schedule, inners) -> [inners[b](inputs[b]) for b]``: a backend's batched gated branches."""
 
 
-def _depth_inputs(inputs: Sequence[torch.Tensor], plan: BranchPlan) -> tuple[torch.Tensor, bool]:
+def _depth_inputs(inputs: Sequence[torch.Tensor], schedule: DepthSchedule) -> tuple[torch.Tensor, bool]:
     """Depth-0 input: the shared tensor itself, or each group's block input concatenated (groups order)."""
     if all(t is inputs[0] for t in inputs):
         return inputs[0], True
-    return torch.cat([inputs[b] for b, _ in plan.groups], dim=1), False
+    return torch.cat([inputs[b] for b, _ in schedule.groups], dim=1), False
 
 
-def torch_branch_runner(inputs: Sequence[torch.Tensor], plan: BranchPlan,
-                        branch_lists: Sequence[Sequence[nn.Module]],
-                        gates: Sequence[ChannelGate]) -> list[torch.Tensor]:
+def torch_branch_runner(inputs: Sequence[torch.Tensor], schedule: DepthSchedule,
+                        inners: Sequence[GatedBranchesPlan]) -> list[torch.Tensor]:
     """PyTorch grouped-conv implementation of ``[sum_j gate_b(branch_bj(x_b)) for b]``."""
-    x, shared = _depth_inputs(inputs, plan)
+    x, shared = _depth_inputs(inputs, schedule)
+    c = inners[0].channels
     finals: dict[int, torch.Tensor] = {}
-    for depth in range(plan.depths[0]):
-        g_active = plan.active(depth)
-        lcs = [branch_lists[b][j][depth] for b, j in plan.groups[:g_active]]
-        c = lcs[0].pointwise.in_channels
-        w_pw = torch.cat([lc.pointwise.weight for lc in lcs])
-        w_dw = torch.cat([lc.depthwise.weight for lc in lcs])
+    for depth in range(schedule.depths[0]):
+        g_active = schedule.active(depth)
+        lcs = schedule.lite_convs(inners, depth)
+        w_pw = torch.cat([lc.pointwise for lc in lcs])
+        w_dw = torch.cat([lc.depthwise for lc in lcs])
         groups = 1 if (depth == 0 and shared) else g_active
         if depth > 0 and x.shape[1] != g_active * c:
             x = x[:, :g_active * c]  # the groups still active are a channel prefix
         z = F.conv2d(F.conv2d(x, w_pw, groups=groups), w_dw, padding=1, groups=g_active * c)
         x = torch.relu(batch_norm_multi(z, [lc.bn for lc in lcs]))
-        for g in plan.finishing(depth):
+        for g in schedule.finishing(depth):
             finals[g] = x[:, g * c:(g + 1) * c]
     outs = []
-    for b in range(plan.n_blocks):
-        branch_out = [finals[g] for g in plan.block_major() if plan.groups[g][0] == b]
-        gated = gates[b](torch.cat(branch_out, dim=0)).chunk(len(branch_out), dim=0)
+    for b in range(schedule.n_blocks):
+        branch_out = [finals[g] for g in schedule.block_major() if schedule.groups[g][0] == b]
+        gated = inners[b].gate.reference(torch.cat(branch_out, dim=0)).chunk(len(branch_out), dim=0)
         out = gated[0]
         for y in gated[1:]:
             out = out + y
@@ -208,54 +202,42 @@ def torch_branch_runner(inputs: Sequence[torch.Tensor], plan: BranchPlan,
     return outs
 
 
-def _batchable(branch_lists: Sequence[Sequence[nn.Module]], gates: Sequence[nn.Module]) -> Optional[BranchPlan]:
-    plan = plan_branches(branch_lists)
-    if plan is None or not all(isinstance(g, _blocks().ChannelGate) for g in gates):
-        return None
-    for depth in range(plan.depths[0]):
-        bns = [branch_lists[b][j][depth].bn for b, j in plan.groups[:plan.active(depth)]]
-        if not bn_compatible(bns):
-            return None
-    return plan
-
-
 def make_gated_branch_sum(runner: BranchRunner) -> Callable:
-    """The ``gated_branch_sum`` op of a backend built on ``runner`` (eager fallback if not batchable)."""
+    """The ``gated_branch_sum`` op of a backend built on ``runner`` (eager when the modules have no plan)."""
     def gated_branch_sum(x: torch.Tensor, branches: Sequence[nn.Module], gate: nn.Module) -> torch.Tensor:
-        plan = _batchable([branches], [gate])
-        if plan is None:
+        plan = gated_branches_plan(branches, gate)
+        schedule = schedule_branches([plan]) if plan is not None else None
+        if schedule is None:
             return _eager.gated_branch_sum(x, branches, gate)
-        return runner([x], plan, [branches], [gate])[0]
+        return runner([x], schedule, [plan])[0]
     return gated_branch_sum
 
 
-def cblocks_forward(blocks: Sequence[CBlock], inputs: Sequence[torch.Tensor],
+def cblocks_forward(blocks: Sequence[CBlockPlan], inputs: Sequence[torch.Tensor],
                     runner: BranchRunner) -> list[torch.Tensor]:
     """Several CBlocks at once; squeeze and shortcut convs of blocks that share an input form one conv."""
     shared = len(blocks) > 1 and all(t is inputs[0] for t in inputs)
-    projections = [b.shortcut for b in blocks if not isinstance(b.shortcut, nn.Identity)]
+    projections = [b.shortcut for b in blocks if b.shortcut is not None]
     batched = conv_bn_multi(inputs[0], [b.squeeze for b in blocks] + projections) if shared else None
     if batched is not None:
         squeezed, proj = batched[:len(blocks)], iter(batched[len(blocks):])
-        shortcuts = [x if isinstance(b.shortcut, nn.Identity) else next(proj) for b, x in zip(blocks, inputs)]
+        shortcuts = [x if b.shortcut is None else next(proj) for b, x in zip(blocks, inputs)]
     else:
-        squeezed = [b.squeeze(x) for b, x in zip(blocks, inputs)]
-        shortcuts = [b.shortcut(x) for b, x in zip(blocks, inputs)]
-    branch_lists, gates = [b.branches for b in blocks], [b.gate for b in blocks]
-    plan = _batchable(branch_lists, gates)
-    mixed = (runner(squeezed, plan, branch_lists, gates) if plan is not None else
-             [_eager.gated_branch_sum(s, bl, g) for s, bl, g in zip(squeezed, branch_lists, gates)])
-    return [torch.relu(b.restore(m) + s) for b, m, s in zip(blocks, mixed, shortcuts)]
+        squeezed = [b.squeeze.reference(x) for b, x in zip(blocks, inputs)]
+        shortcuts = [x if b.shortcut is None else b.shortcut.reference(x) for b, x in zip(blocks, inputs)]
+    inners = [b.inner for b in blocks]
+    schedule = schedule_branches(inners)
+    mixed = (runner(squeezed, schedule, inners) if schedule is not None else
+             [inner.reference(s) for s, inner in zip(squeezed, inners)])
+    return [torch.relu(b.restore.reference(m) + s) for b, m, s in zip(blocks, mixed, shortcuts)]
 
 
 def make_mixed_op(runner: BranchRunner) -> Callable:
     """The ``mixed_op`` op of a backend: the selected candidates' CBlocks batched level by level."""
     def mixed_op(x: torch.Tensor, candidates: Sequence[nn.Module], weights: torch.Tensor,
                  selected: Sequence[int]) -> torch.Tensor:
-        blocks = _blocks()
-        chains = {i: list(candidates[i]) if isinstance(candidates[i], blocks.CDBlock) else [candidates[i]]
-                  for i in selected}
-        if not all(isinstance(m, blocks.CBlock) for ch in chains.values() for m in ch):
+        chains = {i: block_chain(candidates[i]) for i in selected}
+        if any(chain is None for chain in chains.values()):
             return _eager.mixed_op(x, candidates, weights, selected)
         current = {i: x for i in selected}
         for level in range(max(len(ch) for ch in chains.values())):

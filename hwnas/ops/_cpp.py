@@ -17,8 +17,10 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from hwnas.errors import UsageError
 from hwnas.ops import _eager
 from hwnas.ops._dispatch import Backend, register_backend
+from hwnas.ops.plan import GatedBranchesPlan, gated_branches_plan
 
 log = logging.getLogger(__name__)
 
@@ -89,37 +91,48 @@ def fold_bn(weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor | None 
     return weight * scale.reshape(-1, *([1] * (weight.dim() - 1))), shift
 
 
-def fold_branches(branches: Sequence[nn.Module], gate: nn.Module) -> FoldedBranches:
-    """Fold the BN of every LiteConv of two ``Branch`` stacks and flatten the shared gate's 1x1 convs."""
-    if len(branches) != 2:
-        raise ValueError(f"the compiled gated_branch_sum takes exactly 2 branches, got {len(branches)}")
+def fold_gated_branches(plan: GatedBranchesPlan) -> FoldedBranches:
+    """Fold the BN of every LiteConv of a two-branch plan and flatten the shared gate's 1x1 convs."""
+    if len(plan.branches) != 2:
+        raise UsageError(f"{len(plan.branches)} branches, compiled gated_branch_sum, expected exactly 2")
     pw, dw, db = [], [], []
-    for branch in branches:
-        for lite in branch:
-            w, b = fold_bn(lite.depthwise.weight, lite.bn)
-            pw.append(lite.pointwise.weight.flatten(1))
+    for branch in plan.branches:
+        for lite in branch.layers:
+            w, b = fold_bn(lite.depthwise, lite.bn)
+            pw.append(lite.pointwise.flatten(1))
             dw.append(w)
             db.append(b)
-    return FoldedBranches(tuple(pw), tuple(dw), tuple(db), len(branches[0]),
-                          gate.fc1.weight.flatten(1), gate.fc1.bias, gate.fc2.weight.flatten(1), gate.fc2.bias)
+    g = plan.gate
+    return FoldedBranches(tuple(pw), tuple(dw), tuple(db), len(plan.branches[0]),
+                          g.fc1_weight.flatten(1), g.fc1_bias, g.fc2_weight.flatten(1), g.fc2_bias)
 
 
-def _use_compiled(x: torch.Tensor, modules: Sequence[nn.Module]) -> bool:
+def fold_branches(branches: Sequence[nn.Module], gate: nn.Module) -> FoldedBranches:
+    """:func:`fold_gated_branches` of the plan that ``branches`` and ``gate`` describe (``ops_plan()``)."""
+    plan = gated_branches_plan(branches, gate)
+    if plan is None:
+        raise UsageError(f"branches {[type(b).__name__ for b in branches]} with gate {type(gate).__name__}, "
+                         "fold_branches, expected modules whose ops_plan() describes LiteConv branches and a gate")
+    return fold_gated_branches(plan)
+
+
+def _use_compiled(x: torch.Tensor, plan: GatedBranchesPlan) -> bool:
     if x.dtype != torch.float32 or not device_supported(x.device):
         return False
-    if any(m.training for m in modules):
+    if plan.training:
         return False  # BN in training mode normalises with batch statistics: nothing to fold
     if torch.is_grad_enabled():
-        return not (x.requires_grad or any(p.requires_grad for m in modules for p in m.parameters()))
+        return not (x.requires_grad or any(t.requires_grad for t in plan.tensors()))
     return True
 
 
 def gated_branch_sum(x: torch.Tensor, branches: Sequence[nn.Module], gate: nn.Module) -> torch.Tensor:
     """Compiled ``sum_b gate(branch_b(x))`` for inference; otherwise the eager reference (see module doc)."""
-    if len(branches) != 2 or not _use_compiled(x, [*branches, gate]):
+    plan = gated_branches_plan(branches, gate)
+    if plan is None or len(plan.branches) != 2 or not _use_compiled(x, plan):
         return _eager.gated_branch_sum(x, branches, gate)
     with torch.no_grad():
-        return torch.ops.hwnas.gated_branch_sum(x, *fold_branches(branches, gate).args())
+        return torch.ops.hwnas.gated_branch_sum(x, *fold_gated_branches(plan).args())
 
 
 def _register_fakes() -> None:

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from hwnas.errors import RuntimeUnavailableError, UsageError
+
 OpTable = dict[str, Callable]
 
 
@@ -38,10 +40,12 @@ def _resolve(name: str) -> str:
         usable = [b for b in _BACKENDS.values() if b.available()[0]]
         return max(usable, key=lambda b: b.priority).name
     if name not in _BACKENDS:
-        raise ValueError(f"unknown ops backend {name!r}; expected 'auto' or one of {', '.join(sorted(_BACKENDS))}")
+        raise UsageError(f"unknown ops backend {name!r}, ops backend, expected 'auto' or one of "
+                         f"{', '.join(sorted(_BACKENDS))}")
     ok, why = _BACKENDS[name].available()
     if not ok:
-        raise RuntimeError(f"ops backend {name!r} is not available here: {why}")
+        raise RuntimeUnavailableError(f"ops backend {name!r} is not available here ({why}), ops backend, expected "
+                                      "'eager', 'auto' or an available backend ('python -m hwnas.ops info')")
     return name
 
 

@@ -21,10 +21,11 @@ from types import ModuleType
 from typing import Iterator, Optional, Sequence
 
 import torch
-from torch import nn
+from torch.nn import functional as F
 
-from hwnas.ops._batched import BranchPlan, bn_affine, make_gated_branch_sum, make_mixed_op
+from hwnas.ops._batched import DepthSchedule, bn_affine, make_gated_branch_sum, make_mixed_op
 from hwnas.ops._dispatch import Backend, register_backend
+from hwnas.ops.plan import GatedBranchesPlan, GatePlan, LiteConvPlan
 
 _KERNELS: Optional[ModuleType] = None
 
@@ -94,11 +95,11 @@ def _stdlib_interpreted() -> bool:
     return isinstance(tl.zeros, InterpretedFunction)
 
 
-def _stack_weights(lcs: Sequence[nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
+def _stack_weights(lcs: Sequence[LiteConvPlan]) -> tuple[torch.Tensor, torch.Tensor]:
     """(G, C, C) pointwise and (G, C, 9) depthwise weights of G LiteConvs (differentiable)."""
-    c = lcs[0].pointwise.in_channels
-    w_pw = torch.stack([lc.pointwise.weight.view(c, c) for lc in lcs])
-    w_dw = torch.stack([lc.depthwise.weight.view(c, 9) for lc in lcs])
+    c = lcs[0].channels
+    w_pw = torch.stack([lc.pointwise.view(c, c) for lc in lcs])
+    w_dw = torch.stack([lc.depthwise.view(c, 9) for lc in lcs])
     return w_pw, w_dw
 
 
@@ -108,27 +109,27 @@ def _group_map(n_groups: int, block_of: Sequence[int], channels: int, shared: bo
     return torch.tensor(base, dtype=torch.int32, device=device)
 
 
-def _folded(lcs: Sequence[nn.Module]) -> bool:
+def _folded(lcs: Sequence[LiteConvPlan]) -> bool:
     """Fold BN into the depthwise weights: eval-mode BN with running stats and no autograd."""
     return not torch.is_grad_enabled() and all(not lc.bn.training and lc.bn.running_mean is not None for lc in lcs)
 
 
-def _run_depths(inputs: Sequence[torch.Tensor], plan: BranchPlan,
-                branch_lists: Sequence[Sequence[nn.Module]]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def _run_depths(inputs: Sequence[torch.Tensor], schedule: DepthSchedule,
+                inners: Sequence[GatedBranchesPlan]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """All LiteConv depths; returns per group its final (z, affine): ``bn(z) = (z - a[0]) * a[1] + a[2]``."""
     k = kernels()
     shared = all(t is inputs[0] for t in inputs)
     uniq = [inputs[0]] if shared else list(inputs)
     x = uniq[0] if shared else torch.cat(uniq, dim=1)
+    c = inners[0].channels
     pre = None
     finals: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for depth in range(plan.depths[0]):
-        g_active = plan.active(depth)
-        lcs = [branch_lists[b][j][depth] for b, j in plan.groups[:g_active]]
-        c = lcs[0].pointwise.in_channels
+    for depth in range(schedule.depths[0]):
+        g_active = schedule.active(depth)
+        lcs = schedule.lite_convs(inners, depth)
         w_pw, w_dw = _stack_weights(lcs)
         if depth == 0:
-            in_map = _group_map(g_active, [b for b, _ in plan.groups], c, shared, x.device)
+            in_map = _group_map(g_active, [b for b, _ in schedule.groups], c, shared, x.device)
         else:
             in_map = torch.arange(0, g_active * c, c, dtype=torch.int32, device=x.device)
             x = x[:, :g_active * c]
@@ -143,34 +144,35 @@ def _run_depths(inputs: Sequence[torch.Tensor], plan: BranchPlan,
         else:
             x, stats = k.lite_conv.lite_conv(x, in_map, pre, w_pw, w_dw)
             pre = out_aff = bn_affine(bns, stats[0], stats[1], count)
-        for g in plan.finishing(depth):
+        for g in schedule.finishing(depth):
             finals[g] = (x[:, g * c:(g + 1) * c], out_aff[:, g * c:(g + 1) * c])
     return finals
 
 
-def _gate_values(pooled: torch.Tensor, gates: Sequence[nn.Module], branches: int) -> torch.Tensor:
+def _gate_values(pooled: torch.Tensor, gates: Sequence[GatePlan], branches: int) -> torch.Tensor:
     """(N, NB*branches*C) sigmoid gate values from (N, NB*branches*C) pooled means, each block's own MLP."""
     n = pooled.shape[0]
     per_block = pooled.view(n, len(gates), branches, -1)
     values = []
     for b, gate in enumerate(gates):
-        s = per_block[:, b].reshape(n * branches, -1, 1, 1).to(gate.fc1.weight.dtype)
-        values.append(torch.sigmoid(gate.fc2(torch.relu(gate.fc1(s)))).view(n, -1))
+        s = per_block[:, b].reshape(n * branches, -1, 1, 1).to(gate.fc1_weight.dtype)
+        hidden = torch.relu(F.conv2d(s, gate.fc1_weight, gate.fc1_bias))
+        values.append(torch.sigmoid(F.conv2d(hidden, gate.fc2_weight, gate.fc2_bias)).view(n, -1))
     return torch.cat(values, dim=1)
 
 
-def triton_branch_runner(inputs: Sequence[torch.Tensor], plan: BranchPlan,
-                         branch_lists: Sequence[Sequence[nn.Module]], gates: Sequence[nn.Module]) -> list[torch.Tensor]:
+def triton_branch_runner(inputs: Sequence[torch.Tensor], schedule: DepthSchedule,
+                         inners: Sequence[GatedBranchesPlan]) -> list[torch.Tensor]:
     """Fused-kernel implementation of ``[sum_j gate_b(branch_bj(x_b)) for b]`` (see the module docstring)."""
     k = kernels()
-    finals = _run_depths(inputs, plan, branch_lists)
-    order = plan.block_major()
+    finals = _run_depths(inputs, schedule, inners)
+    order = schedule.block_major()
     z = torch.cat([finals[g][0] for g in order], dim=1)
     affine = torch.cat([finals[g][1] for g in order], dim=1)
     pooled = k.gate_sum.branch_pool(z, affine)
-    gate = _gate_values(pooled, gates, plan.branches)
-    out = k.gate_sum.gated_sum(z, affine, gate, plan.n_blocks, plan.branches)
-    return list(out.chunk(plan.n_blocks, dim=1))
+    gate = _gate_values(pooled, [p.gate for p in inners], schedule.branches)
+    out = k.gate_sum.gated_sum(z, affine, gate, schedule.n_blocks, schedule.branches)
+    return list(out.chunk(schedule.n_blocks, dim=1))
 
 
 register_backend(Backend("triton", {"gated_branch_sum": make_gated_branch_sum(triton_branch_runner),

@@ -12,12 +12,13 @@ COMMANDS: dict[str, str] = {
     "flops": "hwnas.report.flops",
     "model": "hwnas.report.model_report",
     "tsne": "hwnas.report.tsne",
+    "plots": "hwnas.report.plots",
 }
 
 
 @_cli.command
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
-    parser = _cli.ArgumentParser(prog=prog, description="hwnas reports: FLOPs/params tables, model reports, t-SNE")
+    parser = _cli.ArgumentParser(prog=prog, description="hwnas reports: FLOPs/params tables, model reports, t-SNE, run figures")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     modules = {name: importlib.import_module(modname) for name, modname in COMMANDS.items()}
     for name, mod in modules.items():

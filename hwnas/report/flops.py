@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from hwnas import _cli
@@ -60,30 +62,65 @@ def table_row(row: PaperRow) -> dict[str, Any]:
     return result
 
 
+_HEAD = ["model", "genotype", "width", "input", "scope", "params_m", "flops_m"]
+_PAPER_HEAD = _HEAD[:5] + ["params_m", "paper", "diff", "flops_m", "paper", "diff", "match"]
+# widths of the width/input/scope and numeric columns when rows are printed as they are measured
+_STREAM_WIDTHS = [5, 7, 17, 8, 5, 7, 8, 6, 8, 5]
+
+
+def row_cells(r: dict[str, Any], paper: bool) -> list[str]:
+    """The text cells of one row (``paper``: with the paper's figures, differences and the match column)."""
+    cells = [r["model"], r["genotype"] or "-", f"{r['width_mult']}" if r["width_mult"] is not None else "-",
+             "x".join(map(str, r["input_size"])),
+             r["scope"] + {"total": "+cls", "authors": "+authors"}.get(r["params_scope"], "")]
+    if paper:
+        printed = r["paper_printed"]
+        cells += [f"{r['params_m']:.3f}", printed[0], f"{r['params_m'] - r['paper_params_m']:+.3f}",
+                  f"{r['flops_m']:.2f}", printed[1], f"{r['flops_m'] - r['paper_flops_m']:+.2f}",
+                  "yes" if r["params_match"] and r["flops_match"] else "NO"]
+    else:
+        cells += [f"{r['params_m']:.3f}", f"{r['flops_m']:.2f}"]
+    return cells
+
+
+def format_line(cells: list[str], widths: list[int]) -> str:
+    """Text columns left-aligned, numeric ones (from the 6th) right-aligned."""
+    return "  ".join(str(c).rjust(w) if i >= 5 else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """Aligned text table; paper columns and differences appear when the rows carry them."""
     paper = any("paper_flops_m" in r for r in rows)
-    head = ["model", "genotype", "width", "input", "scope", "params_m", "flops_m"]
-    if paper:
-        head = head[:5] + ["params_m", "paper", "diff", "flops_m", "paper", "diff", "match"]
-    lines = []
-    for r in rows:
-        cells = [r["model"], r["genotype"] or "-", f"{r['width_mult']}" if r["width_mult"] is not None else "-",
-                 "x".join(map(str, r["input_size"])), r["scope"] + {"total": "+cls", "authors": "+authors"}.get(r["params_scope"], "")]
-        if paper:
-            printed = r["paper_printed"]
-            cells += [f"{r['params_m']:.3f}", printed[0], f"{r['params_m'] - r['paper_params_m']:+.3f}",
-                      f"{r['flops_m']:.2f}", printed[1], f"{r['flops_m'] - r['paper_flops_m']:+.2f}",
-                      "yes" if r["params_match"] and r["flops_match"] else "NO"]
-        else:
-            cells += [f"{r['params_m']:.3f}", f"{r['flops_m']:.2f}"]
-        lines.append(cells)
+    head = _PAPER_HEAD if paper else _HEAD
+    lines = [row_cells(r, paper) for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
-    fmt = lambda cells: "  ".join(str(c).rjust(w) if i >= 5 else str(c).ljust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
+    out = [format_line(head, widths), format_line(["-" * w for w in widths], widths)]
+    out += [format_line(c, widths) for c in lines]
     out += [f"note: {r['model']}: {r['note']}" for r in rows if r.get("note")]
     return "\n".join(out)
+
+
+def stream_table(paper_rows: list[PaperRow], write: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Measure ``paper_rows`` one by one, writing the header first and each row as soon as it is measured
+    (a table takes minutes: fvcore traces every network); returns the rows."""
+    from hwnas.space.presets import resolve_genotype
+
+    def genotype_text(row: PaperRow) -> str:
+        options = dict(row.options)
+        return resolve_genotype(options["genotype"], row.model).tostr() if "genotype" in options else "-"
+
+    text = [max(len(r.model) for r in paper_rows), max(len(genotype_text(r)) for r in paper_rows)]
+    widths = [max(w, len(h)) for w, h in zip(text + _STREAM_WIDTHS, _PAPER_HEAD)]
+    write(format_line(_PAPER_HEAD, widths))
+    write(format_line(["-" * w for w in widths], widths))
+    rows = []
+    for paper in paper_rows:
+        rows.append(table_row(paper))
+        write(format_line(row_cells(rows[-1], True), widths))
+    for r in rows:
+        if r.get("note"):
+            write(f"note: {r['model']}: {r['note']}")
+    return rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +139,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.table:
         paper = table3_rows() if args.table == "3" else table5_rows(list_models())
-        rows = [table_row(r) for r in paper]
+        if not args.json:
+            print(f"seed Table {args.table}: {len(paper)} rows, each printed as it is measured", flush=True)
+            rows = stream_table(paper, lambda line: print(line, flush=True))
+            ok = sum(r["params_match"] and r["flops_match"] for r in rows)
+            print(f"\n{ok}/{len(rows)} rows match the paper to the printed digit "
+                  "(FLOPs: conv+linear multiply-accumulates, eval, batch 1; params: inference path)")
+            return 0 if ok == len(rows) else 1
+        from tqdm import tqdm
+
+        rows = [table_row(r) for r in tqdm(paper, desc=f"Table {args.table}", unit="row", file=sys.stderr)]
     else:
         options: dict[str, Any] = {}
         if args.genotype is not None:
@@ -115,8 +161,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(format_rows(rows))
-        if args.table:
-            ok = sum(r["params_match"] and r["flops_match"] for r in rows)
-            print(f"\n{ok}/{len(rows)} rows match the paper to the printed digit "
-                  "(FLOPs: conv+linear multiply-accumulates, eval, batch 1; params: inference path)")
     return 0 if all(r.get("params_match", True) and r.get("flops_match", True) for r in rows) else 1

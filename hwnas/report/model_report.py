@@ -1,16 +1,18 @@
 """Full model report: params, FLOPs and per-layer FLOPs, predicted latency on every shipped table, measured latency.
 
 ``python -m hwnas.report model --model cdnet [--genotype G] [--width-mult B] [--input-size 256x128]
-[--device cpu] [--batch-size 1] [--no-measure] [--output DIR] [--json]`` prints Markdown (or JSON) and,
-with ``--output``, writes ``model_report.md`` and ``model_report.json``. Counts follow DESIGN section 4
-(conv + linear multiply-accumulates, eval mode, batch 1; parameters of the inference path).
+[--latency-table NAME|PATH] [--device cpu] [--batch-size 1] [--threads N] [--no-measure] [--output DIR] [--json]``
+prints Markdown (or JSON) and, with ``--output``, writes ``model_report.md`` and ``model_report.json``. Counts
+follow DESIGN section 4 (conv + linear multiply-accumulates, eval mode, batch 1; parameters of the inference path).
+A shipped table predicts only when it was made for the report's input size and width; a table named with
+``--latency-table`` (e.g. the one a genotype was searched with) predicts at its own setting, as the search did.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ import torch
 from torch import nn
 
 from hwnas import _cli
-from hwnas._io import write_json_atomic
+from hwnas._io import write_json_atomic, write_text_atomic
+from hwnas._modes import restore_flags, training_flags
+from hwnas.errors import UsageError
 from hwnas.models import check_input_size, create_model, list_models
 from hwnas.profile import count_params, profile_model
 
@@ -49,22 +53,27 @@ class MeasureSpec:
     warmup: int = 3
     repeats: int = 10
     threads: int | None = None
+    progress: bool = False  # a progress bar on stderr over the timing rounds
 
     def __post_init__(self) -> None:
         from hwnas.latency.measure import TORCH_DTYPES
 
         if self.dtype not in TORCH_DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(TORCH_DTYPES)}, got {self.dtype!r}")
-        if self.batch_size < 1 or self.repeats < 3 or self.warmup < 0:
-            raise ValueError(f"need batch_size >= 1, repeats >= 3, warmup >= 0; got {self.batch_size}, "
-                             f"{self.repeats}, {self.warmup}")
+            raise UsageError(f"unknown dtype {self.dtype!r}, MeasureSpec.dtype, expected one of "
+                             f"{', '.join(TORCH_DTYPES)}")
+        for name, low in (("batch_size", 1), ("repeats", 3), ("warmup", 0)):
+            if getattr(self, name) < low:
+                raise UsageError(f"bad value {getattr(self, name)}, MeasureSpec.{name}, expected an integer >= {low}")
 
 
-def predict_on_table(model: nn.Module, table_name: str, input_size: tuple[int, int]) -> TablePrediction:
+def predict_on_table(model: nn.Module, table_name: str, input_size: tuple[int, int],
+                     at_table_setting: bool = False) -> TablePrediction:
     """Latency of the model's genotype on one table, checked against the table's resolution and width.
 
     Tables hold CNet/CDNet layer entries (plus the fixed stem/downsample/neck parts), so models without a
-    searched genotype (OSNet, BoT, GDAS) get ``n/a``.
+    searched genotype (OSNet, BoT, GDAS) get ``n/a``. With ``at_table_setting`` the genotype is priced at the
+    table's own resolution and width (how a search prices it) and the note says when that differs from
+    ``input_size`` and the model's width.
     """
     from hwnas.latency import LatencyTableError, load_table
 
@@ -79,35 +88,52 @@ def predict_on_table(model: nn.Module, table_name: str, input_size: tuple[int, i
     if genotype is None or not hasattr(genotype, "space"):
         return TablePrediction(**base, latency_ms=None, note="n/a: the table has entries for CNet/CDNet layers only")
     width = getattr(model, "config", {}).get("width_mult")
+    note = "fixed parts + the genotype's six layer entries"
     try:
-        table.require(genotype.space, input_size, width)
+        if at_table_setting:
+            table.require(genotype.space)
+            s = data.setting
+            if tuple(s.resolution) != tuple(input_size) or (width is not None and float(width) != s.width_mult):
+                note += (f", at the table's setting {s.resolution[0]}x{s.resolution[1]} width {s.width_mult} "
+                         f"(this report: {input_size[0]}x{input_size[1]} width {width})")
+        else:
+            table.require(genotype.space, input_size, width)
         latency = table.genotype_latency_ms(genotype)
     except LatencyTableError as e:
         return TablePrediction(**base, latency_ms=None, note=f"n/a: {e}")
-    return TablePrediction(**base, latency_ms=latency, note="fixed parts + the genotype's six layer entries")
+    return TablePrediction(**base, latency_ms=latency, note=note)
 
 
-def predict_all(model: nn.Module, input_size: tuple[int, int]) -> list[TablePrediction]:
-    """One prediction per shipped latency table (an empty list when none is shipped)."""
+def predict_all(model: nn.Module, input_size: tuple[int, int], tables: Sequence[str] = ()) -> list[TablePrediction]:
+    """One prediction per shipped latency table, then one per table in ``tables`` (names or paths, each at its
+    own setting; a shipped name given there replaces its shipped row)."""
     from hwnas.latency import shipped_tables
 
-    return [predict_on_table(model, name, input_size) for name in shipped_tables()]
+    shipped = [predict_on_table(model, name, input_size) for name in shipped_tables() if name not in tables]
+    return shipped + [predict_on_table(model, name, input_size, at_table_setting=True) for name in tables]
 
 
 def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: MeasureSpec) -> dict[str, Any]:
-    """Median and interquartile range (ms) of the eval-mode forward at ``spec.batch_size`` on this machine."""
+    """Median and interquartile range (ms) of the eval-mode forward at ``spec.batch_size`` on this machine.
+
+    The model is timed in place; afterwards it has its device, dtype and every submodule's train/eval mode back.
+    """
     from hwnas.envinfo import device_name, machine_load, software_versions
     from hwnas.latency.measure import TORCH_DTYPES, apply_threads, summarize, time_interleaved
 
     apply_threads(spec.threads)
     device = torch.device(spec.device)
-    was_training = model.training
+    flags = training_flags(model)
+    first = next(iter(model.parameters()), None)
+    home = (first.device, first.dtype) if first is not None else (torch.device("cpu"), torch.float32)
     net = model.eval().to(device=device, dtype=TORCH_DTYPES[spec.dtype])
     x = torch.randn(spec.batch_size, 3, *input_size, device=device, dtype=TORCH_DTYPES[spec.dtype])
     try:
-        (samples,) = time_interleaved([lambda: net(x)], device.type, spec.warmup, spec.repeats)
+        (samples,) = time_interleaved([lambda: net(x)], device.type, spec.warmup, spec.repeats, spec.progress,
+                                      desc="measuring latency")
     finally:
-        model.to(dtype=torch.float32).train(was_training)
+        model.to(device=home[0], dtype=home[1])
+        restore_flags(flags)
     median, iqr = summarize(samples)
     return {"device": device_name(device.type), "device_type": device.type, "batch_size": spec.batch_size,
             "dtype": spec.dtype, "median_ms": median, "iqr_ms": iqr, "per_image_ms": median / spec.batch_size,
@@ -116,8 +142,9 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int], spec: Measure
 
 
 def build_report(model_name: str, options: dict[str, Any], input_size: tuple[int, int],
-                 measure: MeasureSpec | None) -> dict[str, Any]:
-    """Everything the report shows, JSON-ready."""
+                 measure: MeasureSpec | None, tables: Sequence[str] = ()) -> dict[str, Any]:
+    """Everything the report shows, JSON-ready (``tables``: latency tables to price the genotype on, at their
+    own setting, besides the shipped ones)."""
     model = create_model(model_name, **options)
     inference = profile_model(model, input_size, scope="inference")
     backbone = profile_model(model, input_size, scope="backbone")
@@ -127,7 +154,7 @@ def build_report(model_name: str, options: dict[str, Any], input_size: tuple[int
         "params_m": inference.params_m, "params_total_m": count_params([model]) / 1e6,
         "flops_m": inference.flops_m, "backbone_flops_m": backbone.flops_m,
         "per_layer_flops_m": [{"layer": name, "flops_m": f} for name, f in inference.per_layer],
-        "predicted": [asdict(p) for p in predict_all(model, input_size)],
+        "predicted": [asdict(p) for p in predict_all(model, input_size, tables)],
         "measured": measure_latency(model, input_size, measure) if measure is not None else None,
     }
     if model_name == "gdas":
@@ -159,7 +186,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     md += ["", "## Per-layer FLOPs", "", "| layer | MFLOPs | share |", "|---|---:|---:|"]
     md += [f"| {row['layer']} | {row['flops_m']:.2f} | {100 * row['flops_m'] / total:.1f}% |"
            for row in report["per_layer_flops_m"]]
-    md += ["", "## Predicted latency (shipped tables)", ""]
+    md += ["", "## Predicted latency (latency tables)", ""]
     if report["predicted"]:
         md += ["| table | device | provenance | batch | dtype | ms / batch | ms / image | note |",
                "|---|---|---|---:|---|---:|---:|---|"]
@@ -185,10 +212,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """``model_report.json`` and ``model_report.md`` in ``out_dir`` (atomic writes)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = write_json_atomic(out_dir / "model_report.json", report)
-    md_path = out_dir / "model_report.md"
-    tmp = out_dir / ".model_report.md.tmp"
-    tmp.write_text(to_markdown(report))
-    os.replace(tmp, md_path)
+    md_path = write_text_atomic(out_dir / "model_report.md", to_markdown(report))
     return json_path, md_path
 
 
@@ -198,6 +222,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width-mult", type=_cli.positive_float, help="width multiplier beta (default: the model's)")
     parser.add_argument("--neck", help="neck (bnneck/blneck/fblneck, or osnet for OSNet; default: the model's)")
     _cli.add_input_size(parser, (256, 128))
+    parser.add_argument("--latency-table", action="append", default=[], metavar="NAME|PATH",
+                        help="also price the genotype on this latency table at the table's own setting, e.g. the "
+                             "table it was searched with (repeatable; a name or a JSON path)")
     _cli.add_device(parser)
     parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="measured latency dtype")
     parser.add_argument("--batch-size", type=_cli.positive_int, default=1, help="batch for the measured latency")
@@ -205,6 +232,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=_cli.int_at_least(3), default=10, help="timed calls (median reported)")
     _cli.add_threads(parser, help="torch CPU threads for the measurement (default: torch's choice)")
     parser.add_argument("--no-measure", action="store_true", help="skip the measured latency")
+    _cli.add_progress(parser)
     _cli.add_output(parser, "write model_report.md and model_report.json into this folder (default: print only)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
 
@@ -217,8 +245,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         _cli.check_output_dir(args.output)
     measure = None if args.no_measure else MeasureSpec(device, args.dtype, args.batch_size, args.warmup,
-                                                       args.repeats, args.threads)
-    report = build_report(args.model, options, args.input_size, measure)
+                                                       args.repeats, args.threads, not args.no_progress)
+    for name in args.latency_table:  # a missing or malformed table is an error here, not an 'n/a' row
+        from hwnas.latency import load_table
+
+        load_table(name)
+    report = build_report(args.model, options, args.input_size, measure, args.latency_table)
     if args.output is not None:
         for path in write_report(report, args.output):
             logger.info("wrote %s", path)

@@ -1,6 +1,6 @@
 """t-SNE of triplet-side and softmax-side features of a few identities (the seed's Figures 1-2).
 
-``python -m hwnas.report tsne --checkpoint runs/train/last.pt --synthetic --out tsne.png`` draws, side by side,
+``python -m hwnas.report tsne --checkpoint runs/train/last.pt --synthetic [--output DIR]`` draws, side by side,
 ``feats_tri`` (the feature the triplet loss sees) and ``feats_fc`` (the feature the classifier reads) of
 ``--num-ids`` identities, one colour per identity. t-SNE is computed here (exact, numpy) so no extra
 dependency is needed; it suits the few hundred points such a figure holds.
@@ -16,6 +16,7 @@ import torch
 
 from hwnas import _cli
 from hwnas._io import save_figure_atomic
+from hwnas._modes import eval_mode
 from hwnas.data._cli import add_data_arguments, dataset_from_args
 from hwnas.data.loaders import build_test_loader
 from hwnas.errors import UsageError
@@ -79,23 +80,27 @@ def tsne(x: np.ndarray, *, perplexity: float = 20.0, iterations: int = 750, seed
 @torch.no_grad()
 def neck_features(model: torch.nn.Module, loader, device: torch.device, branch: int = 0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Triplet-side and softmax-side features (eval-mode BN/dropout, training-mode neck output) and pids."""
-    model.eval()
-    model.neck.training = True  # only the neck's own flag: it returns ReIDOutput; its sub-modules stay in eval
+    """Triplet-side and softmax-side features (eval-mode BN/dropout, training-mode neck output) and pids.
+
+    Afterwards every submodule has its own train/eval mode back.
+    """
     tri, fc, pids = [], [], []
-    try:
+    with eval_mode(model):
+        model.neck.training = True  # only the neck's own flag: it returns ReIDOutput; its sub-modules stay in eval
         for images, pid, _ in loader:
             out = model(images.to(device))
             if not isinstance(out, ReIDOutput):
-                raise TypeError(f"{type(model.neck).__name__} does not return a ReIDOutput in training mode")
+                raise UsageError(f"{type(model.neck).__name__} returns no ReIDOutput in training mode, "
+                                 f"{getattr(model, 'model_name', type(model).__name__)} neck, expected a neck with "
+                                 "training-mode features (bnneck, blneck, fblneck)")
             if branch >= len(out.features):
                 raise UsageError(f"branch {branch} does not exist, --branch, expected 0..{len(out.features) - 1} "
                                  f"({type(model.neck).__name__} has {len(out.features)} outputs)")
             tri.append(out.features[branch].float().cpu())
             fc.append(out.softmax_features[branch].float().cpu())
             pids.append(torch.as_tensor(pid))
-    finally:
-        model.neck.training = False
+    if not tri:
+        raise UsageError("no images, t-SNE loader, expected at least one image of the chosen identities")
     return torch.cat(tri).numpy(), torch.cat(fc).numpy(), torch.cat(pids).numpy()
 
 

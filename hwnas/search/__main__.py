@@ -1,36 +1,50 @@
 """``python -m hwnas.search``: Top-k Sample Search over CNet/CDNet, optionally hardware-aware.
 
-With ``--data-root`` it runs the seed's schedule on a Market-1501 folder; without, it generates a small
-synthetic Market-1501-format dataset and runs a short schedule that ends in minutes on a CPU.
+With ``--data-root`` it runs the seed's schedule on a Market-1501 folder (``--dataset market-format`` for any
+folder in that layout); without, it generates a small synthetic Market-1501-format dataset and runs a short
+schedule that ends in minutes on a CPU.
+
+Settings come from, lowest precedence first: the schedule's defaults, ``--config FILE.yaml`` (sections
+``search``, ``data``, ``latency_table``, ``sweep_latency_weights``), the flags given, and ``KEY=VALUE`` overrides
+(``search.alpha_lr=0.01``). Each search writes its resolved settings to ``config.yaml`` in its folder;
+``--resume --output DIR`` continues it with those settings (an option that would change them is refused;
+device, threads, --data-threads, --ops-backend and --checkpoint-every may change).
 Under ``torchrun`` it runs data-parallel (DDP; gloo on CPU, nccl on CUDA).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import logging
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from hwnas import _cli, ops
-from hwnas.errors import UsageError
+from hwnas import _cli, _config, ops
+from hwnas._lock import new_run_dir, run_lock
+from hwnas.data._cli import add_dataset_argument
+from hwnas.errors import OutputError, UsageError
 from hwnas.models import check_input_size
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
-from hwnas.search.config import SearchConfig, SyntheticData, paper_config, short_config, with_epochs
+from hwnas.search.config import SearchConfig, SyntheticData
 from hwnas.search.report import summary_lines
+from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_search_run
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
+from hwnas.viz import tensorboard
 
 
 def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParser:
     p = _cli.ArgumentParser(prog=prog, description=__doc__)
+    _cli.add_config(p, "search (SearchConfig's fields), data, latency_table, sweep_latency_weights")
     p.add_argument("--space", choices=("cnet", "cdnet"), default="cdnet", help="search space")
     p.add_argument("--topk", type=int, choices=(1, 2, 3, 4), default=2, help="candidates run per layer")
-    p.add_argument("--data-root", type=Path, help="Market-1501 folder (paper schedule); default: synthetic data")
+    p.add_argument("--data-root", type=Path, help="dataset folder (paper schedule); default: synthetic data")
+    add_dataset_argument(p)
+    p.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
     p.add_argument("--latency-table", metavar="NAME|PATH",
                    help="latency table: a table name (e.g. rtx2080; see 'hwnas latency show') or a JSON path")
     p.add_argument("--latency-weight", type=_cli.nonnegative_float, default=0.0,
@@ -47,7 +61,8 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
                    help="supernet width multiplier (default 1.0; 0.5 on synthetic data)")
     _cli.add_input_size(p, None, "input size HxW in pixels (default 256x128; 64x32 on synthetic data)")
     _cli.add_output(p, "output folder (default runs/search-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue the search in --output from its checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search in --output from its checkpoint, with the settings in its config.yaml")
     _cli.add_seed(p)
     _cli.add_device(p)
     _cli.add_threads(p, help="torch intra-op threads (default 1 on synthetic data, else torch's choice)")
@@ -58,47 +73,66 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     p.add_argument("--checkpoint-every", type=_cli.nonnegative_int,
                    help="steps between mid-epoch checkpoints (0: only at epoch ends; default: the schedule's)")
     _cli.add_progress(p)
+    tensorboard.add_argument(p)
     return p
 
 
-def build_config(args: argparse.Namespace) -> SearchConfig:
-    synthetic = args.data_root is None
-    config = short_config() if synthetic else paper_config()
-    changes: dict[str, object] = {"space": args.space, "topk": args.topk, "seed": args.seed,
-                                  "latency_weight": args.latency_weight, "latency_target_ms": args.latency_target_ms}
-    if args.batch_size is not None:
-        if args.batch_size % config.images_per_id or args.batch_size < 2 * config.images_per_id:
-            raise UsageError(f"batch size {args.batch_size}, --batch-size, expected a multiple of "
-                             f"{config.images_per_id} (images per identity) of at least {2 * config.images_per_id}")
-        changes["ids_per_batch"] = args.batch_size // config.images_per_id
-    if args.width_mult is not None:
-        changes["width_mult"] = args.width_mult
-    if args.input_size is not None:
-        if min(args.input_size) < 32:
-            raise UsageError(f"input size {_cli.format_size(args.input_size)}, --input-size, expected both sides "
-                             ">= 32 pixels (the search's minimum)")
-        changes["image_size"] = args.input_size
-    if args.checkpoint_every is not None:
-        changes["checkpoint_every"] = args.checkpoint_every
-    config = config.replace(**changes)
-    config = with_epochs(config, args.epochs) if args.epochs is not None else config
-    check_input_size(config.space, config.image_size, width_mult=config.width_mult)
-    return config
+_SEARCH_FIELDS = frozenset(SearchConfig.__dataclass_fields__)
 
 
-def check_args(args: argparse.Namespace) -> tuple[SearchConfig, list[float] | None]:
+def flag_entries(args: argparse.Namespace, given: dict[str, str], layers: list[_config.Layer]
+                 ) -> list[tuple[str, object, str]]:
+    """The config entries ``(key, value, flag)`` of the flags given (``layers``: those below the flags)."""
+    entries: list[tuple[str, object, str]] = []
+    for dest, flag in given.items():
+        value = getattr(args, dest)
+        if dest in _SEARCH_FIELDS:
+            entries.append((f"search.{dest}", list(value) if isinstance(value, tuple) else value, flag))
+        elif dest == "input_size":
+            if min(value) < 32:
+                raise UsageError(f"input size {_cli.format_size(value)}, --input-size, expected both sides >= 32 "
+                                 "pixels (the search's minimum)")
+            entries.append(("search.image_size", list(value), flag))
+        elif dest == "batch_size":
+            k = _config.lookup(layers, "search.images_per_id", SearchConfig.images_per_id)
+            if value % k or value < 2 * k:
+                raise UsageError(f"batch size {value}, --batch-size, expected a multiple of {k} (images per "
+                                 f"identity) of at least {2 * k}")
+            entries.append(("search.ids_per_batch", value // k, flag))
+        elif dest == "data_root":
+            entries.append(("data.root", str(value), flag))
+        elif dest == "dataset":
+            entries.append(("data.dataset", value, flag))
+        elif dest == "no_count_check":
+            entries.append(("data.check_counts", not value, flag))
+        elif dest == "latency_table":
+            entries.append(("latency_table", value, flag))
+        elif dest == "sweep_latency_weight":
+            entries.append(("sweep_latency_weights", parse_weights(value), flag))
+    return entries
+
+
+def build_run(args: argparse.Namespace, given: dict[str, str]) -> SearchRunConfig:
+    """Defaults < --config < flags < overrides; with --resume, the search's saved config.yaml, unchanged."""
+    layers = [_config.file_layer(args.config)] if args.config is not None else []
+    layers.append(_config.flag_layer(flag_entries(args, given, layers)))
+    layers.append(_config.override_layer(args.overrides))
+    saved = args.output / _config.CONFIG_NAME if args.resume and args.output is not None else None
+    if saved is not None and saved.is_file():
+        run = _config.resume_config(saved, SearchRunConfig(), layers, ignore=RESULT_NEUTRAL)
+    else:
+        run = resolve_search_run(layers)
+    check_input_size(run.search.space, run.search.image_size, width_mult=run.search.width_mult)
+    return run
+
+
+def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) -> SearchRunConfig:
     """Every option checked before any work starts (UsageError / RuntimeUnavailableError name the option)."""
-    config = build_config(args)
-    weights = parse_weights(args.sweep_latency_weight) if args.sweep_latency_weight else None
-    if weights is not None and not args.latency_table:
-        raise UsageError("--sweep-latency-weight without a latency table, --latency-table, expected a table name "
-                         "or path (the latencies to trade against)")
-    if args.latency_target_ms is not None and not args.latency_table:
-        raise UsageError("--latency-target-ms without a latency table, --latency-table, expected a table name or path")
+    run = build_run(args, given if given is not None else {})
     if args.resume and args.output is None:
         raise UsageError("--resume without a folder, --output, expected --output DIR (the search to continue)")
     ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
-    if args.resume and not weights and not ckpt.is_file():
+    if args.resume and not run.sweep_latency_weights and not ckpt.is_file():
         raise UsageError(f"nothing to resume, checkpoint {ckpt}, expected an existing search (run without --resume)")
     if args.output is not None:
         _cli.check_output_dir(args.output)
@@ -109,14 +143,35 @@ def check_args(args: argparse.Namespace) -> tuple[SearchConfig, list[float] | No
         raise UsageError(f"unknown or unavailable backend {args.ops_backend!r}{why}, --ops-backend, expected one of "
                          f"auto, {', '.join(usable)}")
     _cli.resolve_device(args.device)
-    return config, weights
+    sweep = run.sweep_latency_weights is not None
+    if sweep and args.tensorboard == "on":
+        raise UsageError("TensorBoard event files for a sweep, --tensorboard on, expected --tensorboard auto or off "
+                         "with --sweep-latency-weight (each point's search_report and alphas.png are written)")
+    args.events = not sweep and tensorboard.check_mode(args.tensorboard)
+    return run
 
 
 def _output_dir(args: argparse.Namespace, info: _dist.DistInfo) -> Path:
+    """``--output``, or a new unique ``runs/search-<timestamp>[-N]`` made by rank 0 (two searches started in the
+    same second get different folders)."""
     if args.output is not None:
         return args.output
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(_dist.gather_objects(f"runs/search-{stamp}", info)[0])
+    return Path(_dist.gather_objects(str(new_run_dir("search")) if info.is_main else "", info)[0])
+
+
+def _lock_output(output: Path, info: _dist.DistInfo) -> contextlib.ExitStack:
+    """Rank 0 holds the folder's run lock; every rank learns whether it got it (no rank waits on a failed one)."""
+    stack, refusal = contextlib.ExitStack(), None
+    if info.is_main:
+        try:
+            stack.enter_context(run_lock(output))
+        except OutputError as e:
+            refusal = str(e)
+    refusal = _dist.gather_objects(refusal, info)[0]
+    if refusal:
+        stack.close()
+        raise OutputError(refusal)
+    return stack
 
 
 def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
@@ -130,21 +185,36 @@ def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
 
 @_cli.command
 def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search") -> int:
-    args = build_parser(prog).parse_args(argv)
-    config, weights = check_args(args)
-    torch.set_num_threads(args.threads or default_threads(args.data_root is None))
+    parser = build_parser(prog)
+    args = parser.parse_intermixed_args(argv)
+    run = check_args(args, _cli.given_options(parser, argv))
+    config = run.search
+    torch.set_num_threads(args.threads or default_threads(run.synthetic))
     requested = _cli.resolve_device(args.device)
     info = _dist.init_from_env(requested.type)
     device = f"cuda:{info.local_rank}" if requested.type == "cuda" and info.enabled else str(requested)
+    table = _load_table(run.latency_table, config.space)
     output = _output_dir(args, info)
+    with _lock_output(output, info):
+        return _search_in(args, run, table, info, device, output)
+
+
+def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, device: str, output: Path) -> int:
+    """The search proper, in ``output`` (locked by the caller)."""
+    config = run.search
     _setup_logging(output, info)
     say = print if info.is_main else (lambda *a, **k: None)
-    table = _load_table(args.latency_table, config.space)
-    root = args.data_root if args.data_root is not None else _synthetic_root(args.seed, config, output, say)
-    data = prepare_data(config, root, args.data_threads)
+    if info.is_main:
+        _config.write_config(output / _config.CONFIG_NAME, run, "hwnas search: the resolved settings of this search "
+                             f"(hwnas search --resume --output {output} continues it)")
+    root = Path(run.data.root) if run.data.root is not None else _synthetic_root(config.seed, config, output, say)
+    data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
     say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
         f"latency weight {config.latency_weight}; {info.world_size} process(es) on {device}; output {output}")
     progress = not args.no_progress
+    weights = list(run.sweep_latency_weights) if run.sweep_latency_weights is not None else None
+    if args.tensorboard == "auto" and not args.events and weights is None:
+        say(tensorboard.absent_note())
     with ops.use_backend(args.ops_backend):
         return _run(args, config, data, output, table, device, weights, progress, say, info)
 
@@ -181,7 +251,7 @@ def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, tab
                     f"{' (Pareto)' if r['pareto'] else ''}")
             say("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    result, paths = run_search(config, data, output, table, device, args.resume, progress)
+    result, paths = run_search(config, data, output, table, device, args.resume, progress, args.events)
     for line in summary_lines(result, table):
         say(line)
     say("wrote " + ", ".join(str(p) for p in paths.values()))

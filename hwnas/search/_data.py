@@ -123,17 +123,18 @@ class SearchData:
 
 
 def market_search_data(root: str | Path, image_size: tuple[int, int], ids_per_batch: int, images_per_id: int,
-                       val_per_id: int, seed: int, threads: int = 2, val_split: str = "official") -> SearchData:
-    """The search's split of a Market-1501-format folder (DESIGN 2b.5).
+                       val_per_id: int, seed: int, threads: int = 2, reader: str = "market1501",
+                       check_counts: bool = True, val_split: str = "official") -> SearchData:
+    """The search's split of a dataset's training images (``reader``: a registered dataset name; DESIGN 2b.5).
 
     ``val_split='official'``: the paper's code's split (:func:`hwnas.data.split.split_validation_official`),
     validation batches with the training augmentation. ``'disjoint'``: :func:`hwnas.data.split.split_validation`,
     validation batches without augmentation. The eval-mode accuracy pass never augments.
     """
-    from hwnas.data.datasets import Market1501
+    from hwnas.data.datasets import build_dataset
     from hwnas.data.split import split_for_search
 
-    dataset = Market1501(root)
+    dataset = build_dataset(reader, root, check_counts=check_counts)
     train, val = split_for_search(dataset.train, val_split, val_per_id,
                                   generator=torch.Generator().manual_seed(seed))
     bs = ids_per_batch * images_per_id

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from hwnas.errors import UsageError
 from hwnas.space.candidates import candidates
 
 UNDECIDED_ENTROPY_FRACTION = 0.98  # mean entropy above 0.98 ln n: the alphas did not move
@@ -70,7 +71,7 @@ def decisiveness(alphas: torch.Tensor, space: str, threshold: float = UNDECIDED_
     names = [c.tostr(space) for c in candidates(space)]
     a = alphas.detach().double().cpu()
     if a.dim() != 2 or a.shape[1] != len(names):
-        raise ValueError(f"alphas of the {space} space must have shape (layers, {len(names)}), got {tuple(a.shape)}")
+        raise UsageError(f"alphas of shape {tuple(a.shape)}, {space} space, expected shape (layers, {len(names)})")
     logp = torch.log_softmax(a, dim=-1)
     ln_n = math.log(len(names))
     layers = []

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from hwnas.errors import UsageError
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, candidates
 from hwnas.space.genotype import Genotype
 
@@ -12,9 +13,8 @@ from hwnas.space.genotype import Genotype
 def _check(alphas: torch.Tensor, space: str) -> None:
     n = len(candidates(space))
     if tuple(alphas.shape) != (NUM_SEARCHABLE_LAYERS, n):
-        raise ValueError(
-            f"alphas of the {space} space must have shape ({NUM_SEARCHABLE_LAYERS}, {n}), got {tuple(alphas.shape)}"
-        )
+        raise UsageError(f"alphas of shape {tuple(alphas.shape)}, {space} space, expected shape "
+                         f"({NUM_SEARCHABLE_LAYERS}, {n})")
 
 
 def _alpha_rows(alphas: torch.Tensor) -> tuple[tuple[float, ...], ...]:
@@ -36,7 +36,7 @@ def topk_genotypes(alphas: torch.Tensor, space: str, k: int) -> list[tuple[Genot
     """
     _check(alphas, space)
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise UsageError(f"k={k}, topk_genotypes, expected an integer >= 1")
     logp = torch.log_softmax(alphas.detach().double().cpu(), dim=-1)
     beam: list[tuple[float, list[int]]] = [(0.0, [])]
     for row in logp:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from hwnas._modes import eval_mode
+from hwnas._resume import content_hash, refuse_resume
+from hwnas._weights import load_optimizer, load_weights
+from hwnas.errors import DivergedError, UsageError
 from hwnas.losses import ReIDLoss
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint, save_checkpoint
@@ -103,6 +108,13 @@ class SearchResult:
         return self.history[-1]["val_acc_train_mode"] if self.history else None
 
 
+_UNRECORDED = object()  # checkpoints written before the table identity was recorded
+
+
+def _table_text(identity: dict[str, Any] | None) -> str:
+    return "none" if identity is None else f"{identity['name']} ({identity['hash'][:15]}...)"
+
+
 class Searcher:
     """Runs one search into ``output`` (checkpoints under ``output/checkpoints``)."""
 
@@ -127,6 +139,7 @@ class Searcher:
         self.alpha_opt = torch.optim.Adam(self.model.arch_parameters(), lr=config.alpha_lr,
                                           betas=config.alpha_betas, weight_decay=config.alpha_weight_decay)
         self.state = SearchState()
+        self.epoch_callbacks: list[Callable[[int, dict[str, Any]], None]] = []  # called with each epoch's record
 
     @property
     def checkpoint_path(self) -> Path:
@@ -135,7 +148,8 @@ class Searcher:
     def steps_per_epoch(self, epoch: int) -> int:
         n = self.data.train.num_batches(epoch) // self.dist.world_size
         if n < 1:
-            raise ValueError(f"the training split gives no full batch of {self.config.batch_size} per process")
+            raise UsageError(f"{self.data.train.num_batches(epoch)} training batches of {self.config.batch_size}, "
+                             f"training split, expected at least {self.dist.world_size} (one per process)")
         return n
 
     def expected_latency(self) -> torch.Tensor | None:
@@ -191,15 +205,19 @@ class Searcher:
         s, w = self.state, self.dist.world_size
         if self.config.val_split == "official":
             if self.data.val.num_batches(s.global_step) < w:
-                raise ValueError(f"the validation split gives no full batch of {self.config.batch_size} per process")
+                raise self._too_few_val_batches(self.data.val.num_batches(s.global_step))
             return self.data.val.batch(s.global_step, self.dist.rank)
         if (s.val_pos + 1) * w > self.data.val.num_batches(s.val_cycle):
             s.val_cycle, s.val_pos = s.val_cycle + 1, 0
             if self.data.val.num_batches(s.val_cycle) < w:
-                raise ValueError(f"the validation split gives no full batch of {self.config.batch_size} per process")
+                raise self._too_few_val_batches(self.data.val.num_batches(s.val_cycle))
         batch = self.data.val.batch(s.val_cycle, s.val_pos * w + self.dist.rank)
         s.val_pos += 1
         return batch
+
+    def _too_few_val_batches(self, n: int) -> UsageError:
+        return UsageError(f"{n} validation batches of {self.config.batch_size}, validation split, expected at least "
+                          f"{self.dist.world_size} (one per process)")
 
     def _step(self) -> dict[str, float]:
         s, w = self.state, self.dist.world_size
@@ -212,12 +230,32 @@ class Searcher:
             xv, yv = self._next_val_batch()
             metrics.update(self._alpha_step(xv.to(self.device), yv.to(self.device)))
         metrics["time_s"] = time.perf_counter() - t0
+        self._check_finite(metrics)
         for k, v in metrics.items():
             s.sums[k] += v
         s.count += 1
         s.step += 1
         s.global_step += 1
         return metrics
+
+    def _check_finite(self, metrics: dict[str, float]) -> None:
+        """Stop at the first NaN/Inf loss or alpha instead of deriving a genotype from NaN alphas."""
+        s = self.state
+        bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(metrics[k])]
+        if not bool(torch.isfinite(self.model.alphas.detach()).all()):
+            bad.append("alphas")
+        if bad:
+            raise DivergedError(f"{', '.join(bad)} became NaN or infinite at epoch {s.epoch + 1}, step {s.step + 1}, "
+                                f"search in {self.output}, expected finite values (lower --latency-weight or the "
+                                "learning rates; check the latency table)")
+
+    def table_identity(self) -> dict[str, Any] | None:
+        """Name and content hash of the latency table (None without one): a resume must use the same table."""
+        if self.table is None:
+            return None
+        from hwnas.latency.schema import to_dict
+
+        return {"name": self.table.name, "hash": content_hash(to_dict(self.table.data))}
 
     # ---- epochs, records, checkpoints --------------------------------------------------------------
     def _set_lrs(self) -> None:
@@ -271,7 +309,7 @@ class Searcher:
                 "config": self.config.to_dict(), "model": self.model.state_dict(),
                 "weight_opt": self.weight_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
                 "state": self.state.to_dict(), "rng": rng, "world_size": self.dist.world_size,
-                "grads_kept": self._grads_kept()})
+                "latency_table": self.table_identity(), "grads_kept": self._grads_kept()})
         _dist.barrier(self.dist)
 
     def _grads_kept(self) -> list[str]:
@@ -282,24 +320,27 @@ class Searcher:
         params = dict(self.model.named_parameters())
         unknown = sorted(set(names) - set(params))
         if unknown:
-            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' names parameters this supernet does not "
-                                  f"have: {', '.join(unknown[:3])}")
+            raise CheckpointError(f"unknown parameter(s) {', '.join(unknown[:3])}, checkpoint '{self.checkpoint_path}' "
+                                  f"grads_kept, expected parameters of this supernet")
         for name in names:
             params[name].grad = torch.zeros_like(params[name])
 
     def load(self) -> None:
         """Continue from ``output/checkpoints/last.pt`` (refuses a checkpoint of a different search)."""
         ckpt = load_checkpoint(self.checkpoint_path)
+        where = f"checkpoint '{self.checkpoint_path}'"
         diff = config_mismatch(ckpt["config"], self.config.to_dict())
+        saved_table, table = ckpt.get("latency_table", _UNRECORDED), self.table_identity()
+        if saved_table is not _UNRECORDED and saved_table != table:
+            diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(table)}")
         if diff:
-            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' is from a different search: "
-                                  + "; ".join(diff))
+            raise refuse_resume(diff, where, "the options and latency table the search started with")
         if ckpt.get("world_size", 1) != self.dist.world_size:
-            raise CheckpointError(f"checkpoint '{self.checkpoint_path}' was written by {ckpt.get('world_size')} "
-                                  f"process(es); resume it with the same number, not {self.dist.world_size}")
-        self.model.load_state_dict(ckpt["model"])
-        self.weight_opt.load_state_dict(ckpt["weight_opt"])
-        self.alpha_opt.load_state_dict(ckpt["alpha_opt"])
+            raise CheckpointError(f"written by {ckpt.get('world_size')} process(es) but resumed by "
+                                  f"{self.dist.world_size}, {where}, expected the same number of processes")
+        load_weights(self.model, ckpt["model"], where, "the supernet of the same search settings")
+        load_optimizer(self.weight_opt, ckpt["weight_opt"], where)
+        load_optimizer(self.alpha_opt, ckpt["alpha_opt"], where)
         self.state = SearchState(**ckpt["state"])
         self._restore_grads(ckpt.get("grads_kept", []))
         torch.set_rng_state(ckpt["rng"][self.dist.rank])
@@ -327,6 +368,8 @@ class Searcher:
                     self.save()
         self._end_epoch()
         self.save()
+        for callback in self.epoch_callbacks:
+            callback(s.history[-1]["epoch"], s.history[-1])
         return True
 
     def run(self, resume: bool = False, stop_after_steps: int | None = None) -> SearchResult | None:
@@ -341,15 +384,15 @@ class Searcher:
     @torch.no_grad()
     def validation_accuracy(self) -> float:
         """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass
-        (``val_acc_eval_mode``)."""
-        self.model.eval()
+        (``val_acc_eval_mode``); every submodule's train/eval mode is restored afterwards."""
         val = self.data.val_eval if self.data.val_eval is not None else self.data.val
         correct = seen = 0
-        for i in range(val.num_batches(0)):
-            x, y = val.batch(0, i)
-            logits = self.model(x.to(self.device)).logits[0]
-            correct += int((logits.argmax(1).cpu() == y).sum())
-            seen += len(y)
+        with eval_mode(self.model):
+            for i in range(val.num_batches(0)):
+                x, y = val.batch(0, i)
+                logits = self.model(x.to(self.device)).logits[0]
+                correct += int((logits.argmax(1).cpu() == y).sum())
+                seen += len(y)
         return correct / max(seen, 1)
 
     def result(self) -> SearchResult:

@@ -9,10 +9,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hwnas._io import write_json_atomic, write_text_atomic
 from hwnas.search.config import SearchConfig
 from hwnas.search.decisiveness import format_decisiveness
 from hwnas.search.loop import SearchResult
-from hwnas._io import write_json_atomic
 from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
@@ -155,40 +155,11 @@ def _decisiveness_table(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def plot_alphas(history: list[dict[str, Any]], space: str, path: Path, chosen: list[int] | None = None) -> Path:
+    """softmax(alpha) per layer against the epoch (drawn by :func:`hwnas.viz.alphas.plot_alphas`)."""
+    from hwnas.viz.alphas import plot_alphas as draw
 
-
-def plot_alphas(history: list[dict[str, Any]], space: str, path: Path) -> Path:
-    """One panel per searchable layer: softmax(alpha) of every candidate against the epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
-    from hwnas.space.candidates import candidates
-
-    names = [c.tostr(space) for c in candidates(space)]
-    probs = torch.softmax(torch.tensor([r["alphas"] for r in history]), dim=-1)  # (epochs, layers, n)
-    epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), sharex=True)
-    for layer, ax in enumerate(axes.flat):
-        for i, name in enumerate(names):
-            ax.plot(epochs, probs[:, layer, i].tolist(), label=name, color=plt.cm.tab20(i % 20),
-                    linestyle="--" if name.endswith("-2") else "-", marker="." if len(epochs) < 30 else None)
-        ax.set_title(f"layer {layer + 1}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("softmax(alpha)")
-    axes.flat[0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return draw(history, space, path, chosen=chosen)
 
 
 def write_outputs(output: Path, config: SearchConfig, result: SearchResult, table: Any, data_description: str,
@@ -199,11 +170,11 @@ def write_outputs(output: Path, config: SearchConfig, result: SearchResult, tabl
     paths = {"genotype": result.genotype.save(output / "genotype.json"),
              "report_json": write_json_atomic(output / "search_report.json", report),
              "report_md": output / "search_report.md", "alphas_png": output / "alphas.png"}
-    _write_text_atomic(paths["report_md"], render_markdown(report))
+    write_text_atomic(paths["report_md"], render_markdown(report))
     if report["final"]["warning"]:
         logger.warning("%s (genotype %s)", report["final"]["warning"], report["final"]["genotype"])
     if result.history:
-        plot_alphas(result.history, config.space, paths["alphas_png"])
+        plot_alphas(result.history, config.space, paths["alphas_png"], chosen=result.genotype.indices())
     else:
         del paths["alphas_png"]
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from hwnas.errors import OutputError
 from hwnas.search import _dist
 from hwnas.search._data import SearchData, market_search_data
 from hwnas.search.config import SearchConfig, SyntheticData
@@ -34,8 +35,8 @@ def synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
     marker = folder / "SYNTHETIC.json"
     if info.is_main and not (marker.is_file() and _same_settings(marker, spec)):
         if folder.exists():
-            raise FileExistsError(f"'{folder}' exists but is not the synthetic dataset {spec}; remove it or pick "
-                                  f"another --output")
+            raise OutputError(f"folder exists but is not the synthetic dataset of these settings, {folder}, "
+                              f"expected {spec} (remove it or pick another --output)")
         tmp = folder.with_name(f".{folder.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         generate_synthetic_market(tmp, num_ids=spec.num_ids, images_per_id=spec.images_per_id,
@@ -54,24 +55,53 @@ def _same_settings(marker: Path, spec: SyntheticData) -> bool:
     return all(list(s.get(k)) == list(v) if isinstance(v, tuple) else s.get(k) == v for k, v in want.items())
 
 
-def prepare_data(config: SearchConfig, data_root: Path, threads: int = 2) -> SearchData:
-    """The train/validation split (``config.val_split``) of the Market-1501-format folder ``data_root``."""
+def prepare_data(config: SearchConfig, data_root: Path, threads: int = 2, dataset: str = "market1501",
+                 check_counts: bool = True) -> SearchData:
+    """The train/validation split (``config.val_split``) of the training images of ``data_root`` (read as the
+    registered ``dataset``; ``market-format`` for any folder in Market-1501's layout)."""
     return market_search_data(data_root, config.image_size, config.ids_per_batch, config.images_per_id,
-                              config.val_per_id, config.seed, threads, val_split=config.val_split)
+                              config.val_per_id, config.seed, threads, dataset, check_counts,
+                              val_split=config.val_split)
 
 
 def run_search(config: SearchConfig, data: SearchData, output: Path, table: Any = None, device: str = "cpu",
-               resume: bool = False, progress: bool = True) -> tuple[SearchResult, dict[str, Path]]:
-    """Search into ``output`` and write its reports (rank 0); returns the result and the written files."""
+               resume: bool = False, progress: bool = True,
+               tensorboard: bool = False) -> tuple[SearchResult, dict[str, Path]]:
+    """Search into ``output`` and write its reports (rank 0); returns the result and the written files.
+
+    ``tensorboard``: also write TensorBoard event files into ``output/tensorboard`` (needs the package).
+    """
     start = time.perf_counter()
     searcher = Searcher(config, data, output, table, device=device, progress=progress)
-    result = searcher.run(resume=resume)
+    events = event_writer(output, config.space) if tensorboard and searcher.dist.is_main else None
+    if events is not None:
+        searcher.epoch_callbacks.append(events)
+    try:
+        result = searcher.run(resume=resume)
+    finally:
+        if events is not None:
+            events.close()
     assert result is not None  # run() only returns None when asked to stop early
     paths: dict[str, Path] = {}
     if searcher.dist.is_main:
         paths = write_outputs(output, config, result, table, data.description, time.perf_counter() - start)
     _dist.barrier(searcher.dist)
     return result, paths
+
+
+def event_writer(output: Path, space: str):
+    """TensorBoard writer of the epoch records plus softmax(alpha) of every candidate (``alpha/layerL/<cand>``)."""
+    from hwnas.space.candidates import candidates
+    from hwnas.viz.tensorboard import open_writer
+
+    names = [c.tostr(space) for c in candidates(space)]
+
+    def alpha_probs(record: dict[str, Any]) -> dict[str, float]:
+        probs = torch.softmax(torch.tensor(record["alphas"], dtype=torch.float64), dim=-1)
+        return {f"alpha/layer{layer + 1}/{name}": float(probs[layer, i])
+                for layer in range(probs.shape[0]) for i, name in enumerate(names)}
+
+    return open_writer(True, output, extra=alpha_probs)
 
 
 def default_threads(synthetic: bool) -> int:

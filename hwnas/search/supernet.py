@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hwnas import ops
+from hwnas.errors import UsageError
 from hwnas.models._output import ReIDOutput
 from hwnas.models.init import init_weights_
 from hwnas.search.topk import path_weights, topk_weights
@@ -67,7 +68,7 @@ class SuperNet(nn.Module):
         super().__init__()
         choices = candidates(space)
         if not 1 <= topk <= len(choices):
-            raise ValueError(f"topk must be in 1..{len(choices)} for the {space} space, got {topk}")
+            raise UsageError(f"topk={topk}, SuperNet ({space} space), expected 1..{len(choices)}")
         spec = macro_spec(width_mult)
         self.space, self.topk, self.spec, self.choices = space, topk, spec, choices
         self.stem = Stem(spec.planes[0])

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from hwnas._io import write_json_atomic
+from hwnas._io import save_figure_atomic, write_json_atomic, write_text_atomic
 from hwnas.errors import UsageError
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search._data import SearchData
@@ -43,7 +43,7 @@ def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], 
               device: str = "cpu", resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """One search per weight into ``output/w<weight>``; returns one row per weight, Pareto flags set."""
     if table is None:
-        raise ValueError("a latency sweep needs --latency-table")
+        raise UsageError("a latency sweep without a latency table, --latency-table, expected a table name or path")
     rows = []
     for w in weights:
         sub = output / f"w{w:g}"
@@ -101,19 +101,14 @@ def plot_sweep(rows: Sequence[dict[str, Any]], table_name: str, path: Path) -> P
     ax.set_ylabel("supernet val acc (eval mode)")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
 def write_sweep(rows: Sequence[dict[str, Any]], table_name: str, output: Path) -> dict[str, Path]:
     """pareto.json, pareto.md and pareto.png in ``output``."""
-    md = output / "pareto.md"
-    tmp = md.with_name(".pareto.md.tmp")
-    tmp.write_text(render_sweep(rows, table_name))
-    tmp.replace(md)
+    md = write_text_atomic(output / "pareto.md", render_sweep(rows, table_name))
     return {"json": write_json_atomic(output / "pareto.json", {"latency_table": table_name, "runs": list(rows)}),
             "md": md, "png": plot_sweep(rows, table_name, output / "pareto.png")}
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from hwnas.errors import UsageError
+
 
 def topk_select(probs: torch.Tensor, k: int) -> list[list[int]]:
     """Indices of the ``k`` largest probabilities per row, in descending order (ties: lower index first).
@@ -18,10 +20,11 @@ def topk_select(probs: torch.Tensor, k: int) -> list[list[int]]:
     probs: (layers, n_candidates). Returns one list of ``k`` candidate indices per layer.
     """
     if probs.dim() != 2:
-        raise ValueError(f"expected probabilities of shape (layers, n_candidates), got {tuple(probs.shape)}")
+        raise UsageError(f"probabilities of shape {tuple(probs.shape)}, topk_select, expected shape "
+                         "(layers, n_candidates)")
     n = probs.shape[1]
     if not 1 <= k <= n:
-        raise ValueError(f"top-k needs 1 <= k <= {n} (candidates per layer), got k={k}")
+        raise UsageError(f"k={k}, topk_select, expected 1 <= k <= {n} (candidates per layer)")
     order = torch.sort(probs.detach(), dim=1, descending=True, stable=True).indices[:, :k]
     return [row.tolist() for row in order]
 

@@ -2,7 +2,9 @@
 
 Every block keeps the exact layer structure of the seed so that FLOPs and parameter counts reproduce
 the paper. The compute-heavy part of a CBlock (its two LiteConv branches and the shared gate) goes
-through :mod:`hwnas.ops`, so fused kernels replace it without touching this file.
+through :mod:`hwnas.ops`, so fused kernels replace it without touching this file. Each block describes
+its computation to the ops backends with ``ops_plan()`` (a :mod:`hwnas.ops.plan` plan holding the block's
+own tensors and BN modules); the backends read plans, never these classes.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import torch
 from torch import nn
 
 from hwnas import ops
+from hwnas.errors import UsageError
+from hwnas.ops import plan
 
 
 def conv_bn_relu(cin: int, cout: int, kernel_size: int = 1, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -24,6 +28,11 @@ def conv_bn_relu(cin: int, cout: int, kernel_size: int = 1, stride: int = 1, rel
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def _conv_bn_plan(unit: nn.Sequential) -> plan.ConvBNPlan:
+    """The plan of a 1x1 :func:`conv_bn_relu` unit: [conv, BN(, ReLU)]."""
+    return plan.ConvBNPlan(unit[0].weight, unit[1], relu=len(unit) > 2)
 
 
 class Stem(nn.Sequential):
@@ -57,15 +66,21 @@ class LiteConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn(self.depthwise(self.pointwise(x))))
 
+    def ops_plan(self) -> plan.LiteConvPlan:
+        return plan.LiteConvPlan(self.pointwise.weight, self.depthwise.weight, self.bn)
+
 
 class Branch(nn.Sequential):
     """``kernel_size // 2`` stacked LiteConvs: the receptive field of the stack is ``kernel_size``."""
 
     def __init__(self, channels: int, kernel_size: int) -> None:
         if kernel_size not in (3, 5, 7, 9):
-            raise ValueError(f"branch kernel size must be 3, 5, 7 or 9, got {kernel_size}")
+            raise UsageError(f"branch kernel size {kernel_size}, Branch, expected 3, 5, 7 or 9")
         super().__init__(*(LiteConv(channels) for _ in range(kernel_size // 2)))
         self.kernel_size = kernel_size
+
+    def ops_plan(self) -> plan.BranchPlan:
+        return plan.BranchPlan(tuple(lc.ops_plan() for lc in self))
 
 
 class ChannelGate(nn.Module):
@@ -87,6 +102,9 @@ class ChannelGate(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.weights(x)
+
+    def ops_plan(self) -> plan.GatePlan:
+        return plan.GatePlan(self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
 
 
 class CBlock(nn.Module):
@@ -113,21 +131,27 @@ class CBlock(nn.Module):
         mixed = ops.gated_branch_sum(self.squeeze(x), self.branches, self.gate)
         return torch.relu(self.restore(mixed) + self.shortcut(x))
 
+    def ops_plan(self) -> plan.CBlockPlan:
+        inner = plan.GatedBranchesPlan(tuple(b.ops_plan() for b in self.branches), self.gate.ops_plan())
+        shortcut = None if isinstance(self.shortcut, nn.Identity) else _conv_bn_plan(self.shortcut)
+        return plan.CBlockPlan(_conv_bn_plan(self.squeeze), inner, _conv_bn_plan(self.restore), shortcut)
+
 
 class CDBlock(nn.Sequential):
     """``r`` CBlocks in sequence (CDNet's searchable layer); the first maps in -> out."""
 
     def __init__(self, in_channels: int, out_channels: int, k1: int, k2: int, r: int = 1) -> None:
         if r not in (1, 2):
-            raise ValueError(f"CDBlock repeat r must be 1 or 2, got {r}")
+            raise UsageError(f"repeat r={r}, CDBlock, expected 1 or 2")
         super().__init__(*(CBlock(in_channels if i == 0 else out_channels, out_channels, k1, k2) for i in range(r)))
         self.in_channels, self.out_channels = in_channels, out_channels
+
+    def ops_plan(self) -> plan.BlockChainPlan:
+        return plan.BlockChainPlan(tuple(block.ops_plan() for block in self))
 
 
 def scaled_planes(width_mult: float, base: Sequence[int] = (64, 256, 384, 512)) -> list[int]:
     """Channel widths under width multiplier beta: ``floor(p * beta / 4) * 4``."""
-    from hwnas.errors import UsageError
-
     if not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult) and width_mult > 0):
         raise UsageError(f"width multiplier {width_mult!r}, width_mult, expected a finite number > 0")
     planes = [int(p * width_mult / 4) * 4 for p in base]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwnas.errors import UsageError
+
 KERNEL_SIZES: tuple[int, ...] = (3, 5, 7, 9)
 REPEATS: tuple[int, ...] = (1, 2)
 NUM_SEARCHABLE_LAYERS = 6
@@ -56,4 +58,4 @@ def candidates(space: str) -> tuple[Candidate, ...]:
         return CNET_CANDIDATES
     if space == "cdnet":
         return CDNET_CANDIDATES
-    raise ValueError(f"unknown search space {space!r}; expected one of {', '.join(SPACES)}")
+    raise UsageError(f"unknown search space {space!r}, space, expected one of {', '.join(SPACES)}")

@@ -7,6 +7,7 @@ taken from the entry length (2 -> cnet, 3 -> cdnet).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ class Genotype:
 
     def __post_init__(self) -> None:
         _check(self.space, [c.to_list("cdnet") for c in self.layers], where="genotype")
+        if self.alphas is not None:
+            _check_alphas(self.alphas, "genotype alphas")
 
     @property
     def depth(self) -> int:
@@ -60,11 +63,13 @@ class Genotype:
     def fromstr(cls, text: str) -> "Genotype":
         space, sep, body = text.partition(":")
         if not sep or space not in SPACES:
-            raise GenotypeError(f"genotype string {text!r}: expected '<cnet|cdnet>:k1-k2[-r],...'")
+            raise GenotypeError(f"bad genotype string {text!r}, genotype, expected '<cnet|cdnet>:k1-k2[-r],...' "
+                                "(e.g. cdnet:3-5-1,3-7-2,5-7-2,5-9-1,5-7-2,5-7-1)")
         try:
             entries = [[int(v) for v in item.split("-")] for item in body.split(",")]
         except ValueError:
-            raise GenotypeError(f"genotype string {text!r}: entries must be integers like 3-5 or 3-5-1") from None
+            raise GenotypeError(f"non-integer entry in genotype string {text!r}, genotype, expected entries like "
+                                "3-5 (cnet) or 3-5-1 (cdnet)") from None
         return from_layers(space, entries, where=f"genotype string {text!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,25 +85,22 @@ class Genotype:
 
 def _check(space: str, entries: Sequence[Sequence[int]], where: str) -> None:
     if space not in SPACES:
-        raise GenotypeError(f"{where}: unknown space {space!r}; expected one of {', '.join(SPACES)}")
+        raise GenotypeError(f"unknown space {space!r}, {where}, expected one of {', '.join(SPACES)}")
     if len(entries) != NUM_SEARCHABLE_LAYERS:
-        raise GenotypeError(f"{where}: has {len(entries)} layers; expected {NUM_SEARCHABLE_LAYERS}")
+        raise GenotypeError(f"genotype has {len(entries)} layers, {where}, expected {NUM_SEARCHABLE_LAYERS}")
     for i, entry in enumerate(entries, start=1):
         k1, k2, r = entry
         for k in (k1, k2):
             if k not in KERNEL_SIZES:
-                raise GenotypeError(
-                    f"{where}: layer {i} has kernel size {k}; expected one of {', '.join(map(str, KERNEL_SIZES))}"
-                )
+                raise GenotypeError(f"layer {i} has kernel size {k}, {where}, expected one of "
+                                    f"{', '.join(map(str, KERNEL_SIZES))}")
         if r not in REPEATS:
-            raise GenotypeError(f"{where}: layer {i} has r={r}; expected r in {{1, 2}}")
+            raise GenotypeError(f"layer {i} has r={r}, {where}, expected r in {{1, 2}}")
         if space == "cnet" and r != 1:
-            raise GenotypeError(f"{where}: layer {i} has r={r} but CNet layers have no repeat (r=1)")
+            raise GenotypeError(f"layer {i} has r={r}, {where}, expected r=1 (CNet layers have no repeat)")
         if Candidate(k1, k2, r) not in candidates(space):
-            raise GenotypeError(
-                f"{where}: layer {i} ({k1},{k2}) is not a candidate of {space}; kernel sizes must be two different "
-                f"values from {KERNEL_SIZES} in increasing order"
-            )
+            raise GenotypeError(f"layer {i} ({k1},{k2}) is not a candidate of {space}, {where}, expected two "
+                                f"different kernel sizes from {KERNEL_SIZES} in increasing order")
 
 
 def from_layers(space: str, entries: Sequence[Sequence[Any]], where: str) -> Genotype:
@@ -107,11 +109,12 @@ def from_layers(space: str, entries: Sequence[Sequence[Any]], where: str) -> Gen
     norm: list[list[int]] = []
     for i, entry in enumerate(entries, start=1):
         if not isinstance(entry, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry):
-            raise GenotypeError(f"{where}: layer {i} is {entry!r}; expected a list of integers [k1, k2{', r' if want == 3 else ''}]")
+            raise GenotypeError(f"layer {i} is {_short(entry)}, {where}, expected a list of integers "
+                                f"[k1, k2{', r' if want == 3 else ''}]")
         if len(entry) != want:
             hint = " (a CNet genotype given where CDNet is expected?)" if space == "cdnet" and len(entry) == 2 else ""
             hint = hint or (" (a CDNet genotype given where CNet is expected?)" if space == "cnet" and len(entry) == 3 else "")
-            raise GenotypeError(f"{where}: layer {i} is {list(entry)}; {space} layers have {want} values{hint}")
+            raise GenotypeError(f"layer {i} is {list(entry)}, {where}, expected {want} values in a {space} layer{hint}")
         norm.append([entry[0], entry[1], entry[2] if want == 3 else 1])
     _check(space, norm, where)
     return Genotype(space, tuple(Candidate(*e) for e in norm))
@@ -120,36 +123,68 @@ def from_layers(space: str, entries: Sequence[Sequence[Any]], where: str) -> Gen
 def from_dict(data: Any, where: str = "genotype", space: str | None = None) -> Genotype:
     """Parse our JSON dict or the original code's; ``space`` (if given) must match the file's."""
     if not isinstance(data, dict) or "layers" not in data:
-        raise GenotypeError(f"{where}: expected a JSON object with a 'layers' list")
+        raise GenotypeError(f"no 'layers' list, {where}, expected a JSON object with a 'layers' list")
     layers = data["layers"]
     if not isinstance(layers, list) or not layers:
-        raise GenotypeError(f"{where}: 'layers' must be a non-empty list of [k1, k2(, r)] entries")
+        raise GenotypeError(f"'layers' is {_short(layers)}, {where}, expected a non-empty list of [k1, k2(, r)] "
+                            "entries")
     file_space = data.get("space")
     if file_space is None:  # the original code's format: infer from the entry length
         first = layers[0] if isinstance(layers[0], (list, tuple)) else []
         file_space = "cnet" if len(first) == 2 else "cdnet"
     if space is not None and file_space != space:
-        raise GenotypeError(f"{where}: is a {file_space} genotype but a {space} genotype is expected")
+        raise GenotypeError(f"a {file_space} genotype, {where}, expected a {space} genotype")
     geno = from_layers(file_space, layers, where)
     alphas = data.get("alphas", data.get("alphas1"))
     if alphas is not None:
-        try:
-            alphas = tuple(tuple(float(v) for v in row) for row in alphas)
-        except (TypeError, ValueError):
-            raise GenotypeError(f"{where}: 'alphas' must be a list of lists of numbers") from None
-        geno = Genotype(geno.space, geno.layers, alphas)
+        key = "alphas" if "alphas" in data else "alphas1"
+        ok = isinstance(alphas, list) and all(
+            isinstance(row, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)
+            for row in alphas)
+        if not ok:
+            raise GenotypeError(f"'{key}' is {_short(alphas)}, {where}, expected a list of lists of numbers")
+        rows = tuple(tuple(float(v) for v in row) for row in alphas)
+        _check_alphas(rows, f"{where} '{key}'")
+        geno = Genotype(geno.space, geno.layers, rows)
     return geno
 
 
+def _check_alphas(alphas: Sequence[Sequence[float]], where: str) -> None:
+    """Alphas must be finite: a NaN or Infinity (a diverged search) would make softmax(alpha) NaN downstream."""
+    for i, row in enumerate(alphas):
+        for j, v in enumerate(row):
+            if not math.isfinite(v):
+                raise GenotypeError(f"alpha is {v!r}, {where} [{i}][{j}], expected finite numbers (a diverged "
+                                    "search writes NaN; rerun it)")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def load_genotype(path: Union[str, os.PathLike], space: str | None = None) -> Genotype:
-    """Read a genotype JSON file (ours or the original code's); errors name the file and the problem."""
+    """Read a genotype JSON file (ours or the original code's); errors name the file and the problem.
+
+    Raises :class:`GenotypeError` when the file cannot be read, is not UTF-8, is not JSON (or nests too deeply),
+    or does not describe a valid genotype (alphas included: NaN / Infinity are refused).
+    """
     where = f"genotype file '{path}'"
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as e:
-        raise GenotypeError(f"{where}: cannot be read ({e.strerror or e})") from None
+        raise GenotypeError(f"cannot be read ({e.strerror or e}), {where}, expected a readable JSON file") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise GenotypeError(f"not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r}), {where}, expected a "
+                            "UTF-8 JSON file") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise GenotypeError(f"{where}: is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        raise GenotypeError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno}), {where}, expected a "
+                            "JSON object with a 'layers' list") from None
+    except RecursionError:
+        raise GenotypeError(f"JSON nested too deeply, {where}, expected a JSON object with a 'layers' list"
+                            ) from None
     return from_dict(data, where, space)

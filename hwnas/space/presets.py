@@ -42,9 +42,10 @@ def resolve_genotype(genotype: Union[str, os.PathLike, Genotype, None], space: s
         return load_genotype(genotype, space=space)
     else:
         raise GenotypeError(
-            f"genotype {genotype!r} is neither a preset ({', '.join(PRESETS)}), a genotype string like "
-            f"'cdnet:3-5-1,...', nor an existing JSON file"
+            f"genotype {genotype!r} is neither a preset nor a genotype string nor an existing file, genotype, "
+            f"expected a preset ({', '.join(PRESETS)}), a genotype string like 'cdnet:3-5-1,...' or a JSON file path"
         )
     if geno.space != space:
-        raise GenotypeError(f"genotype {geno.tostr()!r} is a {geno.space} genotype but a {space} genotype is expected")
+        raise GenotypeError(f"genotype {geno.tostr()!r} is a {geno.space} genotype, genotype, expected a {space} "
+                            "genotype")
     return geno

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from hwnas.data.config import DataConfig
 from hwnas.errors import ConfigError, UsageError
 
 PAPER_EPOCHS = 350
@@ -104,3 +105,34 @@ def scaled_milestones(epochs: int, milestones: tuple[int, ...] = PAPER_MILESTONE
     Milestones are kept >= 2 so the first epoch always trains at the full lr.
     """
     return tuple(sorted({max(2, round(m * epochs / base_epochs)) for m in milestones}))
+
+
+SYNTHETIC_EPOCHS = 15  # the short default schedule on synthetic data (minutes on a CPU)
+
+
+@dataclass(frozen=True)
+class TrainRunConfig:
+    """Everything that decides a training run: what a config file for ``hwnas train`` holds (sections).
+
+    ``model``/``model_options``: a registered model and its options (``num_classes`` comes from the data);
+    ``data``: the dataset; ``train``: the hyper-parameters; ``load_weights``: a checkpoint (or state-dict file) to
+    start from instead of the random initialisation (fine-tuning). The output folder, device, threads and progress
+    bars are not part of it.
+    """
+
+    model: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    load_weights: str | None = None
+
+
+def with_default_schedule(run: TrainRunConfig, epochs_set: bool, milestones_set: bool) -> TrainRunConfig:
+    """The schedule's derived defaults: 15 epochs on synthetic data unless epochs were given, and milestones at the
+    paper's fractions of the run unless they were given."""
+    cfg = run.train
+    epochs = cfg.epochs if epochs_set or not run.data.synthetic else SYNTHETIC_EPOCHS
+    milestones = cfg.milestones if milestones_set else scaled_milestones(epochs)
+    if (epochs, milestones) == (cfg.epochs, cfg.milestones):
+        return run
+    return replace(run, train=cfg.replace(epochs=epochs, milestones=milestones))

@@ -1,6 +1,11 @@
 """The final-training loop: P x K batches, softmax + triplet per neck output, SGD with a step schedule,
 periodic evaluation, a JSONL metrics log, atomic checkpoints and exact resumption.
 
+The output folder is held with a run lock (:mod:`hwnas._lock`) while the trainer resumes or fits, so a second
+run into it is refused. ``metrics.jsonl`` is append-only with one flushed line per epoch; on resume a partial last
+line (a kill or a full disk mid-write) is dropped and records of epochs after the checkpoint are removed, so the
+log never holds a duplicate epoch.
+
 Every epoch reseeds torch's generator and the sampler's from ``(seed, epoch)``, so epoch e draws the same
 batches, augmentations and dropout masks whether or not the run was interrupted before it: resuming from
 the checkpoint of epoch e-1 reproduces the weights of an uninterrupted run (CPU; CUDA kernels may not be
@@ -8,7 +13,6 @@ bitwise deterministic).
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,12 +26,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hwnas._io import append_line, finite_or_none, json_line, read_json_lines, rewrite_json_lines, write_json_atomic
+from hwnas._lock import run_lock
+from hwnas._resume import changed_fields, refuse_resume
+from hwnas._weights import load_optimizer, load_weights
 from hwnas.data.datasets import ReIDDataset
 from hwnas.data.loaders import build_test_loader, build_train_loader
+from hwnas.errors import DatasetError, DivergedError
 from hwnas.evaluation.features import evaluate_model
 from hwnas.losses import ReIDLoss
-from hwnas._io import write_json_atomic
-from hwnas.training.checkpoint import load_checkpoint, save_checkpoint
+from hwnas.training.checkpoint import load_checkpoint, portable_options, save_checkpoint
 from hwnas.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -57,12 +65,18 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def evaluate(model: nn.Module, data: ReIDData, config: TrainConfig, device: torch.device) -> dict[str, Any]:
-    """Rank-1/5/10, mAP, mINP on data's query/gallery with the test transforms (JSON-ready dict)."""
+    """Rank-1/5/10, mAP, mINP on data's query/gallery with the test transforms (JSON-ready dict).
+
+    With no valid query the scores are ``None`` (JSON null), with a warning, instead of NaN.
+    """
     kw = {"height": config.height, "width": config.width, "batch_size": config.test_batch_size,
           "num_workers": config.num_workers}
     r = evaluate_model(model, build_test_loader(data.query, **kw), build_test_loader(data.gallery, **kw),
                        device=device, flip=config.eval_flip, amp=config.amp)
-    return {k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped")}
+    if not r["num_valid"]:
+        logger.warning("evaluation: no query has a true match in the gallery (%d queries): scores are null",
+                       len(data.query))
+    return finite_or_none({k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped")})
 
 
 class Trainer:
@@ -74,7 +88,7 @@ class Trainer:
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.data, self.config, self.out = data, config, Path(out_dir)
-        self.model_name, self.model_options = model_name, dict(model_options)
+        self.model_name, self.model_options = model_name, portable_options(model, model_options)
         self.progress = progress
         self.use_amp = config.amp and self.device.type == "cuda"
         self.criterion = ReIDLoss(config.label_smoothing, config.margin)
@@ -95,40 +109,63 @@ class Trainer:
                 "num_classes": self.data.num_classes}
 
     def resume(self) -> bool:
-        """Load ``last.pt`` if present (same model and config required); drop log lines of later epochs."""
+        """Load ``last.pt`` if present (same model and settings required); drop log lines of later epochs.
+
+        Raises :class:`CheckpointError` listing each differing setting as ``name old -> new``.
+        """
         path = self.out / CHECKPOINT
-        if not path.is_file():
-            logger.warning("no checkpoint at %s: starting from epoch 1", path)
-            return False
-        ckpt = load_checkpoint(path, map_location=self.device)
-        theirs = TrainConfig.from_dict(ckpt.get("config", {}), f"checkpoint '{path}'")
-        if (ckpt["model_name"], ckpt["model_options"], theirs) != (self.model_name, self.model_options, self.config):
-            raise ValueError(f"checkpoint '{path}' was written by a different run (model {ckpt['model_name']} "
-                             f"{ckpt['model_options']}, {theirs}); use another --out or the same options")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        self.epoch = int(ckpt["epoch"])
-        self._truncate_log(self.epoch)
+        with run_lock(self.out):
+            if not path.is_file():
+                logger.warning("no checkpoint at %s: starting from epoch 1", path)
+                return False
+            ckpt = load_checkpoint(path, map_location=self.device)
+            where = f"checkpoint '{path}'"
+            theirs = TrainConfig.from_dict(ckpt.get("config", {}), where)
+            diff = changed_fields({"model": ckpt["model_name"], "model_options": ckpt["model_options"],
+                                   **theirs.to_dict()},
+                                  {"model": self.model_name, "model_options": self.model_options,
+                                   **self.config.to_dict()})
+            if diff:
+                raise refuse_resume(diff, where, "the options of the run being resumed (or another --output)")
+            load_weights(self.model, ckpt["model"], where)
+            load_optimizer(self.optimizer, ckpt["optimizer"], where)
+            if "scaler" in ckpt:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            self.epoch = int(ckpt["epoch"])
+            self._truncate_log(self.epoch)
         logger.info("resumed %s at epoch %d", path, self.epoch)
         return True
 
     def _truncate_log(self, epoch: int) -> None:
+        """Keep the records of epochs <= ``epoch`` (one per epoch, the last written); drop unreadable lines."""
         log = self.out / METRICS
-        if log.is_file():
-            lines = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= epoch]
-            tmp = log.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(ln + "\n" for ln in lines))
-            os.replace(tmp, log)
+        records, dropped = read_json_lines(log)
+        kept: dict[int, dict[str, Any]] = {}
+        for r in records:
+            if not (isinstance(r, dict) and isinstance(r.get("epoch"), int)):
+                dropped += 1
+            elif r["epoch"] <= epoch:
+                kept[r["epoch"]] = r
+        if dropped:
+            logger.warning("%s: dropped %d unreadable line(s) (a partial line from a kill or a full disk)", log,
+                           dropped)
+        if log.is_file() and (dropped or len(kept) != len(records)):
+            rewrite_json_lines(log, [finite_or_none(kept[e]) for e in sorted(kept)])
 
     def _log(self, record: dict[str, Any]) -> None:
-        with open(self.out / METRICS, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.out / METRICS, json_line(finite_or_none(record), str(self.out / METRICS)))
 
     # ---- training --------------------------------------------------------------------------------------
     def fit(self, callbacks: Sequence[EpochCallback] = ()) -> dict[str, Any]:
-        """Train from ``self.epoch + 1`` to ``config.epochs``; returns the last evaluation."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Train from ``self.epoch + 1`` to ``config.epochs``; returns the last evaluation.
+
+        Holds the output folder's run lock throughout (a second run into it raises :class:`OutputError`).
+        """
+        with run_lock(self.out):
+            return self._fit(callbacks)
+
+    def _fit(self, callbacks: Sequence[EpochCallback]) -> dict[str, Any]:
+        self._truncate_log(self.epoch if self.epoch > 0 else -1)  # a fresh start keeps no old record
         write_json_atomic(self.out / "config.json", {"model_name": self.model_name,
                                                      "model_options": self.model_options,
                                                      "train": self.config.to_dict(),
@@ -139,9 +176,14 @@ class Trainer:
             last_eval = evaluate(self.model, self.data, cfg, self.device)
             self._log({"epoch": 0, "eval": last_eval})
             logger.info("epoch 0 (untrained): %s", _fmt(last_eval))
+            for cb in callbacks:
+                cb(0, {"epoch": 0, "eval": last_eval})
         while self.epoch < cfg.epochs:
             self.epoch += 1
             record = self.train_epoch(self.epoch)
+            logger.info("epoch %d/%d: loss %.4f (softmax %.4f, triplet %.4f), train acc %.3f, lr %.3g, %.1f s",
+                        self.epoch, cfg.epochs, record["loss"], record.get("ce", math.nan),
+                        record.get("triplet", math.nan), record.get("acc", math.nan), record["lr"], record["time_s"])
             if (cfg.eval_every and self.epoch % cfg.eval_every == 0) or self.epoch == cfg.epochs:
                 last_eval = record["eval"] = evaluate(self.model, self.data, cfg, self.device)
                 logger.info("epoch %d: %s", self.epoch, _fmt(last_eval))
@@ -173,7 +215,9 @@ class Trainer:
             n += 1
             bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", acc=f"{sums.get('acc', 0.0) / n:.3f}")
         if n == 0:
-            raise RuntimeError("the training loader yielded no batch: too few identities for one P x K batch")
+            raise DatasetError(f"no training batch in epoch {epoch}, training split, expected at least "
+                               f"{self.config.batch_size // self.config.num_instances} identities with images for one "
+                               f"P x K batch of {self.config.batch_size}")
         return {"epoch": epoch, "lr": lr, "time_s": round(time.perf_counter() - start, 3), "batches": n,
                 **{k: v / n for k, v in sums.items()}}
 
@@ -182,7 +226,8 @@ class Trainer:
             output = self.model(images)
         loss, parts = self.criterion(output, pids)
         if not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"loss is {float(loss.detach())} at epoch {epoch}, batch {index}; lower --lr")
+            raise DivergedError(f"training loss is {float(loss.detach())} at epoch {epoch}, batch {index}, "
+                                f"{self.out}, expected a finite loss (lower --lr, or check the data)")
         # zeroed, not freed, as in the paper's code (PyTorch 1.x default): a parameter that once had a gradient
         # keeps taking momentum and weight-decay steps (DESIGN 2b.2)
         self.optimizer.zero_grad(set_to_none=False)

@@ -1,0 +1,81 @@
+"""The model a command runs: a training checkpoint (``--checkpoint``) or a registered model with random weights
+(``--model NAME -o key=value``, an untrained baseline), and its input size. Shared by ``extract`` and ``export``."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import hwnas
+from hwnas import _cli
+from hwnas.errors import UsageError
+from hwnas.models import check_input_size, model_options
+
+DEFAULT_INPUT_SIZE = (256, 128)
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` with value parsed as JSON when possible (numbers, booleans), else kept as a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected key=value like width_mult=0.5")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_model_source(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (a training checkpoint, or a registered model with random weights)")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="a last.pt written by hwnas train")
+    src.add_argument("--model", help=f"a registered model with random weights (an untrained baseline), one of: "
+                                     f"{', '.join(hwnas.list_models())}")
+    g.add_argument("--model-option", "-o", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="option of --model (repeatable), e.g. genotype=cdnet-top1, width_mult=0.5")
+    _cli.add_input_size(g, None, "input size HxW in pixels (default: the checkpoint's training size, else "
+                                 f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]})")
+    _cli.add_seed(g)
+
+
+@dataclass
+class LoadedModel:
+    """The model in eval mode, its name and options, the input size, and where it came from."""
+
+    model: nn.Module
+    name: str
+    options: dict[str, object]
+    input_size: tuple[int, int]
+    source: str  # the checkpoint path, or "random weights (seed N)"
+
+
+def model_from_args(a: argparse.Namespace, device: torch.device | str = "cpu") -> LoadedModel:
+    """Build or load the model the options describe; the input size is checked against the model's minimum."""
+    from hwnas.training.checkpoint import model_from_checkpoint
+
+    if a.checkpoint is not None:
+        if a.model_option:
+            raise UsageError("--model-option with --checkpoint, --model-option, expected no options (the checkpoint "
+                             "records its model's)")
+        model, ckpt = model_from_checkpoint(a.checkpoint, device)
+        cfg = ckpt.get("config", {})
+        size = a.input_size or (int(cfg.get("height", DEFAULT_INPUT_SIZE[0])),
+                                int(cfg.get("width", DEFAULT_INPUT_SIZE[1])))
+        name, options, source = ckpt["model_name"], dict(ckpt["model_options"]), str(a.checkpoint)
+    else:
+        name, options = a.model, dict(a.model_option)
+        if name not in hwnas.list_models():
+            raise UsageError(f"unknown model {name!r}, --model, expected one of {', '.join(hwnas.list_models())}")
+        unknown = sorted(set(options) - set(model_options(name)))
+        if unknown:
+            raise UsageError(f"unknown model option(s) {', '.join(unknown)}, --model-option, expected options of "
+                             f"{name}: {', '.join(model_options(name))}")
+        torch.manual_seed(a.seed)
+        model = hwnas.create_model(name, **options).to(device)
+        size, source = a.input_size or DEFAULT_INPUT_SIZE, f"random weights (seed {a.seed})"
+    check_input_size(name, tuple(size), **{k: v for k, v in options.items() if k != "num_classes"})
+    return LoadedModel(model.eval(), name, options, tuple(size), source)
