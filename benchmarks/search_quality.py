@@ -62,7 +62,9 @@ class Plan:
     recipe: Recipe
     random_n: int = 24
     random_seed: int = 0
-    latency_weights: tuple[float, ...] = (0.0, 0.05, 0.5)  # 0 = the paper's search; per ms of the CPU table
+    # Latency pressures of the searches: the latency term's value at uniform alphas (hwnas.search.run_config.
+    # DEFAULT_LATENCY_PRESSURE is the main job's default); 0 = the paper's search. weight = pressure / E_uniform[lat].
+    latency_pressures: tuple[float, ...] = (0.0, 4.0, 16.0)
     seeds: tuple[int, int] = (0, 1)  # every genotype with seeds[0]; three of them again with seeds[1]
     table_batch: int = 8
     table_repeats: int = 20
@@ -108,20 +110,30 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, progress: 
     config = plan.search.replace(seed=plan.seeds[0])
     data = prepare_data(config, root, threads=1)
     found = []
-    for w in plan.latency_weights:
-        sub = out / "search" / f"w{w:g}"
+    for pressure in plan.latency_pressures:
+        w = latency_weight(table, plan.search.space, pressure)
+        sub = out / "search" / f"p{pressure:g}"
         if not (sub / "search_report.json").is_file():
             resume = (sub / "checkpoints" / "last.pt").is_file()
             logger.info("search at latency weight %g -> %s%s", w, sub, " (resuming)" if resume else "")
             run_search(config.replace(latency_weight=w), data, sub, table, resume=resume, progress=progress)
         report = json.loads((sub / "search_report.json").read_text())
         final = report["final"]
-        summary = {"latency_weight": w, "folder": str(sub), "wall_s": report.get("wall_s"),
+        summary = {"latency_pressure": pressure, "latency_weight": w, "folder": str(sub), "wall_s": report.get("wall_s"),
                    "step_time_s": report.get("step_time_s"),
                    "mean_entropy_fraction": (report.get("decisiveness") or {}).get("mean_entropy_fraction"),
                    "genotype": final["genotype"]}
         found.append((w, load_genotype(sub / "genotype.json", space=config.space), summary))
     return found
+
+
+def latency_weight(table: Any, space: str, pressure: float) -> float:
+    """The weight (per ms) that makes the latency term worth ``pressure`` at uniform alphas on ``table``."""
+    if pressure == 0:
+        return 0.0
+    layers, n = table.matrix(space).shape
+    uniform_ms = float(table.expected_latency_ms(torch.full((layers, n), 1.0 / n), space))
+    return float(f"{pressure / uniform_ms:.4g}")
 
 
 def benchmark_entries(plan: Plan, searched: Sequence[tuple[float, Genotype, dict]]) -> list[Entry]:
@@ -163,9 +175,9 @@ def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry])
     """The weight-0 supernet's validation score of each distinct genotype's path (cached in the output)."""
     cache = out / "supernet_scores.json"
     scores: dict[str, dict] = json.loads(cache.read_text()) if cache.is_file() else {}
-    config = plan.search.replace(seed=plan.seeds[0], latency_weight=plan.latency_weights[0])
+    config = plan.search.replace(seed=plan.seeds[0], latency_weight=0.0)
     data = prepare_data(config, root, threads=1)
-    net = load_supernet(out / "search" / f"w{plan.latency_weights[0]:g}", config, data.num_classes)
+    net = load_supernet(out / "search" / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
     for e in entries:
         key = e.genotype.tostr()
         if key not in scores:

@@ -133,8 +133,12 @@ def test_changes_and_resume_refusal(tmp_path):
 
 
 def test_search_schedule_follows_the_data_and_epochs_scale_milestones(tmp_path):
-    synthetic = resolve_search_run([_config.flag_layer([("search.epochs", 16, "--epochs")])])
-    assert synthetic.search.width_mult == 0.5 and synthetic.search.alpha_milestones == (6, 10)  # short: 8 epochs, (3, 5)
+    synthetic = resolve_search_run([_config.flag_layer([("search.epochs", 32, "--epochs")])])
+    # short: 16 epochs, milestone 14, 4 warm-up epochs -> the same fractions of 32
+    assert synthetic.search.width_mult == 0.5 and synthetic.search.alpha_milestones == (28,)
+    assert synthetic.search.warmup_epochs == 8
+    short = resolve_search_run([_config.override_layer(["search.epochs=2"])])  # the warm-up shrinks with it
+    assert short.search.warmup_epochs == 0 and short.search.alpha_milestones == (2,)
     real = resolve_search_run([_config.file_layer(write(tmp_path, "data: {root: /data/market}\nsearch: {epochs: 24}\n"))])
     assert real.search.width_mult == 1.0 and real.search.alpha_milestones == (8, 16)  # paper: 240 epochs, (80, 160)
     kept = resolve_search_run([_config.override_layer(["search.epochs=24", "search.alpha_milestones=[2]"])])

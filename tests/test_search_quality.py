@@ -17,7 +17,7 @@ def tiny_plan() -> sq.Plan:
     data = SyntheticData(num_ids=4, images_per_id=8, num_cameras=2, image_size=(32, 32))
     return sq.Plan(search=search, data=data, train_data=data,
                    recipe=Recipe(epochs=1, warmup_epochs=0, batch_size=8, image_size=(32, 32), width_mult=0.125),
-                   random_n=3, latency_weights=(0.0, 1.0), table_batch=1, table_repeats=3, latency_check_repeats=3,
+                   random_n=3, latency_pressures=(0.0, 4.0), table_batch=1, table_repeats=3, latency_check_repeats=3,
                    bn_batches=1)
 
 
@@ -68,5 +68,5 @@ def test_targets_on_hand_made_rows():
 def test_quick_plan_is_small_and_full_plan_is_the_main_job():
     quick, full = sq.quick_plan(), sq.full_plan()
     assert quick.random_n < full.random_n and full.random_n >= 24
-    assert full.search == short_config() and full.latency_weights[0] == 0.0 and len(full.latency_weights) == 3
+    assert full.search == short_config() and full.latency_pressures[0] == 0.0 and len(full.latency_pressures) == 3
     assert dataclasses.replace(full, random_n=30).random_n == 30

@@ -96,8 +96,8 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"training split)",
              f"- search (the main job's short schedule): {s['epochs']} epochs ({s['warmup_epochs']} weight warm-up), "
              f"batch {s['ids_per_batch']}x{s['images_per_id']}, input {s['image_size'][0]}x{s['image_size'][1]}, "
-             f"width {s['width_mult']}, top-{s['topk']}, alpha lr {s['alpha_lr']}, seed {s['seed']}; latency weights "
-             f"{', '.join(f'{w:g}' for w in plan['latency_weights'])} (per ms of the table below)",
+             f"width {s['width_mult']}, top-{s['topk']}, alpha lr {s['alpha_lr']}, seed {s['seed']}; latency "
+             f"pressures {', '.join(f'{w:g}' for w in plan['latency_pressures'])} (the latency term's value at uniform alphas; weights per ms in the searches table)",
              f"- stand-alone recipe (one for all): {rc['epochs']} epochs, SGD lr {rc['lr']} ({rc['warmup_epochs']} "
              f"warm-up epochs, x0.1 at {rc['decay_at']:.0%}), batch {rc['batch_size']} = P x {rc['images_per_id']}, "
              f"{rc['image_size'][0]}x{rc['image_size'][1]}, width {rc['width_mult']}, {rc['neck']}, the paper's "
@@ -118,9 +118,10 @@ def render_markdown(p: dict[str, Any]) -> str:
         lines += [f"- {d['searched']} ({_pct(d['searched_mAP'])}, {d['searched_latency_ms']:.2f} ms) by {d['random']} "
                   f"({_pct(d['random_mAP'])}, {d['random_latency_ms']:.2f} ms)" for d in t["dominated"]]
         lines.append("")
-    lines += ["## Searches", "", "| latency weight | genotype | mean entropy / ln n | wall (s) |", "|---|---|---|---|"]
+    lines += ["## Searches", "", "| latency pressure | latency weight (per ms) | genotype | mean entropy / ln n | "
+              "wall (s) |", "|---|---|---|---|---|"]
     for srch in p["searches"]:
-        lines.append(f"| {srch['latency_weight']:g} | `{srch['genotype']}` | {_num(srch['mean_entropy_fraction'])} | "
+        lines.append(f"| {srch.get('latency_pressure', 0):g} | {srch['latency_weight']:g} | `{srch['genotype']}` | {_num(srch['mean_entropy_fraction'])} | "
                      f"{_num(srch['wall_s'], '.0f')} |")
     lines += ["", "## Every architecture (sorted by mAP)", "",
               "| architecture | genotype | depth | latency (ms, table) | rank-1 | mAP | 2nd seed mAP | supernet val acc | "

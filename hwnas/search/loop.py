@@ -241,7 +241,7 @@ class Searcher:
     def _check_finite(self, metrics: dict[str, float]) -> None:
         """Stop at the first NaN/Inf loss or alpha instead of deriving a genotype from NaN alphas."""
         s = self.state
-        bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(metrics[k])]
+        bad = [k for k in ("train_loss", "val_loss") if k in metrics and not math.isfinite(metrics[k])]  # no val_loss in warm-up
         if not bool(torch.isfinite(self.model.alphas.detach()).all()):
             bad.append("alphas")
         if bad:
