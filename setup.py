@@ -101,7 +101,10 @@ setup(
         # Triton (~290 MB) only when asked: the fused kernels run on CUDA GPUs; on a CPU the tests use its interpreter
         "triton": ["triton>=3.0"],
         "tensorboard": ["tensorboard>=2.10"],
+        # deployment runtimes (hwnas.deploy.session / export, latency tables per runtime)
         "onnx": ["onnx", "onnxruntime"],
-        "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "onnx", "onnxruntime", "tensorboard>=2.10"],
+        "onnxruntime": ["onnx", "onnxruntime"],
+        "openvino": ["onnx", "openvino"],
+        "dev": ["pytest", "pytest-benchmark", "pytest-xdist", "onnx", "onnxruntime", "openvino", "tensorboard>=2.10"],
     },
 )

@@ -115,3 +115,32 @@ def backend_runner(name: str, model: torch.nn.Module) -> tuple[torch.nn.Module, 
     if name == "compiled":
         return torch.compile(model), "eager"
     return model, name
+
+
+# The columns a kernel benchmark can time: hwnas.ops backends plus ``compiled`` (torch.compile of the eager model).
+COLUMNS = ("eager", "compiled", "batched", "triton", "cpp")
+
+
+def parse_backends(text: str) -> list[str]:
+    """argparse type for ``--backends``: comma-separated names from :data:`COLUMNS`, no repeats."""
+    import argparse
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in COLUMNS]
+    if not names or bad or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated names from "
+                                         f"{', '.join(COLUMNS)}")
+    return names
+
+
+def check_output_file(path) -> None:
+    """A results file whose folder exists or can be made, and that is not a folder itself (error: ... exit 2)."""
+    from pathlib import Path
+
+    from hwnas import _cli
+    from hwnas.errors import OutputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"output path is a folder, --output {path}, expected a file name like results.md")
+    _cli.check_output_dir(path.parent)

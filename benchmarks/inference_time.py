@@ -33,6 +33,7 @@ from hwnas import _cli
 from hwnas.data import Market1501, generate_synthetic_market
 from hwnas.data.datasets import SYNTHETIC_MARKER
 from hwnas.errors import UsageError
+from hwnas.models._limits import check_input_size
 
 logger = logging.getLogger("benchmarks.inference_time")
 
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_cli.positive_int, default=5, help="timed runs per model (default 5, as the seed)")
     p.add_argument("--warmup", type=_cli.nonnegative_int, default=3, help="warm-up forward passes per batch shape")
     p.add_argument("--batch-size", type=_cli.positive_int, default=128, help="images per inference batch")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    _cli.add_device(p)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     p.add_argument("--backend", default="eager",
                    help=f"{', '.join(BACKENDS)}: eager PyTorch, torch.compile of it, or the hwnas.ops triton kernels "
@@ -110,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--workers", type=_cli.nonnegative_int, default=4, help="DataLoader worker processes (the seed used 4)")
     p.add_argument("--threads", type=_cli.positive_int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--height", type=_cli.positive_int, default=256, help="input height in pixels")
-    p.add_argument("--width", type=_cli.positive_int, default=128, help="input width in pixels")
+    _cli.add_input_size(p, (256, 128), "input size HxW in pixels (the seed times 256x128)")
     p.add_argument("--latency-table", default="rtx2080", help="table whose forward-time prediction is shown")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=None,
@@ -129,11 +129,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
     if not models or unknown:
         raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none given)'}, --models, expected "
                          f"registered models: {', '.join(hwnas.list_models())}")
-    _cli.resolve_device(args.device)
+    device = _cli.resolve_device(args.device)
+    for name in models:
+        check_input_size(name, args.input_size, "--input-size")
     _cli.apply_threads(args.threads)
-    cfg = ProtocolConfig(device=args.device, dtype=args.dtype, backend=args.backend, channels_last=args.channels_last,
+    cfg = ProtocolConfig(device=str(device), dtype=args.dtype, backend=args.backend, channels_last=args.channels_last,
                          batch_size=args.batch_size, workers=args.workers, runs=args.runs, warmup=args.warmup,
-                         height=args.height, width=args.width)
+                         height=args.input_size[0], width=args.input_size[1])
     env = environment(cfg, argv)  # at the start: the commit and the load the run began with
     dataset, source = load_test_set(args.data_root, args.synthetic_dir or default_synthetic_dir())
     query, gallery = select_test_items(dataset.query, dataset.gallery, args.num_images)

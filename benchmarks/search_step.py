@@ -1,7 +1,7 @@
 """Search-step benchmark: forward + backward of the CDNet supernet (top-2), eager vs torch.compile vs fused.
 
     python -m benchmarks.search_step --device cuda                  # batch 64, 256x128 (issue 6 target)
-    python -m benchmarks.search_step --device cpu --batch 2 --height 64 --width 32 --backends eager,batched
+    python -m benchmarks.search_step --device cpu --batch-size 2 --input-size 64x32 --backends eager,batched
 
 Each column builds the same seeded supernet (hwnas.search.supernet.SuperNet, width 1.0, k = 2) with fixed
 random alphas (so every column computes the same candidates), then times ``zero_grad; forward; softmax loss
@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch.nn import functional as F
 
-from benchmarks._device import (add_threads_argument, apply_threads, backend_runner, describe, markdown_table,
+from benchmarks._device import (COLUMNS, backend_runner, check_output_file, describe, markdown_table, parse_backends,
                                 ratio_cell, time_ms, write_text_atomic)
-from hwnas import ops
+from hwnas import _cli, ops
+from hwnas.models._limits import check_input_size
 
 
 def build_supernet(device: torch.device, width_mult: float, num_classes: int, seed: int = 0) -> torch.nn.Module:
@@ -48,15 +50,15 @@ def step_fn(net: torch.nn.Module, model, backend: str, x: torch.Tensor, labels: 
 
 
 def run(args: argparse.Namespace) -> list[list[str]]:
-    device = torch.device(args.device)
+    device = args.device
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(args.batch, 3, args.height, args.width, generator=g).to(device)
-    labels = torch.randint(0, args.num_classes, (args.batch,), generator=g).to(device)
+    x = torch.randn(args.batch_size, 3, *args.input_size, generator=g).to(device)
+    labels = torch.randint(0, args.num_classes, (args.batch_size,), generator=g).to(device)
     results: dict[str, tuple[float, float]] = {}
     errors: dict[str, float] = {}
     reference = None
-    for name in args.backends.split(","):
+    for name in args.backends:
         net = build_supernet(device, args.width_mult, args.num_classes)
         model, backend = backend_runner(name, net)
         ok, why = ops.available_backends().get(backend, (False, f"unknown ops backend {backend!r}"))
@@ -73,36 +75,48 @@ def run(args: argparse.Namespace) -> list[list[str]]:
         print(f"{name}: median {results[name][0]:.2f} ms", file=sys.stderr, flush=True)  # as each column ends
     base = results.get("eager", (None,))[0]
     comp = results.get("compiled", (None,))[0]
-    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch / m * 1e3:.1f}", ratio_cell(base, m), ratio_cell(comp, m),
+    return [[n, f"{m:.2f}", f"{iqr:.2f}", f"{args.batch_size / m * 1e3:.1f}", ratio_cell(base, m), ratio_cell(comp, m),
              f"{errors[n]:.1e}"] for n, (m, iqr) in results.items()]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.search_step", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--width-mult", type=float, default=1.0)
-    p.add_argument("--num-classes", type=int, default=751)
-    p.add_argument("--backends", default="eager,compiled,batched,triton")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+PROG = "python -m benchmarks.search_step"
+
+
+def build_parser(prog: str = PROG) -> _cli.ArgumentParser:
+    p = _cli.ArgumentParser(prog=prog, description=__doc__)
+    _cli.add_device(p)
+    p.add_argument("--batch-size", type=_cli.positive_int, default=64, help="images per step")
+    _cli.add_input_size(p, (256, 128))
+    p.add_argument("--width-mult", type=_cli.positive_float, default=1.0, help="channel width multiplier")
+    p.add_argument("--num-classes", type=_cli.int_at_least(2), default=751, help="classifier size (Market-1501: 751)")
+    p.add_argument("--backends", type=parse_backends, default="eager,compiled,batched,triton", metavar="B1,B2,...",
+                   help=f"columns, from {', '.join(COLUMNS)}")
+    p.add_argument("--warmup", type=_cli.nonnegative_int, default=3, help="untimed steps per column")
+    p.add_argument("--repeats", type=_cli.positive_int, default=10, help="timed steps per column")
+    _cli.add_seed(p)
     p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots")
-    add_threads_argument(p)
-    p.add_argument("--output", help="also write the table (Markdown) to this file")
-    args = p.parse_args(argv)
-    apply_threads(args.threads)
+    _cli.add_threads(p)
+    p.add_argument("--output", type=Path, metavar="FILE", help="also write the table (Markdown) to this file")
+    return p
+
+
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
+    args.device = _cli.resolve_device(args.device)
+    if args.output is not None:
+        check_output_file(args.output)
+    _cli.apply_threads(args.threads)
+    check_input_size("cdnet", args.input_size, "--input-size")
     rows = run(args)
-    text = (f"search step (CDNet supernet, top-2, batch {args.batch}, {args.height}x{args.width}, "
-            f"width {args.width_mult})\ndevice: {describe(torch.device(args.device))}\n\n"
+    h, w = args.input_size
+    text = (f"search step (CDNet supernet, top-2, batch {args.batch_size}, {h}x{w}, width {args.width_mult})\n"
+            f"device: {describe(args.device)}\n\n"
             + markdown_table(["backend", "median ms", "IQR ms", "img/s", "vs eager", "vs compiled",
                                "grad err vs first"], rows))
     print(text)
-    if args.output:
-        write_text_atomic(args.output, text + "\n")
+    if args.output is not None:
+        write_text_atomic(str(args.output), text + "\n")
     return 0
 
 

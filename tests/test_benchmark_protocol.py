@@ -100,7 +100,7 @@ def test_ratios_and_table() -> None:
 def test_cli_writes_all_outputs(tiny_market, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     argv = ["--data-root", str(tiny_market), "--models", "cdnet", "--runs", "1", "--warmup", "1", "--workers", "0",
-            "--height", "32", "--width", "16", "--batch-size", "8", "--device", "cpu", "--output", str(out)]
+            "--input-size", "32x16", "--batch-size", "8", "--device", "cpu", "--output", str(out)]
     assert inference_time.main(argv) == 0
     payload = json.loads((out / "results.json").read_text())
     (row,) = payload["results"]

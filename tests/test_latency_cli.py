@@ -8,6 +8,7 @@ from test_latency import make_table
 
 from hwnas.latency import save_table
 from hwnas.latency.__main__ import main
+from hwnas.space import PRESETS
 
 
 def test_show_json_has_the_contract_keys(tmp_path, capsys) -> None:
@@ -48,6 +49,60 @@ def test_build_then_validate_tiny(tmp_path, capsys) -> None:
     assert "| genotype |" in result_path.with_suffix(".md").read_text()
     assert main(["validate", "--table", str(out), "--space", "cdnet", "--archs", "2"]) == 2
     assert "no entries for space 'cdnet'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("runtime", ["cpp", "onnxruntime"])
+def test_build_on_a_runtime_with_calibration_then_validate(runtime: str, tmp_path, capsys) -> None:
+    from hwnas.deploy import runtime_status
+
+    ok, why = runtime_status(runtime)
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path / "tiny.json"
+    assert main(["build", "--batch-size", "1", "--input-size", "32x16", "--width-mult", "0.25", "--space", "cnet",
+                 "--warmup", "1", "--repeats", "3", "--runtime", runtime, "--calibrate", "3", "--name", "tiny",
+                 "--output", str(tmp_path), "--json", "--no-progress"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["runtime"] == info["provenance"]["runtime"] == runtime
+    assert info["provenance"]["details"]["heap"]["allocator"] in ("glibc", "unknown")
+    comp = info["composition"]
+    assert comp["method"] in ("affine", "offset") and len(comp["calibration"]) == 3 and comp["scale"] > 0
+    calibrated = {p["genotype"] for p in comp["calibration"]}
+    # the written table loads as it is, records its runtime, and is what the search's --latency-table reads
+    from hwnas.latency import read_table
+    from hwnas.search.__main__ import _load_table
+    from hwnas.search.report import table_summary
+
+    assert read_table(out).provenance.runtime == runtime
+    table = _load_table(str(out), "cnet")
+    assert table_summary(table)["runtime"] == runtime
+    g = PRESETS["cnet-top1"]
+    assert table.genotype_latency_ms(g) == pytest.approx(comp["scale"] * table.raw_genotype_latency_ms(g)
+                                                         + comp["offset_ms"])
+    assert main(["validate", "--table", str(out), "--archs", "3", "--space", "cnet", "--warmup", "1",
+                 "--repeats", "3", "--json", "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["context"]["runtime"] == runtime and result["context"]["composition"]["calibration_genotypes"] == 3
+    assert not calibrated & {a["genotype"] for a in result["archs"]}
+    assert all(a["predicted_ms"] == pytest.approx(comp["scale"] * a["raw_sum_ms"] + comp["offset_ms"])
+               for a in result["archs"])
+    assert main(["validate", "--table", str(out), "--space", "cnet", "--genotypes", "cnet-top1", "cnet:3-5,3-5,3-5,3-5,3-5,3-5",
+                 "--warmup", "1", "--repeats", "3", "--json", "--no-progress"]) == 0
+    assert [a["genotype"] for a in json.loads(capsys.readouterr().out)["archs"]][1] == "cnet:3-5,3-5,3-5,3-5,3-5,3-5"
+
+
+@pytest.mark.parametrize("command", [["build", "--batch-size", "1", "--name", "x"], ["validate", "--table", "cpu"]])
+def test_unknown_runtime_is_refused(command: list[str], capsys) -> None:
+    assert main([*command, "--runtime", "tensorrt"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'tensorrt', --runtime, expected one of 'eager', 'cpp', 'onnxruntime', " \
+                                         "'openvino'" in err
+
+
+def test_runtime_needs_cpu_fp32(capsys) -> None:
+    assert main(["build", "--batch-size", "1", "--input-size", "32x16", "--dtype", "bf16", "--runtime", "onnxruntime",
+                 "--name", "x"]) == 2
+    assert "runtime onnxruntime on cpu in bf16, --runtime, expected --device cpu and fp32" in capsys.readouterr().err
 
 
 def test_timer_choice_is_checked() -> None:

@@ -12,6 +12,7 @@ from hwnas.errors import ExportError, RuntimeUnavailableError, UsageError
 from hwnas.models.cdnet import CDNetBackbone
 from hwnas.models.reid import ReIDModel
 from hwnas.ops._cpp import cuda_status, extension_status
+from hwnas.space.blocks import CBlock, CDBlock, DownSample, Stem
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,9 @@ class FusedReIDModel(nn.Module):
         self.backend = backend
         self.model_name = model.model_name
         self.num_features = model.num_features
-        self.stem = nn.Sequential(FusedConv(stem[0], stem[1], relu=True), copy.deepcopy(stem[3]))
-        self.blocks = nn.ModuleList(nn.Sequential(*(FusedCBlock(b, backend) for b in layer))
-                                    for layer in backbone.layers)
-        self.downsamples = nn.ModuleList(
-            nn.Sequential(FusedConv(d[0][0], d[0][1], relu=True), copy.deepcopy(d[1])) for d in backbone.downsamples)
+        self.stem = fused_stem(stem)
+        self.blocks = nn.ModuleList(fused_cdblock(layer, backend) for layer in backbone.layers)
+        self.downsamples = nn.ModuleList(fused_downsample(d) for d in backbone.downsamples)
         self.downsample_after = tuple(backbone.spec.downsample_after)
         self.neck = copy.deepcopy(model.neck).eval()
         for p in self.neck.parameters():
@@ -65,6 +64,48 @@ class FusedReIDModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.model_name!r}, backend={self.backend!r}"
+
+
+def fused_stem(stem: Stem) -> nn.Sequential:
+    """Stem with its BN folded: conv 7x7 + bias + ReLU, max-pool."""
+    return nn.Sequential(FusedConv(stem[0], stem[1], relu=True), copy.deepcopy(stem[3]))
+
+
+def fused_downsample(down: DownSample) -> nn.Sequential:
+    """DownSample with its BN folded: 1x1 conv + bias + ReLU, average pool."""
+    return nn.Sequential(FusedConv(down[0][0], down[0][1], relu=True), copy.deepcopy(down[1]))
+
+
+def fused_cdblock(block: CDBlock, backend: str) -> nn.Sequential:
+    """A CDBlock as its r fused CBlocks in sequence."""
+    return nn.Sequential(*(FusedCBlock(b, backend) for b in block))
+
+
+def fuse_module(module: nn.Module, backend: str = "cpp") -> nn.Module:
+    """The BN-folded inference form of a CNet/CDNet or of one of its parts, on ``backend``.
+
+    Takes a ``ReIDModel`` (as :func:`fuse`), a ``CDBlock``, ``CBlock``, ``Stem`` or ``DownSample``; any
+    other module (a neck's inference path) is returned as an eval-mode copy without gradients. Used to time
+    the parts of a network on the runtime that will run it (latency tables per runtime). Blocks on the
+    compiled backends expect channels_last inputs, as inside the fused network.
+    """
+    if isinstance(module, ReIDModel):
+        return fuse(module, backend)
+    device = check_backend(backend)
+    with torch.no_grad():
+        if isinstance(module, CDBlock):
+            out: nn.Module = fused_cdblock(module, backend)
+        elif isinstance(module, CBlock):
+            out = FusedCBlock(module, backend)
+        elif isinstance(module, Stem):
+            out = fused_stem(module)
+        elif isinstance(module, DownSample):
+            out = fused_downsample(module)
+        else:
+            out = copy.deepcopy(module)
+            for p in out.parameters():
+                p.requires_grad_(False)
+    return out.eval().to(device)
 
 
 def check_backend(backend: str) -> torch.device:

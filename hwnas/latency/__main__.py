@@ -12,9 +12,10 @@ from pathlib import Path
 
 from hwnas import _cli
 from hwnas.errors import UsageError
+from hwnas.latency.composition import METHODS
 from hwnas.latency.expected import LatencyTable, load_table
 from hwnas.latency.io import check_table_name, read_table, save_table, user_tables_dir
-from hwnas.latency.schema import DTYPES, NECKS, Setting, from_dict, to_dict
+from hwnas.latency.schema import DTYPES, NECKS, RUNTIMES, Setting, from_dict, to_dict
 from hwnas.models import check_input_size
 
 
@@ -44,6 +45,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     _cli.add_seed(b)
     b.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"), default="auto",
                    help="auto: CUDA events on GPU, thread CPU time with 1 CPU thread, else wall time")
+    b.add_argument("--runtime", choices=RUNTIMES, default="eager",
+                   help="runtime each entry is timed on: eager PyTorch, hwnas's compiled cpp ops, or the block as an "
+                        "ONNX graph in onnxruntime / openvino")
+    b.add_argument("--calibrate", type=_cli.nonnegative_int, default=6,
+                   help="genotypes timed end to end to fit the table's composition (scale x sum + offset); 0: none")
+    b.add_argument("--composition", choices=METHODS, default="affine", help="fit used with --calibrate")
+    b.add_argument("--heap", choices=("steady", "default"), default="steady",
+                   help="steady: freed memory stays in the heap, no page faults between forwards (glibc mallopt)")
     _cli.add_progress(b)
     p = sub.add_parser("predict", help="predict a table from a spec sheet with the roofline model")
     _setting_args(p, batch=128)
@@ -68,6 +77,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     v.add_argument("--backend", default="eager", help="hwnas.ops backend to time")
     v.add_argument("--timer", choices=("auto", "wall", "thread_cpu", "cuda_events"),
                    help="default: the timer the (measured) table was built with")
+    v.add_argument("--runtime", choices=RUNTIMES, help="runtime to time on (default: the one the table was timed on)")
+    v.add_argument("--genotypes", nargs="+", metavar="G",
+                   help="time these genotypes (presets, strings or JSON files) instead of --archs random ones")
     _cli.add_threads(v, help="CPU threads (default: the table's thread count, else torch's choice)")
     _cli.add_output(v, "folder for validation.json, validation.md and validation.png (predicted vs measured) "
                        "(default: print only)")
@@ -111,7 +123,7 @@ def _build(args: argparse.Namespace) -> int:
         _cli.resolve_device("cuda")
 
     config = MeasureConfig(args.device, args.warmup, args.repeats, args.threads, args.backend, args.seed,
-                           not args.no_progress, args.timer)
+                           not args.no_progress, args.timer, args.runtime, args.heap, args.calibrate, args.composition)
     spaces = ("cnet", "cdnet") if args.space == "both" else (args.space,)
     return _save_and_show(build(setting, config, args.name, spaces), args)
 
@@ -150,13 +162,16 @@ def _validate(args: argparse.Namespace, argv: list[str]) -> int:
     from hwnas._io import write_json_atomic, write_text_atomic
     from hwnas.latency.summary import validation_markdown
     from hwnas.latency.validate import validate
+    from hwnas.space.presets import resolve_genotype
 
     if args.device == "cuda":
         _cli.resolve_device("cuda")
     if args.output is not None:
         _cli.check_output_dir(args.output)
+    genotypes = None if args.genotypes is None else [resolve_genotype(g, args.space) for g in args.genotypes]
     result = validate(load_table(args.table), args.archs, args.space, args.device, args.warmup, args.repeats,
-                      args.seed, args.backend, not args.no_progress, args.timer, args.threads)
+                      args.seed, args.backend, not args.no_progress, args.timer, args.runtime, genotypes,
+                      args.threads)
     command = "python -m hwnas.latency " + shlex.join(argv)
     if args.output is not None:
         from hwnas.viz.latency import FILENAME, plot_latency_validation

@@ -16,12 +16,17 @@ class LatencyTable:
 
     ``expected_latency_ms(softmax(alpha), space)`` is ``fixed_ms + sum_{l,i} p[l, i] * LUT[l][i]``
     (DESIGN section 2), differentiable in ``p``; ``genotype_latency_ms`` is the same sum for one-hot ``p``.
+    A table with a composition (``scale * raw sum + offset_ms``, see :mod:`hwnas.latency.composition`)
+    folds it in: ``LUT = scale * measured entries``, ``fixed_ms = scale * (stem + downsamples + head) +
+    offset_ms``; ``raw_fixed_ms`` and ``raw_matrix`` are the measured values.
     """
 
     def __init__(self, data: TableData) -> None:
         self.data = data
-        self.fixed_ms: float = float(sum(e.latency_ms for e in data.fixed))
-        by_key = {e.key: e.latency_ms for e in data.layers}
+        comp = data.composition
+        self.raw_fixed_ms: float = float(sum(e.latency_ms for e in data.fixed))
+        self.fixed_ms: float = comp.apply(self.raw_fixed_ms)
+        by_key = {e.key: e.latency_ms * comp.scale for e in data.layers}
         self._matrices: dict[str, torch.Tensor] = {}
         self._cast: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
         for space in data.spaces:
@@ -37,6 +42,20 @@ class LatencyTable:
     @property
     def spaces(self) -> tuple[str, ...]:
         return self.data.spaces
+
+    @property
+    def runtime(self) -> str:
+        """The runtime the entries were timed on (``eager``, ``cpp``, ``onnxruntime``, ``openvino``)."""
+        return self.data.provenance.runtime
+
+    def raw_matrix(self, space: str) -> torch.Tensor:
+        """The measured candidate latencies (ms) before the composition's scale, shape (6, n_candidates)."""
+        return self.matrix(space) / self.data.composition.scale
+
+    def raw_genotype_latency_ms(self, genotype: Genotype) -> float:
+        """Plain sum of the measured entries of one architecture (fixed parts + six layers), ms."""
+        raw = self.raw_matrix(genotype.space)
+        return self.raw_fixed_ms + float(sum(raw[l, i] for l, i in enumerate(genotype.indices())))
 
     def require(self, space: str | None = None, resolution: tuple[int, int] | None = None,
                 width_mult: float | None = None) -> LatencyTable:
@@ -82,7 +101,8 @@ class LatencyTable:
 
     def __repr__(self) -> str:
         s = self.data.setting
-        return (f"LatencyTable({self.name!r}, device={self.data.device.name!r}, {self.data.provenance.kind}, "
+        return (f"LatencyTable({self.name!r}, device={self.data.device.name!r}, {self.data.provenance.kind} "
+                f"on {self.runtime}, "
                 f"batch={s.batch_size}, {s.dtype}, {s.resolution[0]}x{s.resolution[1]}, spaces={self.spaces})")
 
 

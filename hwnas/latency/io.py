@@ -11,8 +11,8 @@ import os
 import re
 from pathlib import Path
 
-from hwnas.latency.schema import LatencyTableError, TableData, from_dict, to_dict
 from hwnas._io import write_json_atomic
+from hwnas.latency.schema import LatencyTableError, TableData, from_dict, to_dict
 
 TABLES_DIR = Path(__file__).parent / "tables"
 PathLike = str | os.PathLike

@@ -1,30 +1,34 @@
 """Measuring a latency table on the current device: every candidate at every layer plus the fixed parts.
 
 Each entry is a real module (``CDBlock``, ``Stem``, ``DownSample``, the neck's inference path) run on a
-random input of its exact shape in eval mode under ``torch.inference_mode``. Timing is interleaved: every
-round times each entry once, so a burst of load from other processes spreads over all entries instead of
-biasing a few; the table keeps the median of the rounds and the interquartile range. GPU samples use CUDA
-events. CPU samples use a fixed ``torch.set_num_threads`` and either wall time (``time.perf_counter``) or,
-with one thread, the thread's CPU time (``time.thread_time``): on a machine shared with other jobs the
-latter leaves out the time the scheduler gives to other processes, which wall time would count.
+random input of its exact shape, on the runtime the network will be deployed on: ``eager`` PyTorch (eval
+mode, ``torch.inference_mode``, an ``hwnas.ops`` backend), hwnas's compiled ``cpp`` ops (BN folded), or
+``onnxruntime`` / ``openvino`` (the BN-folded block exported as an ONNX graph at its input shape). Timing is
+interleaved (:mod:`hwnas.latency.timing`). On the CPU the process heap is kept steady first
+(:func:`hwnas.deploy.steady_heap`): with glibc's defaults, page faults from memory handed back to the OS and
+touched again cost a share of every forward that depends on the whole network's allocations, so isolated
+entries would not add up. ``--calibrate N`` then times N genotypes end to end and fits the table's
+composition (:mod:`hwnas.latency.composition`).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-import statistics
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from hwnas import ops
+from hwnas.deploy.heap import heap_state, steady_heap
+from hwnas.deploy.runtimes import compile_module, runtime_version
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.errors import RuntimeUnavailableError, UsageError
+from hwnas.latency.composition import METHODS, CalibrationPoint, Composition, fit_composition
+from hwnas.latency.endtoend import TORCH_DTYPES, check_runtime, random_genotypes, time_networks
+from hwnas.latency.expected import LatencyTable
 from hwnas.latency.schema import (
     DTYPES,
     Device,
@@ -38,18 +42,26 @@ from hwnas.latency.schema import (
     expected_fixed_shapes,
     expected_layer_keys,
 )
+from hwnas.latency.timing import (  # re-exported: reports and tests import them from here
+    TIMERS,
+    apply_threads,
+    resolve_timer,
+    summarize,
+    time_interleaved,
+)
 from hwnas.models.necks import build_neck
 from hwnas.space.blocks import CDBlock, DownSample, Stem
+from hwnas.space.genotype import Genotype
 from hwnas.space.macro import macro_spec
 
 log = logging.getLogger(__name__)
-TORCH_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-TIMERS: tuple[str, ...] = ("auto", "wall", "thread_cpu", "cuda_events")
 
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    """How to time: device ``cpu``/``cuda``, rounds (``repeats``) after ``warmup`` calls, CPU thread count."""
+    """How to time: device ``cpu``/``cuda``, rounds (``repeats``) after ``warmup`` calls, CPU thread count, the
+    runtime, the heap (``steady``/``default``), and how many genotypes to time end to end for the composition
+    (``calibrate``, 0 = none; fitted with ``composition``: ``affine``, ``offset`` or ``none``)."""
 
     device: str = "cpu"
     warmup: int = 10
@@ -59,8 +71,19 @@ class MeasureConfig:
     seed: int = 0
     progress: bool = True
     timer: str = "auto"
+    runtime: str = "eager"
+    heap: str = "steady"
+    calibrate: int = 0
+    composition: str = "affine"
 
     def __post_init__(self) -> None:
+        if self.heap not in ("steady", "default"):
+            raise UsageError(f"unknown heap {self.heap!r}, --heap, expected 'steady' or 'default'")
+        if self.calibrate < 0:
+            raise UsageError(f"calibrate {self.calibrate}, --calibrate, expected an integer >= 0")
+        if self.composition not in METHODS:
+            raise UsageError(f"unknown composition {self.composition!r}, --composition, expected one of "
+                             f"{', '.join(METHODS)}")
         if self.device not in ("cpu", "cuda"):
             raise UsageError(f"unknown device {self.device!r}, MeasureConfig.device, expected 'cpu' or 'cuda'")
         if self.timer not in TIMERS:
@@ -79,77 +102,6 @@ class HeadPath(nn.Module):
 
     def forward(self, mid: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         return self.neck([mid, last])
-
-
-def apply_threads(threads: int | None) -> None:
-    if threads is not None:
-        torch.set_num_threads(threads)
-
-
-def resolve_timer(timer: str, device: str, threads: int | None) -> str:
-    """``auto``: CUDA events on GPU, thread CPU time for single-threaded CPU runs, else wall time."""
-    if device == "cuda":
-        if timer not in ("auto", "cuda_events"):
-            raise UsageError(f"timer {timer!r} on cuda, --timer, expected cuda_events (or auto)")
-        return "cuda_events"
-    if timer == "cuda_events":
-        raise UsageError("the cuda_events timer on the CPU, --timer, expected --device cuda for cuda_events")
-    if timer == "thread_cpu" and threads != 1:
-        raise UsageError(f"the thread_cpu timer with {threads} threads, --timer, expected --threads 1 (it needs "
-                         "exactly 1 CPU thread)")
-    if timer == "auto":
-        return "thread_cpu" if threads == 1 else "wall"
-    return timer
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_interleaved(calls: Sequence[Callable[[], Any]], device: str, warmup: int, repeats: int,
-                     progress: bool = False, desc: str = "timing", timer: str = "wall",
-                     prime: bool = True) -> list[list[float]]:
-    """Per-call latency samples in ms: ``repeats`` rounds, each timing every call once (after ``warmup``).
-
-    ``timer`` as returned by :func:`resolve_timer` (``cuda_events`` on GPU). With ``prime`` each timed call
-    directly follows an untimed one, so its weights and input are as warm in cache as inside a whole network
-    (where a layer reads the output its predecessor has just written); otherwise every sample would pay for
-    the cache misses left by the other entries of the round.
-    """
-    with torch.inference_mode():
-        for call in calls:
-            for _ in range(warmup):
-                call()
-        _sync(device)
-        samples: list[list[float]] = [[] for _ in calls]
-        for _ in tqdm(range(repeats), desc=desc, disable=not progress, unit="round"):
-            for i, call in enumerate(calls):
-                if prime:
-                    call()
-                    _sync(device)
-                samples[i].append(_time_once(call, timer))
-    return samples
-
-
-def _time_once(call: Callable[[], Any], timer: str) -> float:
-    if timer == "cuda_events":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        call()
-        end.record()
-        end.synchronize()
-        return float(start.elapsed_time(end))
-    clock = time.thread_time if timer == "thread_cpu" else time.perf_counter
-    t0 = clock()
-    call()
-    return (clock() - t0) * 1e3
-
-
-def summarize(samples: Sequence[float]) -> tuple[float, float]:
-    """(median, interquartile range) in ms."""
-    q = statistics.quantiles(samples, n=4, method="inclusive")
-    return float(statistics.median(samples)), float(q[2] - q[0])
 
 
 def entry_modules(setting: Setting, spaces: Sequence[str]
@@ -178,36 +130,70 @@ def entry_modules(setting: Setting, spaces: Sequence[str]
     return items
 
 
-def workload(setting: Setting, spaces: Sequence[str], device: str, seed: int = 0
+def workload(setting: Setting, spaces: Sequence[str], device: str, seed: int = 0, runtime: str = "eager"
              ) -> list[tuple[LayerKey | str, int, Callable[[], Any]]]:
-    """(key or fixed-part name, out channels, zero-argument call on random inputs) for every entry."""
+    """(key or fixed-part name, out channels, zero-argument call on random inputs) for every entry.
+
+    ``eager`` calls the module itself (under the caller's ``hwnas.ops`` backend); any other runtime calls a
+    :func:`hwnas.deploy.compile_module` session of it, built at the entry's exact input shapes.
+    """
     if setting.dtype not in DTYPES:
         raise UsageError(f"unknown dtype {setting.dtype!r}, --dtype, expected one of {', '.join(DTYPES)}")
+    check_runtime(runtime, device, setting.dtype)
     torch.manual_seed(seed)
     dev, dtype = torch.device(device), TORCH_DTYPES[setting.dtype]
     items = []
     for key, out, module, in_shapes in entry_modules(setting, spaces):
-        module = module.to(device=dev, dtype=dtype).eval()
         inputs = [torch.randn(s, device=dev, dtype=dtype) for s in in_shapes]
-        items.append((key, out, lambda m=module, xs=inputs: m(*xs)))
+        if runtime == "eager":
+            module = module.to(device=dev, dtype=dtype).eval()
+            items.append((key, out, lambda m=module, xs=inputs: m(*xs)))
+        else:
+            sess = compile_module(module.eval(), inputs, runtime, setting.threads, name=str(key))
+            items.append((key, out, sess.bind(*inputs)))
     return items
 
 
+def calibration_genotypes(table: LatencyTable, space: str, n: int, seed: int) -> list[Genotype]:
+    """The fastest and the slowest genotype by the raw table (they pin the fit's scale), then random ones."""
+    m = table.raw_matrix(space)
+    ends = [Genotype.from_indices(space, m.argmin(dim=1).tolist()), Genotype.from_indices(space, m.argmax(dim=1).tolist())]
+    chosen = ends[:n] if n <= 2 else ends
+    return chosen + random_genotypes(space, max(n - len(chosen), 0), seed=seed, exclude=chosen)
+
+
+def fit_table_composition(raw: TableData, config: MeasureConfig, timer: str) -> Composition:
+    """Time ``config.calibrate`` genotypes end to end on the table's runtime and fit its composition."""
+    table = LatencyTable(raw)
+    space = "cdnet" if "cdnet" in raw.spaces else raw.spaces[0]
+    genos = calibration_genotypes(table, space, config.calibrate, seed=config.seed + 1)
+    log.info("calibrating the composition on %d %s genotypes timed end to end", len(genos), space)
+    timed = time_networks(genos, raw.setting, config.runtime, config.device, backend=config.backend,
+                          warmup=max(config.warmup // 2, 1), repeats=config.repeats, timer=timer, seed=config.seed,
+                          progress=config.progress, desc=f"calibrate {raw.name}")
+    points = [CalibrationPoint(g.tostr(), table.raw_genotype_latency_ms(g), med, iqr) for g, (med, iqr) in zip(genos, timed)]
+    return fit_composition(points, config.composition)
+
+
 def build(setting: Setting, config: MeasureConfig, name: str, spaces: Sequence[str] = ("cnet", "cdnet")) -> TableData:
-    """Measure every entry of a table for ``setting`` on ``config.device`` and return it (not yet saved)."""
+    """Measure every entry of a table for ``setting`` on ``config.device`` and ``config.runtime`` and return it
+    (not yet saved); with ``config.calibrate`` > 0, also its composition (see the module doc)."""
     if config.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeUnavailableError("no CUDA device (torch sees none), --device cuda, expected a machine with a "
                                       "CUDA GPU or --device cpu")
+    check_runtime(config.runtime, config.device, setting.dtype)
     threads = config.threads if config.device == "cpu" else None
     setting = Setting(setting.batch_size, setting.dtype, setting.resolution, setting.width_mult, setting.neck, threads)
     apply_threads(threads)
     timer = resolve_timer(config.timer, config.device, threads)
     if config.device == "cuda":
         torch.backends.cudnn.benchmark = True
+    elif config.heap == "steady":
+        steady_heap()
     load_before = machine_load()
     with ops.use_backend(config.backend):
-        items = workload(setting, spaces, config.device, config.seed)
-        log.info("timing %d entries x %d rounds on %s", len(items), config.repeats, config.device)
+        items = workload(setting, spaces, config.device, config.seed, config.runtime)
+        log.info("timing %d entries x %d rounds on %s (%s)", len(items), config.repeats, config.device, config.runtime)
         samples = time_interleaved([c for _, _, c in items], config.device, config.warmup, config.repeats,
                                    config.progress, desc=f"build {name}", timer=timer)
     fixed, layers = [], []
@@ -218,12 +204,19 @@ def build(setting: Setting, config: MeasureConfig, name: str, spaces: Sequence[s
             fixed.append(FixedEntry(key, shapes[key], med, iqr))
         else:
             layers.append(LayerEntry(key, out, med, iqr))
-    details = {"timer": timer, "warmup": config.warmup,
-               "repeats": config.repeats, "interleaved": True, "statistic": "median", "ops_backend": config.backend,
+    details = {"timer": timer, "warmup": config.warmup, "repeats": config.repeats, "interleaved": True,
+               "statistic": "median", "ops_backend": config.backend, "runtime_version": runtime_version(config.runtime),
+               "heap": heap_state() or "default (glibc malloc thresholds as the process started)",
                "load_before": load_before, "load_after": machine_load(), "seed": config.seed}
-    prov = Provenance("measured", _now(), software_versions(), details)
+    extra = (config.runtime,) if config.runtime in ("onnxruntime", "openvino") else ()
+    prov = Provenance("measured", _now(), software_versions(extra), details, config.runtime)
     device = Device(device_name(config.device), config.device, None)
-    return TableData(name, device, prov, setting, covered_spaces(tuple(layers), setting), tuple(fixed), tuple(layers))
+    table = TableData(name, device, prov, setting, covered_spaces(tuple(layers), setting), tuple(fixed), tuple(layers))
+    if config.calibrate:
+        composition = fit_table_composition(table, config, timer)
+        details.update(calibration_load_after=machine_load())
+        table = replace(table, composition=composition, provenance=replace(prov, details=details))
+    return table
 
 
 def _now() -> str:

@@ -13,14 +13,23 @@ JSON layout (``schema_version`` 1)::
     {"schema_version": 1, "name": "rtx2080",
      "device": {"name": "NVIDIA GeForce RTX 2080", "kind": "cuda", "spec": "rtx2080"},
      "provenance": {"kind": "predicted" | "measured", "date": "2026-11-25T18:00:00Z",
+                    "runtime": "eager" | "cpp" | "onnxruntime" | "openvino",
                     "software": {"torch": "2.x", "python": "3.11", ...}, "details": {...}},
      "setting": {"batch_size": 128, "dtype": "fp32", "resolution": [256, 128], "width_mult": 1.0,
                  "neck": "fblneck", "threads": null},
      "spaces": ["cnet", "cdnet"],
      "fixed": [{"part": "stem", "input_shape": [3, 256, 128], "latency_ms": 1.2, "iqr_ms": 0.01}, ...],
      "layers": [{"layer": 0, "input_shape": [64, 64, 32], "out_channels": 256, "candidate": [3, 5, 1],
-                 "latency_ms": 0.8, "iqr_ms": 0.01}, ...]}
+                 "latency_ms": 0.8, "iqr_ms": 0.01}, ...],
+     "composition": {"method": "affine", "scale": 0.97, "offset_ms": -0.3,
+                     "calibration": [{"genotype": "cdnet:...", "table_sum_ms": 12.1, "measured_ms": 11.5,
+                                      "iqr_ms": 0.1}, ...]}}
 
+``provenance.runtime`` is the runtime every entry was timed on (:data:`hwnas.deploy.RUNTIMES`); tables written
+before it existed timed eager PyTorch modules, so a missing field reads ``eager``. ``composition`` (optional,
+missing = the identity) maps the raw sum of a genotype's entries to its latency: ``scale * sum + offset_ms``,
+fitted on the listed calibration genotypes timed end to end (:mod:`hwnas.latency.composition`); the search
+and ``genotype_latency_ms`` use the composed values.
 ``iqr_ms`` is the interquartile range of the repeats (``null`` for predicted tables). Provenance
 ``details`` holds, for measured tables, the timer, warm-up/repeat counts and machine load; for predicted
 tables, the model name, the spec sheet and the calibration parameters with their source.
@@ -33,8 +42,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwnas.errors import LatencyTableError  # noqa: F401 (re-exported)
+from hwnas.errors import LatencyTableError
+from hwnas.latency.composition import IDENTITY, METHODS, CalibrationPoint, Composition
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, SPACES, Candidate, candidates
+from hwnas.space.genotype import Genotype
 from hwnas.space.macro import macro_spec
 
 SCHEMA_VERSION = 1
@@ -43,6 +54,7 @@ DEVICE_KINDS: tuple[str, ...] = ("cpu", "cuda")
 PROVENANCE_KINDS: tuple[str, ...] = ("measured", "predicted")
 FIXED_PARTS: tuple[str, ...] = ("stem", "downsample1", "downsample2", "head")
 NECKS: tuple[str, ...] = ("fblneck", "blneck", "bnneck")
+RUNTIMES: tuple[str, ...] = ("eager", "cpp", "onnxruntime", "openvino")  # = hwnas.deploy.RUNTIMES (tested)
 
 
 @dataclass(frozen=True)
@@ -56,12 +68,14 @@ class Device:
 
 @dataclass(frozen=True)
 class Provenance:
-    """``measured`` (on ``Device``, with the software versions) or ``predicted`` (model + calibration)."""
+    """``measured`` (on ``Device``, with the software versions) or ``predicted`` (model + calibration), and the
+    runtime the entries were timed on (``eager`` PyTorch modules unless the table says otherwise)."""
 
     kind: str
     date: str
     software: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    runtime: str = "eager"
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,7 @@ class TableData:
     spaces: tuple[str, ...]
     fixed: tuple[FixedEntry, ...]
     layers: tuple[LayerEntry, ...]
+    composition: Composition = IDENTITY
 
 
 def expected_layer_keys(setting: Setting, space: str) -> list[LayerKey]:
@@ -286,9 +301,11 @@ def from_dict(data: Any, where: str = "latency table") -> TableData:
                     r.get(dev, "spec", "device", str, optional=True))
     prov = r.obj(r.get(data, "provenance", "", dict), "provenance")
     software = r.get(prov, "software", "provenance", dict)
+    runtime = r.get(prov, "runtime", "provenance", str, optional=True) or "eager"
     provenance = Provenance(r.choice(r.get(prov, "kind", "provenance", str), "provenance.kind", PROVENANCE_KINDS),
                             r.get(prov, "date", "provenance", str), {str(k): str(v) for k, v in software.items()},
-                            dict(r.get(prov, "details", "provenance", dict)))
+                            dict(r.get(prov, "details", "provenance", dict)),
+                            r.choice(runtime, "provenance.runtime", RUNTIMES))
     setting = _setting(r, r.obj(r.get(data, "setting", "", dict), "setting"))
     fixed, layers = _entries(r, data, setting)
     spaces = r.get(data, "spaces", "", list)
@@ -301,7 +318,36 @@ def from_dict(data: Any, where: str = "latency table") -> TableData:
             k = missing[0]
             raise r.fail("layers", f"no entry for layer {k.layer} candidate {list(k.candidate.to_list('cdnet'))} "
                          f"({len(missing)} missing in all)", f"every candidate of space '{s}' (the table lists it)")
-    return TableData(r.get(data, "name", "", str), device, provenance, setting, tuple(spaces), fixed, layers)
+    composition = _composition(r, data.get("composition"), spaces)
+    return TableData(r.get(data, "name", "", str), device, provenance, setting, tuple(spaces), fixed, layers,
+                     composition)
+
+
+def _number(r: _Reader, d: Mapping[str, Any], key: str, path: str, positive: bool = False) -> float:
+    v = float(r.get(d, key, path, (int, float)))
+    if not math.isfinite(v) or (positive and not v > 0):
+        raise r.fail(f"{path}.{key}", f"{key} {v!r}", f"a finite number{' > 0' if positive else ''}")
+    return v
+
+
+def _composition(r: _Reader, d: Any, spaces: list[str]) -> Composition:
+    if d is None:
+        return IDENTITY
+    d = r.obj(d, "composition")
+    method = r.choice(r.get(d, "method", "composition", str), "composition.method", METHODS)
+    points = []
+    for i, p in enumerate(r.get(d, "calibration", "composition", list)):
+        path = f"composition.calibration[{i}]"
+        p = r.obj(p, path)
+        geno = r.get(p, "genotype", path, str)
+        try:
+            Genotype.fromstr(geno)
+        except ValueError as e:
+            raise r.fail(f"{path}.genotype", f"genotype {geno!r} ({e})", "a genotype string such as 'cdnet:3-5-1,...'") from None
+        points.append(CalibrationPoint(geno, _number(r, p, "table_sum_ms", path, True),
+                                       _number(r, p, "measured_ms", path, True), r.ms(p, "iqr_ms", path, True)))
+    return Composition(_number(r, d, "scale", "composition", positive=True), _number(r, d, "offset_ms", "composition"),
+                       method, tuple(points))
 
 
 def to_dict(table: TableData) -> dict[str, Any]:
@@ -312,7 +358,7 @@ def to_dict(table: TableData) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "name": table.name,
         "device": {"name": table.device.name, "kind": table.device.kind, "spec": table.device.spec},
-        "provenance": {"kind": table.provenance.kind, "date": table.provenance.date,
+        "provenance": {"kind": table.provenance.kind, "date": table.provenance.date, "runtime": table.provenance.runtime,
                        "software": dict(table.provenance.software), "details": dict(table.provenance.details)},
         "setting": {"batch_size": s.batch_size, "dtype": s.dtype, "resolution": list(s.resolution),
                     "width_mult": s.width_mult, "neck": s.neck, "threads": s.threads},
@@ -322,4 +368,11 @@ def to_dict(table: TableData) -> dict[str, Any]:
         "layers": [{"layer": e.key.layer, "input_shape": list(e.key.input_shape), "out_channels": e.out_channels,
                     "candidate": e.key.candidate.to_list("cdnet"), "latency_ms": e.latency_ms, "iqr_ms": e.iqr_ms}
                    for e in sorted(table.layers, key=lambda e: (e.key.layer, order[e.key.candidate]))],
+        **({} if table.composition == IDENTITY else {"composition": composition_dict(table.composition)}),
     }
+
+
+def composition_dict(c: Composition) -> dict[str, Any]:
+    return {"method": c.method, "scale": c.scale, "offset_ms": c.offset_ms, "fit_mape": c.fit_mape,
+            "calibration": [{"genotype": p.genotype, "table_sum_ms": p.table_sum_ms, "measured_ms": p.measured_ms,
+                             "iqr_ms": p.iqr_ms} for p in c.calibration]}

@@ -46,7 +46,8 @@ def table_summary(table: Any) -> dict[str, Any] | None:
     if table is None:
         return None
     d, s = table.data, table.data.setting
-    return {"name": d.name, "device": d.device.name, "provenance": d.provenance.kind, "batch_size": s.batch_size,
+    return {"name": d.name, "device": d.device.name, "provenance": d.provenance.kind,
+            "runtime": getattr(d.provenance, "runtime", "eager"), "batch_size": s.batch_size,
             "dtype": s.dtype, "resolution": list(s.resolution), "width_mult": s.width_mult,
             "fixed_ms": table.fixed_ms}
 
@@ -101,7 +102,8 @@ def _fmt(v: Any, spec: str) -> str:
 def _table_line(t: dict[str, Any] | None) -> str:
     if t is None:
         return "none"
-    return f"{t['name']} ({t['device']}, {t['provenance']}, batch {t['batch_size']}, {t['dtype']})"
+    return (f"{t['name']} ({t['device']}, {t['provenance']} on {t.get('runtime', 'eager')}, batch {t['batch_size']}, "
+            f"{t['dtype']})")
 
 
 def render_markdown(report: dict[str, Any]) -> str:
