@@ -64,7 +64,7 @@ class Plan:
     random_seed: int = 0
     # Latency pressures of the searches: the latency term's value at uniform alphas (hwnas.search.run_config.
     # DEFAULT_LATENCY_PRESSURE is the main job's default); 0 = the paper's search. weight = pressure / E_uniform[lat].
-    latency_pressures: tuple[float, ...] = (0.0, 4.0, 16.0)
+    latency_pressures: tuple[float, ...] = (0.0, 1.0, 4.0)
     seeds: tuple[int, int] = (0, 1)  # every genotype with seeds[0]; three of them again with seeds[1]
     table_batch: int = 8
     table_repeats: int = 20

@@ -30,9 +30,9 @@ logger = logging.getLogger(__name__)
 def build_command(path: Path, setting: Setting, repeats: int) -> str:
     """The CLI command that builds the same table by hand."""
     h, w = setting.resolution
-    return (f"python -m hwnas.latency build --device cpu --space cdnet --batch {setting.batch_size} --resolution {h} {w} "
-            f"--width {setting.width_mult} --neck {setting.neck} --threads 1 --repeats {repeats} --name {path.stem} "
-            f"--out {path}")
+    return (f"python -m hwnas.latency build --device cpu --space cdnet --batch-size {setting.batch_size} "
+            f"--input-size {h}x{w} --width-mult {setting.width_mult} --neck {setting.neck} --threads 1 "
+            f"--repeats {repeats} --calibrate 0 --name {path.stem} --output {path.parent}")
 
 
 def ensure_table(path: Path, setting: Setting, repeats: int, progress: bool) -> LatencyTable:
