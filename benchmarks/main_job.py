@@ -28,6 +28,7 @@ from benchmarks._device import write_text_atomic
 from hwnas import _cli
 from hwnas._io import write_json_atomic
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import HwnasError
 
 PROG = "python -m benchmarks.main_job"
 RESULT_NAME = "main_job"
@@ -60,7 +61,8 @@ def run_one(table: str, seed: int, weight: float | None, output: Path) -> dict[s
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed with status {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        raise HwnasError(f"the search failed with status {proc.returncode} ({proc.stderr.strip()[-500:]}), "
+                         f"{' '.join(cmd)}, expected status 0")
     report = json.loads((output / "search_report.json").read_text())
     final = report["final"]
     record = {"command": " ".join(["python"] + cmd[1:]), "seed": seed, "latency_weight": report["config"]["latency_weight"],
@@ -124,10 +126,20 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _cli.add_output(p, "one sub-folder per run; the same command again reuses finished runs", "runs/main-job")
     p.add_argument("--results-dir", type=Path, metavar="DIR", help="also copy main_job.{json,md} here")
     p.add_argument("--latency-table", default="rtx2080", metavar="NAME|PATH", help="the main job's table")
-    p.add_argument("--seeds", default="0,1,2", metavar="S1,S2,...", help="seeds to run")
-    p.add_argument("--latency-weights", default="default,0", metavar="W1,W2,...",
+    p.add_argument("--seeds", type=_seeds, default="0,1,2", metavar="S1,S2,...", help="seeds to run")
+    p.add_argument("--latency-weights", type=_weights, default="default,0", metavar="W1,W2,...",
                    help="'default' (the command as the README gives it, no --latency-weight) and/or numbers")
     return p
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated integers like 0,1,2")
+    return seeds
 
 
 def _weights(text: str) -> list[float | None]:
@@ -143,11 +155,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = _cli.check_output_dir(args.output)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    seeds = args.seeds
     env = {"command": f"{prog} " + " ".join(argv), "device": device_name("cpu"), "cpu_count": os.cpu_count(),
            "software": software_versions(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     runs = []
-    for w in _weights(args.latency_weights):
+    for w in args.latency_weights:
         for seed in seeds:
             sub = out / f"w{'default' if w is None else format(w, 'g')}-seed{seed}"
             logger.info("running the main job, seed %d, latency weight %s -> %s", seed, "default" if w is None else w, sub)
