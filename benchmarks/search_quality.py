@@ -121,7 +121,7 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, progress: 
         final = report["final"]
         summary = {"latency_pressure": pressure, "latency_weight": w, "folder": str(sub), "wall_s": report.get("wall_s"),
                    "step_time_s": report.get("step_time_s"),
-                   "mean_entropy_fraction": (report.get("decisiveness") or {}).get("mean_entropy_fraction"),
+                   "mean_entropy_fraction": (final.get("decisiveness") or {}).get("mean_entropy_fraction"),
                    "genotype": final["genotype"]}
         found.append((w, load_genotype(sub / "genotype.json", space=config.space), summary))
     return found

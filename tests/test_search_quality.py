@@ -36,6 +36,9 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
         assert 0.0 <= r["mAP"] <= 1.0 and 0.0 <= r["rank1"] <= 1.0 and r["latency_ms"] > 0
         assert 0.0 <= r["supernet_val_acc"] <= 1.0
     assert payload["latency_check"]["mape"] >= 0
+    for search in payload["searches"]:  # each search's decisiveness and weight are reported
+        assert 0.0 <= search["mean_entropy_fraction"] <= 1.0 and search["latency_weight"] >= 0
+    assert payload["searches"][0]["latency_weight"] == 0.0 and payload["searches"][1]["latency_weight"] > 0
     assert json.loads((tmp_path / "search_quality.json").read_text())["targets"]["summary"]
     # a second run trains and searches nothing again: every stage is read back from the output folder
     calls = []
