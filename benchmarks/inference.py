@@ -1,9 +1,9 @@
 """Inference benchmark of CDNet-top2: deployment runtimes side by side (CPU), and the ops backends with the
 LiteConv kernel's achieved memory bandwidth (GPU).
 
-    python -m benchmarks.inference --device cpu --batch 1 32 --threads 1 2     # runtimes (the CPU default)
-    python -m benchmarks.inference --device cuda                                # backends, batch 128 (issue 6)
-    python -m benchmarks.inference --device cpu --batch 4 --backends eager,batched
+    python -m benchmarks.inference --device cpu --batch-size 1 32 --threads 1 2   # runtimes (the CPU default)
+    python -m benchmarks.inference --device cuda                                  # backends, batch 128 (issue 6)
+    python -m benchmarks.inference --device cpu --batch-size 4 --backends eager,batched
 
 Runtimes (``--runtimes``; :func:`hwnas.deploy.session`): eager PyTorch, ``compiled`` (torch.compile of the
 eager model), ``cpp`` (hwnas's compiled C++ ops, BN folded), ``onnxruntime`` and ``openvino`` (the BN-folded
@@ -35,20 +35,25 @@ import torch
 
 import hwnas
 from benchmarks._device import (
+    COLUMNS,
     EMPTY,
     apply_threads,
     backend_runner,
+    check_output_file,
     describe,
     lite_conv_min_bytes,
     markdown_table,
+    parse_backends,
     peak_gbps,
     ratio_cell,
     time_ms,
     write_text_atomic,
 )
-from hwnas import ops
+from hwnas import _cli, ops
 from hwnas.deploy import available_runtimes, runtime_version, session, steady_heap
 from hwnas.envinfo import machine_load
+from hwnas.errors import UsageError
+from hwnas.models._limits import check_input_size
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 RUNTIMES = ("eager", "compiled", "cpp", "onnxruntime", "openvino")
@@ -192,7 +197,7 @@ def throughput_rows(args: argparse.Namespace, device: torch.device, dtype: torch
     results: dict[str, tuple[float, float]] = {}
     errors: dict[str, float] = {}
     reference = None
-    for name in args.backends.split(","):
+    for name in args.backends:
         torch.manual_seed(0)
         net = hwnas.create_model("cdnet", genotype="cdnet-top2", width_mult=args.width_mult).to(device, dtype).eval()
         model, backend = backend_runner(name, net)
@@ -241,44 +246,63 @@ def bandwidth_rows(args: argparse.Namespace, device: torch.device, dtype: torch.
     return rows
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: 1 32 for runtimes, 128 for backends)")
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--width-mult", type=float, default=1.0)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    p.add_argument("--runtimes", help=f"deployment runtimes, comma-separated (CPU default: {','.join(RUNTIMES)})")
-    p.add_argument("--threads", type=int, nargs="+", metavar="N",
+PROG = "python -m benchmarks.inference"
+
+
+def _parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = _cli.ArgumentParser(prog=prog, description=__doc__)
+    _cli.add_device(p)
+    p.add_argument("--batch-size", type=_cli.positive_int, nargs="+", metavar="N",
+                   help="batch sizes (default: 1 32 for runtimes, 128 for backends)")
+    _cli.add_input_size(p, (256, 128))
+    p.add_argument("--width-mult", type=_cli.positive_float, default=1.0, help="channel width multiplier")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model and input dtype")
+    p.add_argument("--runtimes", type=_runtime_list, metavar="R1,R2,...",
+                   help=f"deployment runtimes, comma-separated (CPU default: {','.join(RUNTIMES)})")
+    p.add_argument("--threads", type=_cli.positive_int, nargs="+", metavar="N",
                    help="torch CPU threads: runtimes are timed at each count (default 1); backends use the first "
                         "(default: torch's choice)")
-    p.add_argument("--rounds", type=int, help="interleaved timing rounds (default 30 at batch 1, else 8)")
-    p.add_argument("--memory-runs", type=int, default=3, help="forwards in the peak-memory probe (0: skip it)")
+    p.add_argument("--rounds", type=_cli.positive_int, help="interleaved timing rounds (default 30 at batch 1, else 8)")
+    p.add_argument("--memory-runs", type=_cli.nonnegative_int, default=3,
+                   help="forwards in the peak-memory probe (0: skip it)")
     p.add_argument("--heap", choices=("steady", "default"), default="steady",
                    help="steady: hwnas.deploy.steady_heap() first (freed activations stay in the heap; eager and cpp "
                         "then pay no page faults, as onnxruntime/OpenVINO with their arenas); default: glibc's")
-    p.add_argument("--backends", help="hwnas.ops backends (GPU default: eager,compiled,batched,triton)")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=20, help="backends: timed calls")
-    p.add_argument("--peak-gbps", type=float, help="override the device's peak memory bandwidth (GB/s)")
+    p.add_argument("--backends", type=parse_backends, metavar="B1,B2,...",
+                   help=f"hwnas.ops backends, from {', '.join(COLUMNS)} (GPU default: eager,compiled,batched,triton)")
+    p.add_argument("--warmup", type=_cli.nonnegative_int, default=3, help="untimed calls per column")
+    p.add_argument("--repeats", type=_cli.positive_int, default=20, help="backends: timed calls")
+    p.add_argument("--peak-gbps", type=_cli.positive_float, help="override the device's peak memory bandwidth (GB/s)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots (fp32 only)")
-    p.add_argument("--output", help="also write the tables (Markdown) to this file")
+    p.add_argument("--output", type=Path, metavar="FILE", help="also write the tables (Markdown) to this file")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _runtime_list(text: str) -> str:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or len(set(names)) != len(names) or any(n not in RUNTIMES for n in names):
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated runtimes from "
+                                         f"{', '.join(RUNTIMES)}")
+    return ",".join(names)
+
+
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
-    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    args = _parser(prog).parse_args(argv)
+    device, dtype = _cli.resolve_device(args.device), DTYPES[args.dtype]
+    if args.output is not None:
+        check_output_file(args.output)
+    check_input_size("cdnet", args.input_size, "--input-size", width_mult=args.width_mult)
+    args.height, args.width = args.input_size
     if args.runtimes is None and args.backends is None:
         cpu = device.type == "cpu"
-        args.runtimes, args.backends = (",".join(RUNTIMES), None) if cpu else (None, "eager,compiled,batched,triton")
+        args.runtimes, args.backends = (",".join(RUNTIMES), None) if cpu else (None, ["eager", "compiled", "batched",
+                                                                                       "triton"])
     if args.runtimes and device.type != "cpu":
-        print("error: --runtimes times CPU deployment runtimes; use --device cpu", file=sys.stderr)
-        return 2
-    args.batch = args.batch or ([1, 32] if args.runtimes else [128])
+        raise UsageError(f"deployment runtimes on {device}, --runtimes with --device {args.device}, expected "
+                         "--device cpu (the runtimes are timed on the CPU)")
+    args.batch = args.batch_size or ([1, 32] if args.runtimes else [128])
     if args.tf32:  # without it, PyTorch's defaults (cuDNN convolutions TF32, matmul and Triton dots IEEE fp32)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     heap = steady_heap() if args.heap == "steady" else "glibc defaults"
@@ -306,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = "\n".join(parts)
     print(text)
     if args.output:
-        write_text_atomic(args.output, text + "\n")
+        write_text_atomic(str(args.output), text + "\n")
     return 0
 
 

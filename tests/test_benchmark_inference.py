@@ -10,7 +10,7 @@ from hwnas.deploy import runtime_status
 def test_runtimes_side_by_side_tiny(tmp_path, capsys) -> None:
     names = [r for r in ("eager", "cpp", "onnxruntime", "openvino") if runtime_status(r)[0]]
     out = tmp_path / "inference.md"
-    assert inference.main(["--device", "cpu", "--batch", "2", "--height", "32", "--width", "16", "--width-mult", "0.25",
+    assert inference.main(["--device", "cpu", "--batch-size", "2", "--input-size", "32x16", "--width-mult", "0.25",
                            "--runtimes", ",".join(names), "--threads", "1", "--rounds", "3", "--warmup", "1",
                            "--memory-runs", "0", "--heap", "default", "--output", str(out)]) == 0
     text = out.read_text()

@@ -51,7 +51,7 @@ def plot_training_curves(records: Sequence[dict[str, Any]], path: str | os.PathL
     ax_loss, ax_acc, ax_eval = fig.subplots(1, 3)
     _losses(ax_loss, train)
     _accuracy_and_lr(ax_acc, train)
-    _scores(ax_eval, evals)
+    _scores(ax_eval, evals, [r["epoch"] for r in train])
     for ax in (ax_loss, ax_acc, ax_eval):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -100,7 +100,8 @@ def _accuracy_and_lr(ax: Any, train: Sequence[dict[str, Any]]) -> None:
         legend_ax.legend(handles, labels, loc="center right", fontsize=8)
 
 
-def _scores(ax: Any, evals: Sequence[tuple[int, dict[str, Any]]]) -> None:
+def _scores(ax: Any, evals: Sequence[tuple[int, dict[str, Any]]], train_epochs: Sequence[int] = ()) -> None:
+    """rank-1/mAP/mINP per evaluated epoch, on the same epoch axis as the training panels."""
     last = []  # (value, epoch, colour) of each score's last point, labelled right of it
     for key, label, color in _SCORES:
         points = [(e, 100 * r[key]) for e, r in evals if r.get(key) is not None]
@@ -108,13 +109,14 @@ def _scores(ax: Any, evals: Sequence[tuple[int, dict[str, Any]]]) -> None:
             ax.plot(*zip(*points), marker="o", ms=4, color=color, label=label)
             last.append((points[-1][1], points[-1][0], color))
     floor = -100.0
-    span = max((e for e, _ in evals), default=1) - min((e for e, _ in evals), default=0) or 1
+    epochs = [e for e, _ in evals] + list(train_epochs)
+    span = max(epochs, default=1) - min(epochs, default=0) or 1
     for value, epoch, color in sorted(last):  # labels at least 5 points of the scale apart, never on each other
         floor = max(value, floor + 5)
         ax.annotate(f"{value:.1f}", (epoch, value), xytext=(epoch + 0.03 * span, floor), textcoords="data",
                     fontsize=8, color=color, ha="left", va="center")
-    if evals:  # room for those labels right of the last epoch
-        first = min(e for e, _ in evals)
+    if evals:  # the training epochs' range, with room for those labels right of the last epoch
+        first = min(epochs)
         ax.set_xlim(first - 0.05 * span, first + 1.2 * span)
     ax.set_ylim(0, 102)
     ax.margins(x=0.1)  # room for the last values' labels
