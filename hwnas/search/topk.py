@@ -50,8 +50,8 @@ def path_weights(path: Sequence[Sequence[int]], shape: torch.Size | tuple[int, i
     """The constant 0/1 weights (layers, n_candidates) of a fixed ``path`` (candidate indices per layer)."""
     layers, n = shape
     if len(path) != layers or any(not row or not all(0 <= i < n for i in row) for row in path):
-        raise ValueError(f"a path needs one non-empty list of candidate indices in 0..{n - 1} for each of the "
-                         f"{layers} layers, got {[list(r) for r in path]}")
+        raise UsageError(f"bad path {[list(r) for r in path]}, fixed-path forward, expected one non-empty list of "
+                         f"candidate indices in 0..{n - 1} for each of the {layers} layers")
     mask = torch.zeros(layers, n)
     for layer, idx in enumerate(path):
         mask[layer, list(idx)] = 1.0
