@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from hwnas import _config
 from hwnas.cli import main as hwnas_main
@@ -134,7 +135,11 @@ def test_changes_and_resume_refusal(tmp_path):
 
 def test_search_schedule_follows_the_data_and_epochs_scale_milestones(tmp_path):
     synthetic = resolve_search_run([_config.flag_layer([("search.epochs", 16, "--epochs")])])
-    assert synthetic.search.width_mult == 0.5 and synthetic.search.alpha_milestones == (6, 10)  # short: 8 epochs, (3, 5)
+    # short: 32 epochs, milestone 28, 8 warm-up epochs -> the same fractions of 16
+    assert synthetic.search.width_mult == 0.5 and synthetic.search.alpha_milestones == (14,)
+    assert synthetic.search.warmup_epochs == 4
+    short = resolve_search_run([_config.override_layer(["search.epochs=2"])])  # the warm-up shrinks with it
+    assert short.search.warmup_epochs == 0 and short.search.alpha_milestones == (2,)
     real = resolve_search_run([_config.file_layer(write(tmp_path, "data: {root: /data/market}\nsearch: {epochs: 24}\n"))])
     assert real.search.width_mult == 1.0 and real.search.alpha_milestones == (8, 16)  # paper: 240 epochs, (80, 160)
     kept = resolve_search_run([_config.override_layer(["search.epochs=24", "search.alpha_milestones=[2]"])])
@@ -152,3 +157,23 @@ def test_cli_reports_config_errors_cleanly(tmp_path, capsys):
     assert "override train.lr=abc: key train.lr, expected a number" in capsys.readouterr().err
     assert hwnas_main(["train", "--synthetic"]) == 2
     assert "no model given, --model" in capsys.readouterr().err
+
+
+def test_a_search_with_a_table_is_hardware_aware_by_default():
+    from hwnas.latency import load_table
+    from hwnas.search.run_config import DEFAULT_LATENCY_PRESSURE, default_latency_weight
+
+    table = [_config.flag_layer([("latency_table", "rtx2080", "--latency-table")])]
+    run = resolve_search_run(table)
+    lut = load_table("rtx2080", space="cdnet")
+    uniform_ms = float(lut.expected_latency_ms(torch.full((6, 12), 1 / 12), "cdnet"))
+    # the latency term starts at the pressure, whatever the table's scale
+    assert run.search.latency_weight == pytest.approx(DEFAULT_LATENCY_PRESSURE / uniform_ms, rel=1e-3)
+    assert default_latency_weight("cpu", "cdnet") > 2 * run.search.latency_weight  # a faster table, a larger weight
+    paper = resolve_search_run(table + [_config.flag_layer([("search.latency_weight", 0.0, "--latency-weight")])])
+    assert paper.search.latency_weight == 0.0  # weight 0 given: the paper's accuracy-only search
+    target = resolve_search_run(table + [_config.override_layer(["search.latency_target_ms=100"])])
+    assert target.search.latency_weight == DEFAULT_LATENCY_PRESSURE  # max(E/T - 1, 0) is already relative
+    assert resolve_search_run([]).search.latency_weight == 0.0  # no table, no latency term
+    sweep = resolve_search_run(table + [_config.flag_layer([("sweep_latency_weights", [0.0, 1.0], "--sweep")])])
+    assert sweep.search.latency_weight == 0.0  # a sweep sets each weight itself

@@ -31,7 +31,8 @@ from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search.config import SearchConfig, SyntheticData
 from hwnas.search.report import summary_lines
-from hwnas.search.run_config import RESULT_NEUTRAL, SearchRunConfig, resolve_search_run
+from hwnas.search.run_config import (DEFAULT_LATENCY_PRESSURE, RESULT_NEUTRAL, SearchRunConfig,
+                                     default_latency_weight, resolve_search_run)
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
 from hwnas.viz import tensorboard
@@ -47,8 +48,10 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     p.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
     p.add_argument("--latency-table", metavar="NAME|PATH",
                    help="latency table: a table name (e.g. rtx2080; see 'hwnas latency show') or a JSON path")
-    p.add_argument("--latency-weight", type=_cli.nonnegative_float, default=0.0,
-                   help="weight of the expected-latency term in alpha's loss (0 = the paper's search)")
+    p.add_argument("--latency-weight", type=_cli.nonnegative_float, default=None,
+                   help="weight (per ms) of the expected-latency term in alpha's loss; 0 = the paper's search. "
+                        "Default with --latency-table: 4 / (the table's E[lat] at uniform alphas), so the term starts "
+                        "at 4 (0.02979 for rtx2080); without a table: 0")
     p.add_argument("--latency-target-ms", type=_cli.positive_float,
                    help="penalise only latency above this target: weight * max(E[lat]/target - 1, 0)")
     p.add_argument("--sweep-latency-weight", metavar="W1,W2,...",
@@ -210,13 +213,23 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
     root = Path(run.data.root) if run.data.root is not None else _synthetic_root(config.seed, config, output, say)
     data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
     say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
-        f"latency weight {config.latency_weight}; {info.world_size} process(es) on {device}; output {output}")
+        f"latency weight {config.latency_weight:g} per ms{_weight_note(run)}; {info.world_size} process(es) on {device}; output {output}")
     progress = not args.no_progress
     weights = list(run.sweep_latency_weights) if run.sweep_latency_weights is not None else None
     if args.tensorboard == "auto" and not args.events and weights is None:
         say(tensorboard.absent_note())
     with ops.use_backend(args.ops_backend):
         return _run(args, config, data, output, table, device, weights, progress, say, info)
+
+
+def _weight_note(run: SearchRunConfig) -> str:
+    """Why the latency weight is what it is, when it is the default of a search with a table."""
+    c = run.search
+    if run.latency_table and run.sweep_latency_weights is None and c.latency_weight > 0 and \
+            c.latency_weight == default_latency_weight(run.latency_table, c.space, c.latency_target_ms):
+        return (f" (the default with a table: the latency term starts at {DEFAULT_LATENCY_PRESSURE:g}; "
+                "--latency-weight 0 runs the paper's accuracy-only search)")
+    return ""
 
 
 def _load_table(name: str | None, space: str):

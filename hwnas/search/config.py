@@ -45,6 +45,10 @@ class SearchConfig:
     alpha_gamma: float = 0.1
     triplet_margin: float = 0.3
     alpha_init: float = 1e-3
+    # Epochs at the start that train only the weights (DARTS-style warm-up; 0 in the paper). Each warm-up step
+    # runs k candidates per layer drawn uniformly at random, so every candidate is trained before alpha judges it
+    # (with all alphas equal, top-k would train only the tie-break's first k).
+    warmup_epochs: int = 0
     latency_weight: float = 0.0  # 0 = the paper's search
     latency_target_ms: float | None = None
     seed: int = 0
@@ -59,6 +63,8 @@ class SearchConfig:
         n = len(candidates(self.space))
         if not 1 <= self.topk <= min(4, n):
             raise bad("topk", "an integer in 1..4")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise bad("warmup_epochs", f"an integer in 0..epochs-1 = 0..{self.epochs - 1} (alpha needs >= 1 epoch)")
         for name in ("epochs", "ids_per_batch", "images_per_id", "val_per_id"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "a positive integer")
@@ -129,21 +135,24 @@ def paper_config(**changes: Any) -> SearchConfig:
 
 
 def short_config(**changes: Any) -> SearchConfig:
-    """A few-minute schedule for a 2-core CPU on :class:`SyntheticData`.
+    """A few-minute schedule for a 2-core CPU on :class:`SyntheticData` (the main job without a dataset).
 
-    Same optimisers and losses as the paper; smaller: width 0.5, 64x32 input, batch 32 = 8 x 4, 8 epochs.
-    With ~600x fewer steps than the paper (64 vs ~40,000), alpha's learning rate is 100x larger (3e-2) so
-    the architecture still moves; its milestones sit at the same fractions (1/3, 2/3) of the schedule.
+    Same optimisers and losses as the paper; smaller: width 0.5, 64x32 input, batch 32 = 8 x 4, 32 epochs of 8
+    steps. The first 8 epochs train only the weights, on k random candidates per layer (a DARTS-style warm-up,
+    so every candidate is trained before alpha judges it). With ~200x fewer alpha steps than the paper (192 vs
+    ~40,000), alpha's learning rate is 1e-1 instead of 3e-4, x0.1 for the last 4 epochs. Chosen from measured
+    runs: docs/search.md, "The main job".
     """
-    base = SearchConfig(width_mult=0.5, image_size=(64, 32), epochs=8, ids_per_batch=8, images_per_id=4,
-                        alpha_lr=3e-2, alpha_milestones=(3, 5), checkpoint_every=20)
+    base = SearchConfig(width_mult=0.5, image_size=(64, 32), epochs=32, warmup_epochs=8, ids_per_batch=8,
+                        images_per_id=4, alpha_lr=1e-1, alpha_milestones=(28,), checkpoint_every=20)
     return base.replace(**changes)
 
 
 def with_epochs(config: SearchConfig, epochs: int) -> SearchConfig:
-    """Change the number of epochs, keeping alpha's lr milestones at the same fractions of the schedule."""
+    """Change the number of epochs, keeping alpha's lr milestones and the warm-up at the same fractions."""
     if epochs < 1:
         raise UsageError(f"bad value {epochs}, epochs, expected an integer >= 1")
     fractions = [m / config.epochs for m in config.alpha_milestones]
     milestones = tuple(sorted({max(1, round(f * epochs)) for f in fractions}))
-    return config.replace(epochs=epochs, alpha_milestones=milestones)
+    warmup = min(round(config.warmup_epochs * epochs / config.epochs), epochs - 1)
+    return config.replace(epochs=epochs, alpha_milestones=milestones, warmup_epochs=warmup)

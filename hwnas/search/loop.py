@@ -29,11 +29,12 @@ from hwnas.errors import DivergedError, UsageError
 from hwnas.losses import ReIDLoss
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint, save_checkpoint
-from hwnas.search._data import SearchData
+from hwnas.search._data import SearchData, mix_seed
 from hwnas.search.config import SearchConfig
 from hwnas.search.decisiveness import Decisiveness, decisiveness
 from hwnas.search.derive import alpha_entropy, derive_genotype, topk_genotypes
 from hwnas.search.supernet import SuperNet
+from hwnas.search.topk import sample_paths
 from hwnas.space.genotype import Genotype
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 # BatchNorm), averaged over the epoch; not to be confused with SearchResult.val_acc_eval_mode (one eval-mode pass).
 SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", "val_acc_train_mode", "latency_ms",
             "latency_penalty", "time_s")
+VAL_KEYS = ("val_loss", "val_acc_train_mode", "latency_penalty")  # None in warm-up epochs
+WARMUP_STREAM = 2  # mix_seed stream of the warm-up paths (0, 1: the train and validation batches)
 
 
 def latency_penalty(expected_ms: torch.Tensor, weight: float, target_ms: float | None = None) -> torch.Tensor:
@@ -156,13 +159,14 @@ class Searcher:
         return self.table.expected_latency_ms(self.model.probs(), self.config.space)
 
     # ---- the two updates -------------------------------------------------------------------------
-    def _weight_step(self, images: torch.Tensor, pids: torch.Tensor) -> dict[str, float]:
+    def _weight_step(self, images: torch.Tensor, pids: torch.Tensor,
+                     path: list[list[int]] | None = None) -> dict[str, float]:
         self.net.train()
         # Zeroed, not freed, as in the paper's code (PyTorch 1.x's default; DESIGN 2b.2): a candidate selected
         # once keeps a (zero) gradient, so SGD's momentum and weight decay keep moving it on steps where it is
         # not selected. Freed gradients would freeze unselected candidates.
         self.weight_opt.zero_grad(set_to_none=False)
-        loss, parts = self.criterion(self.net(images, arch_grad=False), pids)
+        loss, parts = self.criterion(self.net(images, arch_grad=False, path=path), pids)
         loss.backward()
         self.weight_opt.step()
         return {"train_loss": float(loss.detach()), "train_ce": float(parts["ce"]),
@@ -182,6 +186,17 @@ class Searcher:
         self.weight_opt.zero_grad(set_to_none=False)  # the alpha step's weight gradients are not used
         return {"val_loss": float(loss.detach()), "val_acc_train_mode": float(parts["acc"]), "latency_ms": lat,
                 "latency_penalty": pen}
+
+    @property
+    def in_warmup(self) -> bool:
+        """True in the first ``warmup_epochs`` epochs: weight steps on random paths, no alpha steps."""
+        return self.state.epoch < self.config.warmup_epochs
+
+    def _warmup_path(self) -> list[list[int]]:
+        """k candidates per layer, uniform; seeded by (seed, global step): identical on every rank and on resume."""
+        g = torch.Generator().manual_seed(mix_seed(self.config.seed, WARMUP_STREAM, self.state.global_step))
+        layers, n = self.model.alphas.shape
+        return sample_paths(layers, n, self.config.topk, g)
 
     def _next_val_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The alpha step's batch. 'official': batch ``rank`` of a P x K pass shuffled afresh for this step
@@ -208,9 +223,12 @@ class Searcher:
         s, w = self.state, self.dist.world_size
         t0 = time.perf_counter()
         x, y = self.data.train.batch(s.epoch, s.step * w + self.dist.rank)
-        metrics = self._weight_step(x.to(self.device), y.to(self.device))
-        xv, yv = self._next_val_batch()
-        metrics.update(self._alpha_step(xv.to(self.device), yv.to(self.device)))
+        if self.in_warmup:
+            metrics = self._weight_step(x.to(self.device), y.to(self.device), self._warmup_path())
+        else:
+            metrics = self._weight_step(x.to(self.device), y.to(self.device))
+            xv, yv = self._next_val_batch()
+            metrics.update(self._alpha_step(xv.to(self.device), yv.to(self.device)))
         metrics["time_s"] = time.perf_counter() - t0
         self._check_finite(metrics)
         for k, v in metrics.items():
@@ -223,7 +241,7 @@ class Searcher:
     def _check_finite(self, metrics: dict[str, float]) -> None:
         """Stop at the first NaN/Inf loss or alpha instead of deriving a genotype from NaN alphas."""
         s = self.state
-        bad = [k for k in ("train_loss", "val_loss") if not math.isfinite(metrics[k])]
+        bad = [k for k in ("train_loss", "val_loss") if k in metrics and not math.isfinite(metrics[k])]  # no val_loss in warm-up
         if not bool(torch.isfinite(self.model.alphas.detach()).all()):
             bad.append("alphas")
         if bad:
@@ -254,6 +272,8 @@ class Searcher:
         record: dict[str, Any] = {"epoch": s.epoch + 1, "steps": s.count, "lr": weight_lr(self.config, s.epoch),
                                   "alpha_lr": alpha_lr(self.config, s.epoch), "time_s": s.sums["time_s"]}
         record.update({k: float(v) for k, v in zip(keys, means)})
+        if self.in_warmup:  # no alpha steps, so no validation batches, in a warm-up epoch
+            record.update(dict.fromkeys(VAL_KEYS))
         expected = self.expected_latency()
         record["latency_ms"] = None if expected is None else float(expected.detach())
         if self.table is None:
@@ -273,9 +293,10 @@ class Searcher:
         record = self._epoch_record()
         s.history.append(record)
         lat = "" if record["latency_ms"] is None else f", E[lat] {record['latency_ms']:.3f} ms"
-        logger.info("epoch %d/%d: train loss %.4f acc %.3f, val loss %.4f acc (train mode) %.3f, alpha entropy "
-                    "%.4f ln n, margin %.4f%s, %s", record["epoch"], self.config.epochs, record["train_loss"],
-                    record["train_acc"], record["val_loss"], record["val_acc_train_mode"],
+        val = ("weight warm-up (no alpha steps)" if record["val_loss"] is None else
+               f"val loss {record['val_loss']:.4f} acc (train mode) {record['val_acc_train_mode']:.3f}")
+        logger.info("epoch %d/%d: train loss %.4f acc %.3f, %s, alpha entropy %.4f ln n, margin %.4f%s, %s",
+                    record["epoch"], self.config.epochs, record["train_loss"], record["train_acc"], val,
                     record["alpha_entropy_fraction"], record["alpha_margin"], lat, record["genotype"])
         s.epoch, s.step, s.count = s.epoch + 1, 0, 0
         s.sums = dict.fromkeys(SUM_KEYS, 0.0)
@@ -336,8 +357,11 @@ class Searcher:
             while s.step < total:
                 m = self._step()
                 bar.update(1)
-                bar.set_postfix(loss=f"{m['train_loss']:.3f}", val_acc_train_mode=f"{m['val_acc_train_mode']:.2f}",
-                                lat=f"{m['latency_ms']:.2f}ms")
+                if "val_loss" in m:
+                    bar.set_postfix(loss=f"{m['train_loss']:.3f}", val_acc_train_mode=f"{m['val_acc_train_mode']:.2f}",
+                                    lat=f"{m['latency_ms']:.2f}ms")
+                else:
+                    bar.set_postfix(loss=f"{m['train_loss']:.3f}", phase="warm-up")
                 if stop_at is not None and s.global_step >= stop_at:
                     return False
                 if every and s.global_step % every == 0 and s.step < total:

@@ -140,7 +140,7 @@ def render_markdown(report: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["epochs"]:
         lines.append(f"| {r['epoch']} | {r['lr']:.4g} | {r['train_loss']:.4f} | {r['train_acc']:.3f} | "
-                     f"{r['val_loss']:.4f} | {r['val_acc_train_mode']:.3f} | {r['alpha_entropy_fraction']:.4f} | "
+                     f"{_fmt(r['val_loss'], '.4f')} | {_fmt(r['val_acc_train_mode'], '.3f')} | {r['alpha_entropy_fraction']:.4f} | "
                      f"{r['alpha_margin']:.4f} | {_fmt(r['latency_ms'], '.3f')} | `{r['genotype']}` |")
     return "\n".join(lines) + "\n"
 

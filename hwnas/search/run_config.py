@@ -18,6 +18,11 @@ from hwnas.search.config import SearchConfig, paper_config, short_config, with_e
 
 RESULT_NEUTRAL = ("search.checkpoint_every",)  # may change on --resume: the result does not depend on them
 
+# With a latency table and no latency weight given, the search is hardware-aware by default: the weight is set so
+# that the latency term is worth this much loss at the start (uniform alphas), whatever the table's scale (a GPU
+# table at batch 128 is ~100x a CPU table at batch 1). Measured on the main job: docs/search.md, "The main job".
+DEFAULT_LATENCY_PRESSURE = 4.0
+
 
 @dataclass(frozen=True)
 class SearchRunConfig:
@@ -54,13 +59,36 @@ def schedule_base(synthetic: bool) -> SearchConfig:
 
 
 def resolve_search_run(layers: Sequence[_config.Layer]) -> SearchRunConfig:
-    """Defaults (by data) < layers; epochs given without ``alpha_milestones`` keep the milestones' fractions."""
+    """Defaults (by data) < layers; epochs given without ``alpha_milestones``/``warmup_epochs`` keep their fractions."""
     synthetic = _config.lookup(layers, "data.root") is None
     base = schedule_base(synthetic)
+    epochs = _config.lookup(layers, "search.epochs")
+    if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1:
+        # other epochs keep alpha's lr milestones and the weight warm-up at the same fractions of the schedule
+        # (a layer that sets alpha_milestones or warmup_epochs overrides these)
+        base = with_epochs(base, epochs)
     r = _config.resolve(SearchRunConfig(search=base), layers)
     run = r.config
-    if r.was_set("search.epochs") and not r.was_set("search.alpha_milestones"):
-        scaled = with_epochs(run.search.replace(epochs=base.epochs, alpha_milestones=base.alpha_milestones),
-                             run.search.epochs)
-        run = dataclasses.replace(run, search=run.search.replace(alpha_milestones=scaled.alpha_milestones))
+    if run.latency_table and run.sweep_latency_weights is None and not r.was_set("search.latency_weight"):
+        weight = default_latency_weight(run.latency_table, run.search.space, run.search.latency_target_ms)
+        run = dataclasses.replace(run, search=run.search.replace(latency_weight=weight))
     return run
+
+
+def default_latency_weight(table: str, space: str, target_ms: float | None = None) -> float:
+    """The latency weight of a search given a table but no weight: :data:`DEFAULT_LATENCY_PRESSURE` divided by the
+    table's expected latency (ms) at uniform alphas, so the term ``weight * E[lat]`` starts at that value (per ms,
+    4 significant digits; 0.0298 for ``rtx2080``). With a target the term ``weight * max(E[lat]/T - 1, 0)`` is
+    already relative, and the weight is the pressure itself. ``--latency-weight 0`` gives the paper's search.
+
+    Raises :class:`hwnas.errors.LatencyTableError` (via ``load_table``) for a table that cannot be read."""
+    if target_ms is not None:
+        return DEFAULT_LATENCY_PRESSURE
+    import torch
+
+    from hwnas.latency import load_table
+
+    lut = load_table(table, space=space)
+    layers, n = lut.matrix(space).shape
+    uniform_ms = float(lut.expected_latency_ms(torch.full((layers, n), 1.0 / n), space))
+    return float(f"{DEFAULT_LATENCY_PRESSURE / uniform_ms:.4g}")

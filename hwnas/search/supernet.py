@@ -7,6 +7,8 @@ parameters ``alphas`` (6 x n_candidates) live in the module, so DDP synchronises
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -15,7 +17,7 @@ from hwnas import ops
 from hwnas.errors import UsageError
 from hwnas.models._output import ReIDOutput
 from hwnas.models.init import init_weights_
-from hwnas.search.topk import topk_weights
+from hwnas.search.topk import path_weights, topk_weights
 from hwnas.space.blocks import CDBlock, DownSample, Stem, conv_bn_relu
 from hwnas.space.candidates import Candidate, candidates
 from hwnas.space.macro import macro_spec
@@ -86,10 +88,20 @@ class SuperNet(nn.Module):
         """softmax(alpha) per layer, (layers, n_candidates); differentiable."""
         return torch.softmax(self.alphas, dim=-1)
 
-    def forward(self, x: torch.Tensor, arch_grad: bool = True) -> ReIDOutput:
-        """x: (N, 3, H, W). ``arch_grad=False`` (the weight step) keeps gradients away from the alphas."""
-        alphas = self.alphas if arch_grad else self.alphas.detach()
-        weights, selected = topk_weights(alphas, self.topk)
+    def forward(self, x: torch.Tensor, arch_grad: bool = True,
+                path: Sequence[Sequence[int]] | None = None) -> ReIDOutput:
+        """x: (N, 3, H, W). ``arch_grad=False`` (the weight step) keeps gradients away from the alphas.
+
+        ``path``: candidate indices to run per layer instead of the top-k of alpha (e.g. ``[[3], [7], ...]`` for
+        one genotype, or k random ones in the weight warm-up); they run with weight 1, as selected candidates
+        do, and the alphas get no gradient.
+        """
+        if path is None:
+            alphas = self.alphas if arch_grad else self.alphas.detach()
+            weights, selected = topk_weights(alphas, self.topk)
+        else:
+            weights = path_weights(path, self.alphas.shape).to(self.alphas.device)
+            selected = [list(p) for p in path]
         x = self.stem(x)
         for i, layer in enumerate(self.layers):
             x = layer(x, weights[i], selected[i])

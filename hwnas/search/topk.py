@@ -7,6 +7,8 @@ No randomness is involved.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from hwnas.errors import UsageError
@@ -42,3 +44,20 @@ def topk_weights(alphas: torch.Tensor, k: int) -> tuple[torch.Tensor, list[list[
     # mask - p + p is not bit-exact in floating point; force the forward value to the mask exactly
     weights = weights + (mask - weights).detach()
     return weights, selected
+
+
+def path_weights(path: Sequence[Sequence[int]], shape: torch.Size | tuple[int, int]) -> torch.Tensor:
+    """The constant 0/1 weights (layers, n_candidates) of a fixed ``path`` (candidate indices per layer)."""
+    layers, n = shape
+    if len(path) != layers or any(not row or not all(0 <= i < n for i in row) for row in path):
+        raise UsageError(f"bad path {[list(r) for r in path]}, fixed-path forward, expected one non-empty list of "
+                         f"candidate indices in 0..{n - 1} for each of the {layers} layers")
+    mask = torch.zeros(layers, n)
+    for layer, idx in enumerate(path):
+        mask[layer, list(idx)] = 1.0
+    return mask
+
+
+def sample_paths(layers: int, n: int, k: int, generator: torch.Generator) -> list[list[int]]:
+    """``k`` distinct candidates per layer drawn uniformly from ``n`` with ``generator`` (the weight warm-up's paths)."""
+    return [torch.randperm(n, generator=generator)[:k].tolist() for _ in range(layers)]

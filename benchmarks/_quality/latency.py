@@ -1,0 +1,68 @@
+"""The benchmark's CPU latency table (built on this machine, outside the package) and its end-to-end check.
+
+The table is measured by :func:`hwnas.latency.measure.build`, the function behind
+``python -m hwnas.latency build``, in the proxy's own setting (the width and input size the architectures are
+trained at), so latency and mAP describe the same networks. The check times every benchmarked genotype as a
+whole model in that setting, interleaved round by round like ``hwnas.latency validate``, and compares the
+table's sums with the measured medians (MAPE, Spearman).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from hwnas import create_model
+from hwnas.envinfo import machine_load
+from hwnas.latency import load_table
+from hwnas.latency.expected import LatencyTable
+from hwnas.latency.io import save_table
+from hwnas.latency.measure import MeasureConfig, apply_threads, build, resolve_timer, summarize, time_interleaved
+from hwnas.latency.schema import Setting
+from hwnas.latency.validate import mape_spearman
+from hwnas.space.genotype import Genotype
+
+logger = logging.getLogger(__name__)
+
+
+def build_command(path: Path, setting: Setting, repeats: int) -> str:
+    """The CLI command that builds the same table by hand."""
+    h, w = setting.resolution
+    return (f"python -m hwnas.latency build --device cpu --space cdnet --batch-size {setting.batch_size} "
+            f"--input-size {h}x{w} --width-mult {setting.width_mult} --neck {setting.neck} --threads 1 "
+            f"--repeats {repeats} --calibrate 0 --name {path.stem} --output {path.parent}")
+
+
+def ensure_table(path: Path, setting: Setting, repeats: int, progress: bool) -> LatencyTable:
+    """Load the table at ``path``, or measure it on this CPU (1 thread) and write it there first."""
+    if not path.is_file():
+        logger.info("building the CPU latency table %s (%s)", path, build_command(path, setting, repeats))
+        config = MeasureConfig(device="cpu", warmup=min(5, repeats), repeats=repeats, threads=1, progress=progress)
+        save_table(build(setting, config, path.stem, ("cdnet",)), path)
+    return load_table(path, space="cdnet")
+
+
+def check_end_to_end(table: LatencyTable, genotypes: Sequence[Genotype], repeats: int = 10,
+                     progress: bool = False) -> dict[str, Any]:
+    """Time each genotype's whole model in the table's setting; table sum vs measured median per genotype."""
+    s = table.data.setting
+    apply_threads(s.threads)
+    timer = resolve_timer(str(table.data.provenance.details.get("timer", "auto")), "cpu", torch.get_num_threads())
+    torch.manual_seed(0)
+    x = torch.randn(s.batch_size, 3, *s.resolution)
+    calls = []
+    for g in genotypes:
+        model = create_model(g.space, genotype=g, width_mult=s.width_mult, neck=s.neck).eval()
+        calls.append(lambda m=model: m(x))
+    load_before = machine_load()
+    samples = time_interleaved(calls, "cpu", 3, repeats, progress, desc="end-to-end latency", timer=timer)
+    rows = []
+    for g, smp in zip(genotypes, samples):
+        med, iqr = summarize(smp)
+        rows.append({"genotype": g.tostr(), "table_ms": table.genotype_latency_ms(g), "measured_ms": med,
+                     "iqr_ms": iqr})
+    mape, rho = mape_spearman([r["table_ms"] for r in rows], [r["measured_ms"] for r in rows])
+    return {"mape": mape, "spearman": rho, "timer": timer, "repeats": repeats, "load_before": load_before,
+            "load_after": machine_load(), "archs": rows}

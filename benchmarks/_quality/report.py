@@ -1,0 +1,179 @@
+"""Targets, Markdown and the mAP-vs-latency plot of the search-quality benchmark."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hwnas.search.sweep import pareto_front
+
+
+def seed_spread(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """|mAP(seed a) - mAP(seed b)| of the genotypes trained twice: their mean (the spread used by the targets)
+    and max, in mAP units (fractions)."""
+    diffs = [abs(r["mAP"] - r["second_seed"]["mAP"]) for r in _distinct(rows) if r["second_seed"]]
+    if not diffs:
+        return {"mean": float("nan"), "max": float("nan"), "pairs": 0}
+    return {"mean": float(np.mean(diffs)), "max": float(max(diffs)), "pairs": len(diffs),
+            "diffs": [float(d) for d in diffs]}
+
+
+def _distinct(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list({r["genotype"]: r for r in rows}.values())
+
+
+def evaluate_targets(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 11's targets on the measured rows.
+
+    1. The weight-0 searched genotype's mAP is at or above the 75th percentile of the random genotypes' mAP.
+    2. No random genotype is both faster (table latency) and more accurate than a searched one by more than the
+       seed-to-seed spread (mean |mAP difference| of the genotypes trained with two seeds).
+    And whether the proxy tells architectures apart: the interquartile range of the random mAPs against the spread.
+    """
+    random = [r for r in rows if r["kind"] == "random"]
+    searched = [r for r in rows if r["kind"] == "searched"]
+    spread = seed_spread(rows)
+    maps = np.array([r["mAP"] for r in random])
+    p75 = float(np.percentile(maps, 75))
+    iqr = float(np.percentile(maps, 75) - np.percentile(maps, 25))
+    w0 = next((r for r in searched if r["label"] == "searched w=0"), None)
+    t1 = None if w0 is None else bool(w0["mAP"] >= p75)
+    percentile = None if w0 is None else float((maps <= w0["mAP"]).mean() * 100)
+    dominated = []
+    for s in searched:
+        for r in random:
+            if r["latency_ms"] < s["latency_ms"] and r["mAP"] > s["mAP"] + spread["mean"]:
+                dominated.append({"searched": s["label"], "random": r["label"], "random_mAP": r["mAP"],
+                                  "searched_mAP": s["mAP"], "random_latency_ms": r["latency_ms"],
+                                  "searched_latency_ms": s["latency_ms"]})
+    t2 = not dominated
+    tells_apart = bool(iqr > spread["mean"]) if not math.isnan(spread["mean"]) else None
+    summary = [
+        f"seed-to-seed spread of mAP: mean {_pct(spread['mean'])}, max {_pct(spread['max'])} ({spread['pairs']} pairs); "
+        f"random genotypes' mAP: median {_pct(float(np.median(maps)))}, IQR {_pct(iqr)}, range "
+        f"{_pct(float(maps.min()))}-{_pct(float(maps.max()))}: the proxy "
+        + ("tells architectures apart beyond the spread" if tells_apart else
+           "does NOT tell architectures apart beyond the spread (IQR <= spread)"),
+        "target 1 (weight-0 genotype's mAP >= 75th percentile of random): "
+        + ("n/a" if w0 is None else f"{'MET' if t1 else 'NOT MET'}: {_pct(w0['mAP'])} vs {_pct(p75)} "
+                                    f"(at the {percentile:.0f}th percentile of the random ones)"),
+        "target 2 (no random genotype faster and more accurate than a searched one by more than the spread): "
+        + ("MET" if t2 else f"NOT MET: {len(dominated)} case(s)"),
+    ]
+    return {"spread": spread, "random_mAP_p75": p75, "random_mAP_iqr": iqr, "proxy_tells_apart": tells_apart,
+            "target1_met": t1, "weight0_percentile": percentile, "target2_met": t2, "dominated": dominated,
+            "summary": summary}
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+
+
+def _num(v: float | None, spec: str = ".3f") -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def _data_line(d: dict[str, Any]) -> str:
+    return (f"{d['num_ids']} train ids x {d['images_per_id']} images and as many test ids, {d['num_cameras']} cameras, "
+            f"{d['image_size'][0]}x{d['image_size'][1]}, data seed {d['seed']}")
+
+
+def render_markdown(p: dict[str, Any]) -> str:
+    env, plan, t, lat = p["environment"], p["plan"], p["targets"], p["latency_table"]
+    s, rc = plan["search"], plan["recipe"]
+    kt = p["kendall_tau"]
+    lines = ["# Search quality on the synthetic proxy: searched vs random CDNet architectures", "",
+             f"Command: `{env['command']}`", "",
+             f"- machine: {env['device']}, torch threads {env['torch_threads']}, software "
+             f"{', '.join(f'{k} {v}' for k, v in env['software'].items())}",
+             f"- load average (1/5/15 min) at start {env['load_at_start']}, at end {env.get('load_at_end')}; "
+             f"{env.get('wall_s_this_session')} s wall in the last session; {env['date_utc']}",
+             f"- proxy data (hwnas.data.synthetic): the search runs on the main job's dataset "
+             f"({_data_line(plan['data'])}); stand-alone training and the rank-1/mAP test use a larger one of the "
+             f"same generator ({_data_line(plan['train_data'])}; its query/gallery identities are not in any "
+             f"training split)",
+             f"- search (the main job's short schedule): {s['epochs']} epochs ({s['warmup_epochs']} weight warm-up), "
+             f"batch {s['ids_per_batch']}x{s['images_per_id']}, input {s['image_size'][0]}x{s['image_size'][1]}, "
+             f"width {s['width_mult']}, top-{s['topk']}, alpha lr {s['alpha_lr']}, seed {s['seed']}; latency "
+             f"pressures {', '.join(f'{w:g}' for w in plan['latency_pressures'])} (the latency term's value at uniform alphas; weights per ms in the searches table)",
+             f"- stand-alone recipe (one for all): {rc['epochs']} epochs, SGD lr {rc['lr']} ({rc['warmup_epochs']} "
+             f"warm-up epochs, x0.1 at {rc['decay_at']:.0%}), batch {rc['batch_size']} = P x {rc['images_per_id']}, "
+             f"{rc['image_size'][0]}x{rc['image_size'][1]}, width {rc['width_mult']}, {rc['neck']}, the paper's "
+             f"augmentation and softmax + triplet; {plan['random_n']} random genotypes (torch.Generator seed "
+             f"{plan['random_seed']}), seeds {plan['seeds'][0]} (all) and {plan['seeds'][1]} (three genotypes)",
+             f"- latency: CPU table `{lat['path']}` measured on this machine (batch {lat['setting']['batch_size']}, "
+             f"{lat['setting']['resolution'][0]}x{lat['setting']['resolution'][1]}, width "
+             f"{lat['setting']['width_mult']}, 1 thread), same as `{lat['command']}`; end-to-end check of every "
+             f"genotype: MAPE {_pct(p['latency_check']['mape'])}, Spearman {_num(p['latency_check']['spearman'])}",
+             "", "## Targets", ""] + [f"- {line}" for line in t["summary"]] + [
+             f"- Kendall's tau (supernet score with the path fixed vs stand-alone mAP, {kt['genotypes']} genotypes): "
+             f"validation accuracy {_num(kt['supernet_val_acc_vs_mAP']['tau'])} (p = "
+             f"{_num(kt['supernet_val_acc_vs_mAP']['p_value'], '.3g')}), minus validation cross-entropy "
+             f"{_num(kt['supernet_neg_val_ce_vs_mAP']['tau'])} (p = {_num(kt['supernet_neg_val_ce_vs_mAP']['p_value'], '.3g')})",
+             ""]
+    if t["dominated"]:
+        lines += ["Dominated searched points (random genotype faster and more accurate by more than the spread):", ""]
+        lines += [f"- {d['searched']} ({_pct(d['searched_mAP'])}, {d['searched_latency_ms']:.2f} ms) by {d['random']} "
+                  f"({_pct(d['random_mAP'])}, {d['random_latency_ms']:.2f} ms)" for d in t["dominated"]]
+        lines.append("")
+    lines += ["## Searches", "", "| latency pressure | latency weight (per ms) | genotype | mean entropy / ln n | "
+              "wall (s) |", "|---|---|---|---|---|"]
+    for srch in p["searches"]:
+        lines.append(f"| {srch.get('latency_pressure', 0):g} | {srch['latency_weight']:g} | `{srch['genotype']}` | {_num(srch['mean_entropy_fraction'])} | "
+                     f"{_num(srch['wall_s'], '.0f')} |")
+    lines += ["", "## Every architecture (sorted by mAP)", "",
+              "| architecture | genotype | depth | latency (ms, table) | rank-1 | mAP | 2nd seed mAP | supernet val acc | "
+              "supernet val CE | train (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(p["rows"], key=lambda r: -r["mAP"]):
+        second = _pct(r["second_seed"]["mAP"]) if r["second_seed"] else ""
+        name = f"**{r['label']}**" if r["kind"] != "random" else r["label"]
+        lines.append(f"| {name} | `{r['genotype']}` | {r['depth']} | {r['latency_ms']:.2f} | {_pct(r['rank1'])} | "
+                     f"{_pct(r['mAP'])} | {second} | {_pct(r['supernet_val_acc'])} | {r['supernet_val_ce']:.3f} | "
+                     f"{r['train_s']:.0f} |")
+    lines += ["", "Plot: `search_quality.png` (mAP vs table latency; random genotypes and their Pareto front, presets, "
+              "searched points)."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_quality(p: dict[str, Any], path: Path) -> Path:
+    """mAP (%) against table latency (ms): random points, their Pareto front, presets and searched points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = p["rows"]
+    random = [r for r in rows if r["kind"] == "random"]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    ax.scatter([r["latency_ms"] for r in random], [100 * r["mAP"] for r in random], color="tab:gray", s=22,
+               label=f"random ({len(random)})")
+    flags = pareto_front([(r["latency_ms"], r["mAP"]) for r in random])
+    front = sorted((r for r, f in zip(random, flags) if f), key=lambda r: r["latency_ms"])
+    ax.step([r["latency_ms"] for r in front], [100 * r["mAP"] for r in front], where="post", color="tab:gray",
+            linestyle="--", label="random Pareto front")
+    for kind, marker, color in (("preset", "s", "tab:blue"), ("searched", "*", "tab:red")):
+        pts = [r for r in rows if r["kind"] == kind]
+        ax.scatter([r["latency_ms"] for r in pts], [100 * r["mAP"] for r in pts], marker=marker, color=color,
+                   s=140 if kind == "searched" else 45, label=kind, zorder=3, edgecolors="black", linewidths=0.5)
+        for r in pts:
+            ax.annotate(r["label"].replace("searched ", ""), (r["latency_ms"], 100 * r["mAP"]), fontsize=8,
+                        xytext=(5, 4), textcoords="offset points")
+    spread = p["targets"]["spread"]["mean"]
+    for r in rows:
+        if r["second_seed"]:
+            ax.plot([r["latency_ms"]] * 2, [100 * r["mAP"], 100 * r["second_seed"]["mAP"]], color="black", lw=1)
+    lat = p["latency_table"]["setting"]
+    ax.set_xlabel(f"latency on the CPU table (ms per batch of {lat['batch_size']}, "
+                  f"{lat['resolution'][0]}x{lat['resolution'][1]}, width {lat['width_mult']})")
+    ax.set_ylabel("stand-alone mAP on the proxy (%)")
+    ax.set_title(f"searched vs random (seed spread {100 * spread:.1f} mAP points; black bars: two seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,84 @@
+"""Stand-alone training of one genotype on the proxy with :class:`hwnas.training.Trainer` (the one trainer).
+
+Every architecture of the benchmark gets the same short recipe (:class:`Recipe`); a run lives in its own
+folder and is skipped when its ``results.json`` exists, or continued from its ``last.pt`` (whole epochs)
+when it was interrupted, so the benchmark resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import hwnas
+from hwnas._io import write_json_atomic
+from hwnas.space.genotype import Genotype
+from hwnas.training import ReIDData, TrainConfig, Trainer, evaluate
+from hwnas.training.loop import METRICS
+
+logger = logging.getLogger(__name__)
+
+RESULT_FILE = "standalone.json"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The one short stand-alone recipe: SGD with a linear warm-up, x0.1 at ``decay_at`` of the epochs, P x K
+    batches, the paper's augmentation and softmax + triplet loss (DESIGN 3, shortened). ``width_mult`` and
+    ``image_size`` (H, W) match the search's proxy; ``neck`` is the paper's FBLNeck."""
+
+    epochs: int = 12
+    lr: float = 0.065
+    warmup_epochs: int = 2
+    decay_at: float = 0.7
+    batch_size: int = 32
+    images_per_id: int = 4
+    image_size: tuple[int, int] = (64, 32)
+    width_mult: float = 0.5
+    neck: str = "fblneck"
+
+    def train_config(self, seed: int) -> TrainConfig:
+        milestone = max(2, round(self.epochs * self.decay_at))
+        return TrainConfig(epochs=self.epochs, lr=self.lr, milestones=(milestone,) if milestone <= self.epochs else (),
+                           warmup_epochs=self.warmup_epochs if self.warmup_epochs < self.epochs else 0,
+                           batch_size=self.batch_size, num_instances=self.images_per_id,
+                           height=self.image_size[0], width=self.image_size[1], eval_every=0, amp=False,
+                           test_batch_size=256, seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["image_size"] = list(self.image_size)
+        return d
+
+
+def run_dir(root: Path, genotype: Genotype, seed: int) -> Path:
+    return root / f"{genotype.tostr().replace(':', '_').replace(',', '_')}-seed{seed}"
+
+
+def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int, root: Path,
+                   progress: bool = False) -> dict[str, Any]:
+    """Train ``genotype`` with ``recipe`` and seed ``seed`` (init, batches, augmentation) and evaluate it on the
+    proxy's query/gallery: returns rank-1, mAP, mINP, the training time and the run folder."""
+    out = run_dir(root, genotype, seed)
+    done = out / RESULT_FILE
+    if done.is_file():
+        return json.loads(done.read_text())
+    config = recipe.train_config(seed)
+    options = {"genotype": genotype.tostr(), "width_mult": recipe.width_mult, "num_classes": data.num_classes,
+               "neck": recipe.neck}
+    torch.manual_seed(seed)
+    model = hwnas.create_model(genotype.space, **options)
+    trainer = Trainer(model, data, config, out, model_name=genotype.space, model_options=options, progress=progress)
+    if (out / "last.pt").is_file():
+        trainer.resume()
+    metrics = trainer.fit() or evaluate(trainer.model, data, config, trainer.device)  # {}: finished before a crash
+    epochs = [json.loads(line) for line in (out / METRICS).read_text().splitlines() if line.strip()]
+    result = {"genotype": genotype.tostr(), "seed": seed, "rank1": float(metrics["rank1"]),
+              "mAP": float(metrics["mAP"]), "mINP": float(metrics["mINP"]),
+              "train_s": round(sum(r.get("time_s", 0.0) for r in epochs), 1), "folder": str(out)}
+    write_json_atomic(done, result)
+    return result

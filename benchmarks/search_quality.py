@@ -1,0 +1,292 @@
+"""Search-quality benchmark: do the searched architectures beat random ones on a proxy where training is affordable?
+
+    python -m benchmarks.search_quality --output runs/search-quality          # full run (~1-1.5 h, 1 CPU thread)
+    python -m benchmarks.search_quality --quick --output /tmp/sq-quick         # minutes: every stage, tiny sizes
+
+On the synthetic proxy of the main job (the short schedule's dataset, width and input size):
+1. a CPU latency table of the proxy setting is measured on this machine (outside the package);
+2. the main job's search runs at latency weight 0 and at two weights above 0, on that table;
+3. N random CDNet genotypes (explicit ``torch.Generator``), the four CDNet presets and the searched genotypes
+   are trained stand-alone with one short recipe (``hwnas.training.Trainer``) and evaluated on the proxy's
+   query/gallery (rank-1, mAP); three of them are trained again with another seed (the seed-to-seed spread);
+4. the weight-0 supernet scores every genotype with its path fixed; Kendall's tau against stand-alone mAP;
+5. every genotype is timed end to end in the table's setting (table sum vs measured median);
+6. ``search_quality.{json,md,png}`` in ``--output`` (and ``--results-dir``): figures, targets met or not.
+
+Every stage keeps its result in ``--output``; running the same command again continues where it stopped
+(finished trainings and searches are reused, an interrupted one continues from its last checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from benchmarks._quality.latency import build_command, check_end_to_end, ensure_table
+from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
+from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
+from benchmarks._quality.standalone import Recipe, train_genotype
+from hwnas import _cli
+from hwnas._io import write_json_atomic
+from hwnas.data.datasets import Market1501
+from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.latency.schema import Setting
+from hwnas.latency.validate import random_genotypes
+from hwnas.search.config import SearchConfig, SyntheticData, short_config
+from hwnas.search.runner import prepare_data, run_search, synthetic_dataset
+from hwnas.space.genotype import Genotype, load_genotype
+from hwnas.space.presets import PRESETS
+from hwnas.training import ReIDData
+
+logger = logging.getLogger("benchmarks.search_quality")
+
+RESULT_NAME = "search_quality"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one benchmark run trains and searches (the full plan, or :func:`quick_plan`)."""
+
+    search: SearchConfig
+    data: SyntheticData  # the search's dataset (the main job's)
+    train_data: SyntheticData  # stand-alone training and test: same generator, more identities (less noisy mAP)
+    recipe: Recipe
+    random_n: int = 24
+    random_seed: int = 0
+    # Latency pressures of the searches: the latency term's value at uniform alphas (hwnas.search.run_config.
+    # DEFAULT_LATENCY_PRESSURE is the main job's default); 0 = the paper's search. weight = pressure / E_uniform[lat].
+    latency_pressures: tuple[float, ...] = (0.0, 1.0, 4.0)
+    seeds: tuple[int, int] = (0, 1)  # every genotype with seeds[0]; three of them again with seeds[1]
+    table_batch: int = 8
+    table_repeats: int = 20
+    latency_check_repeats: int = 10
+    bn_batches: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        nested = {"search": self.search.to_dict(), "data": dataclasses.asdict(self.data),
+                  "train_data": dataclasses.asdict(self.train_data), "recipe": self.recipe.to_dict()}
+        return {**nested, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in nested}}
+
+
+def full_plan() -> Plan:
+    """The main job's proxy (short schedule, its synthetic data) and the benchmark's recipe."""
+    search = short_config()
+    data = SyntheticData()
+    train_data = dataclasses.replace(data, num_ids=64, images_per_id=16, num_cameras=6)
+    return Plan(search=search, data=data, train_data=train_data,
+                recipe=Recipe(image_size=search.image_size, width_mult=search.width_mult))
+
+
+def quick_plan() -> Plan:
+    """Every stage at toy sizes (a smoke run of the pipeline; its figures mean nothing)."""
+    search = short_config(width_mult=0.25, image_size=(32, 32), epochs=2, warmup_epochs=1, ids_per_batch=4,
+                          alpha_milestones=(), checkpoint_every=0)
+    data = SyntheticData(num_ids=8, images_per_id=8, num_cameras=3, image_size=(32, 32))
+    return Plan(search=search, data=data, train_data=data,
+                recipe=Recipe(epochs=1, warmup_epochs=0, batch_size=16, image_size=(32, 32), width_mult=0.25),
+                random_n=4, table_batch=2, table_repeats=3, latency_check_repeats=3, bn_batches=1)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One architecture of the benchmark: ``kind`` random | preset | searched, and its label."""
+
+    label: str
+    kind: str
+    genotype: Genotype
+
+
+def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, progress: bool) -> list[tuple[float, Genotype, dict]]:
+    """Run (or reuse) one search per latency weight on the proxy; returns (weight, genotype, summary)."""
+    config = plan.search.replace(seed=plan.seeds[0])
+    data = prepare_data(config, root, threads=1)
+    found = []
+    for pressure in plan.latency_pressures:
+        w = latency_weight(table, plan.search.space, pressure)
+        sub = out / "search" / f"p{pressure:g}"
+        if not (sub / "search_report.json").is_file():
+            resume = (sub / "checkpoints" / "last.pt").is_file()
+            logger.info("search at latency weight %g -> %s%s", w, sub, " (resuming)" if resume else "")
+            run_search(config.replace(latency_weight=w), data, sub, table, resume=resume, progress=progress)
+        report = json.loads((sub / "search_report.json").read_text())
+        final = report["final"]
+        summary = {"latency_pressure": pressure, "latency_weight": w, "folder": str(sub), "wall_s": report.get("wall_s"),
+                   "step_time_s": report.get("step_time_s"),
+                   "mean_entropy_fraction": (final.get("decisiveness") or {}).get("mean_entropy_fraction"),
+                   "genotype": final["genotype"]}
+        found.append((w, load_genotype(sub / "genotype.json", space=config.space), summary))
+    return found
+
+
+def latency_weight(table: Any, space: str, pressure: float) -> float:
+    """The weight (per ms) that makes the latency term worth ``pressure`` at uniform alphas on ``table``."""
+    if pressure == 0:
+        return 0.0
+    layers, n = table.matrix(space).shape
+    uniform_ms = float(table.expected_latency_ms(torch.full((layers, n), 1.0 / n), space))
+    return float(f"{pressure / uniform_ms:.4g}")
+
+
+def benchmark_entries(plan: Plan, searched: Sequence[tuple[float, Genotype, dict]]) -> list[Entry]:
+    entries = [Entry(f"random {i + 1}", "random", g)
+               for i, g in enumerate(random_genotypes(plan.search.space, plan.random_n, plan.random_seed))]
+    entries += [Entry(name, "preset", g) for name, g in PRESETS.items() if g.space == plan.search.space]
+    entries += [Entry(f"searched w={w:g}", "searched", g) for w, g, _ in searched]
+    return entries
+
+
+def spread_entries(entries: Sequence[Entry]) -> list[Entry]:
+    """The three genotypes trained twice, fixed before any result is known: the weight-0 search's genotype,
+    the paper's cdnet-top2 and the first random genotype."""
+    by_label = {e.label: e for e in entries}
+    chosen = [e for e in entries if e.kind == "searched"][:1] + [by_label[k] for k in ("cdnet-top2", "random 1")
+                                                                   if k in by_label]
+    return chosen
+
+
+def train_all(plan: Plan, entries: Sequence[Entry], spread: Sequence[Entry], data: ReIDData, out: Path,
+              progress: bool) -> dict[tuple[str, int], dict]:
+    """Stand-alone results keyed by (genotype string, seed); each distinct genotype is trained once per seed."""
+    jobs: dict[tuple[str, int], Genotype] = {}
+    for e in entries:
+        jobs.setdefault((e.genotype.tostr(), plan.seeds[0]), e.genotype)
+    for e in spread:
+        jobs.setdefault((e.genotype.tostr(), plan.seeds[1]), e.genotype)
+    results = {}
+    start = time.perf_counter()
+    for i, ((key, seed), geno) in enumerate(jobs.items(), start=1):
+        r = train_genotype(geno, data, plan.recipe, seed, out / "train", progress=progress)
+        results[(key, seed)] = r
+        logger.info("[%d/%d] %s seed %d: rank-1 %.3f mAP %.3f (%.0f s of training; %.0f s elapsed)", i, len(jobs),
+                    key, seed, r["rank1"], r["mAP"], r["train_s"], time.perf_counter() - start)
+    return results
+
+
+def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry]) -> dict[str, dict]:
+    """The weight-0 supernet's validation score of each distinct genotype's path (cached in the output)."""
+    cache = out / "supernet_scores.json"
+    scores: dict[str, dict] = json.loads(cache.read_text()) if cache.is_file() else {}
+    config = plan.search.replace(seed=plan.seeds[0], latency_weight=0.0)
+    data = prepare_data(config, root, threads=1)
+    net = load_supernet(out / "search" / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
+    for e in entries:
+        key = e.genotype.tostr()
+        if key not in scores:
+            scores[key] = dataclasses.asdict(score_path(net, e.genotype, data, plan.bn_batches))
+            write_json_atomic(cache, scores)
+    return scores
+
+
+def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command: str) -> dict[str, Any]:
+    """All stages into ``out``; returns the report payload (also written as JSON/Markdown/PNG)."""
+    started = time.perf_counter()
+    env = {"command": command, "device": device_name("cpu"), "torch_threads": torch.get_num_threads(),
+           "software": software_versions(("numpy", "scipy", "matplotlib")), "load_at_start": machine_load(),
+           "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    out.mkdir(parents=True, exist_ok=True)
+    root = synthetic_dataset(out / "data-search", plan.data)
+    train_root = synthetic_dataset(out / "data-standalone", plan.train_data)
+    s = plan.search
+    setting = Setting(plan.table_batch, "fp32", tuple(s.image_size), s.width_mult, "fblneck", threads=1)
+    table_path = table_path or out / "latency_cpu_proxy.json"
+    table = ensure_table(table_path, setting, plan.table_repeats, progress)
+    searched = searched_genotypes(plan, root, out, table, progress)
+    entries = benchmark_entries(plan, searched)
+    spread = spread_entries(entries)
+    data = ReIDData.from_dataset(Market1501(train_root))
+    results = train_all(plan, entries, spread, data, out, progress)
+    scores = supernet_scores(plan, root, out, entries)
+    distinct = list({e.genotype.tostr(): e.genotype for e in entries}.values())
+    latency_check = check_end_to_end(table, distinct, plan.latency_check_repeats, progress)
+    write_json_atomic(out / "latency_check.json", latency_check)
+    rows = []
+    for e in entries:
+        key = e.genotype.tostr()
+        r = results[(key, plan.seeds[0])]
+        again = results.get((key, plan.seeds[1]))
+        rows.append({"label": e.label, "kind": e.kind, "genotype": key, "depth": e.genotype.depth,
+                     "latency_ms": table.genotype_latency_ms(e.genotype), "rank1": r["rank1"], "mAP": r["mAP"],
+                     "mINP": r["mINP"], "train_s": r["train_s"],
+                     "second_seed": None if again is None else {"seed": plan.seeds[1], "rank1": again["rank1"],
+                                                                "mAP": again["mAP"]},
+                     "supernet_val_acc": scores[key]["val_acc"], "supernet_val_ce": scores[key]["val_ce"]})
+    distinct_rows = list({r["genotype"]: r for r in rows}.values())
+    tau_acc = kendall_tau([r["supernet_val_acc"] for r in distinct_rows], [r["mAP"] for r in distinct_rows])
+    tau_ce = kendall_tau([-r["supernet_val_ce"] for r in distinct_rows], [r["mAP"] for r in distinct_rows])
+    payload = {"environment": env, "plan": plan.to_dict(),
+               "latency_table": {"path": str(table_path), "command": build_command(table_path, setting,
+                                                                                     plan.table_repeats),
+                                 "setting": dataclasses.asdict(setting), "fixed_ms": table.fixed_ms},
+               "latency_check": {k: v for k, v in latency_check.items() if k != "archs"},
+               "searches": [summary for _, _, summary in searched], "rows": rows,
+               "kendall_tau": {"supernet_val_acc_vs_mAP": {"tau": tau_acc[0], "p_value": tau_acc[1]},
+                               "supernet_neg_val_ce_vs_mAP": {"tau": tau_ce[0], "p_value": tau_ce[1]},
+                               "genotypes": len(distinct_rows)}}
+    payload["targets"] = evaluate_targets(rows)
+    env["load_at_end"] = machine_load()
+    env["wall_s_this_session"] = round(time.perf_counter() - started, 1)
+    write_report(payload, out)
+    return payload
+
+
+def write_report(payload: dict[str, Any], out: Path) -> dict[str, Path]:
+    from benchmarks._device import write_text_atomic
+
+    paths = {"json": write_json_atomic(out / f"{RESULT_NAME}.json", payload)}
+    paths["md"] = out / f"{RESULT_NAME}.md"
+    write_text_atomic(str(paths["md"]), render_markdown(payload))
+    paths["png"] = plot_quality(payload, out / f"{RESULT_NAME}.png")
+    return paths
+
+
+PROG = "python -m benchmarks.search_quality"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = _cli.ArgumentParser(prog=prog, description=__doc__)
+    _cli.add_output(p, "work and result folder; the same command again continues there", "runs/search-quality")
+    p.add_argument("--results-dir", type=Path, metavar="DIR",
+                   help="also copy search_quality.{json,md,png} here (e.g. benchmarks/results)")
+    p.add_argument("--quick", action="store_true", help="every stage at toy sizes (minutes; figures mean nothing)")
+    p.add_argument("--random", type=_cli.int_at_least(3), metavar="N",
+                   help="number of random genotypes (default 24; 4 with --quick)")
+    p.add_argument("--latency-table", type=Path, metavar="PATH",
+                   help="a CPU table of the proxy setting built with python -m hwnas.latency build (default: measure "
+                        "one into --output)")
+    _cli.add_threads(p, 1, "torch intra-op CPU threads")
+    _cli.add_progress(p)
+    return p
+
+
+@_cli.command
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    _cli.apply_threads(args.threads)
+    plan = quick_plan() if args.quick else full_plan()
+    if args.random is not None:
+        plan = dataclasses.replace(plan, random_n=args.random)
+    command = f"{prog} " + " ".join(argv)
+    payload = run(plan, _cli.check_output_dir(args.output), args.latency_table, not args.no_progress, command)
+    if args.results_dir is not None:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        for suffix in ("json", "md", "png"):
+            shutil.copyfile(args.output / f"{RESULT_NAME}.{suffix}", args.results_dir / f"{RESULT_NAME}.{suffix}")
+    for line in payload["targets"]["summary"]:
+        print(line)
+    print(f"wrote {args.output / RESULT_NAME}.{{json,md,png}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

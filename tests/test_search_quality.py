@@ -1,0 +1,75 @@
+"""Smoke test of ``python -m benchmarks.search_quality``: every stage at toy sizes, the report, and resumption."""
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from benchmarks import search_quality as sq
+from benchmarks._quality.report import evaluate_targets
+from benchmarks._quality.standalone import Recipe
+from hwnas.search.config import SyntheticData, short_config
+
+
+def tiny_plan() -> sq.Plan:
+    search = short_config(width_mult=0.125, image_size=(32, 32), epochs=2, warmup_epochs=1, ids_per_batch=2,
+                          alpha_milestones=(), checkpoint_every=0)
+    data = SyntheticData(num_ids=4, images_per_id=8, num_cameras=2, image_size=(32, 32))
+    return sq.Plan(search=search, data=data, train_data=data,
+                   recipe=Recipe(epochs=1, warmup_epochs=0, batch_size=8, image_size=(32, 32), width_mult=0.125),
+                   random_n=3, latency_pressures=(0.0, 4.0), table_batch=1, table_repeats=3, latency_check_repeats=3,
+                   bn_batches=1)
+
+
+@pytest.mark.slow
+def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    plan = tiny_plan()
+    payload = sq.run(plan, tmp_path, None, progress=False, command="test")
+    for suffix in ("json", "md", "png"):
+        assert (tmp_path / f"search_quality.{suffix}").stat().st_size > 0
+    rows = payload["rows"]
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("random") == 3 and kinds.count("preset") == 4 and kinds.count("searched") == 2
+    assert sum(r["second_seed"] is not None for r in rows) >= 3  # the seed-spread genotypes
+    for r in rows:
+        assert 0.0 <= r["mAP"] <= 1.0 and 0.0 <= r["rank1"] <= 1.0 and r["latency_ms"] > 0
+        assert 0.0 <= r["supernet_val_acc"] <= 1.0
+    assert payload["latency_check"]["mape"] >= 0
+    for search in payload["searches"]:  # each search's decisiveness and weight are reported
+        assert 0.0 <= search["mean_entropy_fraction"] <= 1.0 and search["latency_weight"] >= 0
+    assert payload["searches"][0]["latency_weight"] == 0.0 and payload["searches"][1]["latency_weight"] > 0
+    assert json.loads((tmp_path / "search_quality.json").read_text())["targets"]["summary"]
+    # a second run trains and searches nothing again: every stage is read back from the output folder
+    calls = []
+    monkeypatch.setattr(sq, "run_search", lambda *a, **k: calls.append("search"))
+    monkeypatch.setattr("benchmarks._quality.standalone.Trainer.fit", lambda *a, **k: calls.append("train"))
+    again = sq.run(plan, tmp_path, None, progress=False, command="test")
+    assert calls == []
+    assert [r["mAP"] for r in again["rows"]] == [r["mAP"] for r in rows]
+
+
+def _row(label, kind, lat, mAP, second=None):
+    return {"label": label, "kind": kind, "genotype": label, "latency_ms": lat, "mAP": mAP,
+            "second_seed": None if second is None else {"mAP": second}}
+
+
+def test_targets_on_hand_made_rows():
+    rows = [_row(f"random {i}", "random", 10.0 + i, 0.1 * i) for i in range(1, 9)]  # mAP 0.1 .. 0.8
+    rows[0]["second_seed"] = {"mAP": 0.12}
+    rows += [_row("searched w=0", "searched", 17.5, 0.75, second=0.71), _row("cdnet-top2", "preset", 15.0, 0.5, 0.5)]
+    t = evaluate_targets(rows)
+    assert t["spread"]["mean"] == pytest.approx((0.02 + 0.04 + 0.0) / 3)
+    assert t["random_mAP_p75"] == pytest.approx(0.625)
+    assert t["target1_met"] is True and t["target2_met"] is True
+    rows[-2]["mAP"] = 0.6  # now below the 75th percentile, and random 7 (17 ms, 0.7) is faster and better by > spread
+    t = evaluate_targets(rows)
+    assert t["target1_met"] is False and t["target2_met"] is False
+    assert [d["random"] for d in t["dominated"]] == ["random 7"]
+
+
+def test_quick_plan_is_small_and_full_plan_is_the_main_job():
+    quick, full = sq.quick_plan(), sq.full_plan()
+    assert quick.random_n < full.random_n and full.random_n >= 24
+    assert full.search == short_config() and full.latency_pressures[0] == 0.0 and len(full.latency_pressures) == 3
+    assert dataclasses.replace(full, random_n=30).random_n == 30
