@@ -143,4 +143,4 @@ def check_output_file(path) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"output path is a folder, --output {path}, expected a file name like results.md")
-    _cli.check_output_dir(path.parent)
+    _cli.check_output_file(path)

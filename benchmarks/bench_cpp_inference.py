@@ -26,7 +26,7 @@ import hwnas
 from hwnas import _cli
 from hwnas.deploy import fuse
 from hwnas.envinfo import device_name, machine_load, software_versions
-from hwnas.errors import ExportError
+from hwnas.errors import ExportError, OutputError
 
 RECORDED = Path(__file__).resolve().parent / "results" / "cpp_inference.md"  # tracked: written only with --out
 RESULTS = Path("runs") / "benchmarks" / "cpp_inference.md"
@@ -127,17 +127,21 @@ def write_atomic(path: Path, text: str) -> None:
 @_cli.command
 def main(argv: list[str] | None = None, *, prog: str = "python benchmarks/bench_cpp_inference.py") -> int:
     parser = _cli.ArgumentParser(prog=prog, description=__doc__)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to time")
-    parser.add_argument("--batch-sizes", type=_cli.positive_int, nargs="+", default=None,
-                        help="default: 1 32 (cpu), 128 (cuda)")
+    _cli.add_device(parser, default="cpu")
+    parser.add_argument("--batch-size", "--batch-sizes", dest="batch_sizes", type=_cli.positive_int, nargs="+",
+                        default=None, metavar="N", help="batch sizes (default: 1 32 on cpu, 128 on cuda)")
     parser.add_argument("--rounds", type=_cli.positive_int, default=None,
                         help="timed rounds (default 30 at batch 1, else 7)")
     parser.add_argument("--warmup", type=_cli.nonnegative_int, default=2, help="untimed rounds first")
     _cli.add_threads(parser)
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--output", "--out", dest="out", type=Path, default=None, metavar="FILE",
                         help=f"Markdown file (default {RESULTS} on cpu; the recorded result is {RECORDED})")
     args = parser.parse_args(argv)
-    _cli.resolve_device(args.device)
+    args.device = _cli.resolve_device(args.device).type
+    if args.out is not None:
+        if args.out.is_dir():
+            raise OutputError(f"output path is a folder, --output {args.out}, expected a file name like results.md")
+        _cli.check_output_file(args.out)
     _cli.apply_threads(args.threads)
     batches = args.batch_sizes or ([128] if args.device == "cuda" else [1, 32])
     load_before = load_average()

@@ -25,10 +25,24 @@ from typing import Sequence
 import torch
 
 import hwnas
-from benchmarks._protocol import (BACKENDS, DTYPES, ModelResult, ProtocolConfig, benchmark_model, select_test_items,
-                                  warm_file_cache)
-from benchmarks._report import (PAPER_TABLE5, Prediction, aligned_table, build_rows, environment, predict_forward,
-                                write_outputs)
+from benchmarks._protocol import (
+    BACKENDS,
+    DTYPES,
+    ModelResult,
+    ProtocolConfig,
+    benchmark_model,
+    select_test_items,
+    warm_file_cache,
+)
+from benchmarks._report import (
+    PAPER_TABLE5,
+    Prediction,
+    aligned_table,
+    build_rows,
+    environment,
+    predict_forward,
+    write_outputs,
+)
 from hwnas import _cli
 from hwnas.data import Market1501, generate_synthetic_market
 from hwnas.data.datasets import SYNTHETIC_MARKER
@@ -93,7 +107,7 @@ def _clean(x: object) -> object:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _cli.ArgumentParser(prog="python -m benchmarks.inference_time", description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", help="Market-1501 folder (default: a generated one with the same test sizes)")
+    p.add_argument("--data-root", metavar="PATH", help="Market-1501 folder (default: a generated one with the same test sizes)")
     p.add_argument("--synthetic-dir", type=Path, default=None,
                    help=f"cache folder for the generated test set (default {default_synthetic_dir()})")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
@@ -104,16 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_cli.nonnegative_int, default=3, help="warm-up forward passes per batch shape")
     p.add_argument("--batch-size", type=_cli.positive_int, default=128, help="images per inference batch")
     _cli.add_device(p)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model and input dtype")
     p.add_argument("--backend", default="eager",
                    help=f"{', '.join(BACKENDS)}: eager PyTorch, torch.compile of it, or the hwnas.ops triton kernels "
                         "(any registered hwnas.ops backend name works)")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format for model and input")
     p.add_argument("--workers", type=_cli.nonnegative_int, default=4, help="DataLoader worker processes (the seed used 4)")
     p.add_argument("--threads", type=_cli.positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     _cli.add_input_size(p, (256, 128), "input size HxW in pixels (the seed times 256x128)")
-    p.add_argument("--latency-table", default="rtx2080", help="table whose forward-time prediction is shown")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latency-table", default="rtx2080", metavar="NAME|PATH", help="table whose forward-time prediction is shown")
+    _cli.add_seed(p)
     p.add_argument("--output", type=Path, default=None,
                    help="output folder (default benchmarks/results/run-<UTC time>)")
     return p
@@ -129,6 +143,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
     if not models or unknown:
         raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none given)'}, --models, expected "
                          f"registered models: {', '.join(hwnas.list_models())}")
+    if args.reference not in models:
+        raise UsageError(f"reference model {args.reference!r} is not timed, --reference, expected one of --models "
+                         f"({', '.join(models)})")
+    from hwnas.latency import load_table
+
+    load_table(args.latency_table)  # a missing or malformed table is an error now, not an 'n/a' after the run
+    if args.output is not None:
+        _cli.check_output_dir(args.output)
     device = _cli.resolve_device(args.device)
     for name in models:
         check_input_size(name, args.input_size, "--input-size")
@@ -141,7 +163,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
     query, gallery = select_test_items(dataset.query, dataset.gallery, args.num_images)
     results, predictions = run_benchmark(models, query, gallery, cfg, args.latency_table, args.seed)
     env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    reference = args.reference if args.reference in models else models[0]
+    reference = args.reference
     rows = build_rows(results, predictions, reference)
     payload = _clean({"protocol": "seed Table 5", "dataset": source, "config": dataclasses.asdict(cfg),
                       "reference": reference, "latency_table": args.latency_table,

@@ -1,6 +1,6 @@
 """Why a latency table's sums miss a network's latency: whole network vs its parts, on one runtime and setting.
 
-    python -m benchmarks.latency_composition --batch 8 --resolution 64 32 --width 0.5 --runtime eager --heap default
+    python -m benchmarks.latency_composition --batch-size 8 --input-size 64x32 --width-mult 0.5 --runtime eager --heap default
     python -m benchmarks.latency_composition ... --heap steady        # the same with hwnas.deploy.steady_heap()
 
 For a few random CDNet genotypes, all timed interleaved with the thread's CPU time on 1 thread:
@@ -21,20 +21,24 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 import hwnas
-from benchmarks._device import markdown_table, write_text_atomic
+from benchmarks._device import check_output_file, markdown_table, write_text_atomic
+from hwnas import _cli
 from hwnas.deploy import compile_module, fuse, fuse_module, steady_heap
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import UsageError
 from hwnas.latency.endtoend import random_genotypes
 from hwnas.latency.measure import HeadPath
 from hwnas.latency.timing import time_interleaved
+from hwnas.models import check_input_size
 from hwnas.models.necks import build_neck
-from hwnas.space.blocks import CDBlock, DownSample, Stem
+from hwnas.space.blocks import CDBlock, DownSample, Stem, scaled_planes
 from hwnas.space.macro import macro_spec
 
 PARTS = ("stem", "L0", "L1", "D1", "L2", "L3", "D2", "L4", "L5", "head")
@@ -134,21 +138,39 @@ def measure(genotype: hwnas.Genotype, args: argparse.Namespace) -> dict[str, flo
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    p = _cli.ArgumentParser(prog="python -m benchmarks.latency_composition", description=__doc__)
+    p.add_argument("--batch-size", "--batch", type=_cli.positive_int, default=8, help="images per forward")
+    _cli.add_input_size(p, (64, 32), "input size HxW in pixels (multiples of 16)")
+    p.add_argument("--resolution", type=_cli.positive_int, nargs=2, default=None, metavar=("H", "W"),
+                   help="the input size as H W (older spelling of --input-size HxW)")
+    p.add_argument("--width-mult", "--width", type=_cli.positive_float, default=0.5, help="width multiplier beta")
+    p.add_argument("--runtime", default="eager", choices=hwnas.deploy.RUNTIMES, help="runtime the parts are timed on")
+    p.add_argument("--heap", choices=("default", "steady"), default="default",
+                   help="steady: hwnas.deploy.steady_heap() first; default: glibc's")
+    p.add_argument("--archs", type=_cli.positive_int, default=4, help="random genotypes to time")
+    p.add_argument("--seed", type=_cli.seed, default=100, help="genotypes: random, this seed (apart from validation's 0)")
+    p.add_argument("--warmup", type=_cli.nonnegative_int, default=5, help="untimed rounds")
+    p.add_argument("--repeats", type=_cli.positive_int, default=30, help="interleaved timing rounds")
+    p.add_argument("--output", type=Path, default=None, metavar="FILE", help="also write the Markdown here")
+    return p
+
+
+@_cli.command
+def main(argv: list[str] | None = None, *, prog: str = "python -m benchmarks.latency_composition") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m benchmarks.latency_composition", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--resolution", type=int, nargs=2, default=(64, 32), metavar=("H", "W"))
-    p.add_argument("--width", type=float, default=0.5)
-    p.add_argument("--runtime", default="eager", choices=hwnas.deploy.RUNTIMES)
-    p.add_argument("--heap", choices=("default", "steady"), default="default")
-    p.add_argument("--archs", type=int, default=4)
-    p.add_argument("--seed", type=int, default=100, help="genotypes: random, this seed (apart from validation's 0)")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--output", help="write the Markdown here")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.resolution is not None:
+        args.input_size = tuple(args.resolution)
+    args.resolution, args.batch, args.width = args.input_size, args.batch_size, args.width_mult
+    h, w = args.input_size
+    if h % 16 or w % 16:
+        raise UsageError(f"input size {h}x{w}, --input-size, expected multiples of 16 (the table's parts must tile "
+                         "the network: 256x128, 128x64, 64x32, ...)")
+    scaled_planes(args.width_mult)
+    check_input_size("cdnet", args.input_size, width_mult=args.width_mult)
+    if args.output is not None:
+        check_output_file(args.output)
     torch.set_num_threads(1)
     heap = steady_heap() if args.heap == "steady" else "glibc defaults"
     load_before = machine_load()
@@ -172,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         markdown_table(["genotype", "whole ms", "in-net parts ms", "table parts ms", "table vs whole",
                         "glue ms", "context ms", "faults/fwd whole", "faults/fwd parts"], rows), ""])
     print(text)
-    if args.output:
-        write_text_atomic(args.output, text)
+    if args.output is not None:
+        write_text_atomic(str(args.output), text)
     return 0
 
 

@@ -23,10 +23,12 @@ import time
 from pathlib import Path
 
 from benchmarks._device import markdown_table, write_text_atomic
+from hwnas import _cli
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import HwnasError, UsageError
 from hwnas.latency.validate import mape_spearman
 
-OUT = Path(__file__).resolve().parent / "results" / "latency_runtimes"
+OUT = Path("runs") / "benchmarks" / "latency_runtimes"  # not benchmarks/results/: never over recorded results
 SETTINGS = ("8,64x32,0.5", "4,128x64,1.0", "1,256x128,1.0")
 
 
@@ -36,7 +38,33 @@ def table_name(runtime: str, batch: int, size: str, width: float) -> str:
 
 def run(cmd: list[str]) -> None:
     print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True)
+    status = subprocess.run(cmd, check=False).returncode
+    if status != 0:
+        raise HwnasError(f"a step failed with status {status} (its error is above), {' '.join(cmd)}, expected status 0")
+
+
+def setting(text: str) -> str:
+    """argparse type: ``B,HxW,WIDTH`` (batch >= 1, sides multiples of 16, width > 0), returned as given."""
+    try:
+        batch, size, width = text.split(",")
+        b, (h, w), beta = int(batch), _cli.input_size(size), _cli.positive_float(width)
+    except (ValueError, argparse.ArgumentTypeError):
+        b, h, w, beta = 0, 0, 0, 0.0
+    if b < 1 or h % 16 or w % 16 or h < 32 or w < 32 or not beta > 0:
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected BATCH,HxW,WIDTH like 8,64x32,0.5 (batch >= 1, "
+                                         "sides multiples of 16 and >= 32, width > 0)")
+    return text
+
+
+def runtimes(text: str) -> list[str]:
+    """argparse type: distinct comma-separated names of hwnas.deploy.RUNTIMES."""
+    from hwnas.deploy import RUNTIMES
+
+    names = [n.strip() for n in text.split(",")]
+    if not names or any(n not in RUNTIMES for n in names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated runtimes from "
+                                         f"{', '.join(RUNTIMES)}")
+    return names
 
 
 def one(runtime: str, setting: str, args: argparse.Namespace) -> list[str]:
@@ -66,22 +94,27 @@ def one(runtime: str, setting: str, args: argparse.Namespace) -> list[str]:
             loads, f"{time.time() - start:.0f} s", f"`{name}.json`"]
 
 
-def main(argv: list[str] | None = None) -> int:
+@_cli.command
+def main(argv: list[str] | None = None, *, prog: str = "python -m benchmarks.latency_runtimes") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m benchmarks.latency_runtimes", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--settings", nargs="+", default=list(SETTINGS), metavar="B,HxW,WIDTH")
-    p.add_argument("--runtimes", default="eager,onnxruntime")
-    p.add_argument("--calibrate", type=int, default=6)
-    p.add_argument("--build-repeats", type=int, default=40)
-    p.add_argument("--validate-repeats", type=int, default=30)
-    p.add_argument("--archs", type=int, default=20)
-    p.add_argument("--output", type=Path, default=OUT)
+    p = _cli.ArgumentParser(prog="python -m benchmarks.latency_runtimes", description=__doc__)
+    p.add_argument("--settings", nargs="+", type=setting, default=list(SETTINGS), metavar="B,HxW,WIDTH",
+                   help="table settings: batch, input size, width multiplier")
+    p.add_argument("--runtimes", type=runtimes, default=["eager", "onnxruntime"], metavar="R1,R2,...",
+                   help="runtimes, comma-separated (default: eager,onnxruntime)")
+    p.add_argument("--calibrate", type=_cli.nonnegative_int, default=6, help="genotypes fitting each composition")
+    p.add_argument("--build-repeats", type=_cli.int_at_least(3), default=40, help="timing rounds per table entry")
+    p.add_argument("--validate-repeats", type=_cli.int_at_least(3), default=30, help="timing rounds per genotype")
+    p.add_argument("--archs", type=_cli.int_at_least(2), default=20, help="random genotypes validated")
+    _cli.add_output(p, f"folder for the tables, validations and summary (default {OUT})")
     p.add_argument("--summary", default="summary.md", help="file name of the summary inside --output")
     args = p.parse_args(argv)
+    args.output = _cli.check_output_dir(args.output if args.output is not None else OUT)
+    if Path(args.summary).name != args.summary or not args.summary:
+        raise UsageError(f"bad file name {args.summary!r}, --summary, expected a plain file name like summary.md")
     args.output.mkdir(parents=True, exist_ok=True)
     load_before, started = machine_load(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    rows = [one(r, s, args) for s in args.settings for r in args.runtimes.split(",")]
+    rows = [one(r, s, args) for s in args.settings for r in args.runtimes]
     text = "\n".join([
         "# Latency tables per runtime: built, then validated end to end (same conditions)", "",
         f"- command: `python -m benchmarks.latency_runtimes {' '.join(argv)}`".rstrip(),

@@ -385,14 +385,26 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def check_output_dir(path: Path, option: str = "--output") -> Path:
-    """An output folder that is not an existing file, whose name is valid UTF-8 (reports name it) and whose nearest
-    existing parent is writable."""
+def _check_utf8_path(path: Path, option: str, kind: str) -> None:
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        raise OutputError(f"output path is not valid UTF-8 ({os.fsencode(path)!r}), {option}, expected a UTF-8 folder "
+        raise OutputError(f"output path is not valid UTF-8 ({os.fsencode(path)!r}), {option}, expected a UTF-8 {kind} "
                           "name (reports and result files name it)") from None
+
+
+def check_output_file(path: Path, option: str = "--output") -> Path:
+    """An output file whose whole path is valid UTF-8 and whose folder passes :func:`check_output_dir` (a folder at
+    ``path`` itself is the caller's to refuse, with the file name it expects)."""
+    _check_utf8_path(path, option, "file")
+    check_output_dir(path.parent if str(path.parent) else Path("."), option)
+    return path
+
+
+def check_output_dir(path: Path, option: str = "--output") -> Path:
+    """An output folder that is not an existing file, whose name is valid UTF-8 (reports name it) and whose nearest
+    existing parent is writable."""
+    _check_utf8_path(path, option, "folder")
     if path.exists() and not path.is_dir():
         raise OutputError(f"output path is a file, {option} {path}, expected a folder (or a path that does not exist)")
     parent = path
@@ -404,6 +416,6 @@ def check_output_dir(path: Path, option: str = "--output") -> Path:
 
 
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
-           "add_seed", "add_threads", "apply_threads", "check_output_dir", "command", "fail", "finite_float",
+           "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "command", "fail", "finite_float",
            "format_parser_error", "format_size", "fraction", "given_options", "input_size", "int_at_least", "nonnegative_float",
            "nonnegative_int", "options_named", "positive_float", "positive_int", "resolve_device", "seed"]

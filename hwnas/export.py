@@ -54,7 +54,7 @@ def _check_output(path: Path, overwrite: bool) -> None:
         raise OutputError(f"output path is a folder, --output {path}, expected a file name")
     if path.exists() and not overwrite:
         raise OutputError(f"output file exists, --output {path}, expected a new file (or --overwrite)")
-    _cli.check_output_dir(path.parent if str(path.parent) else Path("."))
+    _cli.check_output_file(path)
 
 
 def _check_runtime(skip: bool) -> None:

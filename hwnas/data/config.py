@@ -1,6 +1,7 @@
 """The ``data`` section of a run's config: which images a command reads (a dataset folder, or synthetic data)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from hwnas.errors import UsageError
@@ -27,6 +28,13 @@ class DatasetConfig:
                              f"{', '.join(list_datasets())}")
         if self.root is not None and not str(self.root).strip():
             raise UsageError(f"empty folder name, {type(self).__name__}.root, expected a dataset folder")
+        if self.root is not None:
+            try:
+                str(self.root).encode("utf-8")
+            except UnicodeEncodeError:  # a surrogate-escaped byte: config.yaml and the reports could not name it
+                raise UsageError(f"dataset path is not valid UTF-8 ({os.fsencode(self.root)!r}), "
+                                 f"{type(self).__name__}.root, expected a UTF-8 folder name (reports and result files "
+                                 "name it; rename the folder)") from None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,10 @@ class SearchRunConfig:
             raise UsageError("a latency sweep without a latency table, SearchRunConfig.latency_table, expected a "
                              "table name or path to trade against (--latency-table NAME|PATH, or latency_table: in "
                              "the config)")
+        if self.search.latency_weight > 0 and not self.latency_table:
+            raise UsageError(f"a latency weight ({self.search.latency_weight:g}) without a latency table, "
+                             "SearchRunConfig.latency_table, expected a table name or path to price the latency "
+                             "term (--latency-table NAME|PATH, or latency_table: in the config), or weight 0")
         if self.search.latency_target_ms is not None and not self.latency_table:
             raise UsageError("a latency target without a latency table, SearchRunConfig.latency_table, expected a "
                              "table name or path (--latency-table NAME|PATH, or latency_table: in the config)")

@@ -150,10 +150,16 @@ class CDBlock(nn.Sequential):
         return plan.BlockChainPlan(tuple(block.ops_plan() for block in self))
 
 
+MAX_WIDTH_MULT = 16.0  # 8192 channels in the widest stage; beyond, a model cannot be built in memory
+
+
 def scaled_planes(width_mult: float, base: Sequence[int] = (64, 256, 384, 512)) -> list[int]:
     """Channel widths under width multiplier beta: ``floor(p * beta / 4) * 4``."""
     if not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult) and width_mult > 0):
         raise UsageError(f"width multiplier {width_mult!r}, width_mult, expected a finite number > 0")
+    if width_mult > MAX_WIDTH_MULT:
+        raise UsageError(f"width multiplier {width_mult:g}, width_mult, expected at most {MAX_WIDTH_MULT:g} "
+                         f"({int(max(base) * MAX_WIDTH_MULT)} channels in the widest stage)")
     planes = [int(p * width_mult / 4) * 4 for p in base]
     if min(planes) < 4:  # every CBlock's gate needs mid // 4 >= 1 channel, i.e. out >= 16 (planes[0] >= 4)
         raise UsageError(f"width multiplier {width_mult:g} gives {planes} channels, width_mult, expected at least "

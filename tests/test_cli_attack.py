@@ -1,0 +1,116 @@
+"""Bad inputs found by an attack on every command (and the benchmark CLIs), each refused before any work.
+
+Every row asserts exit status 2, no traceback, one ``error: <what>, <where>, expected <what>`` line naming the
+option or file. Each row stands for a kind: huge or negative seeds, a width multiplier too large to build,
+non-UTF-8 output file names, out-of-range optimiser settings, options that contradict each other, benchmark
+CLIs that bypassed the shared parser.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from hwnas.cli import main as hwnas_main
+
+LINE = re.compile(r"^error: .+, .+, expected .+$")
+TINY_TRAIN = ["train", "--model", "cdnet", "--synthetic", "--synthetic-ids", "2", "--synthetic-images-per-id", "3", "--epochs", "1",
+              "--batch-size", "8", "--num-instances", "4", "--input-size", "64x32"]
+NON_UTF8 = os.fsdecode(b"\xff\xfe")
+
+# (argv after `hwnas`, text the message must contain)
+HWNAS_CASES = [
+    (["search", "--seed", "99999999999999999999"], "--seed"),
+    (["search", "--seed", "-1"], "--seed"),
+    (["search", "--width-mult", "1e30"], "at most 16"),
+    (["search", "--latency-weight", "1"], "without a latency table"),
+    (["search", "search.momentum=5"], "momentum"),
+    (["search", "search.alpha_betas=[2,3]"], "alpha_betas"),
+    (["search", "search.seed=-1"], "seed"),
+    (["search", "--data-root", NON_UTF8, "--dataset", "market-format"], "not valid UTF-8"),
+    ([*TINY_TRAIN, "--momentum", "5"], "--momentum"),
+    ([*TINY_TRAIN, "--gamma", "0"], "--gamma"),
+    ([*TINY_TRAIN, "--seed", "-1"], "--seed"),
+    ([*TINY_TRAIN, "train.seed=99999999999"], "seed"),
+    ([*TINY_TRAIN, "-o", "width_mult=1e30"], "at most 16"),
+    ([*TINY_TRAIN, "--synthetic-cameras", "9"], "--synthetic-cameras"),
+    ([*TINY_TRAIN, "--synthetic-seed", "-3"], "--synthetic-seed"),
+    (["extract", "--model", "cdnet", "--seed", "99999999999999999999", "--images", "x", "--output", "f.npz"],
+     "--seed"),
+    (["extract", "--model", "cdnet", "--images", "x", "--output", NON_UTF8 + ".npz"], "not valid UTF-8"),
+    (["export", "--model", "cdnet", "--output", NON_UTF8 + ".onnx"], "not valid UTF-8"),
+    (["export", "--model", "cdnet", "-o", "width_mult=1e30", "--output", "m.onnx"], "at most 16"),
+    (["report", "flops", "--width-mult", "1e30"], "at most 16"),
+    (["data", "synthetic", "--output", "d", "--seed", "-5"], "--seed"),
+    (["latency", "build", "--name", "x", "--seed", "99999999999999999999"], "--seed"),
+]
+
+
+def _assert_clean(status: int, err: str, names: str) -> None:
+    assert status == 2, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and LINE.match(lines[0]) and names in lines[0], err
+
+
+@pytest.mark.parametrize(("argv", "names"), HWNAS_CASES, ids=[" ".join(a[:4]) for a, _ in HWNAS_CASES])
+def test_attack_case_is_a_clean_error(argv, names, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status = hwnas_main(argv)
+    _assert_clean(status, capsys.readouterr().err, names)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))  # no work was done
+
+
+def _bench(name: str):
+    import importlib
+
+    return importlib.import_module(f"benchmarks.{name}").main
+
+
+BENCH_CASES = [
+    ("latency_composition", ["--batch", "0"], "--batch-size"),
+    ("latency_composition", ["--input-size", "65x33"], "multiples of 16"),
+    ("latency_composition", ["--resolution", "8", "4"], "--input-size"),
+    ("latency_composition", ["--width-mult", "nan"], "--width-mult"),
+    ("latency_composition", ["--repeats", "0"], "--repeats"),
+    ("latency_composition", ["--seed", "-1"], "--seed"),
+    ("latency_composition", ["--output", "FILE/x.md"], "output path is a file"),
+    ("latency_runtimes", ["--settings", "abc"], "--settings"),
+    ("latency_runtimes", ["--settings", "0,64x32,0.5"], "--settings"),
+    ("latency_runtimes", ["--runtimes", "nosuch"], "--runtimes"),
+    ("latency_runtimes", ["--archs", "0"], "--archs"),
+    ("latency_runtimes", ["--output", "FILE"], "output path is a file"),
+    ("latency_runtimes", ["--summary", "../x.md", "--output", "out"], "--summary"),
+    ("bench_cpp_inference", ["--output", "."], "is a folder"),
+    ("bench_cpp_inference", ["--out", "FILE/x.md"], "output path is a file"),
+    ("bench_cpp_inference", ["--device", "tpu"], "--device"),
+    ("inference_time", ["--models", "cdnet", "--reference", "osnet"], "--reference"),
+    ("inference_time", ["--latency-table", "nosuch"], "nosuch"),
+    ("inference_time", ["--output", "FILE"], "output path is a file"),
+    ("search_step", ["--seed", "-1"], "--seed"),
+    ("search_step", ["--output", NON_UTF8 + ".md"], "not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("module", "argv", "names"), BENCH_CASES,
+                         ids=[f"{m} {' '.join(a[:2])}" for m, a, _ in BENCH_CASES])
+def test_benchmark_attack_case_is_a_clean_error(module, argv, names, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("FILE").write_text("x")
+    status = _bench(module)([a.replace("FILE", str(tmp_path / "FILE")) for a in argv])
+    _assert_clean(status, capsys.readouterr().err, names)
+
+
+def test_latency_runtimes_does_not_write_into_the_recorded_results_by_default():
+    from benchmarks import latency_runtimes
+
+    assert "benchmarks" not in latency_runtimes.OUT.parts[:1] and not latency_runtimes.OUT.is_absolute()
+
+
+def test_help_shows_zero_defaults(capsys):
+    assert hwnas_main(["train", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "DataLoader workers (default: 0)" in out
+    assert "random seed (default: 0)" in out
