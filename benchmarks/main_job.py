@@ -134,11 +134,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def _seeds(text: str) -> list[int]:
     try:
-        seeds = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
+        seeds = [_cli.seed(t) for t in text.split(",") if t.strip()]
+    except argparse.ArgumentTypeError:
         seeds = []
     if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated integers like 0,1,2")
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated integers like 0,1,2 "
+                                         f"(each between 0 and {_cli.SEED_MAX})")
     return seeds
 
 

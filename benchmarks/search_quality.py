@@ -276,6 +276,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     plan = quick_plan() if args.quick else full_plan()
     if args.random is not None:
         plan = dataclasses.replace(plan, random_n=args.random)
+    if args.latency_table is not None:
+        from hwnas.latency import load_table
+
+        load_table(args.latency_table)  # a missing or malformed table is refused before hours of work
+    if args.results_dir is not None:
+        _cli.check_output_dir(args.results_dir, "--results-dir")
     command = f"{prog} " + " ".join(argv)
     payload = run(plan, _cli.check_output_dir(args.output), args.latency_table, not args.no_progress, command)
     if args.results_dir is not None:

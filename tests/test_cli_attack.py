@@ -90,6 +90,9 @@ BENCH_CASES = [
     ("inference_time", ["--latency-table", "nosuch"], "nosuch"),
     ("inference_time", ["--output", "FILE"], "output path is a file"),
     ("search_step", ["--seed", "-1"], "--seed"),
+    ("main_job", ["--seeds", "0,-1"], "--seeds"),
+    ("search_quality", ["--latency-table", "missing.json", "--output", "sq"], "missing.json"),
+    ("search_quality", ["--results-dir", "FILE", "--output", "sq"], "output path is a file"),
     ("search_step", ["--output", NON_UTF8 + ".md"], "not valid UTF-8"),
 ]
 
