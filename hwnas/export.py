@@ -29,6 +29,23 @@ PROG = "python -m hwnas.export"
 FORMATS = ("onnx",)
 
 
+def _max_opset() -> int:
+    try:
+        from torch.onnx import _constants
+        return int(_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
+    except (ImportError, AttributeError):  # a private constant: fall back to torch 2.x's value
+        return 20
+
+
+def _opset(text: str) -> int:
+    """argparse type: an opset the TorchScript ONNX exporter can write (13 and up: the ops CNet/CDNet need)."""
+    value = _cli.int_at_least(13)(text)
+    if value > _max_opset():
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected an integer in 13..{_max_opset()} (the "
+                                         "TorchScript ONNX exporter's range)")
+    return value
+
+
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = _cli.ArgumentParser(prog=prog, description=__doc__)
     add_model_source(p)
@@ -36,7 +53,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions (CNet/CDNet)")
     p.add_argument("--output", type=Path, required=True, metavar="FILE", help="the model file to write (.onnx)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    p.add_argument("--opset", type=_cli.int_at_least(13), default=17, help="ONNX opset version")
+    p.add_argument("--opset", type=_opset, default=17, metavar="N",
+                   help=f"ONNX opset version, 13..{_max_opset()} (the TorchScript exporter's range)")
     p.add_argument("--atol", type=_cli.positive_float, default=1e-4,
                    help="parity: absolute tolerance, times the largest feature magnitude when that is above 1")
     p.add_argument("--rtol", type=_cli.positive_float, default=1e-3, help="parity: relative tolerance")

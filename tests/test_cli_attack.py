@@ -43,6 +43,8 @@ HWNAS_CASES = [
     (["export", "--model", "cdnet", "--output", NON_UTF8 + ".onnx"], "not valid UTF-8"),
     (["export", "--model", "cdnet", "-o", "width_mult=1e30", "--output", "m.onnx"], "at most 16"),
     (["report", "flops", "--width-mult", "1e30"], "at most 16"),
+    (["export", "--model", "cdnet", "--opset", "99", "--output", "m.onnx"], "--opset"),
+    (["latency", "predict", "--spec", "rtx2080", "--name", "x", "--threads", "4", "--output", "t"], "--threads"),
     (["data", "synthetic", "--output", "d", "--seed", "-5"], "--seed"),
     (["latency", "build", "--name", "x", "--seed", "99999999999999999999"], "--seed"),
 ]
@@ -117,3 +119,12 @@ def test_help_shows_zero_defaults(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "DataLoader workers (default: 0)" in out
     assert "random seed (default: 0)" in out
+
+
+def test_predicting_a_shipped_table_name_into_the_user_folder_says_it_shadows_it(tmp_path, monkeypatch, capsys):
+    import hwnas.latency.__main__ as latency_cli
+
+    monkeypatch.setattr(latency_cli, "user_tables_dir", lambda: tmp_path)
+    assert hwnas_main(["latency", "predict", "--spec", "rtx2080", "--name", "rtx2080"]) == 0
+    assert (tmp_path / "rtx2080.json").is_file()
+    assert "shadows the shipped table 'rtx2080'" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from hwnas import _cli
 from hwnas.errors import UsageError
 from hwnas.latency.composition import METHODS
 from hwnas.latency.expected import LatencyTable, load_table
-from hwnas.latency.io import check_table_name, read_table, save_table, user_tables_dir
+from hwnas.latency.io import check_table_name, read_table, save_table, shipped_tables, user_tables_dir
 from hwnas.latency.schema import DTYPES, NECKS, RUNTIMES, Setting, from_dict, to_dict
 from hwnas.models import check_input_size
 
@@ -111,6 +111,9 @@ def _save_and_show(table, args: argparse.Namespace) -> int:
     path = save_table(table, path)
     info = table_summary(LatencyTable(table))
     print(json.dumps(dict(info, path=str(path)), indent=2) if args.json else f"{format_table_summary(info)}\nwrote {path}")
+    if args.output is None and args.name in shipped_tables():
+        print(f"note: the user table {path} now shadows the shipped table {args.name!r}: --latency-table "
+              f"{args.name} loads it from now on (delete it to use the shipped one again)", file=sys.stderr)
     return 0
 
 
@@ -134,6 +137,9 @@ def _predict(args: argparse.Namespace) -> int:
     setting = replace(_setting(args), threads=args.threads)
     _table_path(args)
     spec = load_spec(args.spec)
+    if args.threads is not None and spec.kind != "cpu":
+        raise UsageError(f"--threads {args.threads} with a {spec.kind} spec sheet, --threads, expected a CPU spec sheet "
+                         f"(the thread count applies to CPU tables only; drop --threads for {args.spec})")
     cal = calibrate(read_table(args.calibrate_on), spec).calibration if args.calibrate_on else PRIOR
     return _save_and_show(predict_table(spec, setting, args.name, cal), args)
 
