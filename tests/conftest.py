@@ -29,3 +29,13 @@ def triton_cpu():
 def _user_data_in_tmp(tmp_path_factory, monkeypatch):
     """User data (latency tables written without --output) goes to a temporary HWNAS_HOME, never the real home."""
     monkeypatch.setenv("HWNAS_HOME", str(tmp_path_factory.mktemp("hwnas-home")))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny convolutions: OpenMP threads cost far more than they save, above all on
+    a shared CPU); the previous count is restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,13 +15,7 @@ import hwnas
 from hwnas.models.init import LINEAR_STD, init_weights_
 from hwnas.search import SuperNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ---- 1. initialisation -------------------------------------------------------------------------------------
@@ -215,8 +209,8 @@ def test_an_unselected_candidate_keeps_moving_by_momentum_and_weight_decay(tmp_p
 
 
 def test_training_zeroes_gradients_without_freeing_them(tmp_path, monkeypatch) -> None:
-    from hwnas.data.synthetic import generate_synthetic_market
     from hwnas.data.datasets import Market1501
+    from hwnas.data.synthetic import generate_synthetic_market
     from hwnas.training import ReIDData, TrainConfig, Trainer
 
     root = generate_synthetic_market(tmp_path / "m", num_ids=2, images_per_id=4, num_cameras=2, image_size=(32, 16),

@@ -9,17 +9,19 @@ import torch
 
 import hwnas
 from hwnas.latency import load_table
-from hwnas.search import (SearchConfig, SuperNet, alpha_entropy, derive_genotype, latency_penalty, topk_genotypes,
-                          topk_weights, with_epochs)
+from hwnas.search import (
+    SearchConfig,
+    SuperNet,
+    alpha_entropy,
+    derive_genotype,
+    latency_penalty,
+    topk_genotypes,
+    topk_weights,
+    with_epochs,
+)
 from hwnas.space.candidates import candidates
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
@@ -173,7 +175,7 @@ def test_derived_genotype_file_builds_the_model(tmp_path) -> None:
 
 
 def test_sweep_weights_and_pareto_front() -> None:
-    from hwnas.search.sweep import parse_weights, pareto_front
+    from hwnas.search.sweep import pareto_front, parse_weights
 
     assert parse_weights("0, 0.01,1") == [0.0, 0.01, 1.0]
     for bad in ("", "a,b", "-1"):

@@ -14,13 +14,7 @@ from hwnas.search.__main__ import main
 from hwnas.search._checkpoint import CheckpointError
 from hwnas.search._data import SearchData, TensorBatches
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_data(ids: int = 4, per_id: int = 8, size: int = 32) -> SearchData:

@@ -13,13 +13,7 @@ from hwnas.search.topk import path_weights, sample_paths
 from hwnas.space.genotype import Genotype
 from tests.test_search_loop import tiny_config, tiny_data
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_warmup_epochs_train_only_the_weights(tmp_path: Path) -> None:

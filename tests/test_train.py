@@ -25,13 +25,7 @@ TINY = {"epochs": 2, "batch_size": 8, "num_instances": 4, "height": 32, "width":
 MODEL = {"width_mult": 0.25, "num_classes": 3}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: OpenMP threads cost far more than they save, above all on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

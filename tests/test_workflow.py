@@ -40,12 +40,7 @@ train:
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def custom_folder(root: Path, num_ids: int = 4, seed: int = 3) -> Path:
