@@ -137,11 +137,11 @@ def paper_config(**changes: Any) -> SearchConfig:
 def short_config(**changes: Any) -> SearchConfig:
     """A few-minute schedule for a 2-core CPU on :class:`SyntheticData` (the main job without a dataset).
 
-    Same optimisers and losses as the paper; smaller: width 0.5, 64x32 input, batch 32 = 8 x 4, 32 epochs of 8
-    steps. The first 8 epochs train only the weights, on k random candidates per layer (a DARTS-style warm-up,
-    so every candidate is trained before alpha judges it). With ~200x fewer alpha steps than the paper (192 vs
-    ~40,000), alpha's learning rate is 1e-1 instead of 3e-4, x0.1 for the last 4 epochs. Chosen from measured
-    runs: docs/search.md, "The main job".
+    Same optimisers and losses as the paper; smaller: width 0.5, 64x32 input, batch 32 = 8 x 4, 32 epochs of one
+    P x K pass each (7-8 steps). The first 8 epochs train only the weights, on k random candidates per layer (a
+    DARTS-style warm-up, so every candidate is trained before alpha judges it). With ~200x fewer alpha steps than
+    the paper (~200 vs ~40,000), alpha's learning rate is 1e-1 instead of 3e-4, x0.1 for the last 4 epochs.
+    Chosen from measured runs: docs/search.md, "The main job".
     """
     base = SearchConfig(width_mult=0.5, image_size=(64, 32), epochs=32, warmup_epochs=8, ids_per_batch=8,
                         images_per_id=4, alpha_lr=1e-1, alpha_milestones=(28,), checkpoint_every=20)
