@@ -23,6 +23,8 @@ NON_UTF8 = os.fsdecode(b"\xff\xfe")
 # (argv after `hwnas`, text the message must contain)
 HWNAS_CASES = [
     (["search", "--seed", "99999999999999999999"], "--seed"),
+    (["data", "synthetic", "--output", "never-written", "--num-ids", "1"], "--num-ids"),
+    (["evaluate", "--synthetic", "--topk", "100000"], "--topk"),
     (["search", "--seed", "-1"], "--seed"),
     (["search", "--width-mult", "1e30"], "at most 16"),
     (["search", "--latency-weight", "1"], "without a latency table"),

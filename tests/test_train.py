@@ -119,5 +119,11 @@ def test_cli_train_evaluate_tsne(tmp_path, capsys):
     assert report_main(["tsne", "--checkpoint", str(out / "last.pt"), *data_args, "--num-ids", "2",
                         "--perplexity", "3", "--output", str(tmp_path / "t")]) == 0
     assert (tmp_path / "t" / "tsne-test-branch0.png").stat().st_size > 1000
+    capsys.readouterr()
+    # asking for more identities or a higher perplexity than the data allows draws what it can and says so
+    assert report_main(["tsne", "--checkpoint", str(out / "last.pt"), *data_args, "--num-ids", "999",
+                        "--perplexity", "1e9", "--output", str(tmp_path / "t")]) == 0
+    err = capsys.readouterr().err
+    assert "plotting all of them (--num-ids 999" in err and "perplexity 1e+09 is more than" in err
     assert evaluate.main(["--checkpoint", str(tmp_path / "nope.pt"), *data_args]) == 2
     assert "does not exist" in capsys.readouterr().err

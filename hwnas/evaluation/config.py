@@ -7,6 +7,7 @@ from hwnas.data.config import DataConfig
 from hwnas.errors import UsageError
 
 METRICS = ("euclidean", "cosine")
+MAX_TOPK = 50  # gallery images per query in a ranked-results row (torchreid's visrank draws 10)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class EvalConfig:
             if getattr(self, name) < minimum:
                 raise UsageError(f"bad value {getattr(self, name)!r}, EvalConfig.{name}, expected an integer >= "
                                  f"{minimum}")
+        if self.topk > MAX_TOPK:
+            raise UsageError(f"bad value {self.topk!r}, EvalConfig.topk, expected at most {MAX_TOPK} gallery "
+                             "images per row of the ranked results")
         if self.metric not in METRICS:
             raise UsageError(f"unknown metric {self.metric!r}, EvalConfig.metric, expected one of {', '.join(METRICS)}")
 
