@@ -25,9 +25,10 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -111,7 +112,7 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, progress: 
     data = prepare_data(config, root, threads=1)
     found = []
     for pressure in plan.latency_pressures:
-        w = latency_weight(table, plan.search.space, pressure)
+        w = table.weight_for_pressure(plan.search.space, pressure)
         sub = out / "search" / f"p{pressure:g}"
         if not (sub / "search_report.json").is_file():
             resume = (sub / "checkpoints" / "last.pt").is_file()
@@ -125,15 +126,6 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, progress: 
                    "genotype": final["genotype"]}
         found.append((w, load_genotype(sub / "genotype.json", space=config.space), summary))
     return found
-
-
-def latency_weight(table: Any, space: str, pressure: float) -> float:
-    """The weight (per ms) that makes the latency term worth ``pressure`` at uniform alphas on ``table``."""
-    if pressure == 0:
-        return 0.0
-    layers, n = table.matrix(space).shape
-    uniform_ms = float(table.expected_latency_ms(torch.full((layers, n), 1.0 / n), space))
-    return float(f"{pressure / uniform_ms:.4g}")
 
 
 def benchmark_entries(plan: Plan, searched: Sequence[tuple[float, Genotype, dict]]) -> list[Entry]:

@@ -91,6 +91,18 @@ class LatencyTable:
             self._cast[key] = lut.to(device=probs.device, dtype=probs.dtype)
         return (probs * self._cast[key]).sum() + self.fixed_ms
 
+    def uniform_latency_ms(self, space: str) -> float:
+        """Expected latency (ms) of the supernet at uniform alphas (every candidate equally likely)."""
+        layers, n = self.matrix(space).shape
+        return float(self.expected_latency_ms(torch.full((layers, n), 1.0 / n, dtype=torch.float64), space))
+
+    def weight_for_pressure(self, space: str, pressure: float) -> float:
+        """The latency weight (per ms, 4 significant digits) that makes ``weight * E[lat]`` worth ``pressure`` at
+        uniform alphas; 0 for pressure 0. The search's default uses pressure 4 (hwnas.search.run_config)."""
+        if pressure == 0:
+            return 0.0
+        return float(f"{pressure / self.uniform_latency_ms(space):.4g}")
+
     def layer_latency_ms(self, space: str, layer: int, index: int) -> float:
         return float(self.matrix(space)[layer, index])
 

@@ -31,8 +31,13 @@ from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
 from hwnas.search.config import SearchConfig, SyntheticData
 from hwnas.search.report import summary_lines
-from hwnas.search.run_config import (DEFAULT_LATENCY_PRESSURE, RESULT_NEUTRAL, SearchRunConfig,
-                                     default_latency_weight, resolve_search_run)
+from hwnas.search.run_config import (
+    DEFAULT_LATENCY_PRESSURE,
+    RESULT_NEUTRAL,
+    SearchRunConfig,
+    default_latency_weight,
+    resolve_search_run,
+)
 from hwnas.search.runner import SYNTHETIC_DIRNAME, default_threads, prepare_data, run_search, synthetic_dataset
 from hwnas.search.sweep import parse_weights, run_sweep, write_sweep
 from hwnas.viz import tensorboard
@@ -213,7 +218,7 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
     root = Path(run.data.root) if run.data.root is not None else _synthetic_root(config.seed, config, output, say)
     data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
     say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
-        f"latency weight {config.latency_weight:g} per ms{_weight_note(run)}; {info.world_size} process(es) on {device}; output {output}")
+        f"latency weight {config.latency_weight:g} per ms{_weight_note(run, table)}; {info.world_size} process(es) on {device}; output {output}")
     progress = not args.no_progress
     weights = list(run.sweep_latency_weights) if run.sweep_latency_weights is not None else None
     if args.tensorboard == "auto" and not args.events and weights is None:
@@ -222,11 +227,12 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
         return _run(args, config, data, output, table, device, weights, progress, say, info)
 
 
-def _weight_note(run: SearchRunConfig) -> str:
-    """Why the latency weight is what it is, when it is the default of a search with a table."""
+def _weight_note(run: SearchRunConfig, table) -> str:
+    """Why the latency weight is what it is, when it is the default of a search with a table (``table``: the
+    loaded one, not read again)."""
     c = run.search
-    if run.latency_table and run.sweep_latency_weights is None and c.latency_weight > 0 and \
-            c.latency_weight == default_latency_weight(run.latency_table, c.space, c.latency_target_ms):
+    if table is not None and run.sweep_latency_weights is None and c.latency_weight > 0 and \
+            c.latency_weight == default_latency_weight(table, c.space, c.latency_target_ms):
         return (f" (the default with a table: the latency term starts at {DEFAULT_LATENCY_PRESSURE:g}; "
                 "--latency-weight 0 runs the paper's accuracy-only search)")
     return ""

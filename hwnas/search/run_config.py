@@ -10,6 +10,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hwnas import _config
 from hwnas.data.config import DatasetConfig
@@ -79,20 +80,17 @@ def resolve_search_run(layers: Sequence[_config.Layer]) -> SearchRunConfig:
     return run
 
 
-def default_latency_weight(table: str, space: str, target_ms: float | None = None) -> float:
+def default_latency_weight(table: Any, space: str, target_ms: float | None = None) -> float:
     """The latency weight of a search given a table but no weight: :data:`DEFAULT_LATENCY_PRESSURE` divided by the
     table's expected latency (ms) at uniform alphas, so the term ``weight * E[lat]`` starts at that value (per ms,
     4 significant digits; 0.0298 for ``rtx2080``). With a target the term ``weight * max(E[lat]/T - 1, 0)`` is
     already relative, and the weight is the pressure itself. ``--latency-weight 0`` gives the paper's search.
 
+    ``table``: a name or path (read with ``load_table``) or a loaded :class:`hwnas.latency.LatencyTable`.
     Raises :class:`hwnas.errors.LatencyTableError` (via ``load_table``) for a table that cannot be read."""
     if target_ms is not None:
         return DEFAULT_LATENCY_PRESSURE
-    import torch
-
     from hwnas.latency import load_table
 
-    lut = load_table(table, space=space)
-    layers, n = lut.matrix(space).shape
-    uniform_ms = float(lut.expected_latency_ms(torch.full((layers, n), 1.0 / n), space))
-    return float(f"{DEFAULT_LATENCY_PRESSURE / uniform_ms:.4g}")
+    table = table if not isinstance(table, str) else load_table(table, space=space)
+    return table.weight_for_pressure(space, DEFAULT_LATENCY_PRESSURE)
