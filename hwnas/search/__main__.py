@@ -218,7 +218,8 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
     root = Path(run.data.root) if run.data.root is not None else _synthetic_root(config.seed, config, output, say)
     data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
     say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
-        f"latency weight {config.latency_weight:g} per ms{_weight_note(run, table)}; {info.world_size} process(es) on {device}; output {output}")
+        f"latency weight {config.latency_weight:g} per ms{_weight_note(run, table)}; {info.world_size} process(es) "
+        f"on {device}; output {output}")
     progress = not args.no_progress
     weights = list(run.sweep_latency_weights) if run.sweep_latency_weights is not None else None
     if args.tensorboard == "auto" and not args.events and weights is None:
