@@ -117,7 +117,9 @@ def resolve_run(a: argparse.Namespace, given: dict[str, str]) -> TrainRunConfig:
         return _config.resume_config(saved_path, TrainRunConfig(), layers)
     r = _config.resolve(TrainRunConfig(), layers)
     with _cli.options_named("TrainConfig", {"height": "--input-size", "width": "--input-size"}):
-        return with_default_schedule(r.config, r.was_set("train.epochs"), r.was_set("train.milestones"))
+        run = with_default_schedule(r.config, r.was_set("train.epochs"), r.was_set("train.milestones"))
+    run.train.check_milestones_apply()
+    return run
 
 
 RUN_FILES = ("last.pt", "metrics.jsonl", "results.json", "config.json", "train.log", "training_curves.png")

@@ -139,7 +139,7 @@ def test_search_schedule_follows_the_data_and_epochs_scale_milestones(tmp_path):
     assert synthetic.search.width_mult == 0.5 and synthetic.search.alpha_milestones == (14,)
     assert synthetic.search.warmup_epochs == 4
     short = resolve_search_run([_config.override_layer(["search.epochs=2"])])  # the warm-up shrinks with it
-    assert short.search.warmup_epochs == 0 and short.search.alpha_milestones == (2,)
+    assert short.search.warmup_epochs == 0 and short.search.alpha_milestones == ()  # 28/32 of 2 = 2: never applies
     real = resolve_search_run([_config.file_layer(write(tmp_path, "data: {root: /data/market}\nsearch: {epochs: 24}\n"))])
     assert real.search.width_mult == 1.0 and real.search.alpha_milestones == (8, 16)  # paper: 240 epochs, (80, 160)
     kept = resolve_search_run([_config.override_layer(["search.epochs=24", "search.alpha_milestones=[2]"])])

@@ -60,6 +60,17 @@ def test_warmup_must_leave_alpha_epochs_and_scales_with_epochs() -> None:
     assert SearchConfig().warmup_epochs == 0  # the paper's search has none
 
 
+def test_alpha_milestones_that_never_apply_are_dropped_or_refused() -> None:
+    config = SearchConfig(epochs=40, warmup_epochs=10, alpha_milestones=(20, 30))
+    assert with_epochs(config, 40).alpha_milestones == (20, 30) and with_epochs(config, 4).alpha_milestones == (2, 3)
+    assert with_epochs(config, 2).alpha_milestones == (1,) and with_epochs(config, 1).alpha_milestones == ()
+    with pytest.raises(ValueError, match="alpha_milestones"):
+        SearchConfig(alpha_milestones=(30, 20))
+    assert SearchConfig(epochs=2).alpha_milestones == (80, 160)  # library use may shorten the paper's (80, 160) ...
+    with pytest.raises(ValueError, match=r"\[80, 160\] would never apply"):
+        SearchConfig(epochs=2).check_milestones_apply()  # ... the command line refuses it
+
+
 def test_fixed_path_forward_runs_exactly_that_genotype() -> None:
     torch.manual_seed(0)
     net = SuperNet("cdnet", num_classes=5, width_mult=0.125, topk=2).eval()

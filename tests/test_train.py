@@ -42,6 +42,7 @@ def test_config_defaults_are_the_papers():
     assert c.lr_at(149) == 0.065 and c.lr_at(150) == pytest.approx(0.0065) and c.lr_at(350) == pytest.approx(6.5e-5)
     assert TrainConfig(warmup_epochs=10).lr_at(1) == pytest.approx(0.0065)
     assert scaled_milestones(350) == (150, 225, 300) and scaled_milestones(15) == (6, 10, 13)
+    assert scaled_milestones(1) == () and scaled_milestones(3) == (2, 3)  # none after the last epoch
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown training option"):
         TrainConfig.from_dict({"learning_rate": 0.1})

@@ -96,6 +96,18 @@ class SearchConfig:
             raise bad("alpha_betas", "two numbers in [0, 1) (Adam's betas)")
         if not 0 <= self.seed <= 2**32 - 1:
             raise bad("seed", "an integer between 0 and 4294967295")
+        m = list(self.alpha_milestones)
+        if m != sorted(set(m)) or any(e < 1 for e in m):
+            raise bad("alpha_milestones", "increasing 0-based epochs >= 1")
+
+    def check_milestones_apply(self) -> None:
+        """Refuse alpha lr milestones that never apply (at or beyond ``epochs``; epochs are 0-based). Not part of
+        construction, so library code may shorten the paper's schedule (``epochs=2`` keeps milestones 80, 160);
+        the command line, where a user wrote the schedule, calls it. Raises :class:`UsageError`."""
+        late = [e for e in self.alpha_milestones if e >= self.epochs]
+        if late:
+            raise UsageError(f"bad value {list(self.alpha_milestones)!r}, search.alpha_milestones, expected 0-based "
+                             f"epochs in 1..epochs-1 = 1..{self.epochs - 1} ({late} would never apply)")
 
     @property
     def batch_size(self) -> int:
@@ -153,6 +165,6 @@ def with_epochs(config: SearchConfig, epochs: int) -> SearchConfig:
     if epochs < 1:
         raise UsageError(f"bad value {epochs}, epochs, expected an integer >= 1")
     fractions = [m / config.epochs for m in config.alpha_milestones]
-    milestones = tuple(sorted({max(1, round(f * epochs)) for f in fractions}))
+    milestones = tuple(sorted(m for m in {max(1, round(f * epochs)) for f in fractions} if m < epochs))
     warmup = min(round(config.warmup_epochs * epochs / config.epochs), epochs - 1)
     return config.replace(epochs=epochs, alpha_milestones=milestones, warmup_epochs=warmup)

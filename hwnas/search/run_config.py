@@ -74,6 +74,7 @@ def resolve_search_run(layers: Sequence[_config.Layer]) -> SearchRunConfig:
         base = with_epochs(base, epochs)
     r = _config.resolve(SearchRunConfig(search=base), layers)
     run = r.config
+    run.search.check_milestones_apply()
     if run.latency_table and run.sweep_latency_weights is None and not r.was_set("search.latency_weight"):
         weight = default_latency_weight(run.latency_table, run.search.space, run.search.latency_target_ms)
         run = dataclasses.replace(run, search=run.search.replace(latency_weight=weight))

@@ -76,6 +76,15 @@ class TrainConfig:
         if self.warmup_epochs and self.warmup_epochs >= self.epochs:
             raise bad("warmup_epochs", f"fewer than epochs ({self.epochs})")
 
+    def check_milestones_apply(self) -> None:
+        """Refuse lr milestones after the last epoch (1-based), which would never apply. Not part of construction,
+        so library code may shorten the paper's schedule; the command line, where a user wrote the schedule, calls
+        it. Raises :class:`hwnas.errors.UsageError`."""
+        late = [m for m in self.milestones if m > self.epochs]
+        if late:
+            raise UsageError(f"bad value {list(self.milestones)!r}, train.milestones (--milestones), expected epochs in "
+                             f"1..epochs = 1..{self.epochs} ({late} would never apply)")
+
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 1-based ``epoch``."""
         lr = self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
@@ -108,9 +117,9 @@ def scaled_milestones(epochs: int, milestones: tuple[int, ...] = PAPER_MILESTONE
                       base_epochs: int = PAPER_EPOCHS) -> tuple[int, ...]:
     """The paper's milestones at the same fractions of a shorter or longer run (used when only epochs change).
 
-    Milestones are kept >= 2 so the first epoch always trains at the full lr.
+    Milestones are kept >= 2 so the first epoch always trains at the full lr; those beyond ``epochs`` are dropped.
     """
-    return tuple(sorted({max(2, round(m * epochs / base_epochs)) for m in milestones}))
+    return tuple(sorted(m for m in {max(2, round(m * epochs / base_epochs)) for m in milestones} if m <= epochs))
 
 
 SYNTHETIC_EPOCHS = 15  # the short default schedule on synthetic data (minutes on a CPU)
