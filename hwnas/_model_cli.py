@@ -37,6 +37,8 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
                                      f"{', '.join(hwnas.list_models())}")
     g.add_argument("--model-option", "-o", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="option of --model (repeatable), e.g. genotype=cdnet-top1, width_mult=0.5")
+    g.add_argument("--width-mult", type=_cli.positive_float, metavar="BETA",
+                   help="width multiplier beta of --model (the same as -o width_mult=BETA)")
     _cli.add_input_size(g, None, "input size HxW in pixels (default: the checkpoint's training size, else "
                                  f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]})")
     _cli.add_seed(g)
@@ -57,6 +59,15 @@ def model_from_args(a: argparse.Namespace, device: torch.device | str = "cpu") -
     """Build or load the model the options describe; the input size is checked against the model's minimum."""
     from hwnas.training.checkpoint import model_from_checkpoint
 
+    if getattr(a, "width_mult", None) is not None:
+        if a.checkpoint is not None:
+            raise UsageError("--width-mult with --checkpoint, --width-mult, expected no model options (the checkpoint "
+                             "records its model's)")
+        given = [v for k, v in a.model_option if k == "width_mult"]
+        if given and given[-1] != a.width_mult:
+            raise UsageError(f"--width-mult {a.width_mult:g} and -o width_mult={given[-1]}, --width-mult, expected one "
+                             "width multiplier")
+        a.model_option = [*a.model_option, ("width_mult", a.width_mult)]
     if a.checkpoint is not None:
         if a.model_option:
             raise UsageError("--model-option with --checkpoint, --model-option, expected no options (the checkpoint "

@@ -45,6 +45,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--model", help=f"model to train, one of: {', '.join(hwnas.list_models())}")
     p.add_argument("--model-option", "-o", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="model option (repeatable), e.g. genotype=cdnet-top1, width_mult=0.5, neck=bnneck")
+    p.add_argument("--width-mult", type=_cli.positive_float, metavar="BETA",
+                   help="width multiplier beta of the model (the same as -o width_mult=BETA, and as search's flag)")
     p.add_argument("--load-weights", type=Path, metavar="CKPT",
                    help="start from these weights (a last.pt of hwnas train, or a saved state dict) instead of a "
                         "random initialisation; a classifier of another size is re-initialised")
@@ -103,6 +105,12 @@ def flag_entries(a: argparse.Namespace, given: dict[str, str]) -> list[tuple[str
             entries.append(("model", value, flag))
         elif dest == "model_option":
             entries += [(f"model_options.{k}", v, flag) for k, v in value]
+        elif dest == "width_mult":
+            given_o = [v for k, v in a.model_option if k == "width_mult"]
+            if given_o and given_o[-1] != value:
+                raise UsageError(f"--width-mult {value:g} and -o width_mult={given_o[-1]}, --width-mult, expected one "
+                                 "width multiplier")
+            entries.append(("model_options.width_mult", value, flag))
         elif dest == "load_weights":
             entries.append(("load_weights", str(value), flag))
     return entries

@@ -39,6 +39,12 @@ HWNAS_CASES = [
     ([*TINY_TRAIN, "-o", "width_mult=1e30"], "at most 16"),
     ([*TINY_TRAIN, "--synthetic-cameras", "9"], "--synthetic-cameras"),
     ([*TINY_TRAIN, "--milestones", "99"], "--milestones"),
+    ([*TINY_TRAIN, "--width-mult", "0"], "--width-mult"),
+    ([*TINY_TRAIN, "--width-mult", "0.5", "-o", "width_mult=0.25"], "--width-mult"),
+    ([*TINY_TRAIN, "--width-mult", "1e30"], "at most 16"),
+    (["export", "--model", "cdnet", "--width-mult", "0.5", "-o", "width_mult=1", "--output", "m.onnx"],
+     "--width-mult"),
+    (["export", "--checkpoint", "last.pt", "--width-mult", "0.5", "--output", "m.onnx"], "--width-mult"),
     ([*TINY_TRAIN, "train.milestones=[1,5]"], "train.milestones"),
     (["search", "search.alpha_milestones=[40]"], "search.alpha_milestones"),
     (["search", "--epochs", "4", "search.alpha_milestones=[4]"], "search.alpha_milestones"),
@@ -134,3 +140,23 @@ def test_predicting_a_shipped_table_name_into_the_user_folder_says_it_shadows_it
     assert hwnas_main(["latency", "predict", "--spec", "rtx2080", "--name", "rtx2080"]) == 0
     assert (tmp_path / "rtx2080.json").is_file()
     assert "shadows the shipped table 'rtx2080'" in capsys.readouterr().err
+
+
+def test_width_mult_flag_is_the_model_option():
+    """train/extract/export take --width-mult like search and report; it is the model option width_mult."""
+    from hwnas import _cli
+    from hwnas import train as train_cli
+
+    argv = [*TINY_TRAIN[1:], "--width-mult", "0.25"]
+    parser = train_cli.build_parser()
+    run = train_cli.resolve_run(parser.parse_intermixed_args(argv), _cli.given_options(parser, argv))
+    assert run.model_options["width_mult"] == 0.25
+    import hwnas
+    from hwnas import export
+    from hwnas._model_cli import model_from_args
+
+    a = export.build_parser().parse_args(["--model", "cdnet", "--width-mult", "0.25", "--output", "m.onnx"])
+    loaded = model_from_args(a)
+    full = hwnas.create_model("cdnet")
+    assert loaded.options["width_mult"] == 0.25
+    assert sum(p.numel() for p in loaded.model.parameters()) < sum(p.numel() for p in full.parameters()) / 2
