@@ -96,7 +96,7 @@ setup(
     cmdclass={"build_ext": CMakeBuild},
     entry_points={"console_scripts": ["hwnas=hwnas.cli:main"]},
     install_requires=["torch>=2.1", "numpy", "fvcore", "thop", "tqdm", "pillow", "matplotlib", "scipy",
-                      "omegaconf>=2.3"],
+                      "omegaconf>=2.3", "scikit-learn>=1.5"],
     extras_require={
         # Triton (~290 MB) only when asked: the fused kernels run on CUDA GPUs; on a CPU the tests use its interpreter
         "triton": ["triton>=3.0"],

@@ -2,8 +2,8 @@
 
 ``python -m hwnas.report tsne --checkpoint runs/train/last.pt --synthetic [--output DIR]`` draws, side by side,
 ``feats_tri`` (the feature the triplet loss sees) and ``feats_fc`` (the feature the classifier reads) of
-``--num-ids`` identities, one colour per identity. t-SNE is computed here (exact, numpy) so no extra
-dependency is needed; it suits the few hundred points such a figure holds.
+``--num-ids`` identities, one colour per identity. t-SNE is scikit-learn's (exact solver: it suits the few
+hundred points such a figure holds).
 """
 from __future__ import annotations
 
@@ -27,55 +27,26 @@ from hwnas.training.checkpoint import model_from_checkpoint
 logger = logging.getLogger(__name__)
 
 
-def _conditional_p(d2: np.ndarray, perplexity: float, tol: float = 1e-5, steps: int = 100) -> np.ndarray:
-    """Row-wise Gaussian affinities whose entropy matches log(perplexity) (binary search on the precision)."""
-    n = len(d2)
-    p = np.zeros((n, n))
-    target = np.log(perplexity)
-    for i in range(n):
-        d = np.delete(d2[i], i)
-        lo, hi, beta = 0.0, np.inf, 1.0
-        for _ in range(steps):
-            w = np.exp(-(d - d.min()) * beta)
-            s = w.sum()
-            h = np.log(s) + beta * np.sum((d - d.min()) * w) / s
-            if abs(h - target) < tol:
-                break
-            if h > target:
-                lo, beta = beta, beta * 2 if hi == np.inf else (beta + hi) / 2
-            else:
-                hi, beta = beta, (beta + lo) / 2
-        p[i, np.arange(n) != i] = w / s
-    return p
-
-
 def tsne(x: np.ndarray, *, perplexity: float = 20.0, iterations: int = 750, seed: int = 0) -> np.ndarray:
-    """Exact t-SNE (van der Maaten & Hinton, 2008) of x (N, D) to (N, 2), with early exaggeration and gains."""
+    """t-SNE (van der Maaten & Hinton, 2008) of ``x`` (N, D) to (N, 2) with scikit-learn's exact solver
+    (``sklearn.manifold.TSNE``, PCA initialisation; features above 50 dimensions are first reduced to 50 by PCA,
+    as usual). ``perplexity`` is capped at (N - 1) / 3; ``seed`` fixes the embedding. Raises ``ValueError`` for
+    fewer than 2 points or non-finite features."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2 or not np.isfinite(x).all():
+        raise ValueError(f"t-SNE needs finite features of shape (N >= 2, D), got {x.shape}")
     x = x - x.mean(0)
-    if x.shape[1] > 50:  # PCA to 50 dimensions first, as usual
-        x = x @ np.linalg.svd(x, full_matrices=False)[2][:50].T
-    n = len(x)
-    perplexity = min(perplexity, (n - 1) / 3)
-    d2 = np.square(x[:, None, :] - x[None, :, :]).sum(-1)
-    p = _conditional_p(d2 / d2.max(), perplexity)
-    p = np.maximum((p + p.T) / (2 * n), 1e-12)
-    rng = np.random.default_rng(seed)
-    y = rng.normal(0.0, 1e-4, size=(n, 2))
-    velocity, gains = np.zeros_like(y), np.ones_like(y)
-    lr = max(n / 12.0, 50.0)
-    for it in range(iterations):
-        exaggeration, momentum = (12.0, 0.5) if it < 250 else (1.0, 0.8)
-        diff = y[:, None, :] - y[None, :, :]
-        num = 1.0 / (1.0 + np.square(diff).sum(-1))
-        np.fill_diagonal(num, 0.0)
-        q = np.maximum(num / num.sum(), 1e-12)
-        grad = 4.0 * np.einsum("ij,ijk->ik", (exaggeration * p - q) * num, diff)
-        gains = np.where(np.sign(grad) != np.sign(velocity), gains + 0.2, gains * 0.8).clip(0.01)
-        velocity = momentum * velocity - lr * gains * grad
-        y = y + velocity
-        y -= y.mean(0)
-    return y
+    scale = np.abs(x).max()
+    if scale > 0:  # t-SNE is invariant to the scale; scikit-learn's float32 distances are not (overflow)
+        x = x / scale
+    if x.shape[1] > 50 and len(x) > 50:
+        x = PCA(n_components=50, random_state=seed).fit_transform(x)
+    perplexity = min(perplexity, (len(x) - 1) / 3)
+    return TSNE(n_components=2, perplexity=perplexity, max_iter=max(iterations, 250), init="pca", method="exact",
+                learning_rate="auto", random_state=seed).fit_transform(x)
 
 
 @torch.no_grad()
