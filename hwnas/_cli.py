@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from hwnas._limits import MAX_INPUT_SIDE
 from hwnas.errors import HwnasError, OutputError, RuntimeUnavailableError, UsageError
 
 Main = Callable[..., int]  # main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int
@@ -272,6 +273,8 @@ def input_size(text: str) -> tuple[int, int]:
         raise _bad(text, "HEIGHTxWIDTH in pixels like 256x128") from None
     if h < 1 or w < 1:
         raise _bad(text, "HEIGHTxWIDTH with both >= 1")
+    if max(h, w) > MAX_INPUT_SIDE:
+        raise _bad(text, f"HEIGHTxWIDTH with both at most {MAX_INPUT_SIDE} pixels")
     return h, w
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from hwnas._limits import MAX_INPUT_SIDE
 from hwnas.errors import UsageError
 from hwnas.models._registry import create_model
 
@@ -62,6 +63,9 @@ def min_input_size(name: str, **options: Any) -> tuple[int, int]:
 def check_input_size(name: str, size: tuple[int, int], option: str = "--input-size", **options: Any) -> None:
     """Raise :class:`UsageError` naming the minimum when the model cannot run at ``size`` (height, width)."""
     h, w = size
+    if max(h, w) > MAX_INPUT_SIDE:
+        raise UsageError(f"input size {h}x{w} is too large, {option}, expected at most {MAX_INPUT_SIDE} pixels per "
+                         "side (height x width)")
     if _runs(name, _key(options), (h, w)):
         return
     mh, mw = min_input_size(name, **options)

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hwnas._limits import MAX_INPUT_SIDE
 from hwnas.data.split import VAL_SPLITS
 from hwnas.errors import ConfigError, UsageError
 from hwnas.space.candidates import SPACES, candidates
@@ -72,8 +73,8 @@ class SearchConfig:
             raise bad("val_split", f"one of {', '.join(VAL_SPLITS)}")
         if self.ids_per_batch < 2:
             raise bad("ids_per_batch", "at least 2 identities per batch (the triplet loss needs negatives)")
-        if len(self.image_size) != 2 or min(self.image_size) < 32:
-            raise bad("image_size", "(height, width), both >= 32 pixels")
+        if len(self.image_size) != 2 or min(self.image_size) < 32 or max(self.image_size) > MAX_INPUT_SIDE:
+            raise bad("image_size", f"(height, width), both >= 32 and at most {MAX_INPUT_SIDE} pixels")
         for name in ("width_mult", "lr", "alpha_lr"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise bad(name, "a finite number > 0")

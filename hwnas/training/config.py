@@ -5,6 +5,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from hwnas._limits import MAX_INPUT_SIDE
 from hwnas.data.config import DataConfig
 from hwnas.errors import ConfigError, UsageError
 
@@ -49,6 +50,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "num_instances", "height", "width", "test_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "an integer >= 1")
+        for name in ("height", "width"):
+            if int(getattr(self, name)) > MAX_INPUT_SIDE:
+                raise bad(name, f"at most {MAX_INPUT_SIDE} pixels")
         for name in ("warmup_epochs", "eval_every", "num_workers"):
             if int(getattr(self, name)) < 0:
                 raise bad(name, "an integer >= 0")
