@@ -30,7 +30,7 @@ from torch import nn
 import hwnas
 from benchmarks._device import check_output_file, markdown_table, write_text_atomic
 from hwnas import _cli
-from hwnas.deploy import compile_module, fuse, fuse_module, steady_heap
+from hwnas.deploy import compile_module, fuse, steady_heap
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.errors import UsageError
 from hwnas.latency.endtoend import random_genotypes

@@ -101,7 +101,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
     lines = ["# The main job, measured", "", f"Command: `{env['command']}`", "",
              f"- machine: {env['device']}; software {', '.join(f'{k} {v}' for k, v in env['software'].items())}; "
              f"{env['date_utc']}",
-             f"- each search ran as its own process, one after another (load average before/after in each row)",
+             "- each search ran as its own process, one after another (load average before/after in each row)",
              f"- targets (issue 11): mean alpha entropy <= {ENTROPY_TARGET} ln n, all seeds agree on >= "
              f"{AGREEMENT_TARGET} of 6 layers, about {TIME_TARGET_S / 60:.0f} minutes", "",
              "| latency weight | seed | wall (s) | CPU (s) | load before | mean entropy / ln n | genotype | predicted rtx2080 ms |",

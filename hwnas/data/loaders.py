@@ -9,7 +9,6 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
-from hwnas.data.datasets import DatasetError
 from hwnas.data.sampler import RandomIdentitySampler
 from hwnas.data.transforms import build_transforms
 from hwnas.errors import ImageReadError  # noqa: F401 (re-exported)
