@@ -207,13 +207,16 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
         again = results.get((key, plan.seeds[1]))
         rows.append({"label": e.label, "kind": e.kind, "genotype": key, "depth": e.genotype.depth,
                      "latency_ms": table.genotype_latency_ms(e.genotype), "rank1": r["rank1"], "mAP": r["mAP"],
-                     "mINP": r["mINP"], "train_s": r["train_s"],
+                     "mINP": r["mINP"], "train_s": r["train_s"], "train_acc": r.get("train_acc"),
                      "second_seed": None if again is None else {"seed": plan.seeds[1], "rank1": again["rank1"],
                                                                 "mAP": again["mAP"]},
                      "supernet_val_acc": scores[key]["val_acc"], "supernet_val_ce": scores[key]["val_ce"]})
     distinct_rows = list({r["genotype"]: r for r in rows}.values())
     tau_acc = kendall_tau([r["supernet_val_acc"] for r in distinct_rows], [r["mAP"] for r in distinct_rows])
     tau_ce = kendall_tau([-r["supernet_val_ce"] for r in distinct_rows], [r["mAP"] for r in distinct_rows])
+    tau_depth = kendall_tau([r["depth"] for r in distinct_rows], [r["mAP"] for r in distinct_rows])
+    fitted = [r for r in distinct_rows if r["train_acc"] is not None]  # runs written before it was recorded lack it
+    tau_fit = kendall_tau([r["train_acc"] for r in fitted], [r["mAP"] for r in fitted])
     payload = {"environment": env, "plan": plan.to_dict(),
                "latency_table": {"path": str(table_path), "command": build_command(table_path, setting,
                                                                                      plan.table_repeats),
@@ -222,6 +225,8 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
                "searches": [summary for _, _, summary in searched], "rows": rows,
                "kendall_tau": {"supernet_val_acc_vs_mAP": {"tau": tau_acc[0], "p_value": tau_acc[1]},
                                "supernet_neg_val_ce_vs_mAP": {"tau": tau_ce[0], "p_value": tau_ce[1]},
+                               "depth_vs_mAP": {"tau": tau_depth[0], "p_value": tau_depth[1]},
+                               "train_acc_vs_mAP": {"tau": tau_fit[0], "p_value": tau_fit[1]},
                                "genotypes": len(distinct_rows)}}
     payload["targets"] = evaluate_targets(rows)
     env["load_at_end"] = machine_load()

@@ -34,7 +34,8 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     assert sum(r["second_seed"] is not None for r in rows) >= 3  # the seed-spread genotypes
     for r in rows:
         assert 0.0 <= r["mAP"] <= 1.0 and 0.0 <= r["rank1"] <= 1.0 and r["latency_ms"] > 0
-        assert 0.0 <= r["supernet_val_acc"] <= 1.0
+        assert 0.0 <= r["supernet_val_acc"] <= 1.0 and 0.0 <= r["train_acc"] <= 1.0
+    assert set(payload["kendall_tau"]) >= {"supernet_val_acc_vs_mAP", "depth_vs_mAP", "train_acc_vs_mAP"}
     assert payload["latency_check"]["mape"] >= 0
     for search in payload["searches"]:  # each search's decisiveness and weight are reported
         assert 0.0 <= search["mean_entropy_fraction"] <= 1.0 and search["latency_weight"] >= 0
@@ -73,3 +74,17 @@ def test_quick_plan_is_small_and_full_plan_is_the_main_job():
     assert quick.random_n < full.random_n and full.random_n >= 24
     assert full.search == short_config() and full.latency_pressures[0] == 0.0 and len(full.latency_pressures) == 3
     assert dataclasses.replace(full, random_n=30).random_n == 30
+
+
+def test_recipe_tag_keys_the_training_folders():
+    """A changed recipe never reuses another recipe's stand-alone results (they are filed under its tag)."""
+    from pathlib import Path
+
+    from benchmarks._quality.standalone import run_dir
+    from hwnas.space.genotype import Genotype
+
+    a, b = Recipe(), Recipe(epochs=12)
+    g = Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1")
+    assert a.tag() == Recipe().tag() and a.tag().startswith("e40-") and b.tag().startswith("e12-")
+    assert Recipe(lr=0.01).tag() != a.tag() and run_dir(Path("r"), g, 0, a) != run_dir(Path("r"), g, 0, b)
+    assert run_dir(Path("r"), g, 0, a).parent == Path("r") / a.tag()

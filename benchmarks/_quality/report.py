@@ -111,8 +111,15 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"- Kendall's tau (supernet score with the path fixed vs stand-alone mAP, {kt['genotypes']} genotypes): "
              f"validation accuracy {_num(kt['supernet_val_acc_vs_mAP']['tau'])} (p = "
              f"{_num(kt['supernet_val_acc_vs_mAP']['p_value'], '.3g')}), minus validation cross-entropy "
-             f"{_num(kt['supernet_neg_val_ce_vs_mAP']['tau'])} (p = {_num(kt['supernet_neg_val_ce_vs_mAP']['p_value'], '.3g')})",
-             ""]
+             f"{_num(kt['supernet_neg_val_ce_vs_mAP']['tau'])} (p = {_num(kt['supernet_neg_val_ce_vs_mAP']['p_value'], '.3g')})"]
+    if "depth_vs_mAP" in kt:  # runs written before it was reported lack it
+        lines.append(f"- Kendall's tau (depth = number of CBlocks vs stand-alone mAP): "
+                     f"{_num(kt['depth_vs_mAP']['tau'])} (p = {_num(kt['depth_vs_mAP']['p_value'], '.3g')})")
+    if "train_acc_vs_mAP" in kt:
+        lines.append(f"- Kendall's tau (training accuracy in the last epoch vs stand-alone mAP: high when the "
+                     f"ranking is how far each network got in the recipe): {_num(kt['train_acc_vs_mAP']['tau'])} (p = "
+                     f"{_num(kt['train_acc_vs_mAP']['p_value'], '.3g')})")
+    lines.append("")
     if t["dominated"]:
         lines += ["Dominated searched points (random genotype faster and more accurate by more than the spread):", ""]
         lines += [f"- {d['searched']} ({_pct(d['searched_mAP'])}, {d['searched_latency_ms']:.2f} ms) by {d['random']} "
@@ -125,13 +132,13 @@ def render_markdown(p: dict[str, Any]) -> str:
                      f"{_num(srch['wall_s'], '.0f')} |")
     lines += ["", "## Every architecture (sorted by mAP)", "",
               "| architecture | genotype | depth | latency (ms, table) | rank-1 | mAP | 2nd seed mAP | supernet val acc | "
-              "supernet val CE | train (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "supernet val CE | train acc (last epoch) | train (s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(p["rows"], key=lambda r: -r["mAP"]):
         second = _pct(r["second_seed"]["mAP"]) if r["second_seed"] else ""
         name = f"**{r['label']}**" if r["kind"] != "random" else r["label"]
         lines.append(f"| {name} | `{r['genotype']}` | {r['depth']} | {r['latency_ms']:.2f} | {_pct(r['rank1'])} | "
                      f"{_pct(r['mAP'])} | {second} | {_pct(r['supernet_val_acc'])} | {r['supernet_val_ce']:.3f} | "
-                     f"{r['train_s']:.0f} |")
+                     f"{_pct(r.get('train_acc'))} | {r['train_s']:.0f} |")
     lines += ["", "Plot: `search_quality.png` (mAP vs table latency; random genotypes and their Pareto front, presets, "
               "searched points)."]
     return "\n".join(lines) + "\n"
