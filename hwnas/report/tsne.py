@@ -30,14 +30,16 @@ logger = logging.getLogger(__name__)
 def tsne(x: np.ndarray, *, perplexity: float = 20.0, iterations: int = 750, seed: int = 0) -> np.ndarray:
     """t-SNE (van der Maaten & Hinton, 2008) of ``x`` (N, D) to (N, 2) with scikit-learn's exact solver
     (``sklearn.manifold.TSNE``, PCA initialisation; features above 50 dimensions are first reduced to 50 by PCA,
-    as usual). ``perplexity`` is capped at (N - 1) / 3; ``seed`` fixes the embedding. Raises ``ValueError`` for
-    fewer than 2 points or non-finite features."""
+    as usual). ``perplexity`` is capped at (N - 1) / 3; ``seed`` fixes the embedding. Raises
+    :class:`hwnas.errors.UsageError` (a ``ValueError``) for fewer than 2 points or non-finite features."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or len(x) < 2 or not np.isfinite(x).all():
-        raise ValueError(f"t-SNE needs finite features of shape (N >= 2, D), got {x.shape}")
+        bad = int((~np.isfinite(x)).sum()) if x.size else 0
+        raise UsageError(f"features of shape {x.shape} with {bad} non-finite value(s), t-SNE input, expected finite "
+                         "features of shape (N >= 2, D)")
     x = x - x.mean(0)
     scale = np.abs(x).max()
     if scale > 0:  # t-SNE is invariant to the scale; scikit-learn's float32 distances are not (overflow)
