@@ -140,7 +140,10 @@ def _os_error_message(e: OSError) -> str:
 def _is_out_of_memory(e: BaseException) -> bool:
     import torch
 
-    return isinstance(e, (torch.OutOfMemoryError, MemoryError))
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    # torch's CPU allocator raises a plain RuntimeError when malloc fails
+    return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
 def _module_prog(main: Main) -> str:

@@ -30,6 +30,7 @@ from hwnas._model_cli import parse_option
 from hwnas.data._cli import add_data_arguments, data_flag_entries, dataset_from_config
 from hwnas.errors import CheckpointError, OutputError, UsageError
 from hwnas.models import check_input_size, model_options
+from hwnas.models._limits import check_training_memory
 from hwnas.training import ReIDData, TrainConfig, Trainer, load_weights
 from hwnas.training.config import SYNTHETIC_EPOCHS, TrainRunConfig, with_default_schedule
 from hwnas.viz import tensorboard
@@ -205,6 +206,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     run = resolve_run(a, _cli.given_options(parser, argv))
     options = check_model(run)
     device = _cli.resolve_device(a.device)
+    check_training_memory(run.model, (run.train.height, run.train.width), run.train.batch_size, device, **options)
     write_events = tensorboard.check_mode(a.tensorboard)
     out = output_dir(a)
     with run_lock(out):  # one run per folder (a second is refused); stale temp files of a killed run removed

@@ -41,6 +41,11 @@ HWNAS_CASES = [
     ([*TINY_TRAIN, "--milestones", "99"], "--milestones"),
     ([*TINY_TRAIN, "--width-mult", "0"], "--width-mult"),
     ([*TINY_TRAIN, "--input-size", "100000x100000"], "at most 4096"),
+    ([*TINY_TRAIN, "--input-size", "4096x4096", "--batch-size", "64"], "GiB for activations"),
+    ([*TINY_TRAIN, "-o", "width_mult=[1]"], "--model-option"),
+    ([*TINY_TRAIN, "-o", "width_mult=true"], "width_mult"),
+    (["export", "--model", "cdnet", "-o", "width_mult=true", "--output", "m.onnx"], "width_mult"),
+    ([*TINY_TRAIN, "--epochs", "4", "--milestones", "2", "2"], "milestones"),
     ([*TINY_TRAIN, "train.height=99999"], "height"),
     (["search", "search.image_size=[100000,64]"], "image_size"),
     (["export", "--model", "cdnet", "--input-size", "5000x100", "--output", "m.onnx"], "at most 4096"),
@@ -165,3 +170,20 @@ def test_width_mult_flag_is_the_model_option():
     full = hwnas.create_model("cdnet")
     assert loaded.options["width_mult"] == 0.25
     assert sum(p.numel() for p in loaded.model.parameters()) < sum(p.numel() for p in full.parameters()) / 2
+
+
+def test_cpu_allocator_failure_is_a_clean_out_of_memory_error():
+    """torch's CPU allocator raises a plain RuntimeError; the error boundary reports it as out of memory."""
+    from hwnas._cli import _is_out_of_memory
+
+    assert _is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:124] DefaultCPUAllocator: can't allocate "
+                                          "memory: you tried to allocate 8589934592 bytes."))
+    assert not _is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_training_memory_estimate_grows_with_batch_and_size():
+    from hwnas.models._limits import training_activation_bytes
+
+    small = training_activation_bytes("cdnet", (64, 32), 8, width_mult=0.25)
+    assert 0 < small < training_activation_bytes("cdnet", (64, 32), 16, width_mult=0.25) == 2 * small
+    assert training_activation_bytes("cdnet", (128, 64), 8, width_mult=0.25) > 3 * small

@@ -104,12 +104,12 @@ def run(args: argparse.Namespace) -> int:
     ds = dataset_from_args(args)
     items = ds.train if args.split == "train" else [it for it in ds.query + ds.gallery if it[1] > 0]
     chosen = sorted({pid for _, pid, _ in items})[: args.num_ids]
+    items = [it for it in items if it[1] in set(chosen)]
+    loader = build_test_loader(items, height=int(cfg.get("height", 256)), width=int(cfg.get("width", 128)))
+    tri, fc, pids = neck_features(model, loader, device, args.branch)  # a bad --branch is refused here, before notes
     if len(chosen) < args.num_ids:
         print(f"note: the {args.split} split has {len(chosen)} identities; plotting all of them (--num-ids "
               f"{args.num_ids} asked for more)", file=sys.stderr)
-    items = [it for it in items if it[1] in set(chosen)]
-    loader = build_test_loader(items, height=int(cfg.get("height", 256)), width=int(cfg.get("width", 128)))
-    tri, fc, pids = neck_features(model, loader, device, args.branch)
     if args.perplexity > (len(pids) - 1) / 3:
         print(f"note: perplexity {args.perplexity:g} is more than {len(pids)} images allow; using "
               f"{(len(pids) - 1) / 3:.4g} ((N - 1) / 3, --perplexity)", file=sys.stderr)

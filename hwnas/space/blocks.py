@@ -155,7 +155,8 @@ MAX_WIDTH_MULT = 16.0  # 8192 channels in the widest stage; beyond, a model cann
 
 def scaled_planes(width_mult: float, base: Sequence[int] = (64, 256, 384, 512)) -> list[int]:
     """Channel widths under width multiplier beta: ``floor(p * beta / 4) * 4``."""
-    if not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult) and width_mult > 0):
+    if not (isinstance(width_mult, (int, float)) and not isinstance(width_mult, bool) and math.isfinite(width_mult)
+            and width_mult > 0):
         raise UsageError(f"width multiplier {width_mult!r}, width_mult, expected a finite number > 0")
     if width_mult > MAX_WIDTH_MULT:
         raise UsageError(f"width multiplier {width_mult:g}, width_mult, expected at most {MAX_WIDTH_MULT:g} "

@@ -75,8 +75,8 @@ class TrainConfig:
         if self.batch_size % self.num_instances or self.batch_size < 2 * self.num_instances:
             raise bad("batch_size", f"a multiple of num_instances ({self.num_instances}) covering at least 2 "
                                     "identities (the triplet loss needs negatives)")
-        if list(self.milestones) != sorted(self.milestones) or any(m < 1 for m in self.milestones):
-            raise bad("milestones", "increasing epochs >= 1")
+        if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
+            raise bad("milestones", "strictly increasing epochs >= 1")
         if self.warmup_epochs and self.warmup_epochs >= self.epochs:
             raise bad("warmup_epochs", f"fewer than epochs ({self.epochs})")
 
