@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import shutil
@@ -78,6 +79,14 @@ class Plan:
         return {**nested, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in nested}}
 
 
+def search_root(plan: Plan, out: Path) -> Path:
+    """Where the plan's searches and the supernet's scores live: ``out/search/e<epochs>-<8 hex digits>``, named
+    after the search schedule and its data, so a changed schedule never reuses another schedule's searches."""
+    key = json.dumps({"search": plan.search.to_dict(), "data": dataclasses.asdict(plan.data)}, sort_keys=True,
+                     default=list)
+    return out / "search" / f"e{plan.search.epochs}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
 def full_plan() -> Plan:
     """The main job's proxy (short schedule, its synthetic data) and the benchmark's recipe."""
     search = short_config()
@@ -113,7 +122,7 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, progress: 
     found = []
     for pressure in plan.latency_pressures:
         w = table.weight_for_pressure(plan.search.space, pressure)
-        sub = out / "search" / f"p{pressure:g}"
+        sub = search_root(plan, out) / f"p{pressure:g}"
         if not (sub / "search_report.json").is_file():
             resume = (sub / "checkpoints" / "last.pt").is_file()
             logger.info("search at latency weight %g -> %s%s", w, sub, " (resuming)" if resume else "")
@@ -165,11 +174,11 @@ def train_all(plan: Plan, entries: Sequence[Entry], spread: Sequence[Entry], dat
 
 def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry]) -> dict[str, dict]:
     """The weight-0 supernet's validation score of each distinct genotype's path (cached in the output)."""
-    cache = out / "supernet_scores.json"
+    cache = search_root(plan, out) / "supernet_scores.json"
     scores: dict[str, dict] = json.loads(cache.read_text()) if cache.is_file() else {}
     config = plan.search.replace(seed=plan.seeds[0], latency_weight=0.0)
     data = prepare_data(config, root, threads=1)
-    net = load_supernet(out / "search" / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
+    net = load_supernet(search_root(plan, out) / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
     for e in entries:
         key = e.genotype.tostr()
         if key not in scores:

@@ -88,3 +88,13 @@ def test_recipe_tag_keys_the_training_folders():
     assert a.tag() == Recipe().tag() and a.tag().startswith("e40-") and b.tag().startswith("e12-")
     assert Recipe(lr=0.01).tag() != a.tag() and run_dir(Path("r"), g, 0, a) != run_dir(Path("r"), g, 0, b)
     assert run_dir(Path("r"), g, 0, a).parent == Path("r") / a.tag()
+
+
+def test_search_root_keys_the_searches_by_schedule_and_data(tmp_path):
+    """A changed search schedule or search data never reuses another schedule's searches and supernet scores."""
+    plan = tiny_plan()
+    root = sq.search_root(plan, tmp_path)
+    assert root.parent == tmp_path / "search" and root.name.startswith("e2-")
+    assert sq.search_root(dataclasses.replace(plan, search=plan.search.replace(alpha_lr=0.5)), tmp_path) != root
+    assert sq.search_root(dataclasses.replace(plan, data=dataclasses.replace(plan.data, seed=7)), tmp_path) != root
+    assert sq.search_root(tiny_plan(), tmp_path) == root
