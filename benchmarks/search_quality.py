@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import shutil
@@ -36,7 +35,7 @@ import torch
 from benchmarks._quality.latency import build_command, check_end_to_end, ensure_table
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
-from benchmarks._quality.standalone import Recipe, train_genotype
+from benchmarks._quality.standalone import Recipe, settings_tag, train_genotype
 from hwnas import _cli
 from hwnas._io import write_json_atomic
 from hwnas.data.datasets import Market1501
@@ -82,9 +81,8 @@ class Plan:
 def search_root(plan: Plan, out: Path) -> Path:
     """Where the plan's searches and the supernet's scores live: ``out/search/e<epochs>-<8 hex digits>``, named
     after the search schedule and its data, so a changed schedule never reuses another schedule's searches."""
-    key = json.dumps({"search": plan.search.to_dict(), "data": dataclasses.asdict(plan.data)}, sort_keys=True,
-                     default=list)
-    return out / "search" / f"e{plan.search.epochs}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    settings = {"search": plan.search.to_dict(), "data": dataclasses.asdict(plan.data)}
+    return out / "search" / settings_tag(plan.search.epochs, settings)
 
 
 def full_plan() -> Plan:

@@ -29,6 +29,16 @@ def parse_option(text: str) -> tuple[str, object]:
         return key, value
 
 
+def width_mult_option(width_mult: float, model_option: list[tuple[str, object]]) -> tuple[str, float]:
+    """``--width-mult`` as the model option ``("width_mult", width_mult)``; a different ``-o width_mult=`` given
+    with it is refused (:class:`UsageError`). Shared by train, extract and export."""
+    given = [v for k, v in model_option if k == "width_mult"]
+    if given and given[-1] != width_mult:
+        raise UsageError(f"--width-mult {width_mult:g} and -o width_mult={given[-1]}, --width-mult, expected one "
+                         "width multiplier")
+    return "width_mult", width_mult
+
+
 def add_model_source(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (a training checkpoint, or a registered model with random weights)")
     src = g.add_mutually_exclusive_group(required=True)
@@ -63,11 +73,7 @@ def model_from_args(a: argparse.Namespace, device: torch.device | str = "cpu") -
         if a.checkpoint is not None:
             raise UsageError("--width-mult with --checkpoint, --width-mult, expected no model options (the checkpoint "
                              "records its model's)")
-        given = [v for k, v in a.model_option if k == "width_mult"]
-        if given and given[-1] != a.width_mult:
-            raise UsageError(f"--width-mult {a.width_mult:g} and -o width_mult={given[-1]}, --width-mult, expected one "
-                             "width multiplier")
-        a.model_option = [*a.model_option, ("width_mult", a.width_mult)]
+        a.model_option = [*a.model_option, width_mult_option(a.width_mult, a.model_option)]
     if a.checkpoint is not None:
         if a.model_option:
             raise UsageError("--model-option with --checkpoint, --model-option, expected no options (the checkpoint "

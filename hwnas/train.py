@@ -26,7 +26,7 @@ import torch
 import hwnas
 from hwnas import _cli, _config
 from hwnas._lock import is_lock_file, new_run_dir, run_lock
-from hwnas._model_cli import parse_option
+from hwnas._model_cli import parse_option, width_mult_option
 from hwnas.data._cli import add_data_arguments, data_flag_entries, dataset_from_config
 from hwnas.errors import CheckpointError, OutputError, UsageError
 from hwnas.models import check_input_size, model_options
@@ -107,11 +107,8 @@ def flag_entries(a: argparse.Namespace, given: dict[str, str]) -> list[tuple[str
         elif dest == "model_option":
             entries += [(f"model_options.{k}", v, flag) for k, v in value]
         elif dest == "width_mult":
-            given_o = [v for k, v in a.model_option if k == "width_mult"]
-            if given_o and given_o[-1] != value:
-                raise UsageError(f"--width-mult {value:g} and -o width_mult={given_o[-1]}, --width-mult, expected one "
-                                 "width multiplier")
-            entries.append(("model_options.width_mult", value, flag))
+            key, value = width_mult_option(value, a.model_option)
+            entries.append((f"model_options.{key}", value, flag))
         elif dest == "load_weights":
             entries.append(("load_weights", str(value), flag))
     return entries

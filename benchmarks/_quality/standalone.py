@@ -64,8 +64,14 @@ class Recipe:
 
     def tag(self) -> str:
         """A folder name that changes with any field: ``e<epochs>-<8 hex digits of the fields' hash>``."""
-        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-        return f"e{self.epochs}-{digest}"
+        return settings_tag(self.epochs, self.to_dict())
+
+
+def settings_tag(epochs: int, settings: dict[str, Any]) -> str:
+    """``e<epochs>-<8 hex digits of the SHA-256 of settings as sorted JSON>``: a folder name for results that must
+    not be reused under other settings (the recipe's trainings, the plan's searches)."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=list).encode()).hexdigest()[:8]
+    return f"e{epochs}-{digest}"
 
 
 def run_dir(root: Path, genotype: Genotype, seed: int, recipe: Recipe) -> Path:
