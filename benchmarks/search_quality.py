@@ -2,10 +2,13 @@
 
     python -m benchmarks.search_quality --output runs/search-quality          # full run (~1-1.5 h, 1 CPU thread)
     python -m benchmarks.search_quality --quick --output /tmp/sq-quick         # minutes: every stage, tiny sizes
+    python -m benchmarks.search_quality --search-epochs 256 --output runs/sq   # the searches 8x longer
+    python -m benchmarks.search_quality --recipe-epochs 80 --output runs/sq    # trainings 2x longer
 
 On the synthetic proxy of the main job (the short schedule's dataset, width and input size):
 1. a CPU latency table of the proxy setting is measured on this machine (outside the package);
-2. the main job's search runs at latency weight 0 and at two weights above 0, on that table;
+2. the main job's search runs at latency weight 0 and at two weights above 0, on that table (``--search-epochs``:
+   longer or shorter, warm-up and alpha's lr milestones at the same fractions);
 3. N random CDNet genotypes (explicit ``torch.Generator``), the four CDNet presets and the searched genotypes
    are trained stand-alone with one short recipe (``hwnas.training.Trainer``) and evaluated on the proxy's
    query/gallery (rank-1, mAP); three of them are trained again with another seed (the seed-to-seed spread);
@@ -42,7 +45,7 @@ from hwnas.data.datasets import Market1501
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.latency.schema import Setting
 from hwnas.latency.validate import random_genotypes
-from hwnas.search.config import SearchConfig, SyntheticData, short_config
+from hwnas.search.config import SearchConfig, SyntheticData, short_config, with_epochs
 from hwnas.search.runner import prepare_data, run_search, synthetic_dataset
 from hwnas.space.genotype import Genotype, load_genotype
 from hwnas.space.presets import PRESETS
@@ -85,22 +88,33 @@ def search_root(plan: Plan, out: Path) -> Path:
     return out / "search" / settings_tag(plan.search.epochs, settings)
 
 
-def full_plan() -> Plan:
-    """The main job's proxy (short schedule, its synthetic data) and the benchmark's recipe."""
-    search = short_config()
+def full_plan(search_epochs: int | None = None, recipe_epochs: int | None = None) -> Plan:
+    """The main job's proxy (short schedule, its synthetic data) and the benchmark's recipe.
+
+    ``search_epochs``: the searches' epochs instead of the main job's 32 (warm-up and alpha's lr milestones keep
+    their fractions: ``hwnas.search.with_epochs``, what ``python -m hwnas.search --epochs N`` runs).
+    ``recipe_epochs``: the stand-alone recipe's epochs instead of :class:`Recipe`'s (its lr decay stays at the
+    same fraction).
+    """
+    search = short_config() if search_epochs is None else with_epochs(short_config(), search_epochs)
     data = SyntheticData()
     train_data = dataclasses.replace(data, num_ids=64, images_per_id=16, num_cameras=6)
-    return Plan(search=search, data=data, train_data=train_data,
-                recipe=Recipe(image_size=search.image_size, width_mult=search.width_mult))
+    recipe = Recipe(image_size=search.image_size, width_mult=search.width_mult)
+    if recipe_epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=recipe_epochs)
+    return Plan(search=search, data=data, train_data=train_data, recipe=recipe)
 
 
-def quick_plan() -> Plan:
+def quick_plan(search_epochs: int | None = None, recipe_epochs: int | None = None) -> Plan:
     """Every stage at toy sizes (a smoke run of the pipeline; its figures mean nothing)."""
     search = short_config(width_mult=0.25, image_size=(32, 32), epochs=2, warmup_epochs=1, ids_per_batch=4,
                           alpha_milestones=(), checkpoint_every=0)
+    if search_epochs is not None:
+        search = with_epochs(search, search_epochs)
     data = SyntheticData(num_ids=8, images_per_id=8, num_cameras=3, image_size=(32, 32))
     return Plan(search=search, data=data, train_data=data,
-                recipe=Recipe(epochs=1, warmup_epochs=0, batch_size=16, image_size=(32, 32), width_mult=0.25),
+                recipe=Recipe(epochs=recipe_epochs or 1, warmup_epochs=0, batch_size=16, image_size=(32, 32),
+                              width_mult=0.25),
                 random_n=4, table_batch=2, table_repeats=3, latency_check_repeats=3, bn_batches=1)
 
 
@@ -263,6 +277,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="every stage at toy sizes (minutes; figures mean nothing)")
     p.add_argument("--random", type=_cli.int_at_least(3), metavar="N",
                    help="number of random genotypes (default 24; 4 with --quick)")
+    p.add_argument("--search-epochs", type=_cli.int_at_least(2), metavar="N",
+                   help="epochs of every search (default: the main job's 32; 2 with --quick); the weight warm-up and "
+                        "alpha's lr milestones keep their fractions, as with python -m hwnas.search --epochs N")
+    p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
+                   help="epochs of every stand-alone training (default 40; 1 with --quick); the lr decay stays at 70%%")
     p.add_argument("--latency-table", type=Path, metavar="PATH",
                    help="a CPU table of the proxy setting built with python -m hwnas.latency build (default: measure "
                         "one into --output)")
@@ -277,7 +296,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(args.threads)
-    plan = quick_plan() if args.quick else full_plan()
+    plan = (quick_plan if args.quick else full_plan)(args.search_epochs, args.recipe_epochs)
     if args.random is not None:
         plan = dataclasses.replace(plan, random_n=args.random)
     if args.latency_table is not None:

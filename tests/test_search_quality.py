@@ -76,6 +76,29 @@ def test_quick_plan_is_small_and_full_plan_is_the_main_job():
     assert dataclasses.replace(full, random_n=30).random_n == 30
 
 
+def test_search_epochs_scale_the_schedule_and_key_the_searches(tmp_path):
+    """--search-epochs N runs the main job's schedule for N epochs (warm-up and milestones at the same fractions,
+    as hwnas.search --epochs does), into its own search folder."""
+    from hwnas.search.config import with_epochs
+
+    long = sq.full_plan(128)
+    assert long.search == with_epochs(short_config(), 128)
+    assert long.search.epochs == 128 and long.search.warmup_epochs == 32 and long.search.alpha_milestones == (112,)
+    assert dataclasses.replace(long, search=short_config()) == sq.full_plan()
+    assert sq.search_root(long, tmp_path) != sq.search_root(sq.full_plan(), tmp_path)
+    assert sq.search_root(long, tmp_path).name.startswith("e128-")
+    assert sq.build_parser().parse_args(["--search-epochs", "64"]).search_epochs == 64
+    assert sq.main(["--search-epochs", "1", "--output", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+    from benchmarks._quality.report import _schedule_name  # the report names the schedule it measured
+
+    as_json = [json.loads(json.dumps(p.to_dict()))["search"] for p in (sq.full_plan(), long, tiny_plan())]
+    assert [_schedule_name(s) for s in as_json] == [
+        "the main job's short schedule", "the main job's short schedule with 128 epochs: --search-epochs 128",
+        "a reduced schedule"]
+    assert not (tmp_path / "x").exists()
+
+
 def test_recipe_tag_keys_the_training_folders():
     """A changed recipe never reuses another recipe's stand-alone results (they are filed under its tag)."""
     from pathlib import Path

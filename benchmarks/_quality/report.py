@@ -75,6 +75,24 @@ def _num(v: float | None, spec: str = ".3f") -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
+def _schedule_name(s: dict[str, Any]) -> str:
+    """How the searches' schedule relates to the main job's (``s``: the plan's search config as JSON)."""
+    import json
+
+    from hwnas.search.config import short_config, with_epochs
+
+    def same(config: Any) -> bool:
+        d = json.loads(json.dumps(config.to_dict()))
+        d["seed"], d["latency_weight"] = s["seed"], s["latency_weight"]
+        return d == s
+
+    if same(short_config()):
+        return "the main job's short schedule"
+    if same(with_epochs(short_config(), s["epochs"])):
+        return f"the main job's short schedule with {s['epochs']} epochs: --search-epochs {s['epochs']}"
+    return "a reduced schedule"
+
+
 def _data_line(d: dict[str, Any]) -> str:
     return (f"{d['num_ids']} train ids x {d['images_per_id']} images and as many test ids, {d['num_cameras']} cameras, "
             f"{d['image_size'][0]}x{d['image_size'][1]}, data seed {d['seed']}")
@@ -94,7 +112,7 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"({_data_line(plan['data'])}); stand-alone training and the rank-1/mAP test use a larger one of the "
              f"same generator ({_data_line(plan['train_data'])}; its query/gallery identities are not in any "
              f"training split)",
-             f"- search (the main job's short schedule): {s['epochs']} epochs ({s['warmup_epochs']} weight warm-up), "
+             f"- search ({_schedule_name(s)}): {s['epochs']} epochs ({s['warmup_epochs']} weight warm-up), "
              f"batch {s['ids_per_batch']}x{s['images_per_id']}, input {s['image_size'][0]}x{s['image_size'][1]}, "
              f"width {s['width_mult']}, top-{s['topk']}, alpha lr {s['alpha_lr']}, seed {s['seed']}; latency "
              f"pressures {', '.join(f'{w:g}' for w in plan['latency_pressures'])} (the latency term's value at uniform alphas; weights per ms in the searches table)",
