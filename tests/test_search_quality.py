@@ -43,11 +43,25 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "search_quality.json").read_text())["targets"]["summary"]
     # a second run trains and searches nothing again: every stage is read back from the output folder
     calls = []
-    monkeypatch.setattr(sq, "run_search", lambda *a, **k: calls.append("search"))
+    monkeypatch.setattr("hwnas.search.runner.run_search", lambda *a, **k: calls.append("search"))
     monkeypatch.setattr("benchmarks._quality.standalone.Trainer.fit", lambda *a, **k: calls.append("train"))
     again = sq.run(plan, tmp_path, None, progress=False, command="test")
     assert calls == []
     assert [r["mAP"] for r in again["rows"]] == [r["mAP"] for r in rows]
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_results_as_one_process(tmp_path):
+    """--workers 2: the searches and trainings run in two processes with the same results as in one."""
+    torch.set_num_threads(1)
+    plan = dataclasses.replace(tiny_plan(), random_n=3)
+    serial = sq.run(plan, tmp_path / "serial", None, progress=False, command="test")
+    table = tmp_path / "serial" / "latency_cpu_proxy.json"  # the same measured table: the same latency weights
+    parallel = sq.run(plan, tmp_path / "parallel", table, progress=False, command="test", workers=2)
+    assert [s["genotype"] for s in parallel["searches"]] == [s["genotype"] for s in serial["searches"]]
+    assert [(r["label"], r["mAP"], r["rank1"], r["train_acc"]) for r in parallel["rows"]] == \
+        [(r["label"], r["mAP"], r["rank1"], r["train_acc"]) for r in serial["rows"]]
+    assert parallel["environment"]["workers"] == 2
 
 
 def _row(label, kind, lat, mAP, second=None):
@@ -89,6 +103,7 @@ def test_search_epochs_scale_the_schedule_and_key_the_searches(tmp_path):
     assert sq.search_root(long, tmp_path).name.startswith("e128-")
     assert sq.build_parser().parse_args(["--search-epochs", "64"]).search_epochs == 64
     assert sq.main(["--search-epochs", "1", "--output", str(tmp_path / "x")]) == 2
+    assert sq.main(["--workers", "100000", "--output", str(tmp_path / "x")]) == 2  # more than the CPU cores
     assert not (tmp_path / "x").exists()
     from benchmarks._quality.report import _schedule_name  # the report names the schedule it measured
 

@@ -104,7 +104,8 @@ def render_markdown(p: dict[str, Any]) -> str:
     kt = p["kendall_tau"]
     lines = ["# Search quality on the synthetic proxy: searched vs random CDNet architectures", "",
              f"Command: `{env['command']}`", "",
-             f"- machine: {env['device']}, torch threads {env['torch_threads']}, software "
+             f"- machine: {env['device']}, torch threads {env['torch_threads']}"
+             f"{'' if env.get('workers', 1) == 1 else ' in each of ' + str(env['workers']) + ' worker processes'}, software "
              f"{', '.join(f'{k} {v}' for k, v in env['software'].items())}",
              f"- load average (1/5/15 min) at start {env['load_at_start']}, at end {env.get('load_at_end')}; "
              f"{env.get('wall_s_this_session')} s wall in the last session; {env['date_utc']}",

@@ -1,0 +1,84 @@
+"""The benchmark's independent jobs (stand-alone trainings, searches) in worker processes (``--workers N``).
+
+Each job is resumable on its own (its folder holds its result, or a checkpoint to continue from), so a pool that
+is stopped half-way loses at most the epochs in flight. Workers are started with ``spawn`` (no forked torch
+state) and run ``threads`` torch threads each; a job's result does not depend on the process that ran it (same
+seed, same thread count: tests/test_search_quality.py compares a parallel and a serial run).
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger("benchmarks.search_quality")
+
+_DATA: dict[str, Any] = {}  # per worker: the ReID data of a training root, loaded once
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+
+
+def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, threads: int,
+             describe: Callable[[tuple, Any], str] | None = None) -> list[Any]:
+    """``[fn(*job) for job in jobs]``, in ``workers`` processes when ``workers > 1`` (``fn`` must be a module-level
+    function and the jobs picklable). Results come back in the order of ``jobs``; the first job that raises stops
+    the pool (the jobs not started are cancelled; finished ones keep their results on disk) and its error is
+    raised here. ``describe(job, result)``: a log line per finished job."""
+    if workers <= 1 or len(jobs) <= 1:
+        results = []
+        for job in jobs:
+            results.append(fn(*job))
+            if describe is not None:
+                logger.info("%s", describe(job, results[-1]))
+        return results
+    start = time.perf_counter()
+    results: list[Any] = [None] * len(jobs)
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        pending = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = pending.pop(future)
+                    results[i] = future.result()
+                    if describe is not None:
+                        logger.info("[%d/%d done, %.0f s] %s", len(jobs) - len(pending), len(jobs),
+                                    time.perf_counter() - start, describe(jobs[i], results[i]))
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return results
+
+
+def train_job(genotype: str, seed: int, recipe: Any, train_root: str, out: str) -> dict[str, Any]:
+    """One stand-alone training in a worker (:func:`benchmarks._quality.standalone.train_genotype`)."""
+    from benchmarks._quality.standalone import train_genotype
+    from hwnas.data.datasets import Market1501
+    from hwnas.space.genotype import Genotype
+    from hwnas.training import ReIDData
+
+    if train_root not in _DATA:
+        _DATA[train_root] = ReIDData.from_dataset(Market1501(Path(train_root)))
+    return train_genotype(Genotype.fromstr(genotype), _DATA[train_root], recipe, seed, Path(out))
+
+
+def search_job(config: Any, data_root: str, out: str, table_path: str, progress: bool) -> None:
+    """One search in a worker (:func:`hwnas.search.runner.run_search`), resuming from its checkpoint if any."""
+    from hwnas.latency import load_table
+    from hwnas.search.runner import prepare_data, run_search
+
+    sub = Path(out)
+    data = prepare_data(config, Path(data_root), threads=1)
+    table = load_table(Path(table_path), space=config.space)
+    run_search(config, data, sub, table, resume=(sub / "checkpoints" / "last.pt").is_file(), progress=progress)
