@@ -1,6 +1,7 @@
 """Search-quality benchmark: do the searched architectures beat random ones on a proxy where training is affordable?
 
-    python -m benchmarks.search_quality --output runs/search-quality          # full run (~1-1.5 h, 1 CPU thread)
+    python -m benchmarks.search_quality --output runs/search-quality          # full run (~2.7 h, 1 CPU thread)
+    python -m benchmarks.search_quality --workers 2 --output runs/sq          # the same in 2 processes (~1.4 h)
     python -m benchmarks.search_quality --quick --output /tmp/sq-quick         # minutes: every stage, tiny sizes
     python -m benchmarks.search_quality --search-epochs 256 --output runs/sq   # the searches 8x longer
     python -m benchmarks.search_quality --recipe-epochs 80 --output runs/sq    # trainings 2x longer
