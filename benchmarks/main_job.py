@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from benchmarks._device import write_text_atomic
 from hwnas import _cli
-from hwnas._io import write_json_atomic
+from hwnas._io import copy_file_atomic, write_json_atomic
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.errors import HwnasError
 
@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     if args.results_dir is not None:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         for suffix in ("json", "md"):
-            shutil.copyfile(out / f"{RESULT_NAME}.{suffix}", args.results_dir / f"{RESULT_NAME}.{suffix}")
+            copy_file_atomic(out / f"{RESULT_NAME}.{suffix}", args.results_dir / f"{RESULT_NAME}.{suffix}")
     for s in payload["summary"]:
         print(f"latency weight {s['latency_weight']:g}: all seeds agree on {s['layers_all_agree']}/6 layers, worst "
               f"entropy {s['max_entropy_fraction']:.3f} ln n, slowest {s['max_wall_s']:.0f} s")

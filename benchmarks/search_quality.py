@@ -29,7 +29,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -45,7 +44,7 @@ from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
 from benchmarks._quality.standalone import Recipe, settings_tag, train_genotype
 from hwnas import _cli
-from hwnas._io import write_json_atomic
+from hwnas._io import copy_file_atomic, write_json_atomic
 from hwnas.data.datasets import Market1501
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.latency.schema import Setting
@@ -339,7 +338,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     if args.results_dir is not None:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         for suffix in ("json", "md", "png"):
-            shutil.copyfile(args.output / f"{RESULT_NAME}.{suffix}", args.results_dir / f"{RESULT_NAME}.{suffix}")
+            copy_file_atomic(args.output / f"{RESULT_NAME}.{suffix}", args.results_dir / f"{RESULT_NAME}.{suffix}")
     for line in payload["targets"]["summary"]:
         print(line)
     print(f"wrote {args.output / RESULT_NAME}.{{json,md,png}}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -156,6 +157,12 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
     return write_text_atomic(path, dumps_json(payload) + "\n")
 
 
+def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy ``src``'s bytes to ``dst`` atomically (temp file beside ``dst``, fsync, rename; mode as
+    :func:`file_mode`): a reader of ``dst`` sees the old file or the whole new one, never half of it."""
+    return _atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
 def save_torch_atomic(path: str | os.PathLike, payload: Any) -> Path:
     """``torch.save`` to a temp file, fsync, rename: a kill or a full disk never leaves half a checkpoint."""
     import torch
@@ -174,8 +181,6 @@ def remove_stale_temps(folder: str | os.PathLike, depth: int = 3) -> list[Path]:
     for p in _walk(folder, depth):
         if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX):
             if p.is_dir() and not p.is_symlink():
-                import shutil
-
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)

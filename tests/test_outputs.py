@@ -15,6 +15,7 @@ import torch
 
 import hwnas
 from hwnas._io import (
+    copy_file_atomic,
     read_json_lines,
     remove_stale_temps,
     save_figure_atomic,
@@ -60,6 +61,29 @@ def test_result_files_and_checkpoints_are_created_0644(tmp_path, umask_022):
     for p in paths:
         assert p.stat().st_mode & 0o777 == 0o644, p
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_copy_file_atomic_replaces_whole_and_keeps_the_old_file_on_failure(tmp_path, umask_022, monkeypatch):
+    import shutil
+
+    src, dst = tmp_path / "src.md", tmp_path / "results" / "dst.md"
+    src.write_text("new " * 1000)
+    dst.parent.mkdir()
+    dst.write_text("old")
+    os.chmod(dst, 0o600)
+    assert copy_file_atomic(src, dst) == dst
+    assert dst.read_text() == src.read_text() and dst.stat().st_mode & 0o777 == 0o644
+
+    def half_copy(a, b):  # a copy that fails midway (full disk, kill) must not touch dst
+        Path(b).write_text("ne")
+        raise OSError(28, "No space left on device")
+
+    dst.write_text("old")
+    monkeypatch.setattr(shutil, "copyfile", half_copy)
+    with pytest.raises(OSError):
+        copy_file_atomic(src, dst)
+    assert dst.read_text() == "old"
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["dst.md"]  # no temp file left behind
 
 
 def test_stale_temp_files_are_removed_when_a_run_takes_the_folder(tmp_path):
