@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None, *, prog: str = "python benchmarks/bench_
                         help="timed rounds (default 30 at batch 1, else 7)")
     parser.add_argument("--warmup", type=_cli.nonnegative_int, default=2, help="untimed rounds first")
     _cli.add_threads(parser)
-    parser.add_argument("--output", "--out", dest="out", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--output", "--out", dest="out", type=_cli.path, default=None, metavar="FILE",
                         help=f"Markdown file (default {RESULTS} on cpu; the recorded result is {RECORDED})")
     args = parser.parse_args(argv)
     args.device = _cli.resolve_device(args.device).type

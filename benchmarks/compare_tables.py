@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
     p = _cli.ArgumentParser(prog=prog, description=__doc__)
     p.add_argument("--measured", required=True, metavar="NAME|PATH", help="measured table")
     p.add_argument("--predicted", required=True, metavar="NAME|PATH", help="predicted table")
-    p.add_argument("--validation", type=Path, help="validation.json of the measured table (end-to-end check)")
+    p.add_argument("--validation", type=_cli.path, help="validation.json of the measured table (end-to-end check)")
     p.add_argument("--spec", help="also fit the roofline to the measured table on this spec sheet (e.g. h100)")
     _cli.add_output(p, "folder for table_comparison.md and table_comparison.json (default: print only)")
     args = p.parse_args(argv)

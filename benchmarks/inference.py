@@ -274,7 +274,7 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_cli.positive_int, default=20, help="backends: timed calls")
     p.add_argument("--peak-gbps", type=_cli.positive_float, help="override the device's peak memory bandwidth (GB/s)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots (fp32 only)")
-    p.add_argument("--output", type=Path, metavar="FILE", help="also write the tables (Markdown) to this file")
+    p.add_argument("--output", type=_cli.path, metavar="FILE", help="also write the tables (Markdown) to this file")
     return p
 
 

@@ -108,7 +108,7 @@ def _clean(x: object) -> object:
 def build_parser() -> argparse.ArgumentParser:
     p = _cli.ArgumentParser(prog="python -m benchmarks.inference_time", description=__doc__.splitlines()[0])
     p.add_argument("--data-root", metavar="PATH", help="Market-1501 folder (default: a generated one with the same test sizes)")
-    p.add_argument("--synthetic-dir", type=Path, default=None,
+    p.add_argument("--synthetic-dir", type=_cli.path, default=None,
                    help=f"cache folder for the generated test set (default {default_synthetic_dir()})")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated registered models (default: the seed's Table 5 models)")
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli.add_input_size(p, (256, 128), "input size HxW in pixels (the seed times 256x128)")
     p.add_argument("--latency-table", default="rtx2080", metavar="NAME|PATH", help="table whose forward-time prediction is shown")
     _cli.add_seed(p)
-    p.add_argument("--output", type=Path, default=None,
+    p.add_argument("--output", type=_cli.path, default=None,
                    help="output folder (default benchmarks/results/run-<UTC time>)")
     return p
 

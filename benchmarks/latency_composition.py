@@ -21,7 +21,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -152,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_cli.seed, default=100, help="genotypes: random, this seed (apart from validation's 0)")
     p.add_argument("--warmup", type=_cli.nonnegative_int, default=5, help="untimed rounds")
     p.add_argument("--repeats", type=_cli.positive_int, default=30, help="interleaved timing rounds")
-    p.add_argument("--output", type=Path, default=None, metavar="FILE", help="also write the Markdown here")
+    p.add_argument("--output", type=_cli.path, default=None, metavar="FILE", help="also write the Markdown here")
     return p
 
 

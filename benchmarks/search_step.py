@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -96,7 +95,7 @@ def build_parser(prog: str = PROG) -> _cli.ArgumentParser:
     _cli.add_seed(p)
     p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/matmul and the Triton dots")
     _cli.add_threads(p)
-    p.add_argument("--output", type=Path, metavar="FILE", help="also write the table (Markdown) to this file")
+    p.add_argument("--output", type=_cli.path, metavar="FILE", help="also write the table (Markdown) to this file")
     return p
 
 

@@ -69,6 +69,9 @@ def format_parser_error(prog: str, message: str) -> str:
     if ", expected " in rest:
         what, expected = rest.split(", expected ", 1)
         return f"{what}, {opt}, expected {expected}"
+    ignored = re.match(r"^ignored explicit argument (.*)$", rest)
+    if ignored:  # --flag=value for a flag that takes no value
+        return f"unexpected value {ignored.group(1)}, {opt}, expected the flag alone (it takes no value)"
     return f"{rest}, {opt}, expected a value as in '{prog} --help'"
 
 
@@ -198,16 +201,23 @@ def _bad(text: str, expected: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"bad value {text!r}, expected {expected}")
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """argparse type: an integer >= ``minimum``."""
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _integer(text: str) -> int | None:
+    """``text`` as an integer when it is plain ASCII decimal digits with an optional sign, else None. Python's
+    ``int()`` also takes ``' 2'``, ``'1_000'`` and non-ASCII digits (``'٣'``); a command line should not."""
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum`` (and <= ``maximum`` when given), ASCII digits only."""
+    expected = f"an integer >= {minimum}" if maximum is None else f"an integer between {minimum} and {maximum}"
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise _bad(text, f"an integer >= {minimum}") from None
-        if value < minimum:
-            raise _bad(text, f"an integer >= {minimum}")
+        value = _integer(text)
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise _bad(text, expected)
         return value
 
     parse.__name__ = f"int_at_least_{minimum}"
@@ -218,16 +228,14 @@ positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
 
 
+MAX_THREADS = 4096  # torch.set_num_threads takes a C int; no CPU has more cores than this
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding and most generators take 32-bit seeds; torch takes 64-bit
 
 
 def seed(text: str) -> int:
     """argparse type: a random seed, an integer in 0..2**32-1 (what numpy, torch and Python's random all accept)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise _bad(text, f"an integer between 0 and {SEED_MAX}") from None
-    if not 0 <= value <= SEED_MAX:
+    value = _integer(text)
+    if value is None or not 0 <= value <= SEED_MAX:
         raise _bad(text, f"an integer between 0 and {SEED_MAX}")
     return value
 
@@ -269,16 +277,22 @@ def fraction(text: str) -> float:
 
 def input_size(text: str) -> tuple[int, int]:
     """argparse type: ``HxW`` in pixels (``256x128``), both >= 1. Per-model minimums are checked by the tool."""
-    parts = text.lower().replace(" ", "").split("x")
-    try:
-        h, w = (int(v) for v in parts)
-    except ValueError:
-        raise _bad(text, "HEIGHTxWIDTH in pixels like 256x128") from None
+    parts = [_integer(v) for v in text.lower().replace(" ", "").split("x")]
+    if len(parts) != 2 or None in parts:
+        raise _bad(text, "HEIGHTxWIDTH in pixels like 256x128")
+    h, w = parts
     if h < 1 or w < 1:
         raise _bad(text, "HEIGHTxWIDTH with both >= 1")
     if max(h, w) > MAX_INPUT_SIDE:
         raise _bad(text, f"HEIGHTxWIDTH with both at most {MAX_INPUT_SIDE} pixels")
     return h, w
+
+
+def path(text: str) -> Path:
+    """argparse type: a non-empty path (``Path('')`` would silently mean the current folder)."""
+    if not text.strip():
+        raise _bad(text, "a file or folder path (use . for the current folder)")
+    return Path(text)
 
 
 def format_size(size: Sequence[int]) -> str:
@@ -294,12 +308,12 @@ def add_input_size(p: argparse.ArgumentParser, default: tuple[int, int] | None, 
 
 
 def add_output(p: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
-    p.add_argument("--output", type=Path, default=None if default is None else Path(default), metavar="DIR",
+    p.add_argument("--output", type=path, default=None if default is None else Path(default), metavar="DIR",
                    help=help)
 
 
 def add_threads(p: argparse.ArgumentParser, default: int | None = None, help: str | None = None) -> None:
-    p.add_argument("--threads", type=positive_int, default=default, metavar="N",
+    p.add_argument("--threads", type=int_at_least(1, MAX_THREADS), default=default, metavar="N",
                    help=help or "torch intra-op CPU threads (default: torch's choice; 1 is steadiest on a busy machine)")
 
 
@@ -336,7 +350,7 @@ def given_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -
 
 def add_config(p: argparse.ArgumentParser, sections: str) -> None:
     """``--config FILE.yaml`` and the positional ``KEY=VALUE`` overrides (see hwnas/_config.py)."""
-    p.add_argument("--config", type=Path, metavar="FILE.yaml",
+    p.add_argument("--config", type=path, metavar="FILE.yaml",
                    help=f"run config in YAML (sections: {sections}); flags given on the command line override it, "
                         "and KEY=VALUE overrides override both")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -411,6 +425,9 @@ def check_output_dir(path: Path, option: str = "--output") -> Path:
     """An output folder that is not an existing file, whose name is valid UTF-8 (reports name it) and whose nearest
     existing parent is writable."""
     _check_utf8_path(path, option, "folder")
+    if os.path.lexists(path) and not path.exists():
+        raise OutputError(f"output path is a broken or looping symbolic link, {option} {path}, expected a folder "
+                          "or a path that does not exist")
     if path.exists() and not path.is_dir():
         raise OutputError(f"output path is a file, {option} {path}, expected a folder (or a path that does not exist)")
     parent = path
@@ -421,7 +438,18 @@ def check_output_dir(path: Path, option: str = "--output") -> Path:
     return path
 
 
+def make_output_dir(path: Path, option: str = "--output") -> Path:
+    """:func:`check_output_dir`, then create the folder now (before hours of work) with errors naming ``option``."""
+    check_output_dir(path, option)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the folder ({(e.strerror or str(e)).lower()}), {option} {path}, expected a folder "
+                          "this user may create") from None
+    return path
+
+
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "command", "fail", "finite_float",
-           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "int_at_least", "nonnegative_float",
-           "nonnegative_int", "options_named", "positive_float", "positive_int", "resolve_device", "seed"]
+           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "int_at_least", "make_output_dir", "nonnegative_float",
+           "nonnegative_int", "options_named", "path", "positive_float", "positive_int", "resolve_device", "seed"]

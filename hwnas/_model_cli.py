@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -42,7 +41,7 @@ def width_mult_option(width_mult: float, model_option: list[tuple[str, object]])
 def add_model_source(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (a training checkpoint, or a registered model with random weights)")
     src = g.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", type=Path, help="a last.pt written by hwnas train")
+    src.add_argument("--checkpoint", type=_cli.path, help="a last.pt written by hwnas train")
     src.add_argument("--model", help=f"a registered model with random weights (an untrained baseline), one of: "
                                      f"{', '.join(hwnas.list_models())}")
     g.add_argument("--model-option", "-o", type=parse_option, action="append", default=[], metavar="KEY=VALUE",

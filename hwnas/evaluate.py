@@ -39,7 +39,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     d = EvalConfig()
     p = _cli.ArgumentParser(prog=prog, description=__doc__)
     _cli.add_config(p, "checkpoint, data, eval")
-    p.add_argument("--checkpoint", type=Path, help="a last.pt written by hwnas train")
+    p.add_argument("--checkpoint", type=_cli.path, help="a last.pt written by hwnas train")
     add_data_arguments(p, required=False)
     _cli.add_output(p, "folder for the result JSON (default: the checkpoint's folder)")
     _cli.add_input_size(p, None, "input size HxW in pixels (default: the checkpoint's training size)")

@@ -51,7 +51,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     add_model_source(p)
     p.add_argument("--format", choices=FORMATS, default="onnx", help="file format")
     p.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions (CNet/CDNet)")
-    p.add_argument("--output", type=Path, required=True, metavar="FILE", help="the model file to write (.onnx)")
+    p.add_argument("--output", type=_cli.path, required=True, metavar="FILE", help="the model file to write (.onnx)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--opset", type=_opset, default=17, metavar="N",
                    help=f"ONNX opset version, 13..{_max_opset()} (the TorchScript exporter's range)")

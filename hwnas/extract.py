@@ -42,7 +42,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     add_model_source(p)
     p.add_argument("--images", action="append", required=True, metavar="GLOB|DIR",
                    help="images: a glob like 'dir/**/*.jpg' (quoted), a folder or a file (repeatable)")
-    p.add_argument("--output", type=Path, required=True, metavar="FILE",
+    p.add_argument("--output", type=_cli.path, required=True, metavar="FILE",
                    help="features file: .npz (numpy) or .pt (torch), see above")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--batch-size", type=_cli.positive_int, default=128, help="images per inference batch")

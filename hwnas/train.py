@@ -48,7 +48,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="model option (repeatable), e.g. genotype=cdnet-top1, width_mult=0.5, neck=bnneck")
     p.add_argument("--width-mult", type=_cli.positive_float, metavar="BETA",
                    help="width multiplier beta of the model (the same as -o width_mult=BETA, and as search's flag)")
-    p.add_argument("--load-weights", type=Path, metavar="CKPT",
+    p.add_argument("--load-weights", type=_cli.path, metavar="CKPT",
                    help="start from these weights (a last.pt of hwnas train, or a saved state dict) instead of a "
                         "random initialisation; a classifier of another size is re-initialised")
     add_data_arguments(p, required=False)

@@ -342,3 +342,48 @@ def test_value_types():
                     (_cli.positive_float, "0"), (_cli.nonnegative_float, "-inf"), (_cli.fraction, "1.5")):
         with pytest.raises(argparse.ArgumentTypeError, match="expected"):
             fn(bad)
+
+
+def test_integers_are_plain_ascii_digits():
+    """Python's int() takes ' 2', '1_000' and other scripts' digits; a command line takes only what it shows."""
+    assert _cli.positive_int("2") == 2 and _cli.positive_int("+3") == 3 and _cli.seed("0") == 0
+    for bad in (" 2", "2 ", "1_000", "\u0663", "0x2", "", "2.0", "1e3"):
+        for fn in (_cli.positive_int, _cli.nonnegative_int, _cli.seed):
+            with pytest.raises(argparse.ArgumentTypeError, match=f"bad value {bad!r}, expected"):
+                fn(bad)
+    for bad in ("1_0x5", "\u0663x4", "2x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="HEIGHTxWIDTH"):
+            _cli.input_size(bad)
+    assert _cli.int_at_least(1, 8)("8") == 8
+    with pytest.raises(argparse.ArgumentTypeError, match="between 1 and 8"):
+        _cli.int_at_least(1, 8)("9")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--threads", "2147483648"], "bad value '2147483648', --threads, expected an integer between 1 and 4096"),
+    (["--no-progress=1"], "unexpected value '1', --no-progress, expected the flag alone (it takes no value)"),
+    (["--output", ""], "bad value '', --output, expected a file or folder path (use . for the current folder)"),
+])
+def test_shared_flags_refuse_overflow_values_and_empty_paths(argv, expected, capsys):
+    p = _cli.ArgumentParser(prog="tool")
+    _cli.add_threads(p)
+    _cli.add_progress(p)
+    _cli.add_output(p, "out")
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(argv)
+    assert e.value.code == 2 and capsys.readouterr().err == f"error: {expected}\n"
+
+
+def test_output_folders_that_cannot_be_made_are_refused_up_front(tmp_path):
+    from hwnas.errors import OutputError
+
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    for name in ("dangling", "loop_a"):
+        with pytest.raises(OutputError, match=f"broken or looping symbolic link, --output {tmp_path / name}"):
+            _cli.check_output_dir(tmp_path / name)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="--results-dir"):
+        _cli.make_output_dir(tmp_path / "file" / "sub", "--results-dir")
+    assert _cli.make_output_dir(tmp_path / "a" / "b").is_dir()

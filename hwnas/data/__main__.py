@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 from hwnas import _cli
 from hwnas.data import synthetic
@@ -18,7 +17,7 @@ PROG = "python -m hwnas.data"
 
 
 def _info_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", type=Path, required=True, help="dataset folder")
+    p.add_argument("--data-root", type=_cli.path, required=True, help="dataset folder")
     add_dataset_argument(p)
     p.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
 

@@ -33,16 +33,16 @@ def add_dataset_argument(group: argparse._ActionsContainer) -> None:
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """The data flags; ``required=False`` when a config file (``data:`` section) may give the source instead."""
-    from hwnas._cli import int_at_least, seed
+    from hwnas._cli import int_at_least, path, seed
 
     g = parser.add_argument_group("data (a dataset folder, or --synthetic)")
     src = g.add_mutually_exclusive_group(required=required)
-    src.add_argument("--data-root", type=Path, metavar="PATH", help="dataset folder (e.g. .../Market-1501-v15.09.15 or its parent)")
+    src.add_argument("--data-root", type=path, metavar="PATH", help="dataset folder (e.g. .../Market-1501-v15.09.15 or its parent)")
     src.add_argument("--synthetic", action="store_true",
                      help="generate (once, then reuse) a synthetic Market-1501-format dataset")
     add_dataset_argument(g)
     g.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
-    g.add_argument("--synthetic-dir", type=Path, default=None,
+    g.add_argument("--synthetic-dir", type=path, default=None,
                    help=f"where synthetic data lives (default {SYNTHETIC_ROOT}/<settings>)")
     g.add_argument("--synthetic-ids", type=int_at_least(2), default=64, help="training (and test) identities")
     g.add_argument("--synthetic-images-per-id", type=int_at_least(3), default=12, help="images per identity")

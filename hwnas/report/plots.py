@@ -7,11 +7,12 @@ a search's search_report.json, ``validation.png`` from ``hwnas latency validate 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="output folder of a hwnas run")
+    from hwnas._cli import path
+
+    parser.add_argument("runs", type=path, nargs="+", metavar="RUN", help="output folder of a hwnas run")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,7 +78,7 @@ def neck_features(model: torch.nn.Module, loader, device: torch.device, branch: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a last.pt written by hwnas train")
+    parser.add_argument("--checkpoint", type=_cli.path, required=True, help="a last.pt written by hwnas train")
     add_data_arguments(parser)
     _cli.add_output(parser, "folder for tsne-<split>-branch<branch>.png (default: the checkpoint's folder)")
     parser.add_argument("--num-ids", type=_cli.int_at_least(2), default=8, help="identities to draw (the seed uses 8)")
