@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -22,9 +24,24 @@ logger = logging.getLogger("benchmarks.search_quality")
 _DATA: dict[str, Any] = {}  # per worker: the ReID data of a training root, loaded once
 
 
-def _init_worker(threads: int) -> None:
+ORPHAN_POLL_S = 1.0
+
+
+def _exit_when_orphaned(parent: int, poll_s: float) -> None:
+    """Stop this worker once the benchmark's process is gone (killed with SIGTERM or SIGKILL, which, unlike
+    Ctrl-C, reaches only the parent): an orphan would go on training for hours into a folder no one reads. Its
+    files stay whole (every write is atomic) and the job resumes from its checkpoint on the next run."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os._exit(3)
+
+
+def _init_worker(threads: int, parent: int | None = None, poll_s: float = ORPHAN_POLL_S) -> None:
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    if parent is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent, poll_s), daemon=True,
+                         name="exit-when-orphaned").start()
 
 
 def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, threads: int,
@@ -43,7 +60,7 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, thread
     start = time.perf_counter()
     results: list[Any] = [None] * len(jobs)
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
+                             initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
         pending = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
         try:
             while pending:
