@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks._device import write_text_atomic
+from benchmarks._results_dir import copy_results, prepare_results_dir
 from hwnas import _cli
-from hwnas._io import copy_file_atomic, write_json_atomic
+from hwnas._io import read_json_cache, write_json_atomic
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.errors import HwnasError
 
@@ -46,11 +47,15 @@ def search_command(table: str, seed: int, weight: float | None, output: Path) ->
     return cmd + ["--output", str(output), "--no-progress"]
 
 
+RUN_KEYS = ("command", "seed", "latency_weight", "wall_s", "cpu_s", "genotype", "mean_entropy_fraction")
+
+
 def run_one(table: str, seed: int, weight: float | None, output: Path) -> dict[str, Any]:
     """One search in a child process (or its earlier result); wall and CPU seconds, genotype, entropy fraction."""
     done = output / "run.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    cached = read_json_cache(done, RUN_KEYS)
+    if cached is not None:
+        return cached
     if output.exists():
         shutil.rmtree(output)  # an interrupted run: start it again from scratch, as a user would
     cmd = search_command(table, seed, weight, output)
@@ -124,7 +129,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = _cli.ArgumentParser(prog=prog, description=__doc__)
     _cli.add_output(p, "one sub-folder per run; the same command again reuses finished runs", "runs/main-job")
-    p.add_argument("--results-dir", type=Path, metavar="DIR", help="also copy main_job.{json,md} here")
+    p.add_argument("--results-dir", type=_cli.path, metavar="DIR", help="also copy main_job.{json,md} here")
     p.add_argument("--latency-table", default="rtx2080", metavar="NAME|PATH", help="the main job's table")
     p.add_argument("--seeds", type=_seeds, default="0,1,2", metavar="S1,S2,...", help="seeds to run")
     p.add_argument("--latency-weights", type=_weights, default="default,0", metavar="W1,W2,...",
@@ -155,7 +160,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    out = _cli.check_output_dir(args.output)
+    out = _cli.make_output_dir(args.output)
+    names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md")]
+    results_dir = prepare_results_dir(args.results_dir, out, names)
     seeds = args.seeds
     env = {"command": f"{prog} " + " ".join(argv), "device": device_name("cpu"), "cpu_count": os.cpu_count(),
            "software": software_versions(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -171,10 +178,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     payload = {"environment": env, "runs": runs, "summary": summarize(runs)}
     write_json_atomic(out / f"{RESULT_NAME}.json", payload)
     write_text_atomic(str(out / f"{RESULT_NAME}.md"), render_markdown(payload))
-    if args.results_dir is not None:
-        args.results_dir.mkdir(parents=True, exist_ok=True)
-        for suffix in ("json", "md"):
-            copy_file_atomic(out / f"{RESULT_NAME}.{suffix}", args.results_dir / f"{RESULT_NAME}.{suffix}")
+    copy_results(out, results_dir, names)
     for s in payload["summary"]:
         print(f"latency weight {s['latency_weight']:g}: all seeds agree on {s['layers_all_agree']}/6 layers, worst "
               f"entropy {s['max_entropy_fraction']:.3f} ln n, slowest {s['max_wall_s']:.0f} s")

@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -38,18 +39,24 @@ from typing import Any
 
 import torch
 
-from benchmarks._quality.latency import build_command, check_end_to_end, ensure_table
+from benchmarks._quality.latency import build_command, check_end_to_end, check_table, ensure_table
 from benchmarks._quality.parallel import run_jobs, search_job, train_job
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
 from benchmarks._quality.standalone import Recipe, settings_tag, train_genotype
+from benchmarks._results_dir import copy_results, prepare_results_dir
 from hwnas import _cli
-from hwnas._io import copy_file_atomic, write_json_atomic
+from hwnas._io import read_json_cache, write_json_atomic
+from hwnas._lock import run_lock
 from hwnas.data.datasets import Market1501
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.errors import HwnasError, UsageError
+from hwnas.latency import load_table
+from hwnas.latency.io import resolve_table_path
 from hwnas.latency.schema import Setting
 from hwnas.latency.validate import random_genotypes
 from hwnas.search.config import SearchConfig, SyntheticData, short_config, with_epochs
+from hwnas.search.report import table_summary
 from hwnas.search.runner import prepare_data, synthetic_dataset
 from hwnas.space.genotype import Genotype, load_genotype
 from hwnas.space.presets import PRESETS
@@ -138,9 +145,13 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, table_path
     config = plan.search.replace(seed=plan.seeds[0])
     runs = [(pressure, table.weight_for_pressure(plan.search.space, pressure),
              search_root(plan, out) / f"p{pressure:g}") for pressure in plan.latency_pressures]
+    expected_table = json.loads(json.dumps(table_summary(table)))  # as a finished search's report holds it
     todo = []
     for _, w, sub in runs:
-        if not (sub / "search_report.json").is_file():
+        report = read_json_cache(sub / "search_report.json", SEARCH_REPORT_KEYS)
+        if report is not None:
+            check_search_reuse(report, sub, w, expected_table)
+        else:
             resume = (sub / "checkpoints" / "last.pt").is_file()
             logger.info("search at latency weight %g -> %s%s", w, sub, " (resuming)" if resume else "")
             todo.append((config.replace(latency_weight=w), str(root), str(sub), str(table_path),
@@ -148,7 +159,10 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, table_path
     run_jobs(search_job, todo, workers, threads, lambda job, _: f"search done: {job[2]}")
     found = []
     for pressure, w, sub in runs:
-        report = json.loads((sub / "search_report.json").read_text())
+        report = read_json_cache(sub / "search_report.json", SEARCH_REPORT_KEYS)
+        if report is None:
+            raise HwnasError(f"the search left no readable report, {sub / 'search_report.json'}, expected the "
+                             "report of a finished search (see the log above)")
         final = report["final"]
         summary = {"latency_pressure": pressure, "latency_weight": w, "folder": str(sub), "wall_s": report.get("wall_s"),
                    "step_time_s": report.get("step_time_s"),
@@ -156,6 +170,28 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, table_path
                    "genotype": final["genotype"]}
         found.append((w, load_genotype(sub / "genotype.json", space=config.space), summary))
     return found
+
+
+SEARCH_REPORT_KEYS = ("config", "final", "latency_table")
+
+
+def check_search_reuse(report: dict[str, Any], folder: Path, weight: float, table: dict[str, Any]) -> None:
+    """A finished search is reused only if it ran with this run's latency table and weight; otherwise its genotype
+    would be reported under a weight and a table it was never searched with."""
+    used = report.get("latency_table")
+    used_weight = (report.get("config") or {}).get("latency_weight")
+    if used != table or not isinstance(used_weight, (int, float)) or not math.isclose(used_weight, weight,
+                                                                                       rel_tol=1e-9, abs_tol=1e-12):
+        name = used.get("name") if isinstance(used, dict) else used
+        raise UsageError(f"the finished search in {folder} ran with latency table {name!r} at weight {used_weight}, "
+                         f"--latency-table, expected the table this run uses ({table.get('name')!r}, weight "
+                         f"{weight:g}): give the same --latency-table as the run that made it, or a new --output")
+
+
+def proxy_setting(plan: Plan) -> Setting:
+    """The inference setting of the benchmark's CPU latency table: the proxy's width and input size, 1 thread."""
+    s = plan.search
+    return Setting(plan.table_batch, "fp32", tuple(s.image_size), s.width_mult, "fblneck", threads=1)
 
 
 def benchmark_entries(plan: Plan, searched: Sequence[tuple[float, Genotype, dict]]) -> list[Entry]:
@@ -205,7 +241,8 @@ def _describe_training(r: dict) -> str:
 def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry]) -> dict[str, dict]:
     """The weight-0 supernet's validation score of each distinct genotype's path (cached in the output)."""
     cache = search_root(plan, out) / "supernet_scores.json"
-    scores: dict[str, dict] = json.loads(cache.read_text()) if cache.is_file() else {}
+    scores = {k: v for k, v in (read_json_cache(cache) or {}).items()
+              if isinstance(v, dict) and all(isinstance(v.get(f), (int, float)) for f in ("val_acc", "val_ce"))}
     config = plan.search.replace(seed=plan.seeds[0], latency_weight=0.0)
     data = prepare_data(config, root, threads=1)
     net = load_supernet(search_root(plan, out) / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
@@ -229,9 +266,8 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     out.mkdir(parents=True, exist_ok=True)
     root = synthetic_dataset(out / "data-search", plan.data)
     train_root = synthetic_dataset(out / "data-standalone", plan.train_data)
-    s = plan.search
-    setting = Setting(plan.table_batch, "fp32", tuple(s.image_size), s.width_mult, "fblneck", threads=1)
     table_path = table_path or out / "latency_cpu_proxy.json"
+    setting = proxy_setting(plan)
     table = ensure_table(table_path, setting, plan.table_repeats, progress)
     searched = searched_genotypes(plan, root, out, table, table_path, progress, workers, threads)
     entries = benchmark_entries(plan, searched)
@@ -261,7 +297,7 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     payload = {"environment": env, "plan": plan.to_dict(),
                "latency_table": {"path": str(table_path), "command": build_command(table_path, setting,
                                                                                      plan.table_repeats),
-                                 "setting": dataclasses.asdict(setting), "fixed_ms": table.fixed_ms},
+                                 "setting": dataclasses.asdict(table.data.setting), "fixed_ms": table.fixed_ms},
                "latency_check": {k: v for k, v in latency_check.items() if k != "archs"},
                "searches": [summary for _, _, summary in searched], "rows": rows,
                "kendall_tau": {"supernet_val_acc_vs_mAP": {"tau": tau_acc[0], "p_value": tau_acc[1]},
@@ -292,7 +328,7 @@ PROG = "python -m benchmarks.search_quality"
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = _cli.ArgumentParser(prog=prog, description=__doc__)
     _cli.add_output(p, "work and result folder; the same command again continues there", "runs/search-quality")
-    p.add_argument("--results-dir", type=Path, metavar="DIR",
+    p.add_argument("--results-dir", type=_cli.path, metavar="DIR",
                    help="also copy search_quality.{json,md,png} here (e.g. benchmarks/results)")
     p.add_argument("--quick", action="store_true", help="every stage at toy sizes (minutes; figures mean nothing)")
     p.add_argument("--random", type=_cli.int_at_least(3), metavar="N",
@@ -302,7 +338,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "alpha's lr milestones keep their fractions, as with python -m hwnas.search --epochs N")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
                    help="epochs of every stand-alone training (default 40; 1 with --quick); the lr decay stays at 70%%")
-    p.add_argument("--latency-table", type=Path, metavar="PATH",
+    p.add_argument("--latency-table", type=_cli.path, metavar="PATH",
                    help="a CPU table of the proxy setting built with python -m hwnas.latency build (default: measure "
                         "one into --output)")
     _cli.add_threads(p, 1, "torch intra-op CPU threads (per worker)")
@@ -326,19 +362,17 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     if args.workers > cores:
         return _cli.fail(f"bad value {args.workers}, --workers, expected 1..{cores} (this machine's CPU cores; each "
                          "worker is one process)")
-    if args.latency_table is not None:
-        from hwnas.latency import load_table
-
-        load_table(args.latency_table)  # a missing or malformed table is refused before hours of work
-    if args.results_dir is not None:
-        _cli.check_output_dir(args.results_dir, "--results-dir")
+    if args.latency_table is not None:  # a missing, malformed or mismatched table is refused before hours of work
+        args.latency_table = resolve_table_path(args.latency_table)  # a table name -> its file
+        check_table(load_table(args.latency_table, space=plan.search.space), proxy_setting(plan), plan.table_repeats,
+                    f"--latency-table {args.latency_table}")
+    out = _cli.make_output_dir(args.output)
+    names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md", "png")]
+    results_dir = prepare_results_dir(args.results_dir, out, names)
     command = f"{prog} " + " ".join(argv)
-    payload = run(plan, _cli.check_output_dir(args.output), args.latency_table, not args.no_progress, command,
-                  args.workers)
-    if args.results_dir is not None:
-        args.results_dir.mkdir(parents=True, exist_ok=True)
-        for suffix in ("json", "md", "png"):
-            copy_file_atomic(args.output / f"{RESULT_NAME}.{suffix}", args.results_dir / f"{RESULT_NAME}.{suffix}")
+    with run_lock(out):  # one benchmark per output folder; temp files of a killed run are removed
+        payload = run(plan, out, args.latency_table, not args.no_progress, command, args.workers)
+    copy_results(out, results_dir, names)
     for line in payload["targets"]["summary"]:
         print(line)
     print(f"wrote {args.output / RESULT_NAME}.{{json,md,png}}")

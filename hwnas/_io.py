@@ -16,15 +16,18 @@ run lock (:mod:`hwnas._lock`), since another live writer's temp file looks the s
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from hwnas.errors import OutputError
+
+logger = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".tmp"
 
@@ -193,6 +196,31 @@ def _walk(folder: Path, depth: int) -> Iterator[Path]:
         yield p
         if depth > 1 and p.is_dir() and not p.is_symlink() and not p.name.endswith(TEMP_SUFFIX):
             yield from _walk(p, depth - 1)
+
+
+def read_json_cache(path: str | os.PathLike, required: Sequence[str] = ()) -> dict[str, Any] | None:
+    """A JSON object that an earlier run cached at ``path``, or None when there is none to use.
+
+    A cache that cannot serve (unreadable, not UTF-8 JSON, not an object, a ``required`` key missing, a NaN) is
+    logged as a warning and also gives None, so the caller recomputes it and writes it again, as after a kill.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        logger.warning("ignoring the unreadable cache %s (%s); computing it again", path, e)
+        return None
+    missing = [k for k in required if k not in value] if isinstance(value, dict) else list(required) or ["{...}"]
+    if missing:
+        logger.warning("ignoring the cache %s (no %s); computing it again", path, ", ".join(missing))
+        return None
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:

@@ -367,3 +367,19 @@ def test_bench_cpp_inference_does_not_overwrite_the_recorded_result_by_default(t
     assert bench.main(["--batch-sizes", "1", "--rounds", "1"]) == 0
     assert (tmp_path / "runs" / "benchmarks" / "cpp_inference.md").is_file()
     assert bench.RECORDED.read_bytes() == recorded
+
+
+def test_a_corrupt_cache_reads_as_missing_and_is_logged(tmp_path, caplog):
+    from hwnas._io import read_json_cache
+
+    cases = {"ok": '{"x": 1, "y": 2}', "truncated": '{"x": 1, "y', "empty": "", "list": "[1]",
+             "missing_key": '{"x": 1}', "nan": '{"x": NaN, "y": 1}'}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "binary").write_bytes(b"\xff\xfe{")
+    assert read_json_cache(tmp_path / "ok", ("x", "y")) == {"x": 1, "y": 2}
+    assert read_json_cache(tmp_path / "absent") is None
+    with caplog.at_level("WARNING"):
+        for name in [*cases.keys() - {"ok"}, "binary"]:
+            assert read_json_cache(tmp_path / name, ("x", "y")) is None, name
+    assert sum("ignoring" in r.getMessage() for r in caplog.records) == len(cases)

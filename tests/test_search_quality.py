@@ -1,6 +1,7 @@
 """Smoke test of ``python -m benchmarks.search_quality``: every stage at toy sizes, the report, and resumption."""
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch
 from benchmarks import search_quality as sq
 from benchmarks._quality.report import evaluate_targets
 from benchmarks._quality.standalone import Recipe
+from hwnas.errors import OutputError, UsageError
 from hwnas.search.config import SyntheticData, short_config
 
 
@@ -48,6 +50,22 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     again = sq.run(plan, tmp_path, None, progress=False, command="test")
     assert calls == []
     assert [r["mAP"] for r in again["rows"]] == [r["mAP"] for r in rows]
+    monkeypatch.undo()
+    # corrupt caches (a kill, a full disk, a hand edit) are computed again, to the same figures, not a traceback
+    scores = next(tmp_path.glob("search/*/supernet_scores.json"))
+    scores.write_text(scores.read_text()[:40])
+    next(tmp_path.glob("train/*/*/standalone.json")).write_text("{}")
+    report = sorted(tmp_path.glob("search/*/p*/search_report.json"))[-1]  # a search with latency weight > 0
+    report.write_bytes(b"\xff" + report.read_bytes()[:50])
+    third = sq.run(plan, tmp_path, None, progress=False, command="test")
+    keys = ("label", "mAP", "rank1", "supernet_val_acc", "supernet_val_ce")
+    assert [[r[k] for k in keys] for r in third["rows"]] == [[r[k] for k in keys] for r in rows]
+    # finished searches are not passed off as searches with another latency table
+    other = json.loads((tmp_path / "latency_cpu_proxy.json").read_text())
+    other["name"] = "another_table"
+    (tmp_path / "another_table.json").write_text(json.dumps(other))
+    with pytest.raises(UsageError, match="ran with latency table 'latency_cpu_proxy'"):
+        sq.run(plan, tmp_path, tmp_path / "another_table.json", progress=False, command="test")
 
 
 @pytest.mark.slow
@@ -136,3 +154,100 @@ def test_search_root_keys_the_searches_by_schedule_and_data(tmp_path):
     assert sq.search_root(dataclasses.replace(plan, search=plan.search.replace(alpha_lr=0.5)), tmp_path) != root
     assert sq.search_root(dataclasses.replace(plan, data=dataclasses.replace(plan.data, seed=7)), tmp_path) != root
     assert sq.search_root(tiny_plan(), tmp_path) == root
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc (Linux)")
+def test_workers_stop_when_the_benchmark_process_is_killed(tmp_path):
+    """SIGKILL (or SIGTERM) reaches only the parent; its spawned workers must not train on as orphans."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import time; from benchmarks._quality.parallel import run_jobs; "
+            "run_jobs(time.sleep, [(300,), (300,)], 2, 1)")
+    root = Path(__file__).resolve().parents[1]
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=root,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+
+    def children() -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent.pid and fields[0] != "Z":
+                found.append(int(stat.parent.name))
+        return found
+
+    def workers() -> list[int]:  # the spawned pool workers (not the resource tracker)
+        pids = []
+        for pid in children():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+                pids.append(pid)
+        return pids
+
+    pool: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pool = workers()
+        assert len(pool) == 2, "the pool's two workers did not start"
+        time.sleep(1.0)  # let the initializers start their watch threads
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 20
+        alive = pool
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [p for p in pool if Path(f"/proc/{p}").exists()
+                     and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+        assert not alive, f"workers {alive} still running after their parent was killed"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for p in set(pool) | set(workers()):  # orphans have left the parent: kill them by pid
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_table_of_another_setting_is_refused_before_any_work(tmp_path, capsys):
+    """The shipped cpu table is 128x64, width 1.0, batch 4: its milliseconds describe other networks."""
+    assert sq.main(["--quick", "--latency-table", "cpu", "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: latency table for another setting (batch_size 4 instead of 2;") and \
+        "--latency-table" in err and "/tables/cpu.json" in err
+    assert not (tmp_path / "out").exists() and not Path("cpu").exists()  # nothing written, no ./cpu file
+
+
+def test_results_dir_is_checked_before_the_run(tmp_path, capsys):
+    from benchmarks._results_dir import copy_results, prepare_results_dir
+
+    names = ["r.json", "r.md"]
+    out = tmp_path / "out"
+    out.mkdir()
+    for n in names:
+        (out / n).write_text(n)
+    assert prepare_results_dir(None, out, names) is None
+    assert prepare_results_dir(out, out, names) is None  # the output folder itself: nothing to copy
+    (tmp_path / "busy" / "r.md").mkdir(parents=True)
+    with pytest.raises(OutputError, match="a folder is in the way of a result file, --results-dir"):
+        prepare_results_dir(tmp_path / "busy", out, names)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(OutputError, match="broken or looping symbolic link, --results-dir"):
+        prepare_results_dir(tmp_path / "dangling", out, names)
+    with pytest.raises(OutputError, match="--results-dir"):
+        prepare_results_dir(out / "r.json" / "sub", out, names)
+    results = prepare_results_dir(tmp_path / "results" / "deep", out, names)
+    assert results is not None and results.is_dir()  # created up front
+    copy_results(out, results, names)
+    assert [(results / n).read_text() for n in names] == names

@@ -16,6 +16,7 @@ import torch
 
 from hwnas import create_model
 from hwnas.envinfo import machine_load
+from hwnas.errors import UsageError
 from hwnas.latency import load_table
 from hwnas.latency.expected import LatencyTable
 from hwnas.latency.io import save_table
@@ -35,13 +36,34 @@ def build_command(path: Path, setting: Setting, repeats: int) -> str:
             f"--repeats {repeats} --calibrate 0 --name {path.stem} --output {path.parent}")
 
 
+SETTING_FIELDS = ("batch_size", "dtype", "resolution", "width_mult", "neck")
+
+
+def check_table(table: LatencyTable, setting: Setting, repeats: int, where: str) -> LatencyTable:
+    """Refuse a table timed in another setting than the proxy's (batch, dtype, input size, width, neck): its
+    milliseconds would describe other networks than the ones trained. Raises :class:`UsageError` (exit 2)."""
+    have = table.data.setting
+    diffs = [f"{f} {_plain(getattr(have, f))} instead of {_plain(getattr(setting, f))}" for f in SETTING_FIELDS
+             if _plain(getattr(have, f)) != _plain(getattr(setting, f))]
+    if diffs:
+        raise UsageError(f"latency table for another setting ({'; '.join(diffs)}), {where}, expected a table of the "
+                         f"proxy's setting, e.g. {build_command(Path('tables/latency_cpu_proxy.json'), setting, repeats)}"
+                         " (or no --latency-table: one is measured)")
+    return table
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
 def ensure_table(path: Path, setting: Setting, repeats: int, progress: bool) -> LatencyTable:
-    """Load the table at ``path``, or measure it on this CPU (1 thread) and write it there first."""
+    """Load the table at ``path`` (checked against ``setting``), or measure it on this CPU (1 thread) and write it
+    there first."""
     if not path.is_file():
         logger.info("building the CPU latency table %s (%s)", path, build_command(path, setting, repeats))
         config = MeasureConfig(device="cpu", warmup=min(5, repeats), repeats=repeats, threads=1, progress=progress)
         save_table(build(setting, config, path.stem, ("cdnet",)), path)
-    return load_table(path, space="cdnet")
+    return check_table(load_table(path, space="cdnet"), setting, repeats, f"latency table {path}")
 
 
 def check_end_to_end(table: LatencyTable, genotypes: Sequence[Genotype], repeats: int = 10,

@@ -3,8 +3,9 @@
 For each genotype the trained search supernet runs only that genotype's candidate in every layer
 (:meth:`hwnas.search.supernet.SuperNet.forward` with ``path``). Its BatchNorm statistics were accumulated
 over the top-k mixtures of the search, so they are first re-estimated on that path from a few training
-batches (train mode, no gradients; the usual practice of one-shot NAS, e.g. SPOS, Guo et al. 2020), then the
-path is scored in eval mode on the whole validation split: identity top-1 accuracy and cross-entropy.
+batches (train mode except dropout, no gradients; the usual practice of one-shot NAS, e.g. SPOS, Guo et al.
+2020), then the path is scored in eval mode on the whole validation split: identity top-1 accuracy and
+cross-entropy. The score is deterministic: it does not depend on the global random state.
 Kendall's tau of these scores against stand-alone mAP says whether the supernet ranks architectures as
 training them does.
 """
@@ -54,6 +55,9 @@ def _recalibrate_bn(net: nn.Module, path: list[list[int]], data: SearchData, bat
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the recalibration batches
     net.train()
+    for m in net.modules():  # eval mode sees no dropout, so neither do the statistics it will use (and no RNG)
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.eval()
     n = min(batches, data.train.num_batches(0))
     for i in range(n):
         x, _ = data.train.batch(0, i)
@@ -65,7 +69,9 @@ def score_path(supernet: SuperNet, genotype: Genotype, data: SearchData, bn_batc
     """Score ``genotype``'s path on ``data.val`` (a copy of the supernet is recalibrated; the original is untouched)."""
     net = copy.deepcopy(supernet)
     path = [[i] for i in genotype.indices()]
-    _recalibrate_bn(net, path, data, bn_batches)
+    with torch.random.fork_rng(devices=[]):  # the same score in any process, whatever ran before
+        torch.manual_seed(0)
+        _recalibrate_bn(net, path, data, bn_batches)
     net.eval()
     correct = seen = 0
     ce = 0.0

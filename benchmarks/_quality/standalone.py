@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 import hwnas
-from hwnas._io import write_json_atomic
+from hwnas._io import read_json_cache, read_json_lines, write_json_atomic
 from hwnas.space.genotype import Genotype
 from hwnas.training import ReIDData, TrainConfig, Trainer, evaluate
 from hwnas.training.loop import METRICS
@@ -78,14 +78,18 @@ def run_dir(root: Path, genotype: Genotype, seed: int, recipe: Recipe) -> Path:
     return root / recipe.tag() / f"{genotype.tostr().replace(':', '_').replace(',', '_')}-seed{seed}"
 
 
+RESULT_KEYS = ("genotype", "seed", "rank1", "mAP", "mINP", "train_s", "recipe", "folder")
+
+
 def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int, root: Path,
                    progress: bool = False) -> dict[str, Any]:
     """Train ``genotype`` with ``recipe`` and seed ``seed`` (init, batches, augmentation) and evaluate it on the
     proxy's query/gallery: returns rank-1, mAP, mINP, the training time and the run folder."""
     out = run_dir(root, genotype, seed, recipe)
     done = out / RESULT_FILE
-    if done.is_file():
-        return json.loads(done.read_text())
+    cached = read_json_cache(done, RESULT_KEYS)
+    if cached is not None:
+        return cached
     config = recipe.train_config(seed)
     options = {"genotype": genotype.tostr(), "width_mult": recipe.width_mult, "num_classes": data.num_classes,
                "neck": recipe.neck}
@@ -95,7 +99,7 @@ def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int
     if (out / "last.pt").is_file():
         trainer.resume()
     metrics = trainer.fit() or evaluate(trainer.model, data, config, trainer.device)  # {}: finished before a crash
-    epochs = [json.loads(line) for line in (out / METRICS).read_text().splitlines() if line.strip()]
+    epochs = [r for r in read_json_lines(out / METRICS)[0] if isinstance(r, dict)]
     result = {"genotype": genotype.tostr(), "seed": seed, "rank1": float(metrics["rank1"]),
               "mAP": float(metrics["mAP"]), "mINP": float(metrics["mINP"]),
               "train_s": round(sum(r.get("time_s", 0.0) for r in epochs), 1),
