@@ -18,7 +18,11 @@ On the synthetic proxy of the main job (the short schedule's dataset, width and 
 6. ``search_quality.{json,md,png}`` in ``--output`` (and ``--results-dir``): figures, targets met or not.
 
 Every stage keeps its result in ``--output``; running the same command again continues where it stopped
-(finished trainings and searches are reused, an interrupted one continues from its last checkpoint).
+(finished trainings and searches are reused, an interrupted one continues from its last checkpoint; a cached
+result that cannot be read is logged and computed again). One run at a time holds an output folder.
+``--latency-table`` (a file or a table name) must be timed in the proxy's setting (batch, input size, width,
+neck), and finished searches are reused only with the table and weight they ran with; both are refused with
+exit 2 before any work. ``--results-dir`` is checked and created before the run and filled atomically at its end.
 ``--workers N`` runs the searches and the trainings N at a time in N processes (one per core, with the default
 ``--threads 1``): the full run's ~2.5 h of trainings take about half that on 2 cores.
 """
