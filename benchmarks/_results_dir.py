@@ -5,8 +5,8 @@ filled with atomic copies at the end. A results folder that is the output folder
 """
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from hwnas import _cli
 from hwnas._io import copy_file_atomic
