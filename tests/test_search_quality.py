@@ -99,6 +99,7 @@ def test_targets_on_hand_made_rows():
     t = evaluate_targets(rows)
     assert t["target1_met"] is False and t["target2_met"] is False
     assert [d["random"] for d in t["dominated"]] == ["random 7"]
+    assert "(at the 62nd percentile of the random ones)" in t["summary"][1]  # ordinal words
 
 
 def test_quick_plan_is_small_and_full_plan_is_the_main_job():

@@ -58,7 +58,7 @@ def evaluate_targets(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
            "does NOT tell architectures apart beyond the spread (IQR <= spread)"),
         "target 1 (weight-0 genotype's mAP >= 75th percentile of random): "
         + ("n/a" if w0 is None else f"{'MET' if t1 else 'NOT MET'}: {_pct(w0['mAP'])} vs {_pct(p75)} "
-                                    f"(at the {percentile:.0f}th percentile of the random ones)"),
+                                    f"(at the {ordinal(round(percentile))} percentile of the random ones)"),
         "target 2 (no random genotype faster and more accurate than a searched one by more than the spread): "
         + ("MET" if t2 else f"NOT MET: {len(dominated)} case(s)"),
     ]
@@ -73,6 +73,12 @@ def _pct(v: float | None) -> str:
 
 def _num(v: float | None, spec: str = ".3f") -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, ..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _schedule_name(s: dict[str, Any]) -> str:
