@@ -1,10 +1,10 @@
 """Search-quality benchmark: do the searched architectures beat random ones on a proxy where training is affordable?
 
-    python -m benchmarks.search_quality --output runs/search-quality          # full run (~2.7 h, 1 CPU thread)
-    python -m benchmarks.search_quality --workers 2 --output runs/sq          # the same in 2 processes (~1.4 h)
+    python -m benchmarks.search_quality --output runs/search-quality          # full run (~5 h, 1 CPU thread)
+    python -m benchmarks.search_quality --workers 2 --output runs/sq          # the same in 2 processes (~2.5 h)
     python -m benchmarks.search_quality --quick --output /tmp/sq-quick         # minutes: every stage, tiny sizes
     python -m benchmarks.search_quality --search-epochs 256 --output runs/sq   # the searches 8x longer
-    python -m benchmarks.search_quality --recipe-epochs 80 --output runs/sq    # trainings 2x longer
+    python -m benchmarks.search_quality --recipe-epochs 40 --output runs/sq    # trainings half as long
 
 On the synthetic proxy of the main job (the short schedule's dataset, width and input size):
 1. a CPU latency table of the proxy setting is measured on this machine (outside the package);
@@ -24,7 +24,7 @@ result that cannot be read is logged and computed again). One run at a time hold
 neck), and finished searches are reused only with the table and weight they ran with; both are refused with
 exit 2 before any work. ``--results-dir`` is checked and created before the run and filled atomically at its end.
 ``--workers N`` runs the searches and the trainings N at a time in N processes (one per core, with the default
-``--threads 1``): the full run's ~2.5 h of trainings take about half that on 2 cores.
+``--threads 1``): the full run's ~5 h of trainings (80 epochs each) take about half that on 2 cores.
 """
 from __future__ import annotations
 
@@ -341,7 +341,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="epochs of every search (default: the main job's 32; 2 with --quick); the weight warm-up and "
                         "alpha's lr milestones keep their fractions, as with python -m hwnas.search --epochs N")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
-                   help="epochs of every stand-alone training (default 40; 1 with --quick); the lr decay stays at 70%%")
+                   help="epochs of every stand-alone training (default 80; 1 with --quick); the lr decay stays at 70%%")
     p.add_argument("--latency-table", type=_cli.path, metavar="PATH",
                    help="a CPU table of the proxy setting built with python -m hwnas.latency build (default: measure "
                         "one into --output)")

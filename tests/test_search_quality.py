@@ -142,7 +142,7 @@ def test_recipe_tag_keys_the_training_folders():
 
     a, b = Recipe(), Recipe(epochs=12)
     g = Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1")
-    assert a.tag() == Recipe().tag() and a.tag().startswith("e40-") and b.tag().startswith("e12-")
+    assert a.tag() == Recipe().tag() and a.tag().startswith("e80-") and b.tag().startswith("e12-")
     assert Recipe(lr=0.01).tag() != a.tag() and run_dir(Path("r"), g, 0, a) != run_dir(Path("r"), g, 0, b)
     assert run_dir(Path("r"), g, 0, a).parent == Path("r") / a.tag()
 

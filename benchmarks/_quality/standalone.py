@@ -33,13 +33,14 @@ class Recipe:
     batches, the paper's augmentation and softmax + triplet loss (DESIGN 3, shortened). ``width_mult`` and
     ``image_size`` (H, W) match the search's proxy; ``neck`` is the paper's FBLNeck.
 
-    40 epochs (1,240 steps on the 1,024-image proxy): at 12 epochs (the first recipe) every network ended
-    with training accuracy 23-67% and its loss still falling, so the proxy ranked how fast a network starts to
-    learn (deep ones slowest), not how well it learns. At 40 the seed-to-seed spread falls from 8.1 to 1.9 mAP
-    points; the deepest networks still lag (training accuracy 77-91% in the last epoch; measured in
-    benchmarks/results/search_quality.md, "Reading")."""
+    80 epochs (2,480 steps on the 1,024-image proxy). At 12 epochs (the first recipe) every network ended with
+    training accuracy 23-67% and its loss still falling, so the proxy ranked how fast a network starts to learn
+    (deep ones slowest). 40 epochs cut the seed-to-seed spread from 8.1 to 1.9 mAP points, but the deepest networks
+    still lagged (training accuracy 77-91%; Kendall's tau of depth vs mAP -0.62). 80 epochs cut the spread to 0.6
+    (max 1.0) with training accuracy 91-95% for all; deep networks gained most (benchmarks/results/
+    search_quality.md and search_quality_recipe40.md, "Reading")."""
 
-    epochs: int = 40
+    epochs: int = 80
     lr: float = 0.065
     warmup_epochs: int = 2
     decay_at: float = 0.7
