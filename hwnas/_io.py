@@ -208,19 +208,19 @@ def read_json_cache(path: str | os.PathLike, required: Sequence[str] = ()) -> di
     if not path.is_file():
         return None
     try:
-        value = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+        value = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         logger.warning("ignoring the unreadable cache %s (%s); computing it again", path, e)
+        return None
+    bad = find_non_finite(value)
+    if bad is not None:
+        logger.warning("ignoring the cache %s (a NaN or Infinity at %s); computing it again", path, bad)
         return None
     missing = [k for k in required if k not in value] if isinstance(value, dict) else list(required) or ["{...}"]
     if missing:
         logger.warning("ignoring the cache %s (no %s); computing it again", path, ", ".join(missing))
         return None
     return value
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
