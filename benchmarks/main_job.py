@@ -29,7 +29,7 @@ from benchmarks._results_dir import copy_results, prepare_results_dir
 from hwnas import _cli
 from hwnas._io import read_json_cache, write_json_atomic
 from hwnas.envinfo import device_name, machine_load, software_versions
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, UsageError
 
 PROG = "python -m benchmarks.main_job"
 RESULT_NAME = "main_job"
@@ -53,12 +53,16 @@ RUN_KEYS = ("command", "seed", "latency_weight", "wall_s", "cpu_s", "genotype", 
 def run_one(table: str, seed: int, weight: float | None, output: Path) -> dict[str, Any]:
     """One search in a child process (or its earlier result); wall and CPU seconds, genotype, entropy fraction."""
     done = output / "run.json"
+    cmd = search_command(table, seed, weight, output)
+    command = " ".join(["python"] + cmd[1:])
     cached = read_json_cache(done, RUN_KEYS)
     if cached is not None:
+        if cached["command"] != command:  # e.g. another --latency-table: its result is not this run's
+            raise UsageError(f"the finished run in {output} was '{cached['command']}', --output, expected this run's "
+                             f"'{command}' (use a new --output, or the options of the run that made it)")
         return cached
     if output.exists():
         shutil.rmtree(output)  # an interrupted run: start it again from scratch, as a user would
-    cmd = search_command(table, seed, weight, output)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = machine_load()
     start = time.perf_counter()
@@ -70,7 +74,7 @@ def run_one(table: str, seed: int, weight: float | None, output: Path) -> dict[s
                          f"{' '.join(cmd)}, expected status 0")
     report = json.loads((output / "search_report.json").read_text())
     final = report["final"]
-    record = {"command": " ".join(["python"] + cmd[1:]), "seed": seed, "latency_weight": report["config"]["latency_weight"],
+    record = {"command": command, "seed": seed, "latency_weight": report["config"]["latency_weight"],
               "wall_s": round(wall, 1), "cpu_s": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
               "load_before": load, "load_after": machine_load(), "genotype": final["genotype"],
               "mean_entropy_fraction": final["decisiveness"]["mean_entropy_fraction"],

@@ -1,0 +1,26 @@
+"""benchmarks.main_job: its per-run cache is reused only by the same command."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import main_job
+from hwnas.errors import UsageError
+
+
+def _cached(output, table):
+    cmd = main_job.search_command(table, 0, None, output)
+    record = {"command": " ".join(["python"] + cmd[1:]), "seed": 0, "latency_weight": 0.1, "wall_s": 1.0,
+              "cpu_s": 1.0, "genotype": "cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1", "mean_entropy_fraction": 0.2}
+    output.mkdir(parents=True)
+    (output / "run.json").write_text(json.dumps(record))
+    return record
+
+
+def test_a_finished_run_is_reused_by_the_same_command_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(main_job.subprocess, "run", lambda *a, **k: pytest.fail("nothing should run"))
+    record = _cached(tmp_path / "w-seed0", "rtx2080")
+    assert main_job.run_one("rtx2080", 0, None, tmp_path / "w-seed0") == record
+    with pytest.raises(UsageError, match="the finished run in .* was 'python -m hwnas.search --latency-table rtx2080"):
+        main_job.run_one("t4", 0, None, tmp_path / "w-seed0")  # another table: not this run's result
