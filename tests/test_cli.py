@@ -387,3 +387,19 @@ def test_output_folders_that_cannot_be_made_are_refused_up_front(tmp_path):
     with pytest.raises(OutputError, match="--results-dir"):
         _cli.make_output_dir(tmp_path / "file" / "sub", "--results-dir")
     assert _cli.make_output_dir(tmp_path / "a" / "b").is_dir()
+
+
+def test_search_checks_its_inputs_before_writing_into_the_output_folder(tmp_path, capsys):
+    from hwnas.search.__main__ import main as search_main
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "config.yaml").write_text("precious: 1\n")
+    assert search_main(["--output", str(kept), "--epochs", "2"]) == 2  # a folder with someone's files
+    assert "output folder is not empty, --output" in capsys.readouterr().err
+    assert (kept / "config.yaml").read_text() == "precious: 1\n"
+    for argv, words in ((["--data-root", str(tmp_path / "missing")], "--data-root"),
+                        (["--batch-size", "4000"], "--batch-size 4000")):
+        out = tmp_path / "new"
+        assert search_main(argv + ["--output", str(out)]) == 2
+        assert words in capsys.readouterr().err and not out.exists()

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from hwnas import _cli, _config, ops
-from hwnas._lock import new_run_dir, run_lock
+from hwnas._lock import is_lock_file, new_run_dir, run_lock
 from hwnas.data._cli import add_dataset_argument
 from hwnas.errors import OutputError, UsageError
 from hwnas.models import check_input_size
@@ -144,6 +144,18 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
         raise UsageError(f"nothing to resume, checkpoint {ckpt}, expected an existing search (run without --resume)")
     if args.output is not None:
         _cli.check_output_dir(args.output)
+        if not args.resume and args.output.is_dir() and any(not is_lock_file(p) for p in args.output.iterdir()):
+            raise OutputError(f"output folder is not empty, --output {args.output}, expected a new or empty folder "
+                              "(or --resume to continue the search in it)")
+    if run.data.root is not None and not Path(run.data.root).is_dir():
+        raise UsageError(f"dataset folder does not exist or is not a folder, --data-root {run.data.root}, expected "
+                         "a dataset folder")
+    if run.data.root is None:  # the synthetic proxy's identities are known before it is generated
+        ids = SyntheticData().num_ids
+        if run.search.ids_per_batch > ids:
+            raise UsageError(f"{run.search.ids_per_batch} identities per batch, --batch-size {run.search.batch_size} "
+                             f"with {run.search.images_per_id} images each, expected at most {ids} identities (the "
+                             "synthetic proxy's)")
     backends = ops.available_backends()
     if args.ops_backend != "auto" and not backends.get(args.ops_backend, (False, ""))[0]:
         why = f" ({backends[args.ops_backend][1]})" if args.ops_backend in backends else ""
@@ -210,13 +222,17 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search")
 def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, device: str, output: Path) -> int:
     """The search proper, in ``output`` (locked by the caller)."""
     config = run.search
-    _setup_logging(output, info)
     say = print if info.is_main else (lambda *a, **k: None)
+    # a dataset folder is read and checked before anything is written into the output folder
+    data = None if run.data.root is None else prepare_data(config, Path(run.data.root), args.data_threads,
+                                                             run.data.dataset, run.data.check_counts)
+    _setup_logging(output, info)
     if info.is_main:
         _config.write_config(output / _config.CONFIG_NAME, run, "hwnas search: the resolved settings of this search "
                              f"(hwnas search --resume --output {output} continues it)")
-    root = Path(run.data.root) if run.data.root is not None else _synthetic_root(config.seed, config, output, say)
-    data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
+    if data is None:
+        root = _synthetic_root(config.seed, config, output, say)
+        data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
     say(f"data: {data.description}; latency table: {table if table is not None else 'none'}; "
         f"latency weight {config.latency_weight:g} per ms{_weight_note(run, table)}; {info.world_size} process(es) "
         f"on {device}; output {output}")
