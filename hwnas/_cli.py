@@ -198,7 +198,8 @@ def command(main: Main) -> Main:
 # value types (argparse ``type=``): each raises ArgumentTypeError("<value>, expected <what>")
 
 def _bad(text: str, expected: str) -> argparse.ArgumentTypeError:
-    return argparse.ArgumentTypeError(f"bad value {text!r}, expected {expected}")
+    shown = text if len(text) <= 60 else text[:60] + "..."  # a 5,000-character value is not echoed whole
+    return argparse.ArgumentTypeError(f"bad value {shown!r}, expected {expected}")
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -207,17 +208,23 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 def _integer(text: str) -> int | None:
     """``text`` as an integer when it is plain ASCII decimal digits with an optional sign, else None. Python's
     ``int()`` also takes ``' 2'``, ``'1_000'`` and non-ASCII digits (``'٣'``); a command line should not."""
-    return int(text) if _INTEGER.fullmatch(text) else None
+    return int(text) if len(text) <= 40 and _INTEGER.fullmatch(text) else None  # (int() refuses > 4300 digits)
+
+
+INT_MAX = 2**31 - 1  # no count, size or epoch of this project is larger; bigger values overflow C ints deep inside
 
 
 def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """argparse type: an integer >= ``minimum`` (and <= ``maximum`` when given), ASCII digits only."""
-    expected = f"an integer >= {minimum}" if maximum is None else f"an integer between {minimum} and {maximum}"
+    """argparse type: an integer >= ``minimum`` and <= ``maximum`` (default :data:`INT_MAX`), ASCII digits only."""
+    top = INT_MAX if maximum is None else maximum
 
     def parse(text: str) -> int:
         value = _integer(text)
-        if value is None or value < minimum or (maximum is not None and value > maximum):
-            raise _bad(text, expected)
+        if value is None or value < minimum:
+            raise _bad(text, f"an integer >= {minimum}" if maximum is None
+                       else f"an integer between {minimum} and {maximum}")
+        if value > top:
+            raise _bad(text, f"an integer between {minimum} and {top}")
         return value
 
     parse.__name__ = f"int_at_least_{minimum}"
@@ -240,12 +247,15 @@ def seed(text: str) -> int:
     return value
 
 
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def finite_float(text: str) -> float:
-    """argparse type: a finite number (no nan/inf)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise _bad(text, "a finite number") from None
+    """argparse type: a finite number (no nan/inf), in plain ASCII notation (``0.1``, ``1e-3``; Python's
+    ``float()`` also takes ``' 2'``, ``'1_0'`` and other scripts' digits)."""
+    if not _NUMBER.fullmatch(text):
+        raise _bad(text, "a finite number")
+    value = float(text)
     if not math.isfinite(value):
         raise _bad(text, "a finite number")
     return value
@@ -451,5 +461,5 @@ def make_output_dir(path: Path, option: str = "--output") -> Path:
 
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "command", "fail", "finite_float",
-           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "int_at_least", "make_output_dir", "nonnegative_float",
+           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "nonnegative_float",
            "nonnegative_int", "options_named", "path", "positive_float", "positive_int", "resolve_device", "seed"]

@@ -96,6 +96,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if node is None:
         return {}
     _check_shape(node, where)
+    _check_plain_numbers(node, where)
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"the top level is a {_node_kind(node)}, {where}, expected a mapping of keys to values")
     try:
@@ -150,6 +151,34 @@ def _check_shape(root: Any, where: str) -> None:
         stack.extend((c, depth + 1, False) for c in children if id(c) not in size)
 
 
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_PLAIN_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+
+
+def _check_plain_numbers(root: Any, where: str) -> None:
+    """Refuse YAML 1.1 number spellings that silently read as another value: ``010`` (octal 8), ``1:00``
+    (base 60: 60), ``0x10``, ``0b11``, ``1_0`` (10). A number is plain decimal, like on the command line."""
+    import yaml
+
+    stack = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.style is None and node.tag.endswith((":int", ":float")):
+                plain = _PLAIN_INT if node.tag.endswith(":int") else _PLAIN_FLOAT
+                if not plain.fullmatch(node.value.strip()):
+                    raise ConfigError(f"ambiguous number {node.value!r} (YAML reads it as octal, hex, binary, base 60 "
+                                      f"or with digit separators), {where}, expected a plain decimal number like 10 "
+                                      "or 0.01 (quote it for a string)")
+            continue
+        stack.extend(c for pair in node.value for c in pair) if isinstance(node, yaml.MappingNode) \
+            else stack.extend(node.value)
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -175,6 +204,13 @@ def override_layer(texts: Sequence[str], where: str = "override") -> Layer:
         if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key.strip()):
             raise ConfigError(f"bad override {text!r}, {where}, expected key=value with a dotted key like "
                               "train.lr=0.01")
+        try:
+            import yaml
+
+            _check_plain_numbers(yaml.compose(text.partition("=")[2] or "null", Loader=yaml.SafeLoader),
+                                 f"{where} {text}")
+        except yaml.YAMLError:
+            pass  # OmegaConf's own parse below reports it
         try:
             one = OmegaConf.to_container(OmegaConf.from_dotlist([text]), resolve=False)
         except (OmegaConfBaseException, ValueError) as e:

@@ -403,3 +403,17 @@ def test_search_checks_its_inputs_before_writing_into_the_output_folder(tmp_path
         out = tmp_path / "new"
         assert search_main(argv + ["--output", str(out)]) == 2
         assert words in capsys.readouterr().err and not out.exists()
+
+
+def test_numbers_are_plain_ascii_and_counts_fit_a_c_int():
+    for bad in (" 2", "1_0", "\u0663", "\uff11", "nan", "0x10", "1e999"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a finite number"):
+            _cli.finite_float(bad)
+    assert _cli.finite_float("1e-3") == 0.001 and _cli.finite_float(".5") == 0.5
+    assert _cli.positive_int(str(_cli.INT_MAX)) == _cli.INT_MAX
+    with pytest.raises(argparse.ArgumentTypeError, match="between 1 and 2147483647"):
+        _cli.positive_int("99999999999999999999")  # was an overflow deep inside (batch sizes, repeats)
+    for fn in (_cli.positive_int, _cli.seed, _cli.input_size):  # int() refuses > 4300 digits; not echoed whole
+        with pytest.raises(argparse.ArgumentTypeError) as e:
+            fn("9" * 5000)
+        assert len(str(e.value)) < 200

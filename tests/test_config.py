@@ -177,3 +177,19 @@ def test_a_search_with_a_table_is_hardware_aware_by_default():
     assert resolve_search_run([]).search.latency_weight == 0.0  # no table, no latency term
     sweep = resolve_search_run(table + [_config.flag_layer([("sweep_latency_weights", [0.0, 1.0], "--sweep")])])
     assert sweep.search.latency_weight == 0.0  # a sweep sets each weight itself
+
+
+@pytest.mark.parametrize("value", ["010", "1:00", "0x10", "0b11", "1_0", "1_0.5"])
+def test_yaml_1_1_number_spellings_are_refused_not_reread(value, tmp_path):
+    """YAML 1.1 reads 010 as 8 and 1:00 as 60: a config must not silently mean another number."""
+    from hwnas._config import ConfigError as _ConfigError
+    from hwnas._config import load_yaml, override_layer
+
+    with pytest.raises(_ConfigError, match=f"ambiguous number '{value}'.*train.epochs={value}"):
+        override_layer([f"train.epochs={value}"])
+    path = tmp_path / "c.yaml"
+    path.write_text(f"train:\n  epochs: {value}\n")
+    with pytest.raises(_ConfigError, match=f"ambiguous number '{value}'"):
+        load_yaml(path)
+    path.write_text(f"train:\n  epochs: 10\n  lr: 0.01\n  name: '{value}'\n")  # plain decimals and quoted text pass
+    assert load_yaml(path)["train"] == {"epochs": 10, "lr": 0.01, "name": value}

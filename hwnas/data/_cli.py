@@ -46,7 +46,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
                    help=f"where synthetic data lives (default {SYNTHETIC_ROOT}/<settings>)")
     g.add_argument("--synthetic-ids", type=int_at_least(2), default=64, help="training (and test) identities")
     g.add_argument("--synthetic-images-per-id", type=int_at_least(3), default=12, help="images per identity")
-    g.add_argument("--synthetic-cameras", type=int, choices=range(2, 7), default=6, metavar="2..6", help="cameras")
+    g.add_argument("--synthetic-cameras", type=int_at_least(1), choices=range(2, 7), default=6, metavar="2..6", help="cameras")
     g.add_argument("--synthetic-seed", type=seed, default=0, help="generator seed")
 
 

@@ -292,7 +292,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-ids", type=_cli.int_at_least(2), default=64,
                    help="training identities (and as many test identities); >= 2, as ReID needs negatives")
     p.add_argument("--images-per-id", type=_cli.int_at_least(3), default=12, help="images per identity")
-    p.add_argument("--num-cameras", type=int, choices=range(2, 7), default=6, metavar="2..6", help="cameras")
+    p.add_argument("--num-cameras", type=_cli.positive_int, choices=range(2, 7), default=6, metavar="2..6", help="cameras")
     _cli.add_input_size(p, (128, 64), "image size HxW in pixels (Market-1501's boxes are 128x64)")
     _cli.add_seed(p)
     p.add_argument("--market-test-sizes", action="store_true",

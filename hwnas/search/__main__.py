@@ -47,7 +47,7 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     p = _cli.ArgumentParser(prog=prog, description=__doc__)
     _cli.add_config(p, "search (SearchConfig's fields), data, latency_table, sweep_latency_weights")
     p.add_argument("--space", choices=("cnet", "cdnet"), default="cdnet", help="search space")
-    p.add_argument("--topk", type=int, choices=(1, 2, 3, 4), default=2, help="candidates run per layer")
+    p.add_argument("--topk", type=_cli.positive_int, choices=(1, 2, 3, 4), default=2, help="candidates run per layer")
     p.add_argument("--data-root", type=_cli.path, help="dataset folder (paper schedule); default: synthetic data")
     add_dataset_argument(p)
     p.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
