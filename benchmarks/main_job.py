@@ -154,8 +154,11 @@ def _seeds(text: str) -> list[int]:
 
 def _weights(text: str) -> list[float | None]:
     out: list[float | None] = []
-    for part in (t.strip() for t in text.split(",") if t.strip()):
+    for part in text.split(","):
         out.append(None if part == "default" else _cli.nonnegative_float(part))
+    if len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated weights like "
+                                         "default,0,0.1")
     return out
 
 
@@ -164,9 +167,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    out = _cli.make_output_dir(args.output)
+    from hwnas.latency import load_table
+
+    load_table(args.latency_table, space="cdnet")  # a missing or malformed table is refused before any search
     names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md")]
-    results_dir = prepare_results_dir(args.results_dir, out, names)
+    _cli.check_output_dir(args.output)
+    results_dir = prepare_results_dir(args.results_dir, args.output, names)
+    out = _cli.make_output_dir(args.output)
     seeds = args.seeds
     env = {"command": f"{prog} " + " ".join(argv), "device": device_name("cpu"), "cpu_count": os.cpu_count(),
            "software": software_versions(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -370,9 +370,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         args.latency_table = resolve_table_path(args.latency_table)  # a table name -> its file
         check_table(load_table(args.latency_table, space=plan.search.space), proxy_setting(plan), plan.table_repeats,
                     f"--latency-table {args.latency_table}")
-    out = _cli.make_output_dir(args.output)
     names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md", "png")]
-    results_dir = prepare_results_dir(args.results_dir, out, names)
+    _cli.check_output_dir(args.output)
+    results_dir = prepare_results_dir(args.results_dir, args.output, names)
+    out = _cli.make_output_dir(args.output)
     command = f"{prog} " + " ".join(argv)
     with run_lock(out):  # one benchmark per output folder; temp files of a killed run are removed
         payload = run(plan, out, args.latency_table, not args.no_progress, command, args.workers)

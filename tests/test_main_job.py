@@ -24,3 +24,11 @@ def test_a_finished_run_is_reused_by_the_same_command_only(tmp_path, monkeypatch
     assert main_job.run_one("rtx2080", 0, None, tmp_path / "w-seed0") == record
     with pytest.raises(UsageError, match="the finished run in .* was 'python -m hwnas.search --latency-table rtx2080"):
         main_job.run_one("t4", 0, None, tmp_path / "w-seed0")  # another table: not this run's result
+
+
+@pytest.mark.parametrize("argv", [["--latency-weights", ","], ["--latency-weights", ""], ["--latency-weights", "0,0"],
+                                  ["--latency-table", "no-such-table"]])
+def test_bad_weights_or_table_are_refused_before_anything_is_written(argv, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main_job.main(argv + ["--output", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: ") and not out.exists()
