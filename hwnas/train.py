@@ -175,12 +175,14 @@ def check_model(run: TrainRunConfig) -> dict[str, object]:
     return options
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def setup_logging(out: Path) -> None:
     """INFO logs to stderr and to ``out/train.log`` (appended on --resume), like search's search.log."""
     out.mkdir(parents=True, exist_ok=True)
     handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(out / "train.log")]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=handlers, force=True)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
 
 
 class CurvesCallback:
@@ -206,20 +208,21 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     check_training_memory(run.model, (run.train.height, run.train.width), run.train.batch_size, device, **options)
     write_events = tensorboard.check_mode(a.tensorboard)
     out = output_dir(a)
+    _cli.apply_threads(a.threads)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[logging.StreamHandler()], force=True)
+    data = ReIDData.from_dataset(dataset_from_config(run.data))  # read and checked before the output folder is made
     with run_lock(out):  # one run per folder (a second is refused); stale temp files of a killed run removed
         if a.overwrite:
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-        return _train_in(a, run, options, device, write_events, out)
+        return _train_in(a, run, options, device, write_events, out, data)
 
 
 def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, object], device: torch.device,
-              write_events: bool, out: Path) -> int:
-    """The training proper, in ``out`` (locked by the caller)."""
+              write_events: bool, out: Path, data: ReIDData) -> int:
+    """The training proper, in ``out`` (locked by the caller), on ``data`` (already loaded and checked)."""
     config = run.train
     setup_logging(out)
-    _cli.apply_threads(a.threads)
-    data = ReIDData.from_dataset(dataset_from_config(run.data))
     options["num_classes"] = data.num_classes
     torch.manual_seed(config.seed)
     model = hwnas.create_model(run.model, **options)

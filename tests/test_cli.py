@@ -417,3 +417,12 @@ def test_numbers_are_plain_ascii_and_counts_fit_a_c_int():
         with pytest.raises(argparse.ArgumentTypeError) as e:
             fn("9" * 5000)
         assert len(str(e.value)) < 200
+
+
+def test_train_checks_the_dataset_before_making_the_output_folder(tmp_path, capsys):
+    from hwnas.train import main as train_main
+
+    out = tmp_path / "run"
+    assert train_main(["--model", "cdnet", "--data-root", str(tmp_path / "missing"), "--output", str(out)]) == 2
+    assert "dataset folder does not exist" in capsys.readouterr().err
+    assert not out.exists()  # no empty train.log that would make the corrected rerun refuse "not empty"
