@@ -85,7 +85,9 @@ def ratio_cell(numerator: float | None, denominator: float | None, spec: str = "
 
 def add_threads_argument(p) -> None:
     """``--threads N`` (torch CPU threads) for a benchmark CLI; apply it with :func:`apply_threads`."""
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    from hwnas import _cli
+
+    p.add_argument("--threads", type=_cli.int_at_least(1, _cli.MAX_THREADS), default=None, metavar="N",
                    help="torch CPU threads (torch.set_num_threads; default: torch's choice)")
 
 

@@ -259,7 +259,7 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model and input dtype")
     p.add_argument("--runtimes", type=_runtime_list, metavar="R1,R2,...",
                    help=f"deployment runtimes, comma-separated (CPU default: {','.join(RUNTIMES)})")
-    p.add_argument("--threads", type=_cli.positive_int, nargs="+", metavar="N",
+    p.add_argument("--threads", type=_cli.int_at_least(1, _cli.MAX_THREADS), nargs="+", metavar="N",
                    help="torch CPU threads: runtimes are timed at each count (default 1); backends use the first "
                         "(default: torch's choice)")
     p.add_argument("--rounds", type=_cli.positive_int, help="interleaved timing rounds (default 30 at batch 1, else 8)")
