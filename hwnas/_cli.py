@@ -305,6 +305,13 @@ def path(text: str) -> Path:
     return Path(text)
 
 
+def table_ref(text: str) -> str:
+    """argparse type: a latency table name or JSON path, not empty (``''`` silently meant "no table")."""
+    if not text.strip():
+        raise _bad(text, "a latency table name (e.g. rtx2080) or a table JSON path")
+    return text
+
+
 def format_size(size: Sequence[int]) -> str:
     return f"{size[0]}x{size[1]}"
 
@@ -462,4 +469,4 @@ def make_output_dir(path: Path, option: str = "--output") -> Path:
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "command", "fail", "finite_float",
            "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "nonnegative_float",
-           "nonnegative_int", "options_named", "path", "positive_float", "positive_int", "resolve_device", "seed"]
+           "nonnegative_int", "options_named", "path", "table_ref", "positive_float", "positive_int", "resolve_device", "seed"]

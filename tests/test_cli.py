@@ -426,3 +426,13 @@ def test_train_checks_the_dataset_before_making_the_output_folder(tmp_path, caps
     assert train_main(["--model", "cdnet", "--data-root", str(tmp_path / "missing"), "--output", str(out)]) == 2
     assert "dataset folder does not exist" in capsys.readouterr().err
     assert not out.exists()  # no empty train.log that would make the corrected rerun refuse "not empty"
+
+
+@pytest.mark.parametrize("argv", [["search", "--latency-table", ""], ["latency", "show", ""],
+                                  ["latency", "validate", "--table", " "], ["report", "model", "--latency-table", ""],
+                                  ["latency", "predict", "--spec", "rtx2080", "--name", "x", "--calibrate-on", ""]])
+def test_an_empty_table_name_is_refused_not_read_as_no_table(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert hwnas_main(argv) == 2
+    assert "expected a latency table name (e.g. rtx2080) or a table JSON path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -53,6 +53,9 @@ def user_tables() -> list[str]:
 def resolve_table_path(name_or_path: PathLike) -> Path:
     """A table name (user tables first, then shipped, e.g. ``rtx2080``) or a JSON path -> the file."""
     text = os.fspath(name_or_path)
+    if not text.strip():
+        raise LatencyTableError(f"empty latency table name, {text!r}, expected a table name (e.g. rtx2080) or a "
+                                "table JSON path")
     path = Path(text)
     looks_like_path = os.sep in text or "/" in text or text.endswith(".json")
     if looks_like_path and path.is_file():

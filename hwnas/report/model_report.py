@@ -222,7 +222,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width-mult", type=_cli.positive_float, help="width multiplier beta (default: the model's)")
     parser.add_argument("--neck", help="neck (bnneck/blneck/fblneck, or osnet for OSNet; default: the model's)")
     _cli.add_input_size(parser, (256, 128))
-    parser.add_argument("--latency-table", action="append", default=[], metavar="NAME|PATH",
+    parser.add_argument("--latency-table", action="append", default=[], type=_cli.table_ref, metavar="NAME|PATH",
                         help="also price the genotype on this latency table at the table's own setting, e.g. the "
                              "table it was searched with (repeatable; a name or a JSON path)")
     _cli.add_device(parser)

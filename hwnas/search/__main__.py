@@ -51,7 +51,7 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     p.add_argument("--data-root", type=_cli.path, help="dataset folder (paper schedule); default: synthetic data")
     add_dataset_argument(p)
     p.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
-    p.add_argument("--latency-table", metavar="NAME|PATH",
+    p.add_argument("--latency-table", type=_cli.table_ref, metavar="NAME|PATH",
                    help="latency table: a table name (e.g. rtx2080; see 'hwnas latency show') or a JSON path")
     p.add_argument("--latency-weight", type=_cli.nonnegative_float, default=None,
                    help="weight (per ms) of the expected-latency term in alpha's loss; 0 = the paper's search. "
