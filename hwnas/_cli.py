@@ -449,6 +449,9 @@ def check_output_dir(path: Path, option: str = "--output") -> Path:
         raise OutputError(f"output path is a file, {option} {path}, expected a folder (or a path that does not exist)")
     parent = path
     while not parent.exists():
+        if os.path.lexists(parent):  # a broken or looping symbolic link on the way: mkdir would fail after the work
+            raise OutputError(f"a broken or looping symbolic link in the path, {option} {path} (at {parent}), "
+                              "expected a path whose folders exist or can be created")
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"folder is not writable, {option} {path} (at {parent}), expected a writable location")

@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
             "feature_dim": str(loaded.model.num_features) if hasattr(loaded.model, "num_features") else "",
             "input_mean": ",".join(map(str, IMAGENET_MEAN)), "input_std": ",".join(map(str, IMAGENET_STD)),
             "fused_bn": str(a.fuse_bn).lower()}
+    _cli.make_output_dir(a.output.parent if str(a.output.parent) else Path("."))  # like extract: folders made
     fd, tmp = tempfile.mkstemp(dir=a.output.parent, prefix=f".{a.output.name}.", suffix=".tmp.onnx")
     os.close(fd)
     try:

@@ -436,3 +436,11 @@ def test_an_empty_table_name_is_refused_not_read_as_no_table(argv, tmp_path, cap
     assert hwnas_main(argv) == 2
     assert "expected a latency table name (e.g. rtx2080) or a table JSON path" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broken_symlink_inside_an_output_path_is_refused_up_front(tmp_path):
+    from hwnas.errors import OutputError
+
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(OutputError, match="a broken or looping symbolic link in the path, --output"):
+        _cli.check_output_file(tmp_path / "broken" / "sub" / "x.npz")
