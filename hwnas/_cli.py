@@ -247,13 +247,13 @@ def seed(text: str) -> int:
     return value
 
 
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")  # also hwnas._config's
 
 
 def finite_float(text: str) -> float:
     """argparse type: a finite number (no nan/inf), in plain ASCII notation (``0.1``, ``1e-3``; Python's
     ``float()`` also takes ``' 2'``, ``'1_0'`` and other scripts' digits)."""
-    if not _NUMBER.fullmatch(text):
+    if not PLAIN_NUMBER.fullmatch(text):
         raise _bad(text, "a finite number")
     value = float(text)
     if not math.isfinite(value):
@@ -471,5 +471,5 @@ def make_output_dir(path: Path, option: str = "--output") -> Path:
 
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "command", "fail", "finite_float",
-           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "nonnegative_float",
-           "nonnegative_int", "options_named", "path", "table_ref", "positive_float", "positive_int", "resolve_device", "seed"]
+           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "MAX_THREADS", "nonnegative_float",
+           "nonnegative_int", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "resolve_device", "seed", "table_ref"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hwnas._cli import PLAIN_NUMBER
 from hwnas.errors import ConfigError, UsageError
 
 T = TypeVar("T")
@@ -96,7 +97,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if node is None:
         return {}
     _check_shape(node, where)
-    _check_plain_numbers(node, where)
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"the top level is a {_node_kind(node)}, {where}, expected a mapping of keys to values")
     try:
@@ -137,6 +137,7 @@ def _check_shape(root: Any, where: str) -> None:
                               "levels (sections of key: value)")
         if isinstance(node, yaml.ScalarNode):
             size[id(node)] = 1
+            _check_plain_number(node, where)
             continue
         children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
         if done:
@@ -151,32 +152,19 @@ def _check_shape(root: Any, where: str) -> None:
         stack.extend((c, depth + 1, False) for c in children if id(c) not in size)
 
 
-_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
-_PLAIN_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")  # no leading zero: YAML 1.1 reads 010 as octal
+_PLAIN_FLOAT = re.compile(rf"{PLAIN_NUMBER.pattern}|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")  # .inf/.nan refused later
 
 
-def _check_plain_numbers(root: Any, where: str) -> None:
+def _check_plain_number(node: Any, where: str) -> None:
     """Refuse YAML 1.1 number spellings that silently read as another value: ``010`` (octal 8), ``1:00``
     (base 60: 60), ``0x10``, ``0b11``, ``1_0`` (10). A number is plain decimal, like on the command line."""
-    import yaml
-
-    stack = [root]
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.ScalarNode):
-            if node.style is None and node.tag.endswith((":int", ":float")):
-                plain = _PLAIN_INT if node.tag.endswith(":int") else _PLAIN_FLOAT
-                if not plain.fullmatch(node.value.strip()):
-                    raise ConfigError(f"ambiguous number {node.value!r} (YAML reads it as octal, hex, binary, base 60 "
-                                      f"or with digit separators), {where}, expected a plain decimal number like 10 "
-                                      "or 0.01 (quote it for a string)")
-            continue
-        stack.extend(c for pair in node.value for c in pair) if isinstance(node, yaml.MappingNode) \
-            else stack.extend(node.value)
+    if node.style is None and node.tag.endswith((":int", ":float")):
+        plain = _PLAIN_INT if node.tag.endswith(":int") else _PLAIN_FLOAT
+        if not plain.fullmatch(node.value.strip()):
+            raise ConfigError(f"ambiguous number {node.value!r} (YAML reads it as octal, hex, binary, base 60 or "
+                              f"with digit separators), {where}, expected a plain decimal number like 10 or 0.01 "
+                              "(quote it for a string)")
 
 
 def _first_line(e: BaseException) -> str:
@@ -194,23 +182,23 @@ def file_layer(path: str | Path) -> Layer:
 
 def override_layer(texts: Sequence[str], where: str = "override") -> Layer:
     """``key=value`` overrides (dotted keys, YAML values: ``train.lr=0.01``, ``train.milestones=[20,30]``)."""
+    import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     values: dict[str, Any] = {}
     where_key: dict[str, str] = {}
     for text in texts:
-        key, sep, _ = text.partition("=")
+        key, sep, value = text.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key.strip()):
             raise ConfigError(f"bad override {text!r}, {where}, expected key=value with a dotted key like "
                               "train.lr=0.01")
         try:
-            import yaml
-
-            _check_plain_numbers(yaml.compose(text.partition("=")[2] or "null", Loader=yaml.SafeLoader),
-                                 f"{where} {text}")
+            node = yaml.compose(value or "null", Loader=yaml.SafeLoader)
         except yaml.YAMLError:
-            pass  # OmegaConf's own parse below reports it
+            node = None  # OmegaConf's own parse below reports it
+        if node is not None:
+            _check_shape(node, f"{where} {text}")
         try:
             one = OmegaConf.to_container(OmegaConf.from_dotlist([text]), resolve=False)
         except (OmegaConfBaseException, ValueError) as e:
