@@ -342,7 +342,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "alpha's lr milestones keep their fractions, as with python -m hwnas.search --epochs N")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
                    help="epochs of every stand-alone training (default 80; 1 with --quick); the lr decay stays at 70%%")
-    p.add_argument("--latency-table", type=_cli.path, metavar="PATH",
+    p.add_argument("--latency-table", type=_cli.table_ref, metavar="NAME|PATH",
                    help="a CPU table of the proxy setting built with python -m hwnas.latency build (default: measure "
                         "one into --output)")
     _cli.add_threads(p, 1, "torch intra-op CPU threads (per worker)")
