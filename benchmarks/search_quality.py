@@ -24,7 +24,8 @@ result that cannot be read is logged and computed again). One run at a time hold
 neck), and finished searches are reused only with the table and weight they ran with; both are refused with
 exit 2 before any work. ``--results-dir`` is checked and created before the run and filled atomically at its end.
 ``--workers N`` runs the searches and the trainings N at a time in N processes (one per core, with the default
-``--threads 1``): the full run's ~5 h of trainings (80 epochs each) take about half that on 2 cores.
+``--threads 1``): the recorded full run's 34 trainings (80 epochs each) took 4.65 h of loaded wall time summed
+over 2 workers.
 """
 from __future__ import annotations
 
