@@ -255,7 +255,7 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_cli.positive_int, nargs="+", metavar="N",
                    help="batch sizes (default: 1 32 for runtimes, 128 for backends)")
     _cli.add_input_size(p, (256, 128))
-    p.add_argument("--width-mult", type=_cli.positive_float, default=1.0, help="channel width multiplier")
+    p.add_argument("--width-mult", type=_cli.width_mult, default=1.0, help="channel width multiplier")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model and input dtype")
     p.add_argument("--runtimes", type=_runtime_list, metavar="R1,R2,...",
                    help=f"deployment runtimes, comma-separated (CPU default: {','.join(RUNTIMES)})")

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli.add_input_size(p, (64, 32), "input size HxW in pixels (multiples of 16)")
     p.add_argument("--resolution", type=_cli.positive_int, nargs=2, default=None, metavar=("H", "W"),
                    help="the input size as H W (older spelling of --input-size HxW)")
-    p.add_argument("--width-mult", "--width", type=_cli.positive_float, default=0.5, help="width multiplier beta")
+    p.add_argument("--width-mult", "--width", type=_cli.width_mult, default=0.5, help="width multiplier beta")
     p.add_argument("--runtime", default="eager", choices=hwnas.deploy.RUNTIMES, help="runtime the parts are timed on")
     p.add_argument("--heap", choices=("default", "steady"), default="default",
                    help="steady: hwnas.deploy.steady_heap() first; default: glibc's")

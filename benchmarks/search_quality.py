@@ -336,7 +336,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=_cli.path, metavar="DIR",
                    help="also copy search_quality.{json,md,png} here (e.g. benchmarks/results)")
     p.add_argument("--quick", action="store_true", help="every stage at toy sizes (minutes; figures mean nothing)")
-    p.add_argument("--random", type=_cli.int_at_least(3), metavar="N",
+    p.add_argument("--random", type=_cli.int_at_least(3, 10000), metavar="N",
                    help="number of random genotypes (default 24; 4 with --quick)")
     p.add_argument("--search-epochs", type=_cli.int_at_least(2), metavar="N",
                    help="epochs of every search (default: the main job's 32; 2 with --quick); the weight warm-up and "

@@ -86,7 +86,7 @@ def build_parser(prog: str = PROG) -> _cli.ArgumentParser:
     _cli.add_device(p)
     p.add_argument("--batch-size", type=_cli.positive_int, default=64, help="images per step")
     _cli.add_input_size(p, (256, 128))
-    p.add_argument("--width-mult", type=_cli.positive_float, default=1.0, help="channel width multiplier")
+    p.add_argument("--width-mult", type=_cli.width_mult, default=1.0, help="channel width multiplier")
     p.add_argument("--num-classes", type=_cli.int_at_least(2), default=751, help="classifier size (Market-1501: 751)")
     p.add_argument("--backends", type=parse_backends, default="eager,compiled,batched,triton", metavar="B1,B2,...",
                    help=f"columns, from {', '.join(COLUMNS)}")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hwnas._limits import MAX_INPUT_SIDE
+from hwnas._limits import MAX_INPUT_SIDE, MAX_WIDTH_MULT, MAX_WORKERS
 from hwnas.errors import HwnasError, OutputError, RuntimeUnavailableError, UsageError
 
 Main = Callable[..., int]  # main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int
@@ -80,6 +80,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
+        # '--thr 2' for '--threads 2' would silently change meaning when a new flag shares the prefix
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
@@ -233,6 +235,7 @@ def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], in
 
 positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
+num_workers = int_at_least(0, MAX_WORKERS)  # DataLoader worker processes
 
 
 MAX_THREADS = 4096  # torch.set_num_threads takes a C int; no CPU has more cores than this
@@ -274,6 +277,15 @@ def positive_float(text: str) -> float:
     value = finite_float(text)
     if not value > 0:
         raise _bad(text, "a finite number > 0")
+    return value
+
+
+def width_mult(text: str) -> float:
+    """argparse type: a width multiplier beta, a finite number in (0, MAX_WIDTH_MULT]. The smallest beta a model
+    can be built with depends on the model and is checked when it is built."""
+    value = finite_float(text)
+    if not 0 < value <= MAX_WIDTH_MULT:
+        raise _bad(text, f"a width multiplier > 0 and at most {MAX_WIDTH_MULT:g}")
     return value
 
 
@@ -409,7 +421,7 @@ def resolve_device(text: str, option: str = "--device") -> torch.device:  # noqa
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise RuntimeUnavailableError(f"no CUDA device {device.index} ({torch.cuda.device_count()} present), "
                                           f"{option} {text}, expected cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    elif device.type != "cpu":
+    elif device.type != "cpu" or device.index not in (None, 0):
         raise UsageError(f"unsupported device {text!r}, {option}, expected auto, cpu, cuda or cuda:N")
     return device
 
@@ -453,9 +465,25 @@ def check_output_dir(path: Path, option: str = "--output") -> Path:
             raise OutputError(f"a broken or looping symbolic link in the path, {option} {path} (at {parent}), "
                               "expected a path whose folders exist or can be created")
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or not _can_create_in(parent):
         raise OutputError(f"folder is not writable, {option} {path} (at {parent}), expected a writable location")
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder``: ``os.access`` says yes to root on read-only mounts and on
+    pseudo file systems (/proc, /sys), where the write would fail only after the work. Probes with a hidden
+    temporary file, removed at once."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".hwnas-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
 
 
 def make_output_dir(path: Path, option: str = "--output") -> Path:

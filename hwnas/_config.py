@@ -269,6 +269,7 @@ def resolve(base: T, layers: Sequence[Layer]) -> Resolved[T]:
     for layer in layers:
         for key in layer.keys():
             value = lookup([layer], key)
+            _refuse_quoted_numbers(cls, key, value, layer.source(key))
             try:
                 cfg = OmegaConf.merge(cfg, _nest(key, value))
             except OmegaConfBaseException as e:
@@ -290,6 +291,24 @@ def resolve(base: T, layers: Sequence[Layer]) -> Resolved[T]:
         key = getattr(e, "full_key", None) or "?"
         raise _config_error(e, cls, key, None, _source(provenance, key)) from None
     return Resolved(built, provenance)
+
+
+_LOOKS_SCALAR = re.compile(r"[+-]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9]+)([eE][+-]?[0-9]+)?|true|false|yes|no|on|off",
+                           re.IGNORECASE)
+
+
+def _refuse_quoted_numbers(cls: type, key: str, value: Any, where: str) -> None:
+    """A string where the schema wants a number or a boolean (``epochs: "5"``, ``train.epochs='5'``) is an error,
+    not a silent conversion (OmegaConf would read it as 5); ``${...}`` interpolations are still allowed."""
+    for dotted, leaf in _scalars(value, f"{key}."):
+        if not isinstance(leaf, str) or not _LOOKS_SCALAR.fullmatch(leaf.strip()):
+            continue  # text that is no number (OmegaConf's "bad value"), or an interpolation ${...}
+        hint = _field_type(cls, dotted)
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (
+            typing.Union, types.UnionType) else [hint]
+        if kinds and all(k in (int, float, bool) for k in kinds):
+            raise _error(f"quoted value {leaf[:60]!r} (a string)", where, dotted,
+                         f"{_describe(hint)}, unquoted")
 
 
 def _scalars(value: Any, prefix: str = "", lists: bool = True) -> Iterator[tuple[str, Any]]:

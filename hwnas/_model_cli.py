@@ -46,7 +46,7 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
                                      f"{', '.join(hwnas.list_models())}")
     g.add_argument("--model-option", "-o", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="option of --model (repeatable), e.g. genotype=cdnet-top1, width_mult=0.5")
-    g.add_argument("--width-mult", type=_cli.positive_float, metavar="BETA",
+    g.add_argument("--width-mult", type=_cli.width_mult, metavar="BETA",
                    help="width multiplier beta of --model (the same as -o width_mult=BETA)")
     _cli.add_input_size(g, None, "input size HxW in pixels (default: the checkpoint's training size, else "
                                  f"{DEFAULT_INPUT_SIZE[0]}x{DEFAULT_INPUT_SIZE[1]})")

@@ -44,7 +44,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _cli.add_output(p, "folder for the result JSON (default: the checkpoint's folder)")
     _cli.add_input_size(p, None, "input size HxW in pixels (default: the checkpoint's training size)")
     p.add_argument("--batch-size", type=_cli.positive_int, default=d.batch_size, help="images per inference batch")
-    p.add_argument("--num-workers", type=_cli.nonnegative_int, default=d.num_workers, help="DataLoader worker processes")
+    p.add_argument("--num-workers", type=_cli.num_workers, default=d.num_workers, help="DataLoader worker processes")
     p.add_argument("--flip", action="store_true", help="average features of each image and its mirror")
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
     p.add_argument("--metric", choices=METRICS, default=d.metric, help="feature distance")

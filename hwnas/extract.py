@@ -46,7 +46,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="features file: .npz (numpy) or .pt (torch), see above")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.add_argument("--batch-size", type=_cli.positive_int, default=128, help="images per inference batch")
-    p.add_argument("--num-workers", type=_cli.nonnegative_int, default=0, help="DataLoader worker processes")
+    p.add_argument("--num-workers", type=_cli.num_workers, default=0, help="DataLoader worker processes")
     p.add_argument("--flip", action="store_true", help="average features of each image and its mirror")
     _cli.add_threads(p)
     _cli.add_device(p)

@@ -46,7 +46,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--model", help=f"model to train, one of: {', '.join(hwnas.list_models())}")
     p.add_argument("--model-option", "-o", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                    help="model option (repeatable), e.g. genotype=cdnet-top1, width_mult=0.5, neck=bnneck")
-    p.add_argument("--width-mult", type=_cli.positive_float, metavar="BETA",
+    p.add_argument("--width-mult", type=_cli.width_mult, metavar="BETA",
                    help="width multiplier beta of the model (the same as -o width_mult=BETA, and as search's flag)")
     p.add_argument("--load-weights", type=_cli.path, metavar="CKPT",
                    help="start from these weights (a last.pt of hwnas train, or a saved state dict) instead of a "
@@ -83,7 +83,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=_cli.nonnegative_int, default=d.eval_every,
                    help="evaluate every N epochs (0: only after the last)")
     t.add_argument("--test-batch-size", type=_cli.positive_int, default=d.test_batch_size, help="evaluation batch")
-    t.add_argument("--num-workers", type=_cli.nonnegative_int, default=d.num_workers, help="DataLoader workers")
+    t.add_argument("--num-workers", type=_cli.num_workers, default=d.num_workers, help="DataLoader workers")
     _cli.add_seed(t, d.seed)
     t.add_argument("--eval-at-start", action="store_true", help="also evaluate the untrained model (epoch 0)")
     t.add_argument("--eval-flip", action="store_true", help="average features of each image and its mirror")

@@ -69,6 +69,17 @@ HWNAS_CASES = [
     (["latency", "predict", "--spec", "rtx2080", "--name", "x", "--threads", "4", "--output", "t"], "--threads"),
     (["data", "synthetic", "--output", "d", "--seed", "-5"], "--seed"),
     (["latency", "build", "--name", "x", "--seed", "99999999999999999999"], "--seed"),
+    # abbreviations are not flags: '--thr' must not silently mean --threads (argparse's allow_abbrev)
+    (["search", "--thr", "2"], "unrecognized arguments: --thr"),
+    (["search", "--device", "cpu:5"], "--device"),
+    (["search", "--width-mult", "1e3"], "--width-mult"),
+    ([*TINY_TRAIN, "--num-workers", "100000"], "--num-workers"),
+    ([*TINY_TRAIN, "train.epochs='5'"], "quoted value '5'"),
+    ([*TINY_TRAIN, "train.num_workers=100000"], "num_workers"),
+    (["data", "synthetic", "--output", "d", "--num-ids", "99999999"], "--num-ids"),
+    (["data", "synthetic", "--output", "/proc/hwnas-nope/d"], "not writable"),
+    (["latency", "build", "--name", "x", "--output", "/proc/hwnas-nope"], "not writable"),
+    (["extract", "--model", "cdnet", "--images", "x", "--output", "/proc/hwnas-nope/f.npz"], "not writable"),
 ]
 
 
@@ -117,6 +128,7 @@ BENCH_CASES = [
     ("main_job", ["--seeds", "0,-1"], "--seeds"),
     ("search_quality", ["--latency-table", "missing.json", "--output", "sq"], "missing.json"),
     ("search_quality", ["--results-dir", "FILE", "--output", "sq"], "output path is a file"),
+    ("search_quality", ["--random", "99999999", "--output", "sq"], "--random"),
     ("search_step", ["--output", NON_UTF8 + ".md"], "not valid UTF-8"),
 ]
 

@@ -193,3 +193,21 @@ def test_yaml_1_1_number_spellings_are_refused_not_reread(value, tmp_path):
         load_yaml(path)
     path.write_text(f"train:\n  epochs: 10\n  lr: 0.01\n  name: '{value}'\n")  # plain decimals and quoted text pass
     assert load_yaml(path)["train"] == {"epochs": 10, "lr": 0.01, "name": value}
+
+
+@pytest.mark.parametrize("text", ["train.epochs='5'", 'train.epochs="5"', "train.lr='0.1'", "train.amp='true'"])
+def test_quoted_numbers_are_refused_not_converted(text, tmp_path):
+    """OmegaConf converts the string '5' to 5 for an int field; a quoted value in a config is a typo or a template
+    gone wrong, so it is refused with the key named. Interpolations stay strings that resolve."""
+    from hwnas._config import ConfigError as _ConfigError
+    from hwnas._config import file_layer, override_layer, resolve
+    from hwnas.training.config import TrainRunConfig as TrainRun
+
+    with pytest.raises(_ConfigError, match=r"quoted value .*key train\.(epochs|lr|amp), expected .*unquoted"):
+        resolve(TrainRun(), [override_layer([text])])
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: '5'\n")
+    with pytest.raises(_ConfigError, match="quoted value '5'"):
+        resolve(TrainRun(), [file_layer(path)])
+    run = resolve(TrainRun(), [override_layer(["train.epochs=7", "train.eval_every=${train.epochs}"])]).config
+    assert (run.train.epochs, run.train.eval_every) == (7, 7)

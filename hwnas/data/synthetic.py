@@ -300,6 +300,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _cli.add_progress(p)
 
 
+def _check_size(num_ids: int, images_per_id: int, image_size: tuple[int, int], out: Path) -> None:
+    """Refuse a dataset above :data:`MAX_SYNTHETIC_IMAGES` images, or one whose estimated size (JPEG at about a
+    tenth of the raw pixels, an underestimate for small images) exceeds the free space, before writing anything."""
+    import shutil
+
+    from hwnas._limits import MAX_SYNTHETIC_IMAGES
+    from hwnas.errors import OutputError, UsageError
+
+    images = 2 * num_ids * images_per_id  # train + test identities
+    if images > MAX_SYNTHETIC_IMAGES:
+        raise UsageError(f"{num_ids} identities x {images_per_id} images x 2 (train + test) = {images:,} images, "
+                         f"--num-ids/--images-per-id, expected at most {MAX_SYNTHETIC_IMAGES:,}")
+    need = images * (image_size[0] * image_size[1] * 3 // 10 + 4096)  # + a file-system block per file
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if need > free:
+        raise OutputError(f"about {need / 2**30:.1f} GiB needed for {images:,} images, --output {out}, expected at "
+                          f"most the {free / 2**30:.1f} GiB free there")
+
+
 def run(a: argparse.Namespace) -> int:
     """Generate into a temporary sibling folder, then rename: an interrupted run never leaves half a dataset."""
     import shutil
@@ -315,6 +337,7 @@ def run(a: argparse.Namespace) -> int:
         raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder")
     if a.input_size[0] < 16 or a.input_size[1] < 8:
         raise UsageError(f"image size {a.input_size[0]}x{a.input_size[1]}, --input-size, expected at least 16x8")
+    _check_size(a.num_ids, a.images_per_id, tuple(a.input_size), out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))  # unique: runs never share it
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hwnas._limits import MAX_WORKERS
 from hwnas.data.config import DataConfig
 from hwnas.errors import UsageError
 
@@ -43,6 +44,9 @@ class EvalConfig:
             if getattr(self, name) < minimum:
                 raise UsageError(f"bad value {getattr(self, name)!r}, EvalConfig.{name}, expected an integer >= "
                                  f"{minimum}")
+        if self.num_workers > MAX_WORKERS:
+            raise UsageError(f"bad value {self.num_workers!r}, EvalConfig.num_workers, expected at most {MAX_WORKERS} "
+                             "DataLoader worker processes")
         if self.topk > MAX_TOPK:
             raise UsageError(f"bad value {self.topk!r}, EvalConfig.topk, expected at most {MAX_TOPK} gallery "
                              "images per row of the ranked results")

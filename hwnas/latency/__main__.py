@@ -23,7 +23,7 @@ def _setting_args(p: argparse.ArgumentParser, batch: int) -> None:
     p.add_argument("--batch-size", type=_cli.positive_int, default=batch, help="batch size the table is for")
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="data type the table is for")
     _cli.add_input_size(p, (256, 128), "input size HxW in pixels the table is for")
-    p.add_argument("--width-mult", type=_cli.positive_float, default=1.0, help="width multiplier beta")
+    p.add_argument("--width-mult", type=_cli.width_mult, default=1.0, help="width multiplier beta")
     p.add_argument("--neck", choices=NECKS, default="fblneck", help="neck timed in the fixed part")
     p.add_argument("--name", required=True, help="table name (what --latency-table NAME loads)")
     _cli.add_output(p, "folder for NAME.json (default: the user tables folder, "

@@ -126,7 +126,7 @@ def stream_table(paper_rows: list[PaperRow], write: Callable[[str], None] = prin
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="cdnet", choices=list_models(), help="model to count")
     parser.add_argument("--genotype", help="preset (cdnet-top2), genotype string or JSON path (cnet/cdnet)")
-    parser.add_argument("--width-mult", type=_cli.positive_float, help="width multiplier beta (default: the model's)")
+    parser.add_argument("--width-mult", type=_cli.width_mult, help="width multiplier beta (default: the model's)")
     _cli.add_input_size(parser, (256, 128))
     parser.add_argument("--scope", choices=SCOPES, default="inference",
                         help="backbone: stem to last layer; inference: what eval mode runs")

@@ -219,7 +219,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="cdnet", choices=list_models(), help="model to report")
     parser.add_argument("--genotype", help="preset (cdnet-top2), genotype string or JSON path (cnet/cdnet)")
-    parser.add_argument("--width-mult", type=_cli.positive_float, help="width multiplier beta (default: the model's)")
+    parser.add_argument("--width-mult", type=_cli.width_mult, help="width multiplier beta (default: the model's)")
     parser.add_argument("--neck", help="neck (bnneck/blneck/fblneck, or osnet for OSNet; default: the model's)")
     _cli.add_input_size(parser, (256, 128))
     parser.add_argument("--latency-table", action="append", default=[], type=_cli.table_ref, metavar="NAME|PATH",

@@ -65,7 +65,7 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
                    "keep their fractions)")
     p.add_argument("--batch-size", type=_cli.positive_int,
                    help="P x K batch size, a multiple of 4 images per identity (default: the schedule's)")
-    p.add_argument("--width-mult", type=_cli.positive_float,
+    p.add_argument("--width-mult", type=_cli.width_mult,
                    help="supernet width multiplier (default 1.0; 0.5 on synthetic data)")
     _cli.add_input_size(p, None, "input size HxW in pixels (default 256x128; 64x32 on synthetic data)")
     _cli.add_output(p, "output folder (default runs/search-<timestamp>)")

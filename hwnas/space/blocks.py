@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from hwnas import ops
+from hwnas._limits import MAX_WIDTH_MULT
 from hwnas.errors import UsageError
 from hwnas.ops import plan
 
@@ -150,7 +151,6 @@ class CDBlock(nn.Sequential):
         return plan.BlockChainPlan(tuple(block.ops_plan() for block in self))
 
 
-MAX_WIDTH_MULT = 16.0  # 8192 channels in the widest stage; beyond, a model cannot be built in memory
 
 
 def scaled_planes(width_mult: float, base: Sequence[int] = (64, 256, 384, 512)) -> list[int]:

@@ -5,7 +5,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from hwnas._limits import MAX_INPUT_SIDE
+from hwnas._limits import MAX_INPUT_SIDE, MAX_WORKERS
 from hwnas.data.config import DataConfig
 from hwnas.errors import ConfigError, UsageError
 
@@ -56,6 +56,8 @@ class TrainConfig:
         for name in ("warmup_epochs", "eval_every", "num_workers"):
             if int(getattr(self, name)) < 0:
                 raise bad(name, "an integer >= 0")
+        if self.num_workers > MAX_WORKERS:
+            raise bad("num_workers", f"at most {MAX_WORKERS} DataLoader worker processes")
         for name in ("lr", "momentum", "weight_decay", "gamma", "label_smoothing", "margin"):
             if not math.isfinite(getattr(self, name)):
                 raise bad(name, "a finite number")
