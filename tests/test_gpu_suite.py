@@ -105,10 +105,17 @@ def test_checker_parses_subcommands_without_running_them() -> None:
 
 
 def test_checker_refuses_abbreviated_flags() -> None:
-    """``--out`` parses as ``--output`` by prefix: a renamed flag (maybe with a new meaning) must be noticed."""
+    """``--out`` would parse as ``--output`` by prefix: a renamed flag (maybe with a new meaning) must be noticed.
+    hwnas's parsers refuse abbreviations themselves (allow_abbrev=False); the checker also catches a parser that
+    does not."""
     status, detail = _suite_check.check_command(
         f"{sys.executable} -m hwnas.latency validate --table x.json --out y")
-    assert status == "FAIL" and detail.startswith("--out: not an option as written")
+    assert status == "FAIL" and "unrecognized arguments: --out" in detail
+    import argparse
+
+    plain = argparse.ArgumentParser()
+    plain.add_argument("--output")
+    assert _suite_check._abbreviated(["--out", "y"], [plain]) == ["--out"]
 
 
 def test_carried_wheels_cover_the_pure_python_requirements() -> None:

@@ -151,8 +151,6 @@ class CDBlock(nn.Sequential):
         return plan.BlockChainPlan(tuple(block.ops_plan() for block in self))
 
 
-
-
 def scaled_planes(width_mult: float, base: Sequence[int] = (64, 256, 384, 512)) -> list[int]:
     """Channel widths under width multiplier beta: ``floor(p * beta / 4) * 4``."""
     if not (isinstance(width_mult, (int, float)) and not isinstance(width_mult, bool) and math.isfinite(width_mult)
