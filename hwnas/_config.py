@@ -269,7 +269,7 @@ def resolve(base: T, layers: Sequence[Layer]) -> Resolved[T]:
     for layer in layers:
         for key in layer.keys():
             value = lookup([layer], key)
-            _refuse_quoted_numbers(cls, key, value, layer.source(key))
+            _check_leaf_types(cls, key, value, layer.source(key))
             try:
                 cfg = OmegaConf.merge(cfg, _nest(key, value))
             except OmegaConfBaseException as e:
@@ -295,20 +295,40 @@ def resolve(base: T, layers: Sequence[Layer]) -> Resolved[T]:
 
 _LOOKS_SCALAR = re.compile(r"[+-]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9]+)([eE][+-]?[0-9]+)?|true|false|yes|no|on|off",
                            re.IGNORECASE)
+_INT_MAX = 2**31 - 1  # as the command line's counts (hwnas._cli.INT_MAX)
 
 
-def _refuse_quoted_numbers(cls: type, key: str, value: Any, where: str) -> None:
-    """A string where the schema wants a number or a boolean (``epochs: "5"``, ``train.epochs='5'``) is an error,
-    not a silent conversion (OmegaConf would read it as 5); ``${...}`` interpolations are still allowed."""
+def _check_leaf_types(cls: type, key: str, value: Any, where: str) -> None:
+    """Refuse the values OmegaConf would silently convert: any string for a number or boolean field (``'5'``,
+    ``٥``, ``y``; ``${...}`` interpolations still resolve), a number for a boolean field (``amp: 1``), a boolean
+    for a number field, an integer beyond 2**31-1, and (in files and overrides) an unquoted number or boolean for a
+    text field (``data.root=1.10`` would become the folder '1.1')."""
     for dotted, leaf in _scalars(value, f"{key}."):
-        if not isinstance(leaf, str) or not _LOOKS_SCALAR.fullmatch(leaf.strip()):
-            continue  # text that is no number (OmegaConf's "bad value"), or an interpolation ${...}
+        if leaf is None or isinstance(leaf, str) and leaf.lstrip().startswith("${"):
+            continue
         hint = _field_type(cls, dotted)
-        kinds = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (
-            typing.Union, types.UnionType) else [hint]
-        if kinds and all(k in (int, float, bool) for k in kinds):
-            raise _error(f"quoted value {leaf[:60]!r} (a string)", where, dotted,
-                         f"{_describe(hint)}, unquoted")
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+        if not kinds:
+            continue
+        numeric = all(k in (int, float, bool) for k in kinds)
+        field = re.sub(r"(\.[0-9]+)+$", "", dotted)  # a list element is reported at its list, with the list's type
+        if field != dotted:
+            dotted, hint = field, _field_type(cls, field)
+        if numeric and isinstance(leaf, str) and leaf.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise _error(f"non-finite number {leaf[:60]!r}", where, dotted, "a finite number")
+        if numeric and isinstance(leaf, str):
+            what = f"quoted value {leaf[:60]!r} (a string)" if _LOOKS_SCALAR.fullmatch(leaf.strip()) else \
+                f"bad value {leaf[:60]!r}"
+            raise _error(what, where, dotted, f"{_describe(hint)}, unquoted" if what.startswith("quoted") else
+                         _describe(hint))
+        if numeric and (kinds == [bool]) != isinstance(leaf, bool):
+            raise _error(f"bad value {leaf!r}", where, dotted, _describe(hint))
+        if numeric and isinstance(leaf, int) and not isinstance(leaf, bool) and abs(leaf) > _INT_MAX:
+            raise _error(f"bad value {leaf}", where, dotted, f"{_describe(hint)} of at most {_INT_MAX}")
+        if kinds == [str] and isinstance(leaf, (bool, int, float)) and not where.startswith("-"):
+            raise _error(f"unquoted {type(leaf).__name__} {leaf!r}", where, dotted,
+                         "a string (quote it: YAML reads 1.10 as the number 1.1)")
 
 
 def _scalars(value: Any, prefix: str = "", lists: bool = True) -> Iterator[tuple[str, Any]]:

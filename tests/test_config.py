@@ -6,6 +6,7 @@ field added to SearchConfig or TrainConfig is covered without editing this file.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,23 @@ def test_quoted_numbers_are_refused_not_converted(text, tmp_path):
         resolve(TrainRun(), [file_layer(path)])
     run = resolve(TrainRun(), [override_layer(["train.epochs=7", "train.eval_every=${train.epochs}"])]).config
     assert (run.train.epochs, run.train.eval_every) == (7, 7)
+
+
+@pytest.mark.parametrize(("text", "what"), [
+    ("train.epochs=٥", "bad value '٥'"),  # int() reads other scripts' digits
+    ("train.amp=y", "bad value 'y'"),  # OmegaConf reads y/n as booleans
+    ("train.amp=1", "bad value 1"),  # ... and 1 / 5 as True
+    ("train.epochs=true", "bad value True"),
+    ("train.epochs=99999999999", "at most 2147483647"),
+    ("train.milestones=[1,'2']", "key train.milestones"),
+    ("data.root=1.10", "unquoted float 1.1"),  # the folder '1.10' would become '1.1'
+])
+def test_values_omegaconf_would_convert_are_refused(text, what):
+    from hwnas._config import ConfigError as _ConfigError
+    from hwnas._config import override_layer, resolve
+    from hwnas.training.config import TrainRunConfig as TrainRun
+
+    with pytest.raises(_ConfigError, match=re.escape(what)):
+        resolve(TrainRun(), [override_layer([text])])
+    run = resolve(TrainRun(), [override_layer(["data.root='1.10'", "train.amp=true", "train.lr=1"])]).config
+    assert (run.data.root, run.train.amp, run.train.lr) == ("1.10", True, 1.0)
