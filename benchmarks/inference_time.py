@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{', '.join(BACKENDS)}: eager PyTorch, torch.compile of it, or the hwnas.ops triton kernels "
                         "(any registered hwnas.ops backend name works)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format for model and input")
-    p.add_argument("--workers", type=_cli.nonnegative_int, default=4, help="DataLoader worker processes (the seed used 4)")
+    p.add_argument("--workers", type=_cli.num_workers, default=4, help="DataLoader worker processes (the seed used 4)")
     p.add_argument("--threads", type=_cli.int_at_least(1, _cli.MAX_THREADS), default=None, help="torch CPU threads (default: torch's choice)")
     _cli.add_input_size(p, (256, 128), "input size HxW in pixels (the seed times 256x128)")
     p.add_argument("--latency-table", default="rtx2080", metavar="NAME|PATH", help="table whose forward-time prediction is shown")

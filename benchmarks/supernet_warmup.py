@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,8 @@ from benchmarks._results_dir import copy_results, prepare_results_dir
 from hwnas import _cli
 from hwnas._io import write_json_atomic
 from hwnas.envinfo import device_name, machine_load, software_versions
-from hwnas.errors import UsageError
+from hwnas._lock import is_lock_file, run_lock
+from hwnas.errors import OutputError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +145,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def _schemes(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names or any(n not in SCHEMES for n in names) or len(set(names)) != len(names):
+    names = text.split(",")
+    if any(n not in SCHEMES for n in names) or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"bad value {text[:60]!r}, expected distinct comma-separated schemes from "
                                          f"{','.join(SCHEMES)}")
     return names
@@ -155,13 +157,23 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from hwnas.search.config import SyntheticData, short_config
-    from hwnas.search.runner import SYNTHETIC_DIRNAME, prepare_data, synthetic_dataset
-
     names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md")]
     _cli.check_output_dir(args.output)
     results_dir = prepare_results_dir(args.results_dir, args.output, names)
     out = _cli.make_output_dir(args.output)
+    with run_lock(out):
+        return _run(args, argv, prog, out, results_dir, names)
+
+
+def _run(args: argparse.Namespace, argv: list[str], prog: str, out: Path, results_dir: Path | None,
+         names: list[str]) -> int:
+    from hwnas.search.config import SyntheticData, short_config
+    from hwnas.search.runner import SYNTHETIC_DIRNAME, prepare_data, synthetic_dataset
+
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in {*names, SYNTHETIC_DIRNAME} and not is_lock_file(p))
+    if foreign:
+        raise OutputError(f"output folder holds other files ({', '.join(foreign[:3])}), --output {out}, expected a new "
+                          "or empty folder, or one this benchmark wrote")
     _cli.apply_threads(args.threads)
     load_before = machine_load()
     # the measured epochs are the first quarter of a cosine schedule, as the main job's warm-up (8 of 32)
@@ -169,7 +181,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     spec = SyntheticData()
     data = prepare_data(config, synthetic_dataset(out / SYNTHETIC_DIRNAME, spec), threads=args.threads)
     results = [train_scheme(s, data, config, args.epochs, not args.no_progress) for s in args.schemes]
-    env = {"command": f"{prog} " + " ".join(argv), "device": device_name("cpu"), "cpu_count": os.cpu_count(),
+    env = {"command": f"{prog} " + shlex.join(argv), "device": device_name("cpu"), "cpu_count": os.cpu_count(),
            "threads": torch.get_num_threads(), "load_before": load_before, "software": software_versions(),
            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     proxy = (f"{spec.num_ids} identities, {config.image_size[0]}x{config.image_size[1]}, width {config.width_mult}, "

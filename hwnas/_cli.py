@@ -406,7 +406,7 @@ def resolve_device(text: str, option: str = "--device") -> torch.device:  # noqa
     """``auto|cpu|cuda|cuda:N`` -> ``torch.device``; a CUDA device that is not there is a clear error."""
     import torch
 
-    name = text.strip().lower()
+    name = text
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -421,7 +421,7 @@ def resolve_device(text: str, option: str = "--device") -> torch.device:  # noqa
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise RuntimeUnavailableError(f"no CUDA device {device.index} ({torch.cuda.device_count()} present), "
                                           f"{option} {text}, expected cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    elif device.type != "cpu" or device.index not in (None, 0):
+    elif name != "cpu":  # not cpu:0, CPU, ' cpu': one spelling per device
         raise UsageError(f"unsupported device {text!r}, {option}, expected auto, cpu, cuda or cuda:N")
     return device
 
@@ -499,5 +499,5 @@ def make_output_dir(path: Path, option: str = "--output") -> Path:
 
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "command", "fail", "finite_float",
-           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "MAX_THREADS", "nonnegative_float",
-           "nonnegative_int", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "resolve_device", "seed", "table_ref"]
+           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "MAX_THREADS", "MAX_WORKERS",
+           "nonnegative_float", "nonnegative_int", "num_workers", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "resolve_device", "seed", "table_ref", "width_mult"]

@@ -72,6 +72,12 @@ HWNAS_CASES = [
     # abbreviations are not flags: '--thr' must not silently mean --threads (argparse's allow_abbrev)
     (["search", "--thr", "2"], "unrecognized arguments: --thr"),
     (["search", "--device", "cpu:5"], "--device"),
+    (["search", "--device", "cpu:0"], "--device"),  # one spelling per device
+    (["search", "--device", "CPU"], "--device"),
+    (["search", "--data-threads", "100000"], "--data-threads"),
+    ([*TINY_TRAIN, "--synthetic-dir", "/proc/hwnas-nope/d"], "--synthetic-dir"),
+    ([*TINY_TRAIN, "--synthetic-ids", "2000000000"], "--synthetic-ids"),
+    (["data", "synthetic", "--output", "d", "--market-test-sizes", "--input-size", "4096x4096"], "GiB needed"),
     (["search", "--width-mult", "1e3"], "--width-mult"),
     ([*TINY_TRAIN, "--num-workers", "100000"], "--num-workers"),
     ([*TINY_TRAIN, "train.epochs='5'"], "quoted value '5'"),
@@ -129,6 +135,7 @@ BENCH_CASES = [
     ("search_quality", ["--latency-table", "missing.json", "--output", "sq"], "missing.json"),
     ("search_quality", ["--results-dir", "FILE", "--output", "sq"], "output path is a file"),
     ("search_quality", ["--random", "99999999", "--output", "sq"], "--random"),
+    ("inference_time", ["--workers", "100000"], "--workers"),
     ("search_step", ["--output", NON_UTF8 + ".md"], "not valid UTF-8"),
 ]
 
@@ -199,3 +206,10 @@ def test_training_memory_estimate_grows_with_batch_and_size():
     small = training_activation_bytes("cdnet", (64, 32), 8, width_mult=0.25)
     assert 0 < small < training_activation_bytes("cdnet", (64, 32), 16, width_mult=0.25) == 2 * small
     assert training_activation_bytes("cdnet", (128, 64), 8, width_mult=0.25) > 3 * small
+
+
+def test_an_unwritable_user_tables_folder_is_refused_before_measuring(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HWNAS_HOME", "/proc/hwnas-nope")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["latency", "build", "--name", "x"], ["latency", "predict", "--spec", "rtx2080", "--name", "x"]):
+        _assert_clean(hwnas_main(argv), capsys.readouterr().err, "user tables folder (HWNAS_HOME")

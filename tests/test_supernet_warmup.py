@@ -42,9 +42,19 @@ def test_one_epoch_run_writes_the_report(tmp_path, capsys):
     assert "random-k: training accuracy" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--schemes", "fixed,nope"], ["--schemes", "fixed,fixed"], ["--epochs", "0"]])
+@pytest.mark.parametrize("argv", [["--schemes", "fixed,nope"], ["--schemes", "fixed,fixed"], ["--schemes", "fixed,"],
+                                  ["--epochs", "0"]])
 def test_bad_flags_are_clean_errors(argv, tmp_path, capsys):
     assert sw.main([*argv, "--output", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "expected" in err and "Traceback" not in err
     assert not (tmp_path / "w").exists()
+
+
+def test_a_folder_with_other_files_is_refused(tmp_path, capsys):
+    out = tmp_path / "w"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert sw.main(["--epochs", "1", "--schemes", "fixed", "--output", str(out), "--no-progress"]) == 2
+    assert "holds other files (notes.txt)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["notes.txt"]

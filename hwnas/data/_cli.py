@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hwnas.data.config import DataConfig
 from hwnas.data.datasets import SYNTHETIC_MARKER, DatasetError, Market1501, ReIDDataset, build_dataset, list_datasets
-from hwnas.data.synthetic import GENERATOR_VERSION, generate_synthetic_market
+from hwnas.data.synthetic import GENERATOR_VERSION, check_synthetic_size, generate_synthetic_market
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,11 @@ def dataset_from_config(data: DataConfig) -> ReIDDataset:
     root = Path(data.synthetic_dir) if data.synthetic_dir else SYNTHETIC_ROOT / name
     marker = root / SYNTHETIC_MARKER
     if not marker.is_file():
+        from hwnas import _cli
+
+        _cli.check_output_dir(root, "--synthetic-dir")
+        check_synthetic_size(s["num_ids"], s["images_per_id"], tuple(s["image_size"]), root,
+                             counts_option="--synthetic-ids/--synthetic-images-per-id", out_option="--synthetic-dir")
         _generate_once(root, s)
     try:
         settings = json.loads(marker.read_text(encoding="utf-8")).get("settings")

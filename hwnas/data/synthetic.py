@@ -240,6 +240,8 @@ def generate_synthetic_market(out_dir: str | os.PathLike, *, num_ids: int = 64, 
                          "cameras), generate_synthetic_market, expected num_ids >= 1, images_per_id >= 3 and 2 <= "
                          "num_cameras <= 6")
     out = Path(out_dir)
+    check_synthetic_size(num_ids, images_per_id, tuple(image_size), out, market_test_sizes,
+                         "generate_synthetic_market num_ids/images_per_id", "generate_synthetic_market out_dir")
     dirs = {s: out / d for s, d in (("train", "bounding_box_train"), ("query", "query"),
                                      ("gallery", "bounding_box_test"))}
     for d in dirs.values():
@@ -300,26 +302,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _cli.add_progress(p)
 
 
-def _check_size(num_ids: int, images_per_id: int, image_size: tuple[int, int], out: Path) -> None:
-    """Refuse a dataset above :data:`MAX_SYNTHETIC_IMAGES` images, or one whose estimated size (JPEG at about a
-    tenth of the raw pixels, an underestimate for small images) exceeds the free space, before writing anything."""
+MARKET_TEST_FILES = 19_732  # --market-test-sizes: 3,368 queries + 15,913 kept gallery images + the junk files
+
+
+def check_synthetic_size(num_ids: int, images_per_id: int, image_size: tuple[int, int], out: Path,
+                         market_test_sizes: bool = False, counts_option: str = "--num-ids/--images-per-id",
+                         out_option: str = "--output") -> None:
+    """Refuse a dataset above :data:`hwnas._limits.MAX_SYNTHETIC_IMAGES` images, or one whose estimated size (JPEG
+    at about a tenth of the raw pixels plus a file-system block per file) exceeds the free space at ``out``, before
+    anything is written. Raises UsageError / OutputError naming the options."""
     import shutil
 
     from hwnas._limits import MAX_SYNTHETIC_IMAGES
     from hwnas.errors import OutputError, UsageError
 
-    images = 2 * num_ids * images_per_id  # train + test identities
+    train = num_ids * images_per_id
+    test = MARKET_TEST_FILES if market_test_sizes else train
+    images = train + test
     if images > MAX_SYNTHETIC_IMAGES:
-        raise UsageError(f"{num_ids} identities x {images_per_id} images x 2 (train + test) = {images:,} images, "
-                         f"--num-ids/--images-per-id, expected at most {MAX_SYNTHETIC_IMAGES:,}")
-    need = images * (image_size[0] * image_size[1] * 3 // 10 + 4096)  # + a file-system block per file
-    parent = out
-    while not parent.exists():
+        raise UsageError(f"{num_ids} identities x {images_per_id} images + {test:,} test images = {images:,} images, "
+                         f"{counts_option}, expected at most {MAX_SYNTHETIC_IMAGES:,}")
+    need = images * (image_size[0] * image_size[1] * 3 // 10 + 4096)
+    parent = Path(out)
+    while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    free = shutil.disk_usage(parent).free
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:
+        return  # the output check reports an unusable folder
     if need > free:
-        raise OutputError(f"about {need / 2**30:.1f} GiB needed for {images:,} images, --output {out}, expected at "
-                          f"most the {free / 2**30:.1f} GiB free there")
+        raise OutputError(f"about {need / 2**30:.1f} GiB needed for {images:,} images, {out_option} {out}, expected "
+                          f"at most the {free / 2**30:.1f} GiB free there")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -337,7 +350,7 @@ def run(a: argparse.Namespace) -> int:
         raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder")
     if a.input_size[0] < 16 or a.input_size[1] < 8:
         raise UsageError(f"image size {a.input_size[0]}x{a.input_size[1]}, --input-size, expected at least 16x8")
-    _check_size(a.num_ids, a.images_per_id, tuple(a.input_size), out)
+    check_synthetic_size(a.num_ids, a.images_per_id, tuple(a.input_size), out, a.market_test_sizes)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))  # unique: runs never share it
     try:

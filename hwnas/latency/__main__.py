@@ -99,7 +99,10 @@ def _setting(args: argparse.Namespace) -> Setting:
 
 
 def _table_path(args: argparse.Namespace) -> Path:
-    folder = _cli.check_output_dir(args.output) if args.output is not None else user_tables_dir()
+    if args.output is not None:
+        folder = _cli.check_output_dir(args.output)
+    else:  # the user tables folder: $HWNAS_HOME, $XDG_DATA_HOME or ~/.local/share (checked before measuring)
+        folder = _cli.check_output_dir(user_tables_dir(), "the user tables folder (HWNAS_HOME; or pass --output)")
     return folder / f"{args.name}.json"
 
 

@@ -74,7 +74,7 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     _cli.add_seed(p)
     _cli.add_device(p)
     _cli.add_threads(p, help="torch intra-op threads (default 1 on synthetic data, else torch's choice)")
-    p.add_argument("--data-threads", type=_cli.positive_int, default=2, help="threads decoding images")
+    p.add_argument("--data-threads", type=_cli.int_at_least(1, _cli.MAX_WORKERS), default=2, help="threads decoding images")
     p.add_argument("--ops-backend", default="eager",
                    help="hwnas.ops backend for the mixed ops: eager (reference), auto or a fused one "
                         "('python -m hwnas.ops info' lists them)")
