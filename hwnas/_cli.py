@@ -465,7 +465,10 @@ def check_output_dir(path: Path, option: str = "--output") -> Path:
             raise OutputError(f"a broken or looping symbolic link in the path, {option} {path} (at {parent}), "
                               "expected a path whose folders exist or can be created")
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK) or not _can_create_in(parent):
+    if not parent.is_dir():
+        raise OutputError(f"a file is in the way, {option} {path} (at {parent}), expected a path whose existing parts "
+                          "are folders")
+    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create_in(parent):
         raise OutputError(f"folder is not writable, {option} {path} (at {parent}), expected a writable location")
     return path
 
