@@ -43,7 +43,7 @@ class PathScore:
 def load_supernet(search_dir: Path, config: SearchConfig, num_classes: int) -> SuperNet:
     """The supernet of a finished search (``search_dir/checkpoints/last.pt``)."""
     ckpt = load_checkpoint(Path(search_dir) / "checkpoints" / CHECKPOINT_NAME)
-    net = SuperNet(config.space, num_classes, config.width_mult, config.topk, config.alpha_init)
+    net = SuperNet(config.space, num_classes, config.width_mult, config.topk, config.alpha_init, config.share_weights)
     net.load_state_dict(ckpt["model"])
     return net
 

@@ -44,4 +44,9 @@ RESULT_NEUTRAL = frozenset({"checkpoint_every"})  # may change between sessions 
 def config_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Fields that change the result and differ between a checkpoint's config and the current one, each as
     ``name old -> new``."""
+    from hwnas.search.config import SearchConfig
+
+    # a field added after the checkpoint was written had its default then (share_weights: 'none')
+    defaults = SearchConfig().to_dict()
+    saved = {**{k: v for k, v in defaults.items() if k not in saved and k in current}, **saved}
     return changed_fields(saved, current, ignore=RESULT_NEUTRAL)

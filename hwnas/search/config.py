@@ -53,6 +53,9 @@ class SearchConfig:
     latency_weight: float = 0.0  # 0 = the paper's search
     latency_target_ms: float | None = None
     seed: int = 0
+    # 'none': every candidate has its own weights (the paper). 'io': the candidates of a layer share their 1x1
+    # convolutions (hwnas.search.supernet.share_io_), so the supernet trains on mixed paths.
+    share_weights: str = "none"
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: only at epoch ends)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,8 @@ class SearchConfig:
         for name in ("epochs", "ids_per_batch", "images_per_id", "val_per_id"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "a positive integer")
+        if self.share_weights not in ("none", "io"):
+            raise bad("share_weights", "none (the paper's supernet) or io (candidates share their 1x1 convolutions)")
         if self.val_split not in VAL_SPLITS:
             raise bad("val_split", f"one of {', '.join(VAL_SPLITS)}")
         if self.ids_per_batch < 2:

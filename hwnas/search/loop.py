@@ -128,7 +128,7 @@ class Searcher:
             table.require(config.space)
         torch.manual_seed(config.seed)
         self.model = SuperNet(config.space, data.num_classes, config.width_mult, config.topk,
-                              config.alpha_init).to(self.device)
+                              config.alpha_init, config.share_weights).to(self.device)
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None

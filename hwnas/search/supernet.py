@@ -36,6 +36,27 @@ class MixedLayer(nn.Module):
         return ops.mixed_op(x, self.candidates, weights, selected)
 
 
+SHARE_MODES = ("none", "io")
+
+
+def share_io_(layer: MixedLayer) -> MixedLayer:
+    """Make the candidates of ``layer`` share their 1x1 convolutions (an hwnas option, not the paper's supernet).
+
+    Every candidate's first CBlock uses the first candidate's projection shortcut, squeeze and restore
+    (conv + BN), and every r = 2 candidate's second CBlock the squeeze and restore of the first r = 2 candidate;
+    the branches (kernel sizes), gates and depth stay each candidate's own. The candidates then write into one
+    feature space, so mixing them from step to step no longer stalls the supernet's training
+    (``python -m benchmarks.supernet_warmup``; docs/search.md). Stand-alone networks are unchanged.
+    """
+    first = layer.candidates[0][0]
+    deep = next((c for c in layer.candidates if len(c) == 2), None)
+    for cand in layer.candidates:
+        cand[0].shortcut, cand[0].squeeze, cand[0].restore = first.shortcut, first.squeeze, first.restore
+        if len(cand) == 2 and deep is not None:
+            cand[1].squeeze, cand[1].restore = deep[1].squeeze, deep[1].restore
+    return layer
+
+
 class SearchHead(nn.Module):
     """1x1 conv + BN + ReLU, GAP, dropout 0.2, Linear(c, 512) + BN1d + ReLU, classifier.
 
@@ -64,8 +85,10 @@ class SuperNet(nn.Module):
     """
 
     def __init__(self, space: str = "cdnet", num_classes: int = 751, width_mult: float = 1.0, topk: int = 2,
-                 alpha_init: float = 1e-3) -> None:
+                 alpha_init: float = 1e-3, share_weights: str = "none") -> None:
         super().__init__()
+        if share_weights not in SHARE_MODES:
+            raise UsageError(f"share_weights={share_weights!r}, SuperNet, expected one of {', '.join(SHARE_MODES)}")
         choices = candidates(space)
         if not 1 <= topk <= len(choices):
             raise UsageError(f"topk={topk}, SuperNet ({space} space), expected 1..{len(choices)}")
@@ -73,6 +96,10 @@ class SuperNet(nn.Module):
         self.space, self.topk, self.spec, self.choices = space, topk, spec, choices
         self.stem = Stem(spec.planes[0])
         self.layers = nn.ModuleList(MixedLayer(ls.in_channels, ls.out_channels, choices) for ls in spec.layers)
+        self.share_weights = share_weights
+        if share_weights == "io":
+            for layer in self.layers:
+                share_io_(layer)
         self.downsamples = nn.ModuleList(DownSample(spec.planes[s]) for s in (1, 2))
         self.head = SearchHead(spec.planes[3], num_classes)
         self.alphas = nn.Parameter(torch.full((len(spec.layers), len(choices)), float(alpha_init)))
