@@ -67,6 +67,15 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
                    help="P x K batch size, a multiple of 4 images per identity (default: the schedule's)")
     p.add_argument("--width-mult", type=_cli.width_mult,
                    help="supernet width multiplier (default 1.0; 0.5 on synthetic data)")
+    p.add_argument("--share-weights", choices=("none", "io"),
+                   help="none: every candidate its own weights (the paper; default); io: the candidates of a layer "
+                        "share their 1x1 convolutions, so the supernet trains on mixed paths (docs/search.md)")
+    p.add_argument("--derive", choices=("alpha", "score"),
+                   help="how the genotype is chosen: alpha (argmax alpha, the paper; default) or score (the best of "
+                        "the argmax-alpha genotype and --derive-samples random ones by the supernet's validation "
+                        "score; with a latency table only those no slower than the argmax-alpha genotype)")
+    p.add_argument("--derive-samples", type=_cli.int_at_least(1, 100_000),
+                   help="random genotypes scored with --derive score (default 200)")
     _cli.add_input_size(p, None, "input size HxW in pixels (default 256x128; 64x32 on synthetic data)")
     _cli.add_output(p, "output folder (default runs/search-<timestamp>)")
     p.add_argument("--resume", action="store_true",

@@ -56,6 +56,11 @@ class SearchConfig:
     # 'none': every candidate has its own weights (the paper). 'io': the candidates of a layer share their 1x1
     # convolutions (hwnas.search.supernet.share_io_), so the supernet trains on mixed paths.
     share_weights: str = "none"
+    # How the final genotype is chosen. 'alpha': argmax alpha per layer (the paper). 'score': the best by the
+    # supernet's fixed-path validation score among the alpha genotype and derive_samples random genotypes (with a
+    # latency table, only those no slower than the alpha genotype): hwnas.search.scoring.select_by_score.
+    derive: str = "alpha"
+    derive_samples: int = 200
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: only at epoch ends)
 
     def __post_init__(self) -> None:
@@ -74,6 +79,10 @@ class SearchConfig:
                 raise bad(name, "a positive integer")
         if self.share_weights not in ("none", "io"):
             raise bad("share_weights", "none (the paper's supernet) or io (candidates share their 1x1 convolutions)")
+        if self.derive not in ("alpha", "score"):
+            raise bad("derive", "alpha (argmax alpha, the paper) or score (the best genotype by the supernet's score)")
+        if not 1 <= self.derive_samples <= 100_000:
+            raise bad("derive_samples", "an integer in 1..100000 (random genotypes scored by the supernet)")
         if self.val_split not in VAL_SPLITS:
             raise bad("val_split", f"one of {', '.join(VAL_SPLITS)}")
         if self.ids_per_batch < 2:

@@ -9,6 +9,7 @@ batches are addressed by (epoch, index) with seeds derived from the config (see 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -45,6 +46,7 @@ SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", 
             "latency_penalty", "time_s")
 VAL_KEYS = ("val_loss", "val_acc_train_mode", "latency_penalty")  # None in warm-up epochs
 WARMUP_STREAM = 2  # mix_seed stream of the warm-up paths (0, 1: the train and validation batches)
+DERIVE_STREAM = 3  # mix_seed stream of derive='score''s random genotypes
 
 
 def latency_penalty(expected_ms: torch.Tensor, weight: float, target_ms: float | None = None) -> torch.Tensor:
@@ -102,6 +104,7 @@ class SearchResult:
     val_acc_eval_mode: float
     expected_latency_ms: float | None
     decisiveness: Decisiveness
+    selection: dict[str, Any] | None = None  # derive='score': how the genotype was chosen (None: argmax alpha)
 
     @property
     def val_acc_train_mode(self) -> float | None:
@@ -381,6 +384,27 @@ class Searcher:
                 return None
         return self.result()
 
+    def select_by_score(self, alpha_genotype: Genotype) -> tuple[Genotype, dict[str, Any]]:
+        """``derive='score'``: the best of the alpha genotype and ``derive_samples`` random genotypes (drawn with a
+        generator seeded by the search's seed) by the supernet's fixed-path validation score; with a latency table
+        only genotypes whose predicted latency is at most the alpha genotype's compete, so the hardware-aware
+        search's latency is kept. Returns the genotype and a record for the report."""
+        from hwnas.search.scoring import random_genotypes, select_by_score
+
+        g = torch.Generator().manual_seed(mix_seed(self.config.seed, DERIVE_STREAM, 0))
+        pool = [alpha_genotype, *random_genotypes(self.config.space, self.config.derive_samples, g,
+                                                  self.model.alphas.shape[0])]
+        bound = None if self.table is None else self.table.genotype_latency_ms(alpha_genotype)
+        allowed = None if bound is None else (lambda geno: self.table.genotype_latency_ms(geno) <= bound + 1e-9)
+        scores = select_by_score(self.model, self.data, pool, allowed=allowed)  # on copies: the supernet is untouched
+        alpha_score = next(s for s in scores if s.genotype == alpha_genotype.tostr())
+        logger.info("derive=score: %s (val acc %.3f) of %d genotypes scored; argmax alpha %s (val acc %.3f)",
+                    scores[0].genotype, scores[0].val_acc, len(scores), alpha_genotype.tostr(), alpha_score.val_acc)
+        record = {"method": "score", "samples": self.config.derive_samples, "scored": len(scores),
+                  "latency_bound_ms": bound, "alpha_genotype": dataclasses.asdict(alpha_score),
+                  "top": [dataclasses.asdict(s) for s in scores[:10]]}
+        return Genotype.fromstr(scores[0].genotype), record
+
     @torch.no_grad()
     def validation_accuracy(self) -> float:
         """Top-1 identity accuracy of the supernet (eval mode, current top-k) over one validation pass
@@ -398,7 +422,10 @@ class Searcher:
     def result(self) -> SearchResult:
         alphas = self.model.alphas.detach().cpu().clone()
         expected = self.expected_latency()
-        return SearchResult(genotype=derive_genotype(alphas, self.config.space), alphas=alphas,
+        genotype, selection = derive_genotype(alphas, self.config.space), None
+        if self.config.derive == "score":
+            genotype, selection = self.select_by_score(genotype)
+        return SearchResult(genotype=genotype, alphas=alphas, selection=selection,
                             topk=topk_genotypes(alphas, self.config.space, self.config.topk),
                             history=list(self.state.history), val_acc_eval_mode=self.validation_accuracy(),
                             expected_latency_ms=None if expected is None else float(expected.detach()),

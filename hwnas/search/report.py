@@ -68,6 +68,7 @@ def build_report(config: SearchConfig, result: SearchResult, table: Any, data_de
     final["expected_latency_ms"] = result.expected_latency_ms
     final["decisiveness"] = result.decisiveness.to_dict()
     final["warning"] = result.decisiveness.warning()
+    final["selection"] = result.selection
     top = []
     for geno, prob in result.topk:
         entry = describe(geno)
@@ -85,6 +86,11 @@ def summary_lines(result: SearchResult, table: Any = None) -> list[str]:
     lat = "" if table is None else (f", predicted latency {table.genotype_latency_ms(result.genotype):.3f} ms "
                                     f"on {table.name}")
     lines = [f"derived genotype: {result.genotype.tostr()}{lat}"]
+    sel = result.selection
+    if sel is not None:
+        best, alpha = sel["top"][0], sel["alpha_genotype"]
+        lines.append(f"chosen by the supernet's score (search.derive=score): best of {sel['scored']} genotypes, val acc "
+                     f"{best['val_acc']:.3f} (argmax alpha {alpha['genotype']}: {alpha['val_acc']:.3f})")
     warning = result.decisiveness.warning()
     if warning:
         lines.append(warning)
@@ -116,10 +122,22 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"- latency weight {c['latency_weight']}, target {_fmt(c['latency_target_ms'], '')} ms; "
              f"seed {c['seed']}; {report['step_time_s']:.1f} s in search steps (all sessions), "
              f"{report['wall_s']:.1f} s wall in the last session", "",
-             "## Derived genotype (argmax alpha)", "",
+             "## Derived genotype (" + ("argmax alpha" if f.get("selection") is None else
+                                         "best by the supernet's score, search.derive=score") + ")", "",
              f"`{f['genotype']}` — depth {f['depth']}, {f['params_m']:.3f} M params, {f['flops_m']:.1f} MFLOPs "
              f"(backbone, {f['input_size'][0]}x{f['input_size'][1]}, width {f['width_mult']}), predicted latency "
              f"{_fmt(f['predicted_latency_ms'], '.3f')} ms", ""]
+    if f.get("selection") is not None:
+        sel = f["selection"]
+        bound = "" if sel["latency_bound_ms"] is None else (f", only genotypes predicted at most "
+                                                             f"{sel['latency_bound_ms']:.3f} ms (the alpha genotype's)")
+        lines += [f"Scored on the supernet (fixed path, BN re-estimated, validation split): the argmax-alpha genotype "
+                  f"and {sel['samples']} random ones{bound}; {sel['scored']} scored. Argmax alpha: "
+                  f"`{sel['alpha_genotype']['genotype']}`, val acc {sel['alpha_genotype']['val_acc']:.3f}.", "",
+                  "| # | genotype | val acc | val CE |", "|---|---|---|---|"]
+        lines += [f"| {i} | `{r['genotype']}` | {r['val_acc']:.3f} | {r['val_ce']:.3f} |"
+                  for i, r in enumerate(sel["top"], start=1)]
+        lines.append("")
     if f["warning"]:
         lines += [f"**{f['warning']}**", ""]
     lines += [f"- supernet val acc, eval mode (one pass over the validation split, no augmentation): "
