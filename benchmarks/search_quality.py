@@ -341,6 +341,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--search-epochs", type=_cli.int_at_least(2), metavar="N",
                    help="epochs of every search (default: the main job's 32; 2 with --quick); the weight warm-up and "
                         "alpha's lr milestones keep their fractions, as with python -m hwnas.search --epochs N")
+    p.add_argument("--share-weights", choices=("none", "io"),
+                   help="every search's supernet: none (the paper's; default) or io (the candidates of a layer share "
+                        "their 1x1 convolutions), as python -m hwnas.search --share-weights")
+    p.add_argument("--derive", choices=("alpha", "score"),
+                   help="how every search chooses its genotype: alpha (argmax alpha, the paper's; default) or score "
+                        "(the best by the supernet's score), as python -m hwnas.search --derive")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
                    help="epochs of every stand-alone training (default 80; 1 with --quick); the lr decay stays at 70%%")
     p.add_argument("--latency-table", type=_cli.table_ref, metavar="NAME|PATH",
@@ -361,6 +367,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(args.threads)
     plan = (quick_plan if args.quick else full_plan)(args.search_epochs, args.recipe_epochs)
+    changes = {k: getattr(args, k) for k in ("share_weights", "derive") if getattr(args, k) is not None}
+    if changes:  # filed under their own search folder (the settings hash)
+        plan = dataclasses.replace(plan, search=plan.search.replace(**changes))
     if args.random is not None:
         plan = dataclasses.replace(plan, random_n=args.random)
     cores = os.cpu_count() or 1

@@ -75,6 +75,9 @@ HWNAS_CASES = [
     (["search", "--device", "cpu:0"], "--device"),  # one spelling per device
     (["search", "--device", "CPU"], "--device"),
     (["search", "--data-threads", "100000"], "--data-threads"),
+    (["search", "--derive", "best"], "--derive"),
+    (["search", "--derive-samples", "0"], "--derive-samples"),
+    (["search", "--share-weights", "all"], "--share-weights"),
     ([*TINY_TRAIN, "--synthetic-dir", "/proc/hwnas-nope/d"], "--synthetic-dir"),
     ([*TINY_TRAIN, "--synthetic-ids", "2000000000"], "--synthetic-ids"),
     (["data", "synthetic", "--output", "d", "--market-test-sizes", "--input-size", "4096x4096"], "GiB needed"),
@@ -136,6 +139,8 @@ BENCH_CASES = [
     ("search_quality", ["--results-dir", "FILE", "--output", "sq"], "output path is a file"),
     ("search_quality", ["--random", "99999999", "--output", "sq"], "--random"),
     ("inference_time", ["--workers", "100000"], "--workers"),
+    ("search_quality", ["--derive", "best", "--output", "sq"], "--derive"),
+    ("search_quality", ["--share-weights", "all", "--output", "sq"], "--share-weights"),
     ("search_step", ["--output", NON_UTF8 + ".md"], "not valid UTF-8"),
 ]
 
