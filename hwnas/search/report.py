@@ -92,8 +92,8 @@ def summary_lines(result: SearchResult, table: Any = None) -> list[str]:
         lines.append(f"chosen by the supernet's score (search.derive=score): best of {sel['scored']} genotypes, val acc "
                      f"{best['val_acc']:.3f} (argmax alpha {alpha['genotype']}: {alpha['val_acc']:.3f})")
     warning = result.decisiveness.warning()
-    if warning:
-        lines.append(warning)
+    if warning:  # with derive=score it concerns the argmax-alpha genotype, not the chosen one
+        lines.append(warning if sel is None else f"(argmax alpha) {warning}")
     lines += format_decisiveness(result.decisiveness, warn=False)
     lines.append(f"supernet val acc (eval mode, one pass over the validation split): {result.val_acc_eval_mode:.3f}; "
                  f"val acc (train mode, mean over the last epoch's alpha steps): "
