@@ -53,6 +53,9 @@ def test_with_a_latency_table_only_genotypes_no_slower_than_argmax_alpha_compete
     assert table.genotype_latency_ms(result.genotype) <= bound + 1e-9
     assert all(table.genotype_latency_ms(Genotype.fromstr(r["genotype"])) <= bound + 1e-9
                for r in result.selection["top"])
+    unbound = Searcher(config.replace(latency_weight=0.0), data, tmp_path / "w0", table, progress=False).run()
+    assert unbound.selection["latency_bound_ms"] is None  # weight 0: the table only reports E[lat]
+    assert unbound.selection["scored"] >= 8  # every distinct genotype of the pool (9 drawn) competes
 
 
 def test_alpha_is_the_default_and_bad_settings_are_refused(tmp_path: Path) -> None:

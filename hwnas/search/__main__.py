@@ -73,7 +73,7 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
     p.add_argument("--derive", choices=("alpha", "score"),
                    help="how the genotype is chosen: alpha (argmax alpha, the paper; default) or score (the best of "
                         "the argmax-alpha genotype and --derive-samples random ones by the supernet's validation "
-                        "score; with a latency table only those no slower than the argmax-alpha genotype)")
+                        "score; with a latency weight > 0 only those no slower than the argmax-alpha genotype)")
     p.add_argument("--derive-samples", type=_cli.int_at_least(1, 100_000),
                    help="random genotypes scored with --derive score (default 200)")
     _cli.add_input_size(p, None, "input size HxW in pixels (default 256x128; 64x32 on synthetic data)")

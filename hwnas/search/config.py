@@ -57,8 +57,8 @@ class SearchConfig:
     # convolutions (hwnas.search.supernet.share_io_), so the supernet trains on mixed paths.
     share_weights: str = "none"
     # How the final genotype is chosen. 'alpha': argmax alpha per layer (the paper). 'score': the best by the
-    # supernet's fixed-path validation score among the alpha genotype and derive_samples random genotypes (with a
-    # latency table, only those no slower than the alpha genotype): hwnas.search.scoring.select_by_score.
+    # supernet's fixed-path validation score among the alpha genotype and derive_samples random genotypes (in a
+    # hardware-aware search, only those no slower than the alpha genotype): hwnas.search.scoring.select_by_score.
     derive: str = "alpha"
     derive_samples: int = 200
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: only at epoch ends)

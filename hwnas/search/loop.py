@@ -386,15 +386,16 @@ class Searcher:
 
     def select_by_score(self, alpha_genotype: Genotype) -> tuple[Genotype, dict[str, Any]]:
         """``derive='score'``: the best of the alpha genotype and ``derive_samples`` random genotypes (drawn with a
-        generator seeded by the search's seed) by the supernet's fixed-path validation score; with a latency table
-        only genotypes whose predicted latency is at most the alpha genotype's compete, so the hardware-aware
-        search's latency is kept. Returns the genotype and a record for the report."""
+        generator seeded by the search's seed) by the supernet's fixed-path validation score; in a hardware-aware
+        search (a latency table and a latency weight > 0) only genotypes whose predicted latency is at most the
+        alpha genotype's compete, so the search's latency is kept. Returns the genotype and a record for the report."""
         from hwnas.search.scoring import random_genotypes, select_by_score
 
         g = torch.Generator().manual_seed(mix_seed(self.config.seed, DERIVE_STREAM, 0))
         pool = [alpha_genotype, *random_genotypes(self.config.space, self.config.derive_samples, g,
                                                   self.model.alphas.shape[0])]
-        bound = None if self.table is None else self.table.genotype_latency_ms(alpha_genotype)
+        hardware_aware = self.table is not None and self.config.latency_weight > 0
+        bound = self.table.genotype_latency_ms(alpha_genotype) if hardware_aware else None
         allowed = None if bound is None else (lambda geno: self.table.genotype_latency_ms(geno) <= bound + 1e-9)
         scores = select_by_score(self.model, self.data, pool, allowed=allowed)  # on copies: the supernet is untouched
         alpha_score = next(s for s in scores if s.genotype == alpha_genotype.tostr())
