@@ -304,11 +304,15 @@ def _check_leaf_types(cls: type, key: str, value: Any, where: str) -> None:
     for a number field, an integer beyond 2**31-1, and (in files and overrides) an unquoted number or boolean for a
     text field (``data.root=1.10`` would become the folder '1.1')."""
     for dotted, leaf in _scalars(value, f"{key}."):
-        if leaf is None or isinstance(leaf, str) and leaf.lstrip().startswith("${"):
+        if isinstance(leaf, str) and leaf.lstrip().startswith("${"):
             continue
         hint = _field_type(cls, dotted)
         union = typing.get_origin(hint) in (typing.Union, types.UnionType)
         kinds = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+        if leaf is None:
+            if hint in (int, float, bool, str) and not union:  # null where no null is allowed
+                raise _error("bad value null", where, dotted, _describe(hint))
+            continue
         if not kinds:
             continue
         numeric = all(k in (int, float, bool) for k in kinds)
@@ -327,8 +331,8 @@ def _check_leaf_types(cls: type, key: str, value: Any, where: str) -> None:
         if numeric and isinstance(leaf, int) and not isinstance(leaf, bool) and abs(leaf) > _INT_MAX:
             raise _error(f"bad value {leaf}", where, dotted, f"{_describe(hint)} of at most {_INT_MAX}")
         if kinds == [str] and isinstance(leaf, (bool, int, float)) and not where.startswith("-"):
-            raise _error(f"unquoted {type(leaf).__name__} {leaf!r}", where, dotted,
-                         "a string (quote it: YAML reads 1.10 as the number 1.1)")
+            why = "YAML reads 1.10 as the number 1.1" if not isinstance(leaf, bool) else "YAML reads yes/true as booleans"
+            raise _error(f"unquoted {type(leaf).__name__} {leaf!r}", where, dotted, f"a string (quote it: {why})")
 
 
 def _scalars(value: Any, prefix: str = "", lists: bool = True) -> Iterator[tuple[str, Any]]:

@@ -222,6 +222,8 @@ def test_quoted_numbers_are_refused_not_converted(text, tmp_path):
     ("train.epochs=99999999999", "at most 2147483647"),
     ("train.milestones=[1,'2']", "key train.milestones"),
     ("data.root=1.10", "unquoted float 1.1"),  # the folder '1.10' would become '1.1'
+    ("train.epochs=null", "bad value null"),  # was OmegaConf's own message
+    ("data.dataset=true", "YAML reads yes/true as booleans"),
 ])
 def test_values_omegaconf_would_convert_are_refused(text, what):
     from hwnas._config import ConfigError as _ConfigError
