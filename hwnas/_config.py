@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hwnas._cli import PLAIN_NUMBER
+from hwnas._cli import INT_MAX, PLAIN_NUMBER
 from hwnas.errors import ConfigError, UsageError
 
 T = TypeVar("T")
@@ -293,9 +293,7 @@ def resolve(base: T, layers: Sequence[Layer]) -> Resolved[T]:
     return Resolved(built, provenance)
 
 
-_LOOKS_SCALAR = re.compile(r"[+-]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9]+)([eE][+-]?[0-9]+)?|true|false|yes|no|on|off",
-                           re.IGNORECASE)
-_INT_MAX = 2**31 - 1  # as the command line's counts (hwnas._cli.INT_MAX)
+_YAML_BOOLEANS = frozenset({"true", "false", "yes", "no", "on", "off"})
 
 
 def _check_leaf_types(cls: type, key: str, value: Any, where: str) -> None:
@@ -322,14 +320,16 @@ def _check_leaf_types(cls: type, key: str, value: Any, where: str) -> None:
         if numeric and isinstance(leaf, str) and leaf.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
             raise _error(f"non-finite number {leaf[:60]!r}", where, dotted, "a finite number")
         if numeric and isinstance(leaf, str):
-            what = f"quoted value {leaf[:60]!r} (a string)" if _LOOKS_SCALAR.fullmatch(leaf.strip()) else \
+            text = leaf.strip()
+            looks_scalar = PLAIN_NUMBER.fullmatch(text) or text.lower() in _YAML_BOOLEANS
+            what = f"quoted value {leaf[:60]!r} (a string)" if looks_scalar else \
                 f"bad value {leaf[:60]!r}"
             raise _error(what, where, dotted, f"{_describe(hint)}, unquoted" if what.startswith("quoted") else
                          _describe(hint))
         if numeric and (kinds == [bool]) != isinstance(leaf, bool):
             raise _error(f"bad value {leaf!r}", where, dotted, _describe(hint))
-        if numeric and isinstance(leaf, int) and not isinstance(leaf, bool) and abs(leaf) > _INT_MAX:
-            raise _error(f"bad value {leaf}", where, dotted, f"{_describe(hint)} of at most {_INT_MAX}")
+        if numeric and isinstance(leaf, int) and not isinstance(leaf, bool) and abs(leaf) > INT_MAX:
+            raise _error(f"bad value {leaf}", where, dotted, f"{_describe(hint)} of at most {INT_MAX}")
         if kinds == [str] and isinstance(leaf, (bool, int, float)) and not where.startswith("-"):
             why = "YAML reads 1.10 as the number 1.1" if not isinstance(leaf, bool) else "YAML reads yes/true as booleans"
             raise _error(f"unquoted {type(leaf).__name__} {leaf!r}", where, dotted, f"a string (quote it: {why})")
