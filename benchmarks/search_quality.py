@@ -60,7 +60,7 @@ from hwnas.latency import load_table
 from hwnas.latency.io import resolve_table_path
 from hwnas.latency.schema import Setting
 from hwnas.latency.validate import random_genotypes
-from hwnas.search.config import SearchConfig, SyntheticData, short_config, with_epochs
+from hwnas.search.config import DERIVE_MODES, SHARE_MODES, SearchConfig, SyntheticData, short_config, with_epochs
 from hwnas.search.report import table_summary
 from hwnas.search.runner import prepare_data, synthetic_dataset
 from hwnas.space.genotype import Genotype, load_genotype
@@ -341,10 +341,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--search-epochs", type=_cli.int_at_least(2), metavar="N",
                    help="epochs of every search (default: the main job's 32; 2 with --quick); the weight warm-up and "
                         "alpha's lr milestones keep their fractions, as with python -m hwnas.search --epochs N")
-    p.add_argument("--share-weights", choices=("none", "io"),
+    p.add_argument("--share-weights", choices=SHARE_MODES,
                    help="every search's supernet: none (the paper's; default) or io (the candidates of a layer share "
                         "their 1x1 convolutions), as python -m hwnas.search --share-weights")
-    p.add_argument("--derive", choices=("alpha", "score"),
+    p.add_argument("--derive", choices=DERIVE_MODES,
                    help="how every search chooses its genotype: alpha (argmax alpha, the paper's; default) or score "
                         "(the best by the supernet's score), as python -m hwnas.search --derive")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",

@@ -29,7 +29,7 @@ from hwnas.errors import OutputError, UsageError
 from hwnas.models import check_input_size
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
-from hwnas.search.config import SearchConfig, SyntheticData
+from hwnas.search.config import DERIVE_MODES, SHARE_MODES, SearchConfig, SyntheticData
 from hwnas.search.report import summary_lines
 from hwnas.search.run_config import (
     DEFAULT_LATENCY_PRESSURE,
@@ -67,10 +67,10 @@ def build_parser(prog: str = "python -m hwnas.search") -> argparse.ArgumentParse
                    help="P x K batch size, a multiple of 4 images per identity (default: the schedule's)")
     p.add_argument("--width-mult", type=_cli.width_mult,
                    help="supernet width multiplier (default 1.0; 0.5 on synthetic data)")
-    p.add_argument("--share-weights", choices=("none", "io"),
+    p.add_argument("--share-weights", choices=SHARE_MODES,
                    help="none: every candidate its own weights (the paper; default); io: the candidates of a layer "
                         "share their 1x1 convolutions, so the supernet trains on mixed paths (docs/search.md)")
-    p.add_argument("--derive", choices=("alpha", "score"),
+    p.add_argument("--derive", choices=DERIVE_MODES,
                    help="how the genotype is chosen: alpha (argmax alpha, the paper; default) or score (the best of "
                         "the argmax-alpha genotype and --derive-samples random ones by the supernet's validation "
                         "score; with a latency weight > 0 only those no slower than the argmax-alpha genotype)")

@@ -19,6 +19,10 @@ from hwnas.errors import ConfigError, UsageError
 from hwnas.space.candidates import SPACES, candidates
 
 
+SHARE_MODES = ("none", "io")  # search.share_weights: the paper's supernet, or candidates sharing their 1x1 convs
+DERIVE_MODES = ("alpha", "score")  # search.derive: argmax alpha (the paper), or the supernet's score
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything that decides a search's result (the output folder and device are not part of it)."""
@@ -77,9 +81,9 @@ class SearchConfig:
         for name in ("epochs", "ids_per_batch", "images_per_id", "val_per_id"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "a positive integer")
-        if self.share_weights not in ("none", "io"):
+        if self.share_weights not in SHARE_MODES:
             raise bad("share_weights", "none (the paper's supernet) or io (candidates share their 1x1 convolutions)")
-        if self.derive not in ("alpha", "score"):
+        if self.derive not in DERIVE_MODES:
             raise bad("derive", "alpha (argmax alpha, the paper) or score (the best genotype by the supernet's score)")
         if not 1 <= self.derive_samples <= 100_000:
             raise bad("derive_samples", "an integer in 1..100000 (random genotypes scored by the supernet)")

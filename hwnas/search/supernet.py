@@ -17,6 +17,7 @@ from hwnas import ops
 from hwnas.errors import UsageError
 from hwnas.models._output import ReIDOutput
 from hwnas.models.init import init_weights_
+from hwnas.search.config import SHARE_MODES
 from hwnas.search.topk import path_weights, topk_weights
 from hwnas.space.blocks import CDBlock, DownSample, Stem, conv_bn_relu
 from hwnas.space.candidates import Candidate, candidates
@@ -34,9 +35,6 @@ class MixedLayer(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor, selected: list[int]) -> torch.Tensor:
         """x: (N, in, H, W); weights: (n_candidates,) straight-through weights; returns (N, out, H, W)."""
         return ops.mixed_op(x, self.candidates, weights, selected)
-
-
-SHARE_MODES = ("none", "io")
 
 
 def share_io_(layer: MixedLayer) -> MixedLayer:
