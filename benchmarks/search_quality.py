@@ -5,6 +5,8 @@
     python -m benchmarks.search_quality --quick --output /tmp/sq-quick         # minutes: every stage, tiny sizes
     python -m benchmarks.search_quality --search-epochs 256 --output runs/sq   # the searches 8x longer
     python -m benchmarks.search_quality --recipe-epochs 40 --output runs/sq    # trainings half as long
+    python -m benchmarks.search_quality --share-weights io --derive score --search-seed 1 --output runs/sq
+                                                                       # hwnas's options, another search seed
 
 On the synthetic proxy of the main job (the short schedule's dataset, width and input size):
 1. a CPU latency table of the proxy setting is measured on this machine (outside the package);
@@ -85,7 +87,8 @@ class Plan:
     # Latency pressures of the searches: the latency term's value at uniform alphas (hwnas.search.run_config.
     # DEFAULT_LATENCY_PRESSURE is the main job's default); 0 = the paper's search. weight = pressure / E_uniform[lat].
     latency_pressures: tuple[float, ...] = (0.0, 1.0, 4.0)
-    seeds: tuple[int, int] = (0, 1)  # every genotype with seeds[0]; three of them again with seeds[1]
+    seeds: tuple[int, int] = (0, 1)  # stand-alone trainings: every genotype with seeds[0], three again with seeds[1]
+    # (the searches' seed is search.seed: --search-seed)
     table_batch: int = 8
     table_repeats: int = 20
     latency_check_repeats: int = 10
@@ -147,7 +150,7 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, table_path
                        workers: int = 1, threads: int = 1) -> list[tuple[float, Genotype, dict]]:
     """Run (or reuse) one search per latency weight on the proxy (``workers`` at a time); returns (weight,
     genotype, summary)."""
-    config = plan.search.replace(seed=plan.seeds[0])
+    config = plan.search  # its seed is the searches' (--search-seed); seeds[] are the trainings'
     runs = [(pressure, table.weight_for_pressure(plan.search.space, pressure),
              search_root(plan, out) / f"p{pressure:g}") for pressure in plan.latency_pressures]
     expected_table = json.loads(json.dumps(table_summary(table)))  # as a finished search's report holds it
@@ -248,7 +251,7 @@ def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry])
     cache = search_root(plan, out) / "supernet_scores.json"
     scores = {k: v for k, v in (read_json_cache(cache) or {}).items()
               if isinstance(v, dict) and all(isinstance(v.get(f), (int, float)) for f in ("val_acc", "val_ce"))}
-    config = plan.search.replace(seed=plan.seeds[0], latency_weight=0.0)
+    config = plan.search.replace(latency_weight=0.0)
     data = prepare_data(config, root, threads=1)
     net = load_supernet(search_root(plan, out) / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
     for e in entries:
@@ -347,6 +350,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--derive", choices=DERIVE_MODES,
                    help="how every search chooses its genotype: alpha (argmax alpha, the paper's; default) or score "
                         "(the best by the supernet's score), as python -m hwnas.search --derive")
+    p.add_argument("--derive-samples", type=_cli.int_at_least(1, 100_000), metavar="N",
+                   help="with --derive score: random genotypes each search scores beside the argmax-alpha one "
+                        "(default 200), as python -m hwnas.search --derive-samples")
+    p.add_argument("--search-seed", type=_cli.seed, metavar="N",
+                   help="seed of every search (default 0; the stand-alone trainings keep theirs, so their results are "
+                        "reused): a second search seed shows how much the searched genotypes depend on it")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
                    help="epochs of every stand-alone training (default 80; 1 with --quick); the lr decay stays at 70%%")
     p.add_argument("--latency-table", type=_cli.table_ref, metavar="NAME|PATH",
@@ -367,7 +376,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(args.threads)
     plan = (quick_plan if args.quick else full_plan)(args.search_epochs, args.recipe_epochs)
-    changes = {k: getattr(args, k) for k in ("share_weights", "derive") if getattr(args, k) is not None}
+    changes = {k: getattr(args, k) for k in ("share_weights", "derive", "derive_samples") if getattr(args, k) is not None}
+    if args.search_seed is not None:
+        changes["seed"] = args.search_seed
     if changes:  # filed under their own search folder (the settings hash)
         plan = dataclasses.replace(plan, search=plan.search.replace(**changes))
     if args.random is not None:

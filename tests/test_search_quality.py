@@ -133,6 +133,30 @@ def test_search_epochs_scale_the_schedule_and_key_the_searches(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_search_options_and_seed_file_their_own_searches(tmp_path, monkeypatch):
+    """--search-seed, --share-weights, --derive and --derive-samples change the searches' folder (never reusing
+    another setting's search) and are reported beside the schedule; the trainings' seeds stay the plan's."""
+    from benchmarks._quality.report import _schedule_name, _search_options
+
+    seen = []
+    monkeypatch.setattr(sq, "run", lambda plan, *a, **k: seen.append(plan) or {"targets": {"summary": []}})
+    assert sq.main(["--search-seed", "2", "--share-weights", "io", "--derive", "score", "--derive-samples", "50",
+                    "--output", str(tmp_path / "o")]) == 0
+    plan = seen[0]
+    assert (plan.search.seed, plan.search.share_weights, plan.search.derive, plan.search.derive_samples) == (
+        2, "io", "score", 50)
+    assert plan.seeds == sq.full_plan().seeds and plan.recipe == sq.full_plan().recipe
+    roots = {sq.search_root(dataclasses.replace(sq.full_plan(), search=sq.full_plan().search.replace(**c)), tmp_path)
+             for c in ({}, {"seed": 1}, {"share_weights": "io"}, {"derive": "score"}, {"derive_samples": 10})}
+    assert len(roots) == 5
+    s = json.loads(json.dumps(plan.to_dict()))["search"]
+    assert _schedule_name(s) == "the main job's short schedule"
+    assert _search_options(s).startswith("share_weights io, derive score") and "50 random" in _search_options(s)
+    assert _search_options({}) == "share_weights none, derive alpha (argmax alpha)"  # reports of older runs
+    for bad in (["--search-seed", "-1"], ["--derive-samples", "0"], ["--search-seed", "x"]):
+        assert sq.main([*bad, "--output", str(tmp_path / "o")]) == 2
+
+
 def test_recipe_tag_keys_the_training_folders():
     """A changed recipe never reuses another recipe's stand-alone results (they are filed under its tag)."""
     from pathlib import Path

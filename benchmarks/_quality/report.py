@@ -81,6 +81,18 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+_OPTIONS = ("share_weights", "derive", "derive_samples")  # hwnas's options beyond the paper (docs/search.md)
+
+
+def _search_options(s: dict[str, Any]) -> str:
+    """The supernet's weight sharing and how the genotype was chosen (runs written before these options: the
+    paper's)."""
+    share, derive = s.get("share_weights", "none"), s.get("derive", "alpha")
+    how = (f"the best by the supernet's score among the argmax-alpha genotype and {s.get('derive_samples', 200)} random "
+           "ones" if derive == "score" else "argmax alpha")
+    return f"share_weights {share}, derive {derive} ({how})"
+
+
 def _schedule_name(s: dict[str, Any]) -> str:
     """How the searches' schedule relates to the main job's (``s``: the plan's search config as JSON)."""
     import json
@@ -89,7 +101,9 @@ def _schedule_name(s: dict[str, Any]) -> str:
 
     def same(config: Any) -> bool:
         d = json.loads(json.dumps(config.to_dict()))
-        d["seed"], d["latency_weight"] = s["seed"], s["latency_weight"]
+        for key in _OPTIONS + ("seed", "latency_weight"):  # reported beside the schedule
+            if key in s:
+                d[key] = s[key]
         return d == s
 
     if same(short_config()):
@@ -121,7 +135,8 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"training split)",
              f"- search ({_schedule_name(s)}): {s['epochs']} epochs ({s['warmup_epochs']} weight warm-up), "
              f"batch {s['ids_per_batch']}x{s['images_per_id']}, input {s['image_size'][0]}x{s['image_size'][1]}, "
-             f"width {s['width_mult']}, top-{s['topk']}, alpha lr {s['alpha_lr']}, seed {s['seed']}; latency "
+             f"width {s['width_mult']}, top-{s['topk']}, alpha lr {s['alpha_lr']}, search seed {s['seed']}, "
+             f"{_search_options(s)}; latency "
              f"pressures {', '.join(f'{w:g}' for w in plan['latency_pressures'])} (the latency term's value at uniform alphas; weights per ms in the searches table)",
              f"- stand-alone recipe (one for all): {rc['epochs']} epochs, SGD lr {rc['lr']} ({rc['warmup_epochs']} "
              f"warm-up epochs, x0.1 at {rc['decay_at']:.0%}), batch {rc['batch_size']} = P x {rc['images_per_id']}, "
