@@ -222,6 +222,19 @@ def test_search_on_a_custom_folder_then_resume_from_the_folder(mine, tmp_path, c
     assert "derived genotype: cnet:" in capsys.readouterr().out
     assert hwnas_main(["search", "--resume", "--output", str(out), "--topk", "1"]) == 2
     assert "search.topk 2 -> 1 (--topk)" in capsys.readouterr().err
+    # a hand-edited config.yaml that no longer matches the checkpoint is refused before anything is written
+    edited = (out / "config.yaml").read_text().replace("topk: 2", "topk: 3  # edited by hand")
+    assert edited != (out / "config.yaml").read_text()
+    (out / "config.yaml").write_text(edited)
+    import logging
+
+    for handler in logging.getLogger().handlers[:]:  # the earlier runs' handlers (one process here, not in a shell)
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    log = (out / "search.log").read_bytes()
+    assert hwnas_main(["search", "--resume", "--output", str(out), "--no-progress", "--threads", "1"]) == 2
+    assert "topk 2 -> 3" in capsys.readouterr().err
+    assert (out / "config.yaml").read_text() == edited and (out / "search.log").read_bytes() == log
 
 
 def test_register_a_dataset_for_every_command(mine, tmp_path):

@@ -235,6 +235,8 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
     # a dataset folder is read and checked before anything is written into the output folder
     data = None if run.data.root is None else prepare_data(config, Path(run.data.root), args.data_threads,
                                                              run.data.dataset, run.data.check_counts)
+    if args.resume:  # a checkpoint of other settings is refused before config.yaml and search.log are touched
+        _check_resumable(output, run, table)
     _setup_logging(output, info)
     if info.is_main:
         _config.write_config(output / _config.CONFIG_NAME, run, "hwnas search: the resolved settings of this search "
@@ -251,6 +253,21 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
         say(tensorboard.absent_note())
     with ops.use_backend(args.ops_backend):
         return _run(args, config, data, output, table, device, weights, progress, say, info)
+
+
+def _check_resumable(output: Path, run: SearchRunConfig, table) -> None:
+    """Every checkpoint this resume would continue (one, or one per swept weight) matches its settings and table."""
+    from hwnas.search.loop import check_resumable
+    from hwnas.search.sweep import sweep_dir
+
+    c = run.search
+    if run.sweep_latency_weights is None:
+        check_resumable(output / "checkpoints" / CHECKPOINT_NAME, c, table)
+        return
+    for w in run.sweep_latency_weights:
+        ckpt = sweep_dir(output, w) / "checkpoints" / CHECKPOINT_NAME
+        if ckpt.is_file():
+            check_resumable(ckpt, c.replace(latency_weight=w), table)
 
 
 def _weight_note(run: SearchRunConfig, table) -> str:

@@ -118,6 +118,31 @@ def _table_text(identity: dict[str, Any] | None) -> str:
     return "none" if identity is None else f"{identity['name']} ({identity['hash'][:15]}...)"
 
 
+def table_identity(table: Any) -> dict[str, Any] | None:
+    """Name and content hash of a latency table (None without one): a resume must use the same table."""
+    if table is None:
+        return None
+    from hwnas.latency.schema import to_dict
+
+    return {"name": table.name, "hash": content_hash(to_dict(table.data))}
+
+
+def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = None) -> dict[str, Any]:
+    """The checkpoint of ``checkpoint_path`` if it continues a search with ``config`` and ``table``; raises
+    :class:`CheckpointError` (unreadable, or settings or table differ, each named ``old -> new``).
+
+    Called by :meth:`Searcher.load`, and by the command line before it writes anything into the folder."""
+    ckpt = load_checkpoint(checkpoint_path)
+    where = f"checkpoint '{checkpoint_path}'"
+    diff = config_mismatch(ckpt["config"], config.to_dict())
+    saved_table, identity = ckpt.get("latency_table", _UNRECORDED), table_identity(table)
+    if saved_table is not _UNRECORDED and saved_table != identity:
+        diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(identity)}")
+    if diff:
+        raise refuse_resume(diff, where, "the options and latency table the search started with")
+    return ckpt
+
+
 class Searcher:
     """Runs one search into ``output`` (checkpoints under ``output/checkpoints``)."""
 
@@ -254,11 +279,7 @@ class Searcher:
 
     def table_identity(self) -> dict[str, Any] | None:
         """Name and content hash of the latency table (None without one): a resume must use the same table."""
-        if self.table is None:
-            return None
-        from hwnas.latency.schema import to_dict
-
-        return {"name": self.table.name, "hash": content_hash(to_dict(self.table.data))}
+        return table_identity(self.table)
 
     # ---- epochs, records, checkpoints --------------------------------------------------------------
     def _set_lrs(self) -> None:
@@ -330,14 +351,8 @@ class Searcher:
 
     def load(self) -> None:
         """Continue from ``output/checkpoints/last.pt`` (refuses a checkpoint of a different search)."""
-        ckpt = load_checkpoint(self.checkpoint_path)
+        ckpt = check_resumable(self.checkpoint_path, self.config, self.table)
         where = f"checkpoint '{self.checkpoint_path}'"
-        diff = config_mismatch(ckpt["config"], self.config.to_dict())
-        saved_table, table = ckpt.get("latency_table", _UNRECORDED), self.table_identity()
-        if saved_table is not _UNRECORDED and saved_table != table:
-            diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(table)}")
-        if diff:
-            raise refuse_resume(diff, where, "the options and latency table the search started with")
         if ckpt.get("world_size", 1) != self.dist.world_size:
             raise CheckpointError(f"written by {ckpt.get('world_size')} process(es) but resumed by "
                                   f"{self.dist.world_size}, {where}, expected the same number of processes")

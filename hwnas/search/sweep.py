@@ -39,6 +39,11 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
     return [not any(dominates(q, p) for q in points) for p in points]
 
 
+def sweep_dir(output: Path, weight: float) -> Path:
+    """The folder of the sweep's search at latency ``weight``: ``output/w<weight>``."""
+    return output / f"w{weight:g}"
+
+
 def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], output: Path, table: Any,
               device: str = "cpu", resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """One search per weight into ``output/w<weight>``; returns one row per weight, Pareto flags set."""
@@ -46,7 +51,7 @@ def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], 
         raise UsageError("a latency sweep without a latency table, --latency-table, expected a table name or path")
     rows = []
     for w in weights:
-        sub = output / f"w{w:g}"
+        sub = sweep_dir(output, w)
         again = resume and (sub / "checkpoints" / CHECKPOINT_NAME).is_file()
         logger.info("sweep: latency weight %g -> %s", w, sub)
         result, _ = run_search(config.replace(latency_weight=w), data, sub, table, device, again, progress)
