@@ -5,8 +5,8 @@
     python -m benchmarks.search_quality --quick --output /tmp/sq-quick         # minutes: every stage, tiny sizes
     python -m benchmarks.search_quality --search-epochs 256 --output runs/sq   # the searches 8x longer
     python -m benchmarks.search_quality --recipe-epochs 40 --output runs/sq    # trainings half as long
-    python -m benchmarks.search_quality --share-weights io --derive score --search-seed 1 --output runs/sq
-                                                                       # hwnas's options, another search seed
+    python -m benchmarks.search_quality --share-weights io --derive score --search-seeds 0,1,2 --output runs/sq
+                                                         # hwnas's options, three search seeds
 
 On the synthetic proxy of the main job (the short schedule's dataset, width and input size):
 1. a CPU latency table of the proxy setting is measured on this machine (outside the package);
@@ -88,7 +88,7 @@ class Plan:
     # DEFAULT_LATENCY_PRESSURE is the main job's default); 0 = the paper's search. weight = pressure / E_uniform[lat].
     latency_pressures: tuple[float, ...] = (0.0, 1.0, 4.0)
     seeds: tuple[int, int] = (0, 1)  # stand-alone trainings: every genotype with seeds[0], three again with seeds[1]
-    # (the searches' seed is search.seed: --search-seed)
+    search_seeds: tuple[int, ...] = (0,)  # every search runs once per seed (--search-seeds); search.seed is unused
     table_batch: int = 8
     table_repeats: int = 20
     latency_check_repeats: int = 10
@@ -100,10 +100,12 @@ class Plan:
         return {**nested, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in nested}}
 
 
-def search_root(plan: Plan, out: Path) -> Path:
-    """Where the plan's searches and the supernet's scores live: ``out/search/e<epochs>-<8 hex digits>``, named
-    after the search schedule and its data, so a changed schedule never reuses another schedule's searches."""
-    settings = {"search": plan.search.to_dict(), "data": dataclasses.asdict(plan.data)}
+def search_root(plan: Plan, out: Path, seed: int | None = None) -> Path:
+    """Where the plan's searches with search seed ``seed`` (default: the first of ``plan.search_seeds``) and that
+    supernet's scores live: ``out/search/e<epochs>-<8 hex digits>``, named after the search schedule, its seed and
+    its data, so a changed schedule or seed never reuses another one's searches."""
+    config = plan.search.replace(seed=plan.search_seeds[0] if seed is None else seed)
+    settings = {"search": config.to_dict(), "data": dataclasses.asdict(plan.data)}
     return out / "search" / settings_tag(plan.search.epochs, settings)
 
 
@@ -144,39 +146,42 @@ class Entry:
     label: str
     kind: str
     genotype: Genotype
+    latency_weight: float | None = None  # searched: the search's latency weight and seed
+    search_seed: int | None = None
 
 
 def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, table_path: Path, progress: bool,
                        workers: int = 1, threads: int = 1) -> list[tuple[float, Genotype, dict]]:
-    """Run (or reuse) one search per latency weight on the proxy (``workers`` at a time); returns (weight,
-    genotype, summary)."""
-    config = plan.search  # its seed is the searches' (--search-seed); seeds[] are the trainings'
-    runs = [(pressure, table.weight_for_pressure(plan.search.space, pressure),
-             search_root(plan, out) / f"p{pressure:g}") for pressure in plan.latency_pressures]
+    """Run (or reuse) one search per search seed and latency weight on the proxy (``workers`` at a time);
+    returns (weight, genotype, summary) in seed-major order."""
+    runs = [(seed, pressure, table.weight_for_pressure(plan.search.space, pressure),
+             search_root(plan, out, seed) / f"p{pressure:g}")
+            for seed in plan.search_seeds for pressure in plan.latency_pressures]
     expected_table = json.loads(json.dumps(table_summary(table)))  # as a finished search's report holds it
     todo = []
-    for _, w, sub in runs:
+    for seed, _, w, sub in runs:
         report = read_json_cache(sub / "search_report.json", SEARCH_REPORT_KEYS)
         if report is not None:
             check_search_reuse(report, sub, w, expected_table)
         else:
             resume = (sub / "checkpoints" / "last.pt").is_file()
             logger.info("search at latency weight %g -> %s%s", w, sub, " (resuming)" if resume else "")
-            todo.append((config.replace(latency_weight=w), str(root), str(sub), str(table_path),
+            todo.append((plan.search.replace(seed=seed, latency_weight=w), str(root), str(sub), str(table_path),
                          progress and workers <= 1))
     run_jobs(search_job, todo, workers, threads, lambda job, _: f"search done: {job[2]}")
     found = []
-    for pressure, w, sub in runs:
+    for seed, pressure, w, sub in runs:
         report = read_json_cache(sub / "search_report.json", SEARCH_REPORT_KEYS)
         if report is None:
             raise HwnasError(f"the search left no readable report, {sub / 'search_report.json'}, expected the "
                              "report of a finished search (see the log above)")
         final = report["final"]
-        summary = {"latency_pressure": pressure, "latency_weight": w, "folder": str(sub), "wall_s": report.get("wall_s"),
+        summary = {"search_seed": seed, "latency_pressure": pressure, "latency_weight": w, "folder": str(sub),
+                   "wall_s": report.get("wall_s"),
                    "step_time_s": report.get("step_time_s"),
                    "mean_entropy_fraction": (final.get("decisiveness") or {}).get("mean_entropy_fraction"),
                    "genotype": final["genotype"]}
-        found.append((w, load_genotype(sub / "genotype.json", space=config.space), summary))
+        found.append((w, load_genotype(sub / "genotype.json", space=plan.search.space), summary))
     return found
 
 
@@ -206,7 +211,9 @@ def benchmark_entries(plan: Plan, searched: Sequence[tuple[float, Genotype, dict
     entries = [Entry(f"random {i + 1}", "random", g)
                for i, g in enumerate(random_genotypes(plan.search.space, plan.random_n, plan.random_seed))]
     entries += [Entry(name, "preset", g) for name, g in PRESETS.items() if g.space == plan.search.space]
-    entries += [Entry(f"searched w={w:g}", "searched", g) for w, g, _ in searched]
+    several = len(plan.search_seeds) > 1  # labels name the seed only when there are several
+    entries += [Entry(f"searched w={w:g}" + (f" s{summary['search_seed']}" if several else ""), "searched", g, w,
+                      summary["search_seed"]) for w, g, summary in searched]
     return entries
 
 
@@ -246,14 +253,17 @@ def _describe_training(r: dict) -> str:
             f"({r['train_s']:.0f} s of training)")
 
 
-def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry]) -> dict[str, dict]:
-    """The weight-0 supernet's validation score of each distinct genotype's path (cached in the output)."""
-    cache = search_root(plan, out) / "supernet_scores.json"
+def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry], seed: int | None = None
+                    ) -> dict[str, dict]:
+    """The weight-0 supernet's (search seed ``seed``, default the first) validation score of each distinct
+    genotype's path (cached in the output)."""
+    seed = plan.search_seeds[0] if seed is None else seed
+    cache = search_root(plan, out, seed) / "supernet_scores.json"
     scores = {k: v for k, v in (read_json_cache(cache) or {}).items()
               if isinstance(v, dict) and all(isinstance(v.get(f), (int, float)) for f in ("val_acc", "val_ce"))}
-    config = plan.search.replace(latency_weight=0.0)
+    config = plan.search.replace(seed=seed, latency_weight=0.0)
     data = prepare_data(config, root, threads=1)
-    net = load_supernet(search_root(plan, out) / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
+    net = load_supernet(search_root(plan, out, seed) / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
     for e in entries:
         key = e.genotype.tostr()
         if key not in scores:
@@ -281,7 +291,8 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     entries = benchmark_entries(plan, searched)
     spread = spread_entries(entries)
     results = train_all(plan, entries, spread, train_root, out, progress, workers, threads)
-    scores = supernet_scores(plan, root, out, entries)
+    scores_by_seed = {seed: supernet_scores(plan, root, out, entries, seed) for seed in plan.search_seeds}
+    scores = scores_by_seed[plan.search_seeds[0]]
     distinct = list({e.genotype.tostr(): e.genotype for e in entries}.values())
     latency_check = check_end_to_end(table, distinct, plan.latency_check_repeats, progress)
     write_json_atomic(out / "latency_check.json", latency_check)
@@ -291,6 +302,7 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
         r = results[(key, plan.seeds[0])]
         again = results.get((key, plan.seeds[1]))
         rows.append({"label": e.label, "kind": e.kind, "genotype": key, "depth": e.genotype.depth,
+                     "latency_weight": e.latency_weight, "search_seed": e.search_seed,
                      "latency_ms": table.genotype_latency_ms(e.genotype), "rank1": r["rank1"], "mAP": r["mAP"],
                      "mINP": r["mINP"], "train_s": r["train_s"], "train_acc": r.get("train_acc"),
                      "second_seed": None if again is None else {"seed": plan.seeds[1], "rank1": again["rank1"],
@@ -299,6 +311,7 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     distinct_rows = list({r["genotype"]: r for r in rows}.values())
     tau_acc = kendall_tau([r["supernet_val_acc"] for r in distinct_rows], [r["mAP"] for r in distinct_rows])
     tau_ce = kendall_tau([-r["supernet_val_ce"] for r in distinct_rows], [r["mAP"] for r in distinct_rows])
+    tau_by_seed = {str(seed): supernet_tau(scores_by_seed[seed], distinct_rows) for seed in plan.search_seeds}
     tau_depth = kendall_tau([r["depth"] for r in distinct_rows], [r["mAP"] for r in distinct_rows])
     fitted = [r for r in distinct_rows if r["train_acc"] is not None]  # runs written before it was recorded lack it
     tau_fit = kendall_tau([r["train_acc"] for r in fitted], [r["mAP"] for r in fitted])
@@ -312,12 +325,20 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
                                "supernet_neg_val_ce_vs_mAP": {"tau": tau_ce[0], "p_value": tau_ce[1]},
                                "depth_vs_mAP": {"tau": tau_depth[0], "p_value": tau_depth[1]},
                                "train_acc_vs_mAP": {"tau": tau_fit[0], "p_value": tau_fit[1]},
-                               "genotypes": len(distinct_rows)}}
+                               "genotypes": len(distinct_rows), "supernet_by_search_seed": tau_by_seed}}
     payload["targets"] = evaluate_targets(rows)
     env["load_at_end"] = machine_load()
     env["wall_s_this_session"] = round(time.perf_counter() - started, 1)
     write_report(payload, out)
     return payload
+
+
+def supernet_tau(scores: dict[str, dict], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Kendall's tau of one supernet's scores (validation accuracy, minus cross-entropy) against stand-alone mAP."""
+    maps = [r["mAP"] for r in rows]
+    acc = kendall_tau([scores[r["genotype"]]["val_acc"] for r in rows], maps)
+    ce = kendall_tau([-scores[r["genotype"]]["val_ce"] for r in rows], maps)
+    return {"val_acc_tau": acc[0], "val_acc_p_value": acc[1], "neg_val_ce_tau": ce[0], "neg_val_ce_p_value": ce[1]}
 
 
 def write_report(payload: dict[str, Any], out: Path) -> dict[str, Path]:
@@ -331,6 +352,19 @@ def write_report(payload: dict[str, Any], out: Path) -> dict[str, Path]:
 
 
 PROG = "python -m benchmarks.search_quality"
+MAX_SEARCH_SEEDS = 10
+
+
+def search_seeds(text: str) -> tuple[int, ...]:
+    """argparse type of ``--search-seeds``: distinct seeds, comma-separated, at most MAX_SEARCH_SEEDS."""
+    try:
+        seeds = tuple(_cli.seed(part) for part in text.split(","))  # each one as --seed takes it
+    except argparse.ArgumentTypeError:
+        seeds = ()
+    if not seeds or len(set(seeds)) != len(seeds) or len(seeds) > MAX_SEARCH_SEEDS:
+        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected 1 to {MAX_SEARCH_SEEDS} distinct seeds "
+                                         f"(integers 0..{_cli.SEED_MAX}) separated by commas, like 0,1,2")
+    return seeds
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -353,9 +387,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--derive-samples", type=_cli.int_at_least(1, 100_000), metavar="N",
                    help="with --derive score: random genotypes each search scores beside the argmax-alpha one "
                         "(default 200), as python -m hwnas.search --derive-samples")
-    p.add_argument("--search-seed", type=_cli.seed, metavar="N",
-                   help="seed of every search (default 0; the stand-alone trainings keep theirs, so their results are "
-                        "reused): a second search seed shows how much the searched genotypes depend on it")
+    p.add_argument("--search-seeds", type=search_seeds, metavar="N[,N...]",
+                   help="run every search once per seed (default 0; at most 10): target 1 is then judged per seed, "
+                        "the stand-alone trainings keep their seeds, so results of earlier runs are reused")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
                    help="epochs of every stand-alone training (default 80; 1 with --quick); the lr decay stays at 70%%")
     p.add_argument("--latency-table", type=_cli.table_ref, metavar="NAME|PATH",
@@ -377,12 +411,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     _cli.apply_threads(args.threads)
     plan = (quick_plan if args.quick else full_plan)(args.search_epochs, args.recipe_epochs)
     changes = {k: getattr(args, k) for k in ("share_weights", "derive", "derive_samples") if getattr(args, k) is not None}
-    if args.search_seed is not None:
-        changes["seed"] = args.search_seed
     if changes:  # filed under their own search folder (the settings hash)
         plan = dataclasses.replace(plan, search=plan.search.replace(**changes))
     if args.random is not None:
         plan = dataclasses.replace(plan, random_n=args.random)
+    if args.search_seeds is not None:
+        plan = dataclasses.replace(plan, search_seeds=args.search_seeds)
     cores = os.cpu_count() or 1
     if args.workers > cores:
         return _cli.fail(f"bad value {args.workers}, --workers, expected 1..{cores} (this machine's CPU cores; each "

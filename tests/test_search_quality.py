@@ -102,6 +102,22 @@ def test_targets_on_hand_made_rows():
     assert "(at the 62nd percentile of the random ones)" in t["summary"][1]  # ordinal words
 
 
+def test_target_1_with_several_search_seeds_is_met_only_by_every_seed():
+    rows = [_row(f"random {i}", "random", 10.0 + i, 0.1 * i) for i in range(1, 9)]  # p75 = 0.625
+    rows[0]["second_seed"] = {"mAP": 0.12}
+    for seed, mAP in ((0, 0.75), (1, 0.8), (2, 0.55)):
+        rows.append({**_row(f"searched w=0 s{seed}", "searched", 30.0, mAP), "latency_weight": 0.0,
+                     "search_seed": seed})
+    rows.append({**_row("searched w=0.1 s0", "searched", 9.0, 0.2), "latency_weight": 0.1, "search_seed": 0})
+    t = evaluate_targets(rows)
+    assert [(w["search_seed"], w["met"]) for w in t["weight0"]] == [(0, True), (1, True), (2, False)]
+    assert t["target1_met"] is False and t["weight0_percentile"] == pytest.approx(87.5)  # median of 87.5, 100, 62.5
+    assert "NOT MET (met by 2 of 3 search seeds)" in t["summary"][1] and "seed 2 55.0% (62nd percentile, below)" in \
+        t["summary"][1]
+    rows[-2]["mAP"] = 0.7
+    assert evaluate_targets(rows)["target1_met"] is True
+
+
 def test_quick_plan_is_small_and_full_plan_is_the_main_job():
     quick, full = sq.quick_plan(), sq.full_plan()
     assert quick.random_n < full.random_n and full.random_n >= 24
@@ -134,26 +150,28 @@ def test_search_epochs_scale_the_schedule_and_key_the_searches(tmp_path):
 
 
 def test_search_options_and_seed_file_their_own_searches(tmp_path, monkeypatch):
-    """--search-seed, --share-weights, --derive and --derive-samples change the searches' folder (never reusing
+    """--search-seeds, --share-weights, --derive and --derive-samples change the searches' folder (never reusing
     another setting's search) and are reported beside the schedule; the trainings' seeds stay the plan's."""
     from benchmarks._quality.report import _schedule_name, _search_options
 
     seen = []
     monkeypatch.setattr(sq, "run", lambda plan, *a, **k: seen.append(plan) or {"targets": {"summary": []}})
-    assert sq.main(["--search-seed", "2", "--share-weights", "io", "--derive", "score", "--derive-samples", "50",
+    assert sq.main(["--search-seeds", "2,0", "--share-weights", "io", "--derive", "score", "--derive-samples", "50",
                     "--output", str(tmp_path / "o")]) == 0
     plan = seen[0]
-    assert (plan.search.seed, plan.search.share_weights, plan.search.derive, plan.search.derive_samples) == (
-        2, "io", "score", 50)
+    assert (plan.search_seeds, plan.search.share_weights, plan.search.derive, plan.search.derive_samples) == (
+        (2, 0), "io", "score", 50)
+    assert sq.search_root(plan, tmp_path) == sq.search_root(plan, tmp_path, 2) != sq.search_root(plan, tmp_path, 0)
     assert plan.seeds == sq.full_plan().seeds and plan.recipe == sq.full_plan().recipe
     roots = {sq.search_root(dataclasses.replace(sq.full_plan(), search=sq.full_plan().search.replace(**c)), tmp_path)
-             for c in ({}, {"seed": 1}, {"share_weights": "io"}, {"derive": "score"}, {"derive_samples": 10})}
-    assert len(roots) == 5
+             for c in ({}, {"share_weights": "io"}, {"derive": "score"}, {"derive_samples": 10})}
+    roots.add(sq.search_root(sq.full_plan(), tmp_path, 1))
+    assert len(roots) == 5 and sq.search_root(sq.full_plan(), tmp_path, 0) in roots
     s = json.loads(json.dumps(plan.to_dict()))["search"]
     assert _schedule_name(s) == "the main job's short schedule"
     assert _search_options(s).startswith("share_weights io, derive score") and "50 random" in _search_options(s)
     assert _search_options({}) == "share_weights none, derive alpha (argmax alpha)"  # reports of older runs
-    for bad in (["--search-seed", "-1"], ["--derive-samples", "0"], ["--search-seed", "x"]):
+    for bad in (["--search-seeds", "-1"], ["--derive-samples", "0"], ["--search-seeds", "1,1"]):
         assert sq.main([*bad, "--output", str(tmp_path / "o")]) == 2
 
 
@@ -276,3 +294,19 @@ def test_results_dir_is_checked_before_the_run(tmp_path, capsys):
     assert results is not None and results.is_dir()  # created up front
     copy_results(out, results, names)
     assert [(results / n).read_text() for n in names] == names
+
+
+@pytest.mark.slow
+def test_several_search_seeds_run_one_search_each_and_report_every_seed(tmp_path):
+    torch.set_num_threads(1)
+    plan = dataclasses.replace(tiny_plan(), latency_pressures=(0.0,), search_seeds=(0, 1), random_n=3)
+    payload = sq.run(plan, tmp_path, None, progress=False, command="test")
+    searched = [r for r in payload["rows"] if r["kind"] == "searched"]
+    assert [(r["label"], r["search_seed"], r["latency_weight"]) for r in searched] == [
+        ("searched w=0 s0", 0, 0.0), ("searched w=0 s1", 1, 0.0)]
+    assert [s["search_seed"] for s in payload["searches"]] == [0, 1]
+    assert len({s["folder"] for s in payload["searches"]}) == 2
+    assert [w["search_seed"] for w in payload["targets"]["weight0"]] == [0, 1]
+    assert set(payload["kendall_tau"]["supernet_by_search_seed"]) == {"0", "1"}
+    md = (tmp_path / "search_quality.md").read_text()
+    assert "search seed(s) 0, 1" in md and "search seeds)" in md and "| 1 | 0 |" in md
