@@ -64,6 +64,16 @@ def test_real_dataset_counts_are_checked(synthetic, tmp_path):
     assert len(Market1501(tmp_path, check_counts=False).train) == 20
 
 
+def test_a_damaged_synthetic_copy_is_to_be_regenerated_not_read_trimmed(synthetic, tmp_path):
+    root = tmp_path / "syn"
+    shutil.copytree(synthetic, root)
+    next((root / "bounding_box_train").iterdir()).unlink()
+    with pytest.raises(DatasetError, match=r"train split has 19 images .*counts in SYNTHETIC.json.*remove the folder") \
+            as e:
+        Market1501(root)
+    assert "--no-count-check" not in str(e.value)  # a generated copy is made again, never read trimmed
+
+
 def test_missing_empty_and_misnamed(synthetic, tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         Market1501(tmp_path / "nowhere")
