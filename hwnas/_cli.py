@@ -102,6 +102,23 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {format_parser_error(self.prog, message)}\n")
 
+    def parse_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+                   ) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, but an unknown flag after a subcommand (``hwnas latency build --bogus``) is reported by
+        that subcommand's parser, whose help lists the flags (argparse reports it at the top)."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen_subparser(ns).error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns
+
+    def _chosen_subparser(self, ns: argparse.Namespace) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and action.dest not in (None, argparse.SUPPRESS):
+                sub = action.choices.get(getattr(ns, action.dest, None))
+                if isinstance(sub, ArgumentParser):
+                    return sub._chosen_subparser(ns)
+        return self
+
 
 def _default_metavar(kwargs: dict[str, Any]) -> None:
     """Short metavars (N, X, PATH) instead of argparse's upper-cased option names."""

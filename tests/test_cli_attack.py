@@ -71,6 +71,10 @@ HWNAS_CASES = [
     (["latency", "build", "--name", "x", "--seed", "99999999999999999999"], "--seed"),
     # abbreviations are not flags: '--thr' must not silently mean --threads (argparse's allow_abbrev)
     (["search", "--thr", "2"], "unrecognized arguments: --thr"),
+    # an unknown flag after a subcommand names the subcommand, whose help lists the flags
+    (["latency", "build", "--name", "x", "--bogus"], "hwnas latency build, expected the options in 'hwnas latency build"),
+    (["report", "flops", "--bogus"], "hwnas report flops, expected"),
+    (["data", "synthetic", "--output", "d", "--bogus"], "hwnas data synthetic, expected"),
     (["search", "--device", "cpu:5"], "--device"),
     (["search", "--device", "cpu:0"], "--device"),  # one spelling per device
     (["search", "--device", "CPU"], "--device"),
