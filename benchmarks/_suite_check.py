@@ -42,30 +42,41 @@ class _Parsed(BaseException):
 def _stop_after_parsing(parsers: list[argparse.ArgumentParser]) -> Iterator[None]:
     """Within the block, the outermost parse stops the program; every parser that parsed is appended to
     ``parsers`` (the outer one and its subcommand's)."""
-    originals = {name: getattr(argparse.ArgumentParser, name) for name in ("parse_args", "parse_known_args")}
+    import hwnas._cli  # noqa: F401 (its ArgumentParser overrides parse_args: wrapped too, so it finishes its checks)
+
+    classes = [argparse.ArgumentParser, *_subclasses(argparse.ArgumentParser)]
+    originals = {(cls, name): cls.__dict__[name] for cls in classes for name in ("parse_args", "parse_known_args")
+                 if name in cls.__dict__}
     depth = 0
 
-    def wrap(name: str):
+    def wrap(key):
         def parse(self, *args, **kwargs):
             nonlocal depth
             parsers.append(self)
             depth += 1
             try:
-                result = originals[name](self, *args, **kwargs)
+                result = originals[key](self, *args, **kwargs)
             finally:
                 depth -= 1
-            if depth == 0:  # the outermost call: subparsers parse inside it
+            if depth == 0:  # the outermost call: subparsers (and an override's own checks) run inside it
                 raise _Parsed()
             return result
         return parse
 
-    for name in originals:
-        setattr(argparse.ArgumentParser, name, wrap(name))
+    for cls, name in originals:
+        setattr(cls, name, wrap((cls, name)))
     try:
         yield
     finally:
-        for name, fn in originals.items():
-            setattr(argparse.ArgumentParser, name, fn)
+        for (cls, name), fn in originals.items():
+            setattr(cls, name, fn)
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
 
 
 def _python_args(tokens: Sequence[str]) -> tuple[str, str, list[str]] | None:
