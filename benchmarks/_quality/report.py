@@ -228,8 +228,11 @@ def plot_quality(p: dict[str, Any], path: Path) -> Path:
         pts = [r for r in rows if r["kind"] == kind]
         ax.scatter([r["latency_ms"] for r in pts], [100 * r["mAP"] for r in pts], marker=marker, color=color,
                    s=140 if kind == "searched" else 45, label=kind, zorder=3, edgecolors="black", linewidths=0.5)
+        labels: dict[str, list[str]] = {}  # one annotation per point: searches that found the same genotype
         for r in pts:
-            ax.annotate(r["label"].replace("searched ", ""), (r["latency_ms"], 100 * r["mAP"]), fontsize=8,
+            labels.setdefault(r["genotype"], []).append(r["label"].replace("searched ", ""))
+        for r in {r["genotype"]: r for r in pts}.values():
+            ax.annotate(", ".join(labels[r["genotype"]]), (r["latency_ms"], 100 * r["mAP"]), fontsize=8,
                         xytext=(5, 4), textcoords="offset points")
     spread = p["targets"]["spread"]["mean"]
     for r in rows:
