@@ -169,6 +169,7 @@ def test_search_options_and_seed_file_their_own_searches(tmp_path, monkeypatch):
     assert len(roots) == 5 and sq.search_root(sq.full_plan(), tmp_path, 0) in roots
     s = json.loads(json.dumps(plan.to_dict()))["search"]
     assert _schedule_name(s) == "the main job's short schedule"
+    assert _schedule_name(plan.to_dict()["search"]) == "the main job's short schedule"  # as a fresh run has it
     assert _search_options(s).startswith("share_weights io, derive score") and "50 random" in _search_options(s)
     assert _search_options({}) == "share_weights none, derive alpha (argmax alpha)"  # reports of older runs
     for bad in (["--search-seeds", "-1"], ["--derive-samples", "0"], ["--search-seeds", "1,1"]):

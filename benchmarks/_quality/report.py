@@ -116,6 +116,8 @@ def _schedule_name(s: dict[str, Any]) -> str:
 
     from hwnas.search.config import short_config, with_epochs
 
+    s = json.loads(json.dumps(s))  # a fresh run's payload holds tuples, a report read back lists
+
     def same(config: Any) -> bool:
         d = json.loads(json.dumps(config.to_dict()))
         for key in _OPTIONS + ("seed", "latency_weight"):  # reported beside the schedule
