@@ -72,6 +72,13 @@ def test_a_damaged_synthetic_copy_is_to_be_regenerated_not_read_trimmed(syntheti
             as e:
         Market1501(root)
     assert "--no-count-check" not in str(e.value)  # a generated copy is made again, never read trimmed
+    with pytest.raises(DatasetError, match="train split has 19 images"):
+        Market1501(root, check_counts=False)  # --no-count-check is for trimmed copies of real datasets
+    marker = json.loads((root / SYNTHETIC_MARKER).read_text())
+    for counts in ({}, None, {"train": marker["counts"]["train"]}):  # a marker that lost its counts checks nothing
+        (root / SYNTHETIC_MARKER).write_text(json.dumps({**marker, "counts": counts}))
+        with pytest.raises(DatasetError, match="marker's counts are"):
+            Market1501(root)
 
 
 def test_missing_empty_and_misnamed(synthetic, tmp_path):
@@ -109,6 +116,7 @@ def test_corrupt_and_truncated_jpeg_name_the_file(synthetic, tmp_path):
 def test_duke_layout(synthetic, tmp_path):
     root = tmp_path / "DukeMTMC-reID"
     shutil.copytree(synthetic, root)
+    (root / SYNTHETIC_MARKER).unlink()  # a (trimmed) copy of the real dataset, not a generated one
     (root / "query" / "0005_c8_f0001234.jpg").write_bytes(next((root / "query").iterdir()).read_bytes())
     ds = DukeMTMCreID(tmp_path, check_counts=False)
     assert (str(root / "query" / "0005_c8_f0001234.jpg"), 5, 7) in ds.query

@@ -45,7 +45,8 @@ class ReIDDataset:
 
     ``root`` may be the dataset folder itself or a folder containing ``dataset_dir``. ``check_counts``:
     True (default) raises :class:`DatasetError` if a real dataset's counts differ from the published ones;
-    False skips the check (for a trimmed copy).
+    False skips the check (for a trimmed copy of a real dataset; a generated copy, with a SYNTHETIC.json marker, is
+    always checked against its marker).
     """
 
     name = "base"
@@ -63,7 +64,7 @@ class ReIDDataset:
         self.gallery: list[Item] = self._read_split("gallery")
         self.num_train_pids = len(self.train_pid_map)
         self.num_train_cams = len({c for _, _, c in self.train})
-        if check_counts:
+        if check_counts or self.synthetic:  # a generated copy is always checked (its marker has the counts)
             self._check_counts()
         logger.info("%s at %s: %s", self.name, self.root, self.summary())
 
@@ -89,6 +90,10 @@ class ReIDDataset:
 
     def _check_counts(self) -> None:
         expected = self.synthetic.get("counts") if self.synthetic else self.known_counts
+        if self.synthetic and (not isinstance(expected, dict) or set(expected) != {"train", "query", "gallery"}):
+            raise DatasetError(f"the marker's counts are {expected!r}, '{self.root / SYNTHETIC_MARKER}', expected "
+                               "the images and ids of train, query and gallery as the generator writes them (remove "
+                               "the folder and the command that made it generates it again)")
         if not expected:
             return
         got = self.counts()
