@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -175,11 +176,16 @@ def test_derived_genotype_file_builds_the_model(tmp_path) -> None:
 
 
 def test_sweep_weights_and_pareto_front() -> None:
-    from hwnas.search.sweep import pareto_front, parse_weights
+    from hwnas.search.sweep import pareto_front, parse_weights, sweep_dir
 
     assert parse_weights("0, 0.01,1") == [0.0, 0.01, 1.0]
-    for bad in ("", "a,b", "-1"):
+    for bad in ("", "a,b", "-1", "0,,1", "0,1,", "1_0", "\u0663", "0,0", "0,-0", "0.1,0.10", "nan", "inf"):
         with pytest.raises(ValueError, match="--sweep-latency-weight"):
             parse_weights(bad)
+    assert parse_weights("-0") == [0.0] and str(sweep_dir(Path("o"), -0.0)) == str(Path("o") / "w0")
+    from hwnas.search.run_config import SearchRunConfig
+
+    with pytest.raises(ValueError, match="repeated weight"):  # a config file's list, as the flag's
+        SearchRunConfig(latency_table="rtx2080", sweep_latency_weights=(0.0, 0.0))
     # (latency, accuracy): the second is dominated by the first; equal points dominate neither
     assert pareto_front([(10, 0.9), (12, 0.8), (8, 0.5), (8, 0.5), (20, 0.95)]) == [True, False, True, True, True]

@@ -235,6 +235,19 @@ def test_search_on_a_custom_folder_then_resume_from_the_folder(mine, tmp_path, c
     assert hwnas_main(["search", "--resume", "--output", str(out), "--no-progress", "--threads", "1"]) == 2
     assert "topk 2 -> 3" in capsys.readouterr().err
     assert (out / "config.yaml").read_text() == edited and (out / "search.log").read_bytes() == log
+    # the same settings on other data (another copy of the generator, same ids and names) is refused as well,
+    # and a refusal later on (the checkpoint's weights do not fit other data) never rewrites config.yaml
+    other = custom_folder(tmp_path / "other", seed=4)
+    edited = (out / "config.yaml").read_text().replace("topk: 3  # edited by hand", "topk: 2").replace(
+        str(mine), str(other))
+    (out / "config.yaml").write_text(edited)
+    assert hwnas_main(["search", "--resume", "--output", str(out), "--no-progress", "--threads", "1"]) == 2
+    assert "data market-format" in capsys.readouterr().err
+    assert (out / "config.yaml").read_text() == edited and (out / "search.log").read_bytes() == log
+    edited = edited.replace(str(other), str(mine)) + "# a note kept across a resume\n"
+    (out / "config.yaml").write_text(edited)
+    assert hwnas_main(["search", "--resume", "--output", str(out), "--no-progress", "--threads", "1"]) == 0
+    assert (out / "config.yaml").read_text() == edited  # a resume keeps the config.yaml it read
 
 
 def test_register_a_dataset_for_every_command(mine, tmp_path):

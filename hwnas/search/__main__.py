@@ -235,10 +235,13 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
     # a dataset folder is read and checked before anything is written into the output folder
     data = None if run.data.root is None else prepare_data(config, Path(run.data.root), args.data_threads,
                                                              run.data.dataset, run.data.check_counts)
-    if args.resume:  # a checkpoint of other settings is refused before config.yaml and search.log are touched
-        _check_resumable(output, run, table)
+    if args.resume:  # a checkpoint of other settings or data is refused before config.yaml and search.log are touched
+        if data is None:
+            root = _synthetic_root(config.seed, config, output, say)  # made again only if it was removed
+            data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
+        _check_resumable(output, run, table, data.identity)
     _setup_logging(output, info)
-    if info.is_main:
+    if info.is_main and not (args.resume and (output / _config.CONFIG_NAME).is_file()):  # a resume keeps the one it read
         _config.write_config(output / _config.CONFIG_NAME, run, "hwnas search: the resolved settings of this search "
                              f"(hwnas search --resume --output {output} continues it)")
     if data is None:
@@ -255,19 +258,20 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
         return _run(args, config, data, output, table, device, weights, progress, say, info)
 
 
-def _check_resumable(output: Path, run: SearchRunConfig, table) -> None:
-    """Every checkpoint this resume would continue (one, or one per swept weight) matches its settings and table."""
+def _check_resumable(output: Path, run: SearchRunConfig, table, data: dict | None) -> None:
+    """Every checkpoint this resume would continue (one, or one per swept weight) matches its settings, table and
+    data (``data``: the identity of the data read now)."""
     from hwnas.search.loop import check_resumable
     from hwnas.search.sweep import sweep_dir
 
     c = run.search
     if run.sweep_latency_weights is None:
-        check_resumable(output / "checkpoints" / CHECKPOINT_NAME, c, table)
+        check_resumable(output / "checkpoints" / CHECKPOINT_NAME, c, table, data)
         return
     for w in run.sweep_latency_weights:
         ckpt = sweep_dir(output, w) / "checkpoints" / CHECKPOINT_NAME
         if ckpt.is_file():
-            check_resumable(ckpt, c.replace(latency_weight=w), table)
+            check_resumable(ckpt, c.replace(latency_weight=w), table, data)
 
 
 def _weight_note(run: SearchRunConfig, table) -> str:

@@ -120,6 +120,9 @@ class SearchData:
     num_classes: int
     description: str
     val_eval: BatchSource | None = None
+    # what the search reads, so a resume on other data is refused: the reader and a hash of every train and
+    # validation image's file name, identity, camera and size (None: in-memory data of tests and benchmarks)
+    identity: dict[str, str] | None = None
 
 
 def market_search_data(root: str | Path, image_size: tuple[int, int], ids_per_batch: int, images_per_id: int,
@@ -151,4 +154,19 @@ def market_search_data(root: str | Path, image_size: tuple[int, int], ids_per_ba
                     f"({val_split} split, {shared} validation images also in train; validation batches "
                     f"{'with' if official else 'without'} training augmentation)",
         val_eval=batches(val, 1, False) if official else None,
+        identity=data_identity(reader, train, val),
     )
+
+
+def data_identity(reader: str, train: list[Item], val: list[Item]) -> dict[str, str]:
+    """The reader's name and a sha256 of the split's images (file name, identity, camera, bytes): the same for a
+    moved copy of the same data, different for other data (another seed of the synthetic generator, another
+    dataset, edited files)."""
+    import os
+
+    from hwnas._resume import content_hash
+
+    def rows(items: list[Item]) -> list[list]:
+        return [[Path(p).name, pid, cam, os.stat(p).st_size] for p, pid, cam in items]
+
+    return {"dataset": reader, "images": content_hash({"train": rows(train), "val": rows(val)})}

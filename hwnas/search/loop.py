@@ -127,9 +127,15 @@ def table_identity(table: Any) -> dict[str, Any] | None:
     return {"name": table.name, "hash": content_hash(to_dict(table.data))}
 
 
-def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = None) -> dict[str, Any]:
-    """The checkpoint of ``checkpoint_path`` if it continues a search with ``config`` and ``table``; raises
-    :class:`CheckpointError` (unreadable, or settings or table differ, each named ``old -> new``).
+def _data_text(identity: dict[str, Any] | None) -> str:
+    return "none recorded" if not identity else f"{identity.get('dataset')} ({str(identity.get('images'))[:15]}...)"
+
+
+def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = None,
+                    data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint of ``checkpoint_path`` if it continues a search with ``config``, ``table`` and the data of
+    identity ``data`` (:func:`hwnas.search._data.data_identity`; None: not compared); raises
+    :class:`CheckpointError` (unreadable, or settings, table or data differ, each named ``old -> new``).
 
     Called by :meth:`Searcher.load`, and by the command line before it writes anything into the folder."""
     ckpt = load_checkpoint(checkpoint_path)
@@ -138,8 +144,11 @@ def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = No
     saved_table, identity = ckpt.get("latency_table", _UNRECORDED), table_identity(table)
     if saved_table is not _UNRECORDED and saved_table != identity:
         diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(identity)}")
+    saved_data = ckpt.get("data")  # checkpoints written before it was recorded lack it
+    if saved_data is not None and data is not None and saved_data != data:
+        diff.append(f"data {_data_text(saved_data)} -> {_data_text(data)}")
     if diff:
-        raise refuse_resume(diff, where, "the options and latency table the search started with")
+        raise refuse_resume(diff, where, "the settings, latency table and data the search started with")
     return ckpt
 
 
@@ -333,7 +342,8 @@ class Searcher:
                 "config": self.config.to_dict(), "model": self.model.state_dict(),
                 "weight_opt": self.weight_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
                 "state": self.state.to_dict(), "rng": rng, "world_size": self.dist.world_size,
-                "latency_table": self.table_identity(), "grads_kept": self._grads_kept()})
+                "latency_table": self.table_identity(), "grads_kept": self._grads_kept(),
+                "data": self.data.identity})
         _dist.barrier(self.dist)
 
     def _grads_kept(self) -> list[str]:
@@ -351,7 +361,7 @@ class Searcher:
 
     def load(self) -> None:
         """Continue from ``output/checkpoints/last.pt`` (refuses a checkpoint of a different search)."""
-        ckpt = check_resumable(self.checkpoint_path, self.config, self.table)
+        ckpt = check_resumable(self.checkpoint_path, self.config, self.table, self.data.identity)
         where = f"checkpoint '{self.checkpoint_path}'"
         if ckpt.get("world_size", 1) != self.dist.world_size:
             raise CheckpointError(f"written by {ckpt.get('world_size')} process(es) but resumed by "

@@ -41,6 +41,10 @@ class SearchRunConfig:
         if weights is not None and (not weights or any(not math.isfinite(w) or w < 0 for w in weights)):
             raise UsageError(f"bad weights {list(weights)}, SearchRunConfig.sweep_latency_weights, expected finite "
                              "numbers >= 0")
+        if weights is not None:
+            from hwnas.search.sweep import check_distinct
+
+            check_distinct(weights, "SearchRunConfig.sweep_latency_weights")
         if weights is not None and not self.latency_table:
             raise UsageError("a latency sweep without a latency table, SearchRunConfig.latency_table, expected a "
                              "table name or path to trade against (--latency-table NAME|PATH, or latency_table: in "

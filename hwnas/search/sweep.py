@@ -19,15 +19,33 @@ logger = logging.getLogger(__name__)
 
 
 def parse_weights(text: str) -> list[float]:
-    """``"0,0.01,1"`` -> [0.0, 0.01, 1.0]; every weight must be a number >= 0."""
-    try:
-        weights = [float(w) for w in text.split(",") if w.strip()]
-    except ValueError:
-        weights = []
+    """``"0,0.01,1"`` -> [0.0, 0.01, 1.0]; every weight a plain ASCII number >= 0 (as every number flag takes it:
+    no ``1_0``, no other scripts' digits, no empty items; spaces after a comma are fine), and no two alike (each
+    names its folder ``w<weight>``)."""
+    from hwnas._cli import PLAIN_NUMBER
+
+    parts = [w.strip(" ") for w in text.split(",")]  # "0, 0.01" as typed in quotes
+    weights = [float(w) + 0.0 for w in parts if PLAIN_NUMBER.fullmatch(w)] if all(PLAIN_NUMBER.fullmatch(w) for w in parts) \
+        else []
     if not weights or any(not math.isfinite(w) or w < 0 for w in weights):
-        raise UsageError(f"bad weights {text!r}, --sweep-latency-weight, expected comma-separated finite numbers "
+        raise UsageError(f"bad weights {_clip(text)}, --sweep-latency-weight, expected comma-separated finite numbers "
                          ">= 0 like 0,0.01,1")
+    check_distinct(weights, "--sweep-latency-weight")
     return weights
+
+
+def check_distinct(weights: Sequence[float], where: str) -> None:
+    """Two weights that name the same sweep folder (``0,0``, ``0,-0``, ``0.1,0.10``) would overwrite one search with
+    the other."""
+    names = [sweep_dir(Path(), w).name for w in weights]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"repeated weight(s) {', '.join(n[1:] for n in repeated)}, {where}, expected distinct "
+                         "latency weights (one search and one folder w<weight> each)")
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
@@ -41,7 +59,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 def sweep_dir(output: Path, weight: float) -> Path:
     """The folder of the sweep's search at latency ``weight``: ``output/w<weight>``."""
-    return output / f"w{weight:g}"
+    return output / f"w{weight + 0.0:g}"  # -0.0 + 0.0 is 0.0: one folder for zero
 
 
 def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], output: Path, table: Any,
