@@ -135,21 +135,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _cli.add_output(p, "one sub-folder per run; the same command again reuses finished runs", "runs/main-job")
     p.add_argument("--results-dir", type=_cli.path, metavar="DIR", help="also copy main_job.{json,md} here")
     p.add_argument("--latency-table", default="rtx2080", metavar="NAME|PATH", help="the main job's table")
-    p.add_argument("--seeds", type=_seeds, default="0,1,2", metavar="S1,S2,...", help="seeds to run")
+    p.add_argument("--seeds", type=_cli.seed_list(100), default="0,1,2", metavar="S1,S2,...", help="seeds to run")
     p.add_argument("--latency-weights", type=_weights, default="default,0", metavar="W1,W2,...",
                    help="'default' (the command as the README gives it, no --latency-weight) and/or numbers")
     return p
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [_cli.seed(t) for t in text.split(",") if t.strip()]
-    except argparse.ArgumentTypeError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated integers like 0,1,2 "
-                                         f"(each between 0 and {_cli.SEED_MAX})")
-    return seeds
 
 
 def _weights(text: str) -> list[float | None]:

@@ -355,18 +355,6 @@ PROG = "python -m benchmarks.search_quality"
 MAX_SEARCH_SEEDS = 10
 
 
-def search_seeds(text: str) -> tuple[int, ...]:
-    """argparse type of ``--search-seeds``: distinct seeds, comma-separated, at most MAX_SEARCH_SEEDS."""
-    try:
-        seeds = tuple(_cli.seed(part) for part in text.split(","))  # each one as --seed takes it
-    except argparse.ArgumentTypeError:
-        seeds = ()
-    if not seeds or len(set(seeds)) != len(seeds) or len(seeds) > MAX_SEARCH_SEEDS:
-        raise argparse.ArgumentTypeError(f"bad value {text!r}, expected 1 to {MAX_SEARCH_SEEDS} distinct seeds "
-                                         f"(integers 0..{_cli.SEED_MAX}) separated by commas, like 0,1,2")
-    return seeds
-
-
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = _cli.ArgumentParser(prog=prog, description=__doc__)
     _cli.add_output(p, "work and result folder; the same command again continues there", "runs/search-quality")
@@ -387,7 +375,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--derive-samples", type=_cli.int_at_least(1, 100_000), metavar="N",
                    help="with --derive score: random genotypes each search scores beside the argmax-alpha one "
                         "(default 200), as python -m hwnas.search --derive-samples")
-    p.add_argument("--search-seeds", type=search_seeds, metavar="N[,N...]",
+    p.add_argument("--search-seeds", type=_cli.seed_list(MAX_SEARCH_SEEDS), metavar="N[,N...]",
                    help="run every search once per seed (default 0; at most 10): target 1 is then judged per seed, "
                         "the stand-alone trainings keep their seeds, so results of earlier runs are reused")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
@@ -417,6 +405,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         plan = dataclasses.replace(plan, random_n=args.random)
     if args.search_seeds is not None:
         plan = dataclasses.replace(plan, search_seeds=args.search_seeds)
+    if args.derive_samples is not None and plan.search.derive != "score":  # same search, another folder
+        return _cli.fail(f"--derive-samples {args.derive_samples} with derive {plan.search.derive}, --derive-samples, "
+                         "expected it only with --derive score")
     cores = os.cpu_count() or 1
     if args.workers > cores:
         return _cli.fail(f"bad value {args.workers}, --workers, expected 1..{cores} (this machine's CPU cores; each "

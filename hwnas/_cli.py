@@ -100,6 +100,14 @@ class ArgumentParser(argparse.ArgumentParser):
         return group
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        for action in self._actions:  # 'argument command: invalid choice' names the subcommand's slot: name the tool
+            if isinstance(action, argparse._SubParsersAction) and action.dest not in (None, argparse.SUPPRESS):
+                for name in (action.metavar, action.dest):  # argparse names the slot by its metavar, else dest
+                    if name and message == f"the following arguments are required: {name}":
+                        self.exit(2, f"error: missing subcommand, {self.prog}, expected one of "
+                                     f"{', '.join(action.choices)} (see '{self.prog} --help')\n")
+                    if name:
+                        message = message.replace(f"argument {name}: ", f"argument {self.prog}: ", 1)
         self.exit(2, f"error: {format_parser_error(self.prog, message)}\n")
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -265,6 +273,20 @@ def seed(text: str) -> int:
     if value is None or not 0 <= value <= SEED_MAX:
         raise _bad(text, f"an integer between 0 and {SEED_MAX}")
     return value
+
+
+def seed_list(limit: int) -> Callable[[str], tuple[int, ...]]:
+    """argparse type: 1..``limit`` distinct seeds separated by commas (``0,1,2``), each as :func:`seed` takes it."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            seeds = tuple(seed(part) for part in text.split(","))
+        except argparse.ArgumentTypeError:
+            seeds = ()
+        if not seeds or len(set(seeds)) != len(seeds) or len(seeds) > limit:
+            raise _bad(text, f"1 to {limit} distinct seeds (integers 0..{SEED_MAX}) separated by commas, like 0,1,2")
+        return seeds
+    return parse
 
 
 PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")  # also hwnas._config's
@@ -520,4 +542,4 @@ def make_output_dir(path: Path, option: str = "--output") -> Path:
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "command", "fail", "finite_float",
            "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "MAX_THREADS", "MAX_WORKERS",
-           "nonnegative_float", "nonnegative_int", "num_workers", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "resolve_device", "seed", "table_ref", "width_mult"]
+           "nonnegative_float", "nonnegative_int", "num_workers", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "resolve_device", "seed", "seed_list", "table_ref", "width_mult"]

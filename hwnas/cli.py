@@ -45,9 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hwnas {__version__}")
         return 0
     name, rest = args[0], args[1:]
-    if name not in COMMANDS:
-        print(usage(), file=sys.stderr)
-        return fail(f"unknown command {name!r}, hwnas <command>, expected one of {', '.join(COMMANDS)}")
+    if name not in COMMANDS:  # one error line; 'hwnas --help' lists the commands with their summaries
+        return fail(f"unknown command {name!r}, hwnas <command>, expected one of {', '.join(COMMANDS)} "
+                    "('hwnas --help' describes them)")
     module = importlib.import_module(COMMANDS[name][0])
     return module.main(rest, prog=f"hwnas {name}")
 

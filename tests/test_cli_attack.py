@@ -82,6 +82,12 @@ HWNAS_CASES = [
     (["search", "--derive", "best"], "--derive"),
     (["search", "--derive-samples", "0"], "--derive-samples"),
     (["search", "--share-weights", "all"], "--share-weights"),
+    (["search", "--derive-samples", "5"], "--derive-samples"),  # only with --derive score
+    (["search", "--sweep-latency-weight", "0,0", "--latency-table", "rtx2080"], "repeated weight"),
+    (["search", "--sweep-latency-weight", "0,,0.1", "--latency-table", "rtx2080"], "--sweep-latency-weight"),
+    (["latency", "junk"], "hwnas latency, expected one of"),
+    (["report"], "missing subcommand, hwnas report"),
+    (["junk"], "unknown command"),
     ([*TINY_TRAIN, "--synthetic-dir", "/proc/hwnas-nope/d"], "--synthetic-dir"),
     ([*TINY_TRAIN, "--synthetic-ids", "2000000000"], "--synthetic-ids"),
     (["data", "synthetic", "--output", "d", "--market-test-sizes", "--input-size", "4096x4096"], "GiB needed"),
@@ -145,6 +151,9 @@ BENCH_CASES = [
     ("inference_time", ["--workers", "100000"], "--workers"),
     ("search_quality", ["--derive", "best", "--output", "sq"], "--derive"),
     ("search_quality", ["--share-weights", "all", "--output", "sq"], "--share-weights"),
+    ("search_quality", ["--derive-samples", "5", "--output", "sq"], "--derive-samples"),
+    ("search_quality", ["--search-seeds", "0,0", "--output", "sq"], "--search-seeds"),
+    ("main_job", ["--seeds", "0,,1"], "--seeds"),
     ("search_step", ["--output", NON_UTF8 + ".md"], "not valid UTF-8"),
 ]
 

@@ -6,7 +6,7 @@ position, scale, walking pose, mirroring, occlusion, blur and JPEG quality. So a
 near-identical identities and strong camera effects keep rank-1 below 100%. The gallery also holds
 distractors (pid 0000) and junk boxes (pid -1, dropped by the reader), like Market-1501.
 
-``python -m hwnas.data.synthetic --out DIR`` writes ``DIR/bounding_box_train``, ``DIR/query``,
+``python -m hwnas.data.synthetic --output DIR`` writes ``DIR/bounding_box_train``, ``DIR/query``,
 ``DIR/bounding_box_test`` and a ``SYNTHETIC.json`` marker with the settings and the expected counts.
 """
 from __future__ import annotations

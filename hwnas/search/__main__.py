@@ -148,6 +148,9 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
     run = build_run(args, given if given is not None else {})
     if args.resume and args.output is None:
         raise UsageError("--resume without a folder, --output, expected --output DIR (the search to continue)")
+    if args.derive_samples is not None and run.search.derive != "score":  # would change nothing but the settings
+        raise UsageError(f"--derive-samples {args.derive_samples} with derive {run.search.derive}, --derive-samples, "
+                         "expected it only with --derive score (random genotypes scored beside the argmax-alpha one)")
     ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
     if args.resume and not run.sweep_latency_weights and not ckpt.is_file():
         raise UsageError(f"nothing to resume, checkpoint {ckpt}, expected an existing search (run without --resume)")
