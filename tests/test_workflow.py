@@ -248,6 +248,13 @@ def test_search_on_a_custom_folder_then_resume_from_the_folder(mine, tmp_path, c
     (out / "config.yaml").write_text(edited)
     assert hwnas_main(["search", "--resume", "--output", str(out), "--no-progress", "--threads", "1"]) == 0
     assert (out / "config.yaml").read_text() == edited  # a resume keeps the config.yaml it read
+    # a value the user did not type is named by its key and the file it came from, not by a flag
+    for old, new, named in ((str(mine), "/no/such/folder", "data.root /no/such/folder (in "),
+                            ("latency_table: null", "latency_table: nosuch", "latency_table (in ")):
+        (out / "config.yaml").write_text(edited.replace(old, new))
+        assert hwnas_main(["search", "--resume", "--output", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert named in err and str(out / "config.yaml") in err and "--data-root" not in err, err
 
 
 def test_register_a_dataset_for_every_command(mine, tmp_path):

@@ -25,7 +25,7 @@ import torch
 from hwnas import _cli, _config, ops
 from hwnas._lock import is_lock_file, new_run_dir, run_lock
 from hwnas.data._cli import add_dataset_argument
-from hwnas.errors import OutputError, UsageError
+from hwnas.errors import HwnasError, OutputError, UsageError
 from hwnas.models import check_input_size
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
@@ -143,6 +143,17 @@ def build_run(args: argparse.Namespace, given: dict[str, str]) -> SearchRunConfi
     return run
 
 
+def _where(args: argparse.Namespace, given: dict[str, str], dest: str, flag: str, key: str, value: object = None
+           ) -> str:
+    """How an error names a setting (with ``value`` when given): its flag when typed, else its config key and the
+    file it came from (the search's config.yaml on --resume, or --config)."""
+    shown = "" if value is None else f" {value}"
+    if dest in given:
+        return f"{flag}{shown}"
+    source = args.output / _config.CONFIG_NAME if args.resume and args.output is not None else args.config
+    return f"{key}{shown}" + ("" if source is None else f" (in {source})")
+
+
 def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) -> SearchRunConfig:
     """Every option checked before any work starts (UsageError / RuntimeUnavailableError name the option)."""
     run = build_run(args, given if given is not None else {})
@@ -160,7 +171,8 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
             raise OutputError(f"output folder is not empty, --output {args.output}, expected a new or empty folder "
                               "(or --resume to continue the search in it)")
     if run.data.root is not None and not Path(run.data.root).is_dir():
-        raise UsageError(f"dataset folder does not exist or is not a folder, --data-root {run.data.root}, expected "
+        where = _where(args, given or {}, "data_root", "--data-root", "data.root", run.data.root)
+        raise UsageError(f"dataset folder does not exist or is not a folder, {where}, expected "
                          "a dataset folder")
     if run.data.root is None:  # the synthetic proxy's identities are known before it is generated
         ids = SyntheticData().num_ids
@@ -225,7 +237,12 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search")
     requested = _cli.resolve_device(args.device)
     info = _dist.init_from_env(requested.type)
     device = f"cuda:{info.local_rank}" if requested.type == "cuda" and info.enabled else str(requested)
-    table = _load_table(run.latency_table, config.space)
+    try:
+        table = _load_table(run.latency_table, config.space)
+    except HwnasError as e:  # named by the flag; a config file's value is named by its key and file
+        where = _where(args, _cli.given_options(parser, argv), "latency_table", "--latency-table", "latency_table")
+        e.args = (str(e).replace("--latency-table", where, 1),)
+        raise
     output = _output_dir(args, info)
     with _lock_output(output, info):
         return _search_in(args, run, table, info, device, output)
