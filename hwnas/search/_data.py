@@ -8,6 +8,7 @@ thread scheduling or on the process. Images are decoded on a small thread pool.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Protocol, Sequence
 
 import torch
 
+from hwnas._resume import content_hash
 from hwnas.data.loaders import read_image
 from hwnas.data.sampler import RandomIdentitySampler
 from hwnas.data.transforms import build_transforms
@@ -162,10 +164,6 @@ def data_identity(reader: str, train: list[Item], val: list[Item]) -> dict[str, 
     """The reader's name and a sha256 of the split's images (file name, identity, camera, bytes): the same for a
     moved copy of the same data, different for other data (another seed of the synthetic generator, another
     dataset, edited files)."""
-    import os
-
-    from hwnas._resume import content_hash
-
     def rows(items: list[Item]) -> list[list]:
         return [[Path(p).name, pid, cam, os.stat(p).st_size] for p, pid, cam in items]
 
