@@ -398,6 +398,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(args.threads)
     plan = (quick_plan if args.quick else full_plan)(args.search_epochs, args.recipe_epochs)
+    derive = args.derive or plan.search.derive
+    if args.derive_samples is not None and derive != "score":  # the same search under other settings
+        return _cli.fail(f"--derive-samples {args.derive_samples} with derive {derive}, --derive-samples, expected it "
+                         "only with --derive score")
     changes = {k: getattr(args, k) for k in ("share_weights", "derive", "derive_samples") if getattr(args, k) is not None}
     if changes:  # filed under their own search folder (the settings hash)
         plan = dataclasses.replace(plan, search=plan.search.replace(**changes))
@@ -405,9 +409,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         plan = dataclasses.replace(plan, random_n=args.random)
     if args.search_seeds is not None:
         plan = dataclasses.replace(plan, search_seeds=args.search_seeds)
-    if args.derive_samples is not None and plan.search.derive != "score":  # same search, another folder
-        return _cli.fail(f"--derive-samples {args.derive_samples} with derive {plan.search.derive}, --derive-samples, "
-                         "expected it only with --derive score")
     cores = os.cpu_count() or 1
     if args.workers > cores:
         return _cli.fail(f"bad value {args.workers}, --workers, expected 1..{cores} (this machine's CPU cores; each "

@@ -422,6 +422,10 @@ def _field_type(cls: type, dotted: str) -> Any:
             node = hints[part]
         elif typing.get_origin(node) in (dict, Mapping) or node is Any:
             return Any
+        elif part.isdigit() and typing.get_origin(node) in (typing.Union, types.UnionType) and any(
+                typing.get_origin(a) in (tuple, list) for a in typing.get_args(node)):  # tuple[float, ...] | None
+            args = typing.get_args(next(a for a in typing.get_args(node) if typing.get_origin(a) in (tuple, list)))
+            node = args[0] if args else Any
         elif typing.get_origin(node) in (tuple, list) and part.isdigit():
             args = typing.get_args(node)
             node = args[0] if args else Any

@@ -231,3 +231,18 @@ def test_an_unwritable_user_tables_folder_is_refused_before_measuring(monkeypatc
     monkeypatch.chdir(tmp_path)
     for argv in (["latency", "build", "--name", "x"], ["latency", "predict", "--spec", "rtx2080", "--name", "x"]):
         _assert_clean(hwnas_main(argv), capsys.readouterr().err, "user tables folder (HWNAS_HOME")
+
+
+@pytest.mark.parametrize(("yaml_text", "names"), [
+    ("latency_table: nosuch\n", "latency_table (in "),  # named by its key and file, not by a flag never typed
+    ("search: {derive_samples: 5}\n", "search.derive_samples"),  # only with derive: score
+    ('latency_table: rtx2080\nsweep_latency_weights: ["\u0660", 1]\n', "sweep_latency_weights"),  # quoted digits
+    ('latency_table: rtx2080\nsweep_latency_weights: ["1_0", 2]\n', "sweep_latency_weights"),
+    ("latency_table: rtx2080\nsweep_latency_weights: [0.1, 0.10]\n", "repeated weight"),
+])
+def test_config_file_values_are_checked_like_flags(yaml_text, names, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("c.yaml").write_text(yaml_text, encoding="utf-8")
+    status = hwnas_main(["search", "--config", "c.yaml", "--output", "o"])
+    _assert_clean(status, capsys.readouterr().err, names)
+    assert not Path("o").exists()

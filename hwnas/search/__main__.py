@@ -18,6 +18,7 @@ import contextlib
 import faulthandler
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ import torch
 from hwnas import _cli, _config, ops
 from hwnas._lock import is_lock_file, new_run_dir, run_lock
 from hwnas.data._cli import add_dataset_argument
-from hwnas.errors import HwnasError, OutputError, UsageError
+from hwnas.errors import LatencyTableError, OutputError, UsageError
 from hwnas.models import check_input_size
 from hwnas.search import _dist
 from hwnas.search._checkpoint import CHECKPOINT_NAME
@@ -154,14 +155,22 @@ def _where(args: argparse.Namespace, given: dict[str, str], dest: str, flag: str
     return f"{key}{shown}" + ("" if source is None else f" (in {source})")
 
 
+@contextlib.contextmanager
+def _table_named(args: argparse.Namespace, given: dict[str, str]) -> Iterator[None]:
+    """Latency-table errors name ``--latency-table``; when the table came from a config file, its key and file."""
+    try:
+        yield
+    except LatencyTableError as e:
+        where = _where(args, given, "latency_table", "--latency-table", "latency_table")
+        e.args = (str(e).replace("--latency-table", where, 1),)
+        raise
+
+
 def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) -> SearchRunConfig:
     """Every option checked before any work starts (UsageError / RuntimeUnavailableError name the option)."""
     run = build_run(args, given if given is not None else {})
     if args.resume and args.output is None:
         raise UsageError("--resume without a folder, --output, expected --output DIR (the search to continue)")
-    if args.derive_samples is not None and run.search.derive != "score":  # would change nothing but the settings
-        raise UsageError(f"--derive-samples {args.derive_samples} with derive {run.search.derive}, --derive-samples, "
-                         "expected it only with --derive score (random genotypes scored beside the argmax-alpha one)")
     ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
     if args.resume and not run.sweep_latency_weights and not ckpt.is_file():
         raise UsageError(f"nothing to resume, checkpoint {ckpt}, expected an existing search (run without --resume)")
@@ -231,18 +240,15 @@ def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
 def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search") -> int:
     parser = build_parser(prog)
     args = parser.parse_intermixed_args(argv)
-    run = check_args(args, _cli.given_options(parser, argv))
+    given = _cli.given_options(parser, argv)
+    with _table_named(args, given):  # a table from a config file is named by its key and file, not the flag
+        run = check_args(args, given)
+        table = _load_table(run.latency_table, run.search.space)
     config = run.search
     torch.set_num_threads(args.threads or default_threads(run.synthetic))
     requested = _cli.resolve_device(args.device)
     info = _dist.init_from_env(requested.type)
     device = f"cuda:{info.local_rank}" if requested.type == "cuda" and info.enabled else str(requested)
-    try:
-        table = _load_table(run.latency_table, config.space)
-    except HwnasError as e:  # named by the flag; a config file's value is named by its key and file
-        where = _where(args, _cli.given_options(parser, argv), "latency_table", "--latency-table", "latency_table")
-        e.args = (str(e).replace("--latency-table", where, 1),)
-        raise
     output = _output_dir(args, info)
     with _lock_output(output, info):
         return _search_in(args, run, table, info, device, output)

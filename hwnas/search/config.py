@@ -21,6 +21,7 @@ from hwnas.space.candidates import SPACES, candidates
 
 SHARE_MODES = ("none", "io")  # search.share_weights: the paper's supernet, or candidates sharing their 1x1 convs
 DERIVE_MODES = ("alpha", "score")  # search.derive: argmax alpha (the paper), or the supernet's score
+DEFAULT_DERIVE_SAMPLES = 200  # search.derive_samples: random genotypes scored with derive score
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class SearchConfig:
     # supernet's fixed-path validation score among the alpha genotype and derive_samples random genotypes (in a
     # hardware-aware search, only those no slower than the alpha genotype): hwnas.search.scoring.select_by_score.
     derive: str = "alpha"
-    derive_samples: int = 200
+    derive_samples: int = DEFAULT_DERIVE_SAMPLES
     checkpoint_every: int = 100  # steps between mid-epoch checkpoints (0: only at epoch ends)
 
     def __post_init__(self) -> None:
@@ -87,6 +88,9 @@ class SearchConfig:
             raise bad("derive", "alpha (argmax alpha, the paper) or score (the best genotype by the supernet's score)")
         if not 1 <= self.derive_samples <= 100_000:
             raise bad("derive_samples", "an integer in 1..100000 (random genotypes scored by the supernet)")
+        if self.derive != "score" and self.derive_samples != DEFAULT_DERIVE_SAMPLES:  # it would change only the settings
+            raise bad("derive_samples", f"the default {DEFAULT_DERIVE_SAMPLES} unless derive is score (the random "
+                      "genotypes scored beside the argmax-alpha one)")
         if self.val_split not in VAL_SPLITS:
             raise bad("val_split", f"one of {', '.join(VAL_SPLITS)}")
         if self.ids_per_batch < 2:
