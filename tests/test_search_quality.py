@@ -164,7 +164,7 @@ def test_search_options_and_seed_file_their_own_searches(tmp_path, monkeypatch):
     assert sq.search_root(plan, tmp_path) == sq.search_root(plan, tmp_path, 2) != sq.search_root(plan, tmp_path, 0)
     assert plan.seeds == sq.full_plan().seeds and plan.recipe == sq.full_plan().recipe
     roots = {sq.search_root(dataclasses.replace(sq.full_plan(), search=sq.full_plan().search.replace(**c)), tmp_path)
-             for c in ({}, {"share_weights": "io"}, {"derive": "score"}, {"derive_samples": 10})}
+             for c in ({}, {"share_weights": "io"}, {"derive": "score"}, {"derive": "score", "derive_samples": 10})}
     roots.add(sq.search_root(sq.full_plan(), tmp_path, 1))
     assert len(roots) == 5 and sq.search_root(sq.full_plan(), tmp_path, 0) in roots
     s = json.loads(json.dumps(plan.to_dict()))["search"]
