@@ -99,15 +99,18 @@ class ArgumentParser(argparse.ArgumentParser):
         group.add_argument = add_argument  # type: ignore[method-assign]
         return group
 
+    def _subcommands(self) -> argparse._SubParsersAction | None:
+        """This parser's subcommand slot (``hwnas latency {build,...}``), None without one."""
+        return next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)
+                     and a.dest not in (None, argparse.SUPPRESS)), None)
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        for action in self._actions:  # 'argument command: invalid choice' names the subcommand's slot: name the tool
-            if isinstance(action, argparse._SubParsersAction) and action.dest not in (None, argparse.SUPPRESS):
-                for name in (action.metavar, action.dest):  # argparse names the slot by its metavar, else dest
-                    if name and message == f"the following arguments are required: {name}":
-                        self.exit(2, f"error: missing subcommand, {self.prog}, expected one of "
-                                     f"{', '.join(action.choices)} (see '{self.prog} --help')\n")
-                    if name:
-                        message = message.replace(f"argument {name}: ", f"argument {self.prog}: ", 1)
+        sub = self._subcommands()  # argparse names the subcommand slot by its metavar or dest: name the tool instead
+        for name in () if sub is None else [n for n in (sub.metavar, sub.dest) if n]:
+            if message == f"the following arguments are required: {name}":
+                self.exit(2, f"error: missing subcommand, {self.prog}, expected one of {', '.join(sub.choices)} "
+                             f"(see '{self.prog} --help')\n")
+            message = message.replace(f"argument {name}: ", f"argument {self.prog}: ", 1)
         self.exit(2, f"error: {format_parser_error(self.prog, message)}\n")
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -120,12 +123,9 @@ class ArgumentParser(argparse.ArgumentParser):
         return ns
 
     def _chosen_subparser(self, ns: argparse.Namespace) -> argparse.ArgumentParser:
-        for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction) and action.dest not in (None, argparse.SUPPRESS):
-                sub = action.choices.get(getattr(ns, action.dest, None))
-                if isinstance(sub, ArgumentParser):
-                    return sub._chosen_subparser(ns)
-        return self
+        sub = self._subcommands()
+        chosen = None if sub is None else sub.choices.get(getattr(ns, sub.dest, None))
+        return chosen._chosen_subparser(ns) if isinstance(chosen, ArgumentParser) else self
 
 
 def _default_metavar(kwargs: dict[str, Any]) -> None:
@@ -224,9 +224,13 @@ def command(main: Main) -> Main:
 # ---------------------------------------------------------------------------------------------------------------
 # value types (argparse ``type=``): each raises ArgumentTypeError("<value>, expected <what>")
 
+def clip(text: str, limit: int = 60) -> str:
+    """``text`` for an error message: a 5,000-character value is not echoed whole."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _bad(text: str, expected: str) -> argparse.ArgumentTypeError:
-    shown = text if len(text) <= 60 else text[:60] + "..."  # a 5,000-character value is not echoed whole
-    return argparse.ArgumentTypeError(f"bad value {shown!r}, expected {expected}")
+    return argparse.ArgumentTypeError(f"bad value {clip(text)!r}, expected {expected}")
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -540,6 +544,6 @@ def make_output_dir(path: Path, option: str = "--output") -> Path:
 
 
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
-           "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "command", "fail", "finite_float",
+           "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "clip", "command", "fail", "finite_float",
            "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "MAX_THREADS", "MAX_WORKERS",
            "nonnegative_float", "nonnegative_int", "num_workers", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "resolve_device", "seed", "seed_list", "table_ref", "width_mult"]

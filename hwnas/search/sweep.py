@@ -22,13 +22,13 @@ def parse_weights(text: str) -> list[float]:
     """``"0,0.01,1"`` -> [0.0, 0.01, 1.0]; every weight a plain ASCII number >= 0 (as every number flag takes it:
     no ``1_0``, no other scripts' digits, no empty items; spaces after a comma are fine), and no two alike (each
     names its folder ``w<weight>``)."""
-    from hwnas._cli import PLAIN_NUMBER
+    from hwnas._cli import PLAIN_NUMBER, clip
 
     parts = [w.strip(" ") for w in text.split(",")]  # "0, 0.01" as typed in quotes
     weights = [float(w) + 0.0 for w in parts if PLAIN_NUMBER.fullmatch(w)] if all(PLAIN_NUMBER.fullmatch(w) for w in parts) \
         else []
     if not weights or any(not math.isfinite(w) or w < 0 for w in weights):
-        raise UsageError(f"bad weights {_clip(text)}, --sweep-latency-weight, expected comma-separated finite numbers "
+        raise UsageError(f"bad weights {clip(text)!r}, --sweep-latency-weight, expected comma-separated finite numbers "
                          ">= 0 like 0,0.01,1")
     check_distinct(weights, "--sweep-latency-weight")
     return weights
@@ -42,10 +42,6 @@ def check_distinct(weights: Sequence[float], where: str) -> None:
     if repeated:
         raise UsageError(f"repeated weight(s) {', '.join(n[1:] for n in repeated)}, {where}, expected distinct "
                          "latency weights (one search and one folder w<weight> each)")
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
