@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import errno
 import functools
 import math
@@ -116,11 +117,32 @@ class ArgumentParser(argparse.ArgumentParser):
     def parse_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
                    ) -> argparse.Namespace:  # type: ignore[override]
         """As argparse's, but an unknown flag after a subcommand (``hwnas latency build --bogus``) is reported by
-        that subcommand's parser, whose help lists the flags (argparse reports it at the top)."""
+        that subcommand's parser, whose help lists the flags (argparse reports it at the top); and an unknown
+        argument is reported before a missing required flag (``hwnas data info /data`` is an unexpected
+        positional, not a missing ``--data-root``)."""
+        args = sys.argv[1:] if args is None else list(args)
+        required = [a for p in self._parsers() for a in p._actions if a.required and a.option_strings]
+        try:  # first pass without required flags: only to find unknown arguments
+            for a in required:
+                a.required = False
+            ns, extras = self.parse_known_args(args, copy.copy(namespace))
+        finally:
+            for a in required:
+                a.required = True
+        if extras:
+            self._chosen_subparser(ns).error(f"unrecognized arguments: {' '.join(extras)}")
         ns, extras = self.parse_known_args(args, namespace)
         if extras:
             self._chosen_subparser(ns).error(f"unrecognized arguments: {' '.join(extras)}")
         return ns
+
+    def _parsers(self) -> list[argparse.ArgumentParser]:
+        """This parser and every subcommand parser under it."""
+        sub = self._subcommands()
+        found: list[argparse.ArgumentParser] = [self]
+        for child in {id(c): c for c in (sub.choices.values() if sub else ())}.values():
+            found.extend(child._parsers() if isinstance(child, ArgumentParser) else [child])
+        return found
 
     def _chosen_subparser(self, ns: argparse.Namespace) -> argparse.ArgumentParser:
         sub = self._subcommands()

@@ -75,6 +75,9 @@ HWNAS_CASES = [
     (["latency", "build", "--name", "x", "--bogus"], "hwnas latency build, expected the options in 'hwnas latency build"),
     (["report", "flops", "--bogus"], "hwnas report flops, expected"),
     (["data", "synthetic", "--output", "d", "--bogus"], "hwnas data synthetic, expected"),
+    # an unknown argument is reported before a missing required flag (it is usually the cause)
+    (["data", "info", "/some/data"], "unrecognized arguments: /some/data, hwnas data info"),
+    (["latency", "build", "--bogus"], "unrecognized arguments: --bogus, hwnas latency build"),
     (["search", "--device", "cpu:5"], "--device"),
     (["search", "--device", "cpu:0"], "--device"),  # one spelling per device
     (["search", "--device", "CPU"], "--device"),
