@@ -79,6 +79,13 @@ def test_a_damaged_synthetic_copy_is_to_be_regenerated_not_read_trimmed(syntheti
         (root / SYNTHETIC_MARKER).write_text(json.dumps({**marker, "counts": counts}))
         with pytest.raises(DatasetError, match="marker's counts are"):
             Market1501(root)
+    train = marker["counts"]["train"]
+    for bad in ({**train, "images": str(train["images"])}, {**train, "ids": train["ids"] + 0.5}, {**train, "ids": True},
+                {**train, "images": -1}, {"images": train["images"]}, [train["images"], train["ids"]]):
+        # a count that is not a JSON whole number is a damaged marker (int() read "64" and truncated 64.5)
+        (root / SYNTHETIC_MARKER).write_text(json.dumps({**marker, "counts": {**marker["counts"], "train": bad}}))
+        with pytest.raises(DatasetError, match=r"counts of 'train' are .*whole numbers"):
+            Market1501(root)
 
 
 def test_missing_empty_and_misnamed(synthetic, tmp_path):

@@ -99,11 +99,12 @@ class ReIDDataset:
         got = self.counts()
         for split, want in expected.items():
             if not isinstance(want, SplitCounts):
-                try:
-                    want = SplitCounts(int(want["images"]), int(want["ids"]))
-                except (TypeError, KeyError, ValueError):
+                # JSON integers only: "64", 64.5 or true are a damaged marker, not a count
+                values = [want.get(k) for k in ("images", "ids")] if isinstance(want, dict) else [None]
+                if not all(type(v) is int and v >= 0 for v in values) or len(want) != 2:
                     raise DatasetError(f"counts of {split!r} are {want!r}, '{self.root / SYNTHETIC_MARKER}', expected "
-                                       '{"images": N, "ids": N}') from None
+                                       '{"images": N, "ids": N} with whole numbers N >= 0')
+                want = SplitCounts(*values)
             if split not in got:
                 raise DatasetError(f"unknown split {split!r}, '{self.root / SYNTHETIC_MARKER}', expected train, "
                                    "query or gallery")
