@@ -222,7 +222,6 @@ def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, obj
               write_events: bool, out: Path, data: ReIDData) -> int:
     """The training proper, in ``out`` (locked by the caller), on ``data`` (already loaded and checked)."""
     config = run.train
-    setup_logging(out)
     options["num_classes"] = data.num_classes
     torch.manual_seed(config.seed)
     model = hwnas.create_model(run.model, **options)
@@ -233,7 +232,10 @@ def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, obj
     trainer = Trainer(model, data, config, out, model_name=run.model, model_options=options,
                       device=device, progress=not a.no_progress)
     if a.resume:
-        trainer.resume()
+        trainer.resume()  # a refused resume leaves the folder as it was: train.log is opened after this check
+    setup_logging(out)
+    if trainer.epoch:
+        logging.getLogger(__name__).info("continuing %s in %s after epoch %d", run.model, out, trainer.epoch)
     _config.write_config(out / _config.CONFIG_NAME, run, "hwnas train: the resolved settings of this run "
                          f"(hwnas train --config {out / _config.CONFIG_NAME} reruns it)")
     if trainer.epoch >= config.epochs:

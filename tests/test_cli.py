@@ -226,7 +226,9 @@ def test_train_resume_refusal_names_the_differing_option(tmp_path, capsys):
     out.mkdir()
     torch.save({"model": model.state_dict(), "model_name": "cdnet", "epoch": 1, "config": {**config.to_dict(), "lr": 0.1},
                 "model_options": {"width_mult": 0.25, "num_classes": 2}}, out / "last.pt")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert hwnas_main([*argv, "--resume"]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # refused before train.log or config.yaml
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: settings differ from the checkpoint's run (lr 0.1 -> 0.065), checkpoint '") and \
         "expected" in err
