@@ -50,12 +50,13 @@ def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Itera
     return out
 
 
-def refuse_resume(differences: list[str], where: str, expected: str) -> CheckpointError:
-    """The error of a resume into a run with other settings: ``settings differ (a 1 -> 2, ...), <where>, ...``."""
+def refuse_resume(differences: list[str], where: str, expected: str, what: str = "settings differ") -> CheckpointError:
+    """The error of a resume into a run with other settings: ``<what> from the checkpoint's run (a 1 -> 2, ...),
+    <where>, expected <expected>``; ``what`` names what differs with its verb (``"data differ"``)."""
     shown = ", ".join(differences[:_MAX_SHOWN])
     if len(differences) > _MAX_SHOWN:
         shown += f", ... ({len(differences) - _MAX_SHOWN} more)"
-    return CheckpointError(f"settings differ from the checkpoint's run ({shown}), {where}, expected {expected}")
+    return CheckpointError(f"{what} from the checkpoint's run ({shown}), {where}, expected {expected}")
 
 
 def content_hash(payload: Any) -> str:

@@ -294,14 +294,18 @@ def test_search_resume_checks_the_latency_table_and_weight(tmp_path):
     config = config.replace(latency_weight=0.01)
     rtx = load_table("rtx2080", space="cdnet")
     Searcher(config, data, tmp_path, rtx, progress=False).save()
-    cases = [(config, load_table("t4", space="cdnet"), r"latency table rtx2080 \(sha256:.*\) -> t4 \(sha256:"),
-             (config.replace(latency_weight=0.02), rtx, r"latency_weight 0.01 -> 0.02"),
-             (config, None, r"latency table rtx2080 \(sha256:.*\) -> none")]
+    table_differs = "latency table differs from the checkpoint's run"
+    cases = [(config, load_table("t4", space="cdnet"), table_differs + r" \(latency table rtx2080 \(sha256:.*\) -> t4"),
+             (config.replace(latency_weight=0.02), rtx, r"settings differ from the checkpoint's run \(.*"
+                                                        r"latency_weight 0.01 -> 0.02"),
+             (config, None, table_differs + r" \(latency table rtx2080 \(sha256:.*\) -> none"),
+             (config.replace(seed=1), None, r"settings and latency table differ from the checkpoint's run \(seed 0 -> 1")]
     edited = to_dict(rtx.data)
     edited["layers"][0]["latency_ms"] *= 2  # same name, other content
-    cases.append((config, LatencyTable(from_dict(edited)), r"latency table rtx2080 \(sha256:.*\) -> rtx2080 \(sha256"))
+    cases.append((config, LatencyTable(from_dict(edited)), table_differs + r" \(latency table rtx2080 \(sha256:.*\) -> "
+                                                                          r"rtx2080 \(sha256"))
     for cfg, table, message in cases:
-        with pytest.raises(CheckpointError, match=r"settings differ from the checkpoint's run \(.*" + message):
+        with pytest.raises(CheckpointError, match=message):
             Searcher(cfg, data, tmp_path, table, progress=False).run(resume=True)
     assert Searcher(config, data, tmp_path, rtx, progress=False).run(resume=True) is not None
 

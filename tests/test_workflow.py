@@ -242,7 +242,7 @@ def test_search_on_a_custom_folder_then_resume_from_the_folder(mine, tmp_path, c
         str(mine), str(other))
     (out / "config.yaml").write_text(edited)
     assert hwnas_main(["search", "--resume", "--output", str(out), "--no-progress", "--threads", "1"]) == 2
-    assert "data market-format" in capsys.readouterr().err
+    assert "error: data differ from the checkpoint's run (data market-format" in capsys.readouterr().err
     assert (out / "config.yaml").read_text() == edited and (out / "search.log").read_bytes() == log
     edited = edited.replace(str(other), str(mine)) + "# a note kept across a resume\n"
     (out / "config.yaml").write_text(edited)

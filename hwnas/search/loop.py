@@ -141,14 +141,20 @@ def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = No
     ckpt = load_checkpoint(checkpoint_path)
     where = f"checkpoint '{checkpoint_path}'"
     diff = config_mismatch(ckpt["config"], config.to_dict())
+    kinds = ["settings"] if diff else []
     saved_table, identity = ckpt.get("latency_table", _UNRECORDED), table_identity(table)
     if saved_table is not _UNRECORDED and saved_table != identity:
         diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(identity)}")
+        kinds.append("latency table")
     saved_data = ckpt.get("data")  # checkpoints written before it was recorded lack it
     if saved_data is not None and data is not None and saved_data != data:
         diff.append(f"data {_data_text(saved_data)} -> {_data_text(data)}")
+        kinds.append("data")
     if diff:
-        raise refuse_resume(diff, where, "the settings, latency table and data the search started with")
+        what = ", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else kinds[0]
+        verb = "differs" if kinds == ["latency table"] else "differ"
+        raise refuse_resume(diff, where, "the settings, latency table and data the search started with",
+                            f"{what} {verb}")
     return ckpt
 
 
