@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks import search_quality as sq
-from benchmarks._quality.report import evaluate_targets
+from benchmarks._quality.report import _compact_label, _text_box, evaluate_targets, place_labels
 from benchmarks._quality.standalone import Recipe
 from hwnas.errors import OutputError, UsageError
 from hwnas.search.config import SyntheticData, short_config
@@ -116,6 +116,28 @@ def test_target_1_with_several_search_seeds_is_met_only_by_every_seed():
         t["summary"][1]
     rows[-2]["mAP"] = 0.7
     assert evaluate_targets(rows)["target1_met"] is True
+
+
+def test_plot_labels_of_nearby_points_do_not_overlap():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert _compact_label(["w=0.3 s0", "w=0.3 s2", "w=0 s1"]) == "w=0.3 s0, s2; w=0 s1"
+    assert _compact_label(["cdnet-top2"]) == "cdnet-top2"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.set_xlim(8, 17)
+    ax.set_ylim(85, 96)
+    points = [(8.24, 93.6), (8.39, 93.6), (8.41, 93.7), (8.47, 93.8), (8.62, 93.2), (8.30, 93.5), (16.9, 95.9)]
+    notes = place_labels(ax, [(f"w=0.07421 s{i}", xy) for i, xy in enumerate(points)])
+    renderer = fig.canvas.get_renderer()
+    boxes = [_text_box(n, renderer) for n in notes]  # the text, without its leader line
+    inside = ax.get_window_extent(renderer)
+    assert len(notes) == len(points)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 and inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes)
+    plt.close(fig)
 
 
 def test_quick_plan_is_small_and_full_plan_is_the_main_job():

@@ -226,6 +226,7 @@ def plot_quality(p: dict[str, Any], path: Path) -> Path:
     front = sorted((r for r, f in zip(random, flags) if f), key=lambda r: r["latency_ms"])
     ax.step([r["latency_ms"] for r in front], [100 * r["mAP"] for r in front], where="post", color="tab:gray",
             linestyle="--", label="random Pareto front")
+    notes: list[tuple[str, tuple[float, float]]] = []
     for kind, marker, color in (("preset", "s", "tab:blue"), ("searched", "*", "tab:red")):
         pts = [r for r in rows if r["kind"] == kind]
         ax.scatter([r["latency_ms"] for r in pts], [100 * r["mAP"] for r in pts], marker=marker, color=color,
@@ -233,9 +234,8 @@ def plot_quality(p: dict[str, Any], path: Path) -> Path:
         labels: dict[str, list[str]] = {}  # one annotation per point: searches that found the same genotype
         for r in pts:
             labels.setdefault(r["genotype"], []).append(r["label"].replace("searched ", ""))
-        for r in {r["genotype"]: r for r in pts}.values():
-            ax.annotate(", ".join(labels[r["genotype"]]), (r["latency_ms"], 100 * r["mAP"]), fontsize=8,
-                        xytext=(5, 4), textcoords="offset points")
+        notes.extend((_compact_label(labels[r["genotype"]]), (r["latency_ms"], 100 * r["mAP"]))
+                     for r in {r["genotype"]: r for r in pts}.values())
     spread = p["targets"]["spread"]["mean"]
     for r in rows:
         if r["second_seed"]:
@@ -248,8 +248,60 @@ def plot_quality(p: dict[str, Any], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    place_labels(ax, notes)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def _compact_label(labels: list[str]) -> str:
+    """``["w=0.3 s0", "w=0.3 s2", "w=0 s1"]`` -> ``"w=0.3 s0, s2; w=0 s1"``: one latency weight named once."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        head, _, seed = label.rpartition(" ")
+        if head.startswith("w=") and seed.startswith("s"):
+            groups.setdefault(head, []).append(seed)
+        else:
+            groups.setdefault(label, [])
+    return "; ".join(f"{head} {', '.join(seeds)}" if seeds else head for head, seeds in groups.items())
+
+
+# Offsets (points) tried in turn for a label, right of the point first, then left, then further up and down.
+_LABEL_OFFSETS = [(dx, dy) for dy in (4, -12, 16, -24, 28, -36, 40, -48, 52, -60) for dx in (6, -6)]
+
+
+def place_labels(ax: Any, notes: list[tuple[str, tuple[float, float]]]) -> list[Any]:
+    """Annotate each ``(text, (x, y))`` at the first offset where its text overlaps no label placed before it (in
+    order of x); a label moved away from its point gets a thin leader line. Returns the annotations."""
+    renderer = ax.figure.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    placed: list[Any] = []
+    boxes: list[Any] = []
+    for text, xy in sorted(notes, key=lambda n: n[1]):
+        for i, (dx, dy) in enumerate(_LABEL_OFFSETS):
+            note = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=8,
+                               ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top")
+            box = _text_box(note, renderer).expanded(1.05, 1.1)
+            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+            if i == len(_LABEL_OFFSETS) - 1 or (fits and not any(box.overlaps(b) for b in boxes)):
+                break
+            note.remove()
+        if abs(dy) > 4:
+            note.remove()
+            note = ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=8,
+                               ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                               arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.6, "shrinkA": 0, "shrinkB": 4})
+        boxes.append(_text_box(note, renderer))
+        placed.append(note)
+    return placed
+
+
+def _text_box(note: Any, renderer: Any) -> Any:
+    """The window extent of an annotation's text alone (``Annotation.get_window_extent`` includes its leader line)."""
+    from matplotlib.text import Text
+
+    note.update_positions(renderer)  # the text's position is computed from its offset at draw time
+    return Text.get_window_extent(note, renderer)
+
