@@ -88,3 +88,9 @@ def test_cli_writes_every_output(tmp_path: Path, capsys) -> None:
     model = hwnas.create_model("cdnet", genotype=str(out / "genotype.json"), width_mult=0.25, num_classes=2)
     assert model.backbone.genotype.tostr() == final["genotype"]
     assert main(["--resume"]) == 2  # --resume without --output is refused
+    capsys.readouterr()
+    config_file = out / "config.yaml"
+    config_file.write_text(config_file.read_text().replace("topk: 2", "topk: 3"))
+    assert main(["--resume", "--output", str(out), "--no-progress"]) == 2
+    refused = capsys.readouterr()
+    assert "topk 2 -> 3" in refused.err and refused.out == ""  # no synthetic-data note for a resume that stops

@@ -262,10 +262,13 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
     data = None if run.data.root is None else prepare_data(config, Path(run.data.root), args.data_threads,
                                                              run.data.dataset, run.data.check_counts)
     if args.resume:  # a checkpoint of other settings or data is refused before config.yaml and search.log are touched
+        notes: list[str] = []  # the synthetic-data note is printed only for a resume that goes on
         if data is None:
-            root = _synthetic_root(config.seed, config, output, say)  # made again only if it was removed
+            root = _synthetic_root(config.seed, config, output, notes.append)  # made again only if it was removed
             data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
         _check_resumable(output, run, table, data.identity)
+        for note in notes:
+            say(note)
     _setup_logging(output, info)
     if info.is_main and not (args.resume and (output / _config.CONFIG_NAME).is_file()):  # a resume keeps the one it read
         _config.write_config(output / _config.CONFIG_NAME, run, "hwnas search: the resolved settings of this search "
