@@ -35,6 +35,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         missing = sorted(required - set(payload)) if isinstance(payload, dict) else sorted(required)
         raise CheckpointError(f"not a search checkpoint (lacks {', '.join(missing)}), checkpoint '{path}', expected "
                               f"the keys {', '.join(sorted(required))}")
+    for key in ("config", "model", "weight_opt", "alpha_opt", "state"):
+        if not isinstance(payload[key], dict):
+            raise CheckpointError(f"{key} is a {type(payload[key]).__name__}, checkpoint '{path}', expected the "
+                                  "mapping hwnas search writes")
     return payload
 
 

@@ -86,6 +86,57 @@ class SearchState:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_checkpoint(cls, raw: Any, epochs: int, where: str) -> SearchState:
+        """The progress saved in a checkpoint, checked: whole counters in range (epoch <= ``epochs``, ``count`` =
+        ``step`` <= ``global_step``), finite sums of every metric, one finite history record per finished epoch.
+        Raises :class:`CheckpointError` naming the field (an edited or damaged checkpoint is never run from)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(raw, dict) or set(raw) != set(names):
+            got = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
+            raise CheckpointError(f"search progress is {_clip(got)}, {where} state, expected the fields "
+                                  f"{', '.join(names)}")
+
+        def bad(field_name: str, value: Any, expected: str) -> CheckpointError:
+            return CheckpointError(f"bad value {_clip(value)}, {where} state.{field_name}, expected {expected}")
+
+        for name in ("epoch", "step", "global_step", "val_cycle", "val_pos", "count"):
+            if type(raw[name]) is not int or raw[name] < 0:
+                raise bad(name, raw[name], "a whole number >= 0")
+        if raw["epoch"] > epochs:
+            raise bad("epoch", raw["epoch"], f"at most the search's {epochs} epochs")
+        if raw["count"] != raw["step"] or raw["step"] > raw["global_step"]:
+            raise bad("step", raw["step"], f"count = step <= global_step ({raw['count']}, {raw['global_step']})")
+        sums = raw["sums"]
+        if not isinstance(sums, dict) or set(sums) != set(SUM_KEYS):
+            raise bad("sums", sums, f"the sums of {', '.join(SUM_KEYS)}")
+        for key, value in sums.items():  # latency_ms sums NaN in a search without a latency table
+            if not (_finite_number(value) or (key == "latency_ms" and type(value) is float and math.isnan(value))):
+                raise bad(f"sums.{key}", value, "a finite number")
+        history = raw["history"]
+        if not isinstance(history, list) or len(history) != raw["epoch"]:
+            raise bad("history", f"{type(history).__name__} of {len(history) if isinstance(history, list) else '?'}",
+                      f"one record per finished epoch ({raw['epoch']})")
+        for i, record in enumerate(history):
+            if not isinstance(record, dict) or record.get("epoch") != i + 1:
+                raise bad(f"history[{i}]", record, f"the record of epoch {i + 1}")
+            for key, value in record.items():
+                numbers = value if key in ("alphas", "alpha_entropy_per_layer") else [value]
+                flat = [x for row in numbers for x in (row if isinstance(row, list) else [row])]
+                if not all(x is None or isinstance(x, str) or _finite_number(x) for x in flat):
+                    raise bad(f"history[{i}].{key}", value, "finite numbers")
+        return cls(**{k: raw[k] for k in names})
+
+
+def _finite_number(x: Any) -> bool:
+    return type(x) in (int, float) and math.isfinite(x)
+
+
+def _clip(value: Any) -> str:
+    from hwnas._cli import clip
+
+    return clip(repr(value) if not isinstance(value, str) else value)
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -146,6 +197,14 @@ def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = No
     if saved_table is not _UNRECORDED and saved_table != identity:
         diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(identity)}")
         kinds.append("latency table")
+    SearchState.from_checkpoint(ckpt["state"], config.epochs, where)  # edited progress refused before any write
+    rng = ckpt["rng"]
+    if not (isinstance(rng, list) and rng and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8
+                                                  and t.dim() == 1 and t.numel() > 0 for t in rng)):
+        raise CheckpointError(f"bad random-number state, {where} rng, expected one torch.ByteTensor per process")
+    grads = ckpt.get("grads_kept", [])
+    if not (isinstance(grads, list) and all(isinstance(n, str) for n in grads)):
+        raise CheckpointError(f"bad value {_clip(grads)}, {where} grads_kept, expected a list of parameter names")
     saved_data = ckpt.get("data")  # checkpoints written before it was recorded lack it
     if saved_data is not None and data is not None and saved_data != data:
         diff.append(f"data {_data_text(saved_data)} -> {_data_text(data)}")
@@ -375,11 +434,26 @@ class Searcher:
         load_weights(self.model, ckpt["model"], where, "the supernet of the same search settings")
         load_optimizer(self.weight_opt, ckpt["weight_opt"], where)
         load_optimizer(self.alpha_opt, ckpt["alpha_opt"], where)
-        self.state = SearchState(**ckpt["state"])
+        self.state = SearchState.from_checkpoint(ckpt["state"], self.config.epochs, where)
+        self._check_progress(where)
         self._restore_grads(ckpt.get("grads_kept", []))
-        torch.set_rng_state(ckpt["rng"][self.dist.rank])
+        try:
+            torch.set_rng_state(ckpt["rng"][self.dist.rank])
+        except (RuntimeError, IndexError, TypeError) as e:
+            raise CheckpointError(f"bad random-number state ({e}), {where} rng, expected the state torch saved"
+                                  ) from None
         logger.info("resumed from %s at epoch %d, step %d", self.checkpoint_path, self.state.epoch + 1,
                     self.state.step)
+
+    def _check_progress(self, where: str) -> None:
+        """The loaded counters fit this data: ``step`` within its epoch, ``global_step`` the steps taken so far."""
+        s = self.state
+        done = sum(self.steps_per_epoch(e) for e in range(s.epoch))
+        total = self.steps_per_epoch(s.epoch) if s.epoch < self.config.epochs else 0
+        if s.step > total or s.global_step != done + s.step:
+            raise CheckpointError(f"bad progress (epoch {s.epoch}, step {s.step}, global step {s.global_step}), "
+                                  f"{where} state, expected step <= {total} and global step = {done} + step "
+                                  "(the steps of this data so far)")
 
     def _run_epoch(self, stop_at: int | None) -> bool:
         """One (possibly partial) epoch; returns False when ``stop_at`` global steps were reached."""

@@ -1,0 +1,80 @@
+"""An edited or damaged search checkpoint is refused (CheckpointError naming the field) before the search runs or
+writes anything; the progress counters, sums, history and random-number state are checked, not trusted."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hwnas.errors import CheckpointError
+from tests.test_outputs import _search_parts
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A search stopped after one step (mid-epoch) and its checkpoint."""
+    from hwnas.search import Searcher
+
+    data, config = _search_parts()
+    out = tmp_path_factory.mktemp("search")
+    config = config.replace(epochs=2, checkpoint_every=1)
+    assert Searcher(config, data, out, progress=False).run(stop_after_steps=2) is None
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    return data, config, ckpt
+
+
+def _state(ckpt, **changes):
+    return {**ckpt, "state": {**ckpt["state"], **changes}}
+
+
+def _sums(ckpt, **changes):
+    return _state(ckpt, sums={**ckpt["state"]["sums"], **changes})
+
+
+CASES = [
+    (lambda c: _state(c, epoch=-3), r"state.epoch, expected a whole number >= 0"),
+    (lambda c: _state(c, epoch=7), r"state.epoch, expected at most the search's 2 epochs"),
+    (lambda c: _state(c, epoch=1.0), r"state.epoch, expected a whole number"),
+    (lambda c: _state(c, step=True), r"state.step, expected a whole number"),
+    (lambda c: _state(c, count=-1), r"state.count, expected a whole number >= 0"),
+    (lambda c: _state(c, step=10 ** 9, count=10 ** 9, global_step=10 ** 9), r"bad progress .*state, expected step <="),
+    (lambda c: _state(c, global_step=50), r"bad progress .*global step = 0 \+ step"),
+    (lambda c: _sums(c, train_loss=math.nan), r"state.sums.train_loss, expected a finite number"),
+    (lambda c: _sums(c, latency_ms="1"), r"state.sums.latency_ms, expected a finite number"),
+    (lambda c: _sums(c, time_s=math.inf), r"state.sums.time_s, expected a finite number"),
+    (lambda c: _state(c, bogus=1), r"state, expected the fields epoch, step"),
+    (lambda c: {**c, "state": [1, 2]}, r"state is a list, .*expected the mapping"),
+    (lambda c: _state(c, history=[{"epoch": 1}]), r"state.history, expected one record per finished epoch \(0\)"),
+    (lambda c: {**c, "rng": [torch.zeros(3, dtype=torch.float32)]}, r"rng, expected one torch.ByteTensor"),
+    (lambda c: {**c, "rng": []}, r"rng, expected one torch.ByteTensor"),
+    (lambda c: {**c, "rng": [torch.zeros(5, dtype=torch.uint8)]}, r"bad random-number state"),
+    (lambda c: {**c, "config": "lr: 1"}, r"config is a str, .*expected the mapping"),
+    (lambda c: {**c, "grads_kept": "all"}, r"grads_kept, expected a list of parameter names"),
+]
+
+
+@pytest.mark.parametrize("edit,message", CASES, ids=[m[:40] for _, m in CASES])
+def test_an_edited_checkpoint_is_refused_before_anything_runs(saved, tmp_path, edit, message):
+    from hwnas.search import Searcher
+    from hwnas.search.loop import check_resumable
+
+    data, config, ckpt = saved
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.parent.mkdir()
+    torch.save(edit(ckpt), path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=message):
+        check_resumable(path, config, None, data.identity)
+        Searcher(config, data, tmp_path, progress=False).run(resume=True)  # what the pre-check leaves to load()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.rglob("*")) == ["checkpoints", "last.pt"]
+
+
+def test_the_unedited_checkpoint_resumes(saved, tmp_path):
+    from hwnas.search import Searcher
+
+    data, config, ckpt = saved
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(ckpt, tmp_path / "checkpoints" / "last.pt")
+    result = Searcher(config, data, tmp_path, progress=False).run(resume=True)
+    assert result is not None and len(result.history) == 2
