@@ -22,13 +22,13 @@ from pathlib import Path
 
 from hwnas import _cli, _config
 from hwnas._io import write_json_atomic
+from hwnas._model_cli import checkpoint_epoch, checkpoint_input_size, load_checkpoint_model
 from hwnas.data._cli import add_data_arguments, data_flag_entries, dataset_from_config
 from hwnas.data.loaders import build_test_loader
 from hwnas.errors import DatasetError, UsageError
 from hwnas.evaluation.config import METRICS, EvalConfig, EvalRunConfig
 from hwnas.evaluation.features import evaluate_model
 from hwnas.models import check_input_size
-from hwnas.training.checkpoint import model_from_checkpoint
 from hwnas.training.config import TrainRunConfig
 
 PROG = "python -m hwnas.evaluate"
@@ -106,12 +106,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     out_dir = _cli.check_output_dir(a.output if a.output is not None else checkpoint.parent)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(a.threads)
-    model, ckpt = model_from_checkpoint(checkpoint, device)
-    train_cfg = ckpt.get("config", {})
-    height, width = (ev.height, ev.width) if ev.height is not None else (int(train_cfg.get("height", 256)),
-                                                                          int(train_cfg.get("width", 128)))
+    model, ckpt = load_checkpoint_model(checkpoint, device)
+    epoch = checkpoint_epoch(ckpt, checkpoint)
+    if ev.height is not None:
+        (height, width), option = (ev.height, ev.width), "--input-size"
+    else:
+        height, width = checkpoint_input_size(ckpt, checkpoint)
+        option = f"config height/width of checkpoint '{checkpoint}'"
     options = {k: v for k, v in ckpt["model_options"].items() if k != "num_classes"}
-    check_input_size(ckpt["model_name"], (height, width), **options)
+    check_input_size(ckpt["model_name"], (height, width), option, **options)
     ds = dataset_from_config(run.data)
     kw = {"height": height, "width": width, "batch_size": ev.batch_size, "num_workers": ev.num_workers}
     r = evaluate_model(model, build_test_loader(ds.query, **kw), build_test_loader(ds.gallery, **kw), device=device,
@@ -121,7 +124,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         raise DatasetError(f"no query has a true match in the gallery ({len(ds.query)} queries, all skipped), "
                            f"{ds.root}, expected query identities that also appear in the gallery under another "
                            "camera")
-    result = {"checkpoint": str(checkpoint), "epoch": int(ckpt["epoch"]), "model": ckpt["model_name"],
+    result = {"checkpoint": str(checkpoint), "epoch": epoch, "model": ckpt["model_name"],
               "dataset": run.data.source, "data_root": str(ds.root),
               "height": height, "width": width, "flip": ev.flip, "rerank": ev.rerank, "metric": ev.metric,
               **{k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped", "num_valid",

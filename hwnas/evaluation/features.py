@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from hwnas._modes import eval_mode
 from hwnas.errors import UsageError
+from hwnas.evaluation._range import fit_common_range, unit_rows
 from hwnas.evaluation.rank import evaluate_rank
 from hwnas.evaluation.rerank import re_ranking
 
@@ -55,13 +55,19 @@ def compute_distance(qf: torch.Tensor, gf: torch.Tensor, metric: str = "euclidea
     """(Q, G) distances: ``euclidean`` (squared, as in the standard protocol) or ``cosine`` (1 - cos).
 
     Computed in float64 when either input is float64, else float32 (half-precision features are widened).
+    Finite features always give finite distances in the right order: float32 features so large (or small) that
+    their squares would overflow (or underflow) are computed in float64 (the result is then float64); float64
+    ones that far out are first divided by one common power of two (Euclidean; the distances are then those of
+    the scaled features, the ranking is unchanged), cosine rows each by their own (:mod:`._range`). Non-finite
+    features give non-finite distances, ranked last by :func:`hwnas.evaluation.rank.evaluate_rank`.
     """
     dtype = torch.promote_types(torch.promote_types(qf.dtype, gf.dtype), torch.float32)
     qf, gf = qf.to(dtype), gf.to(dtype)
     if metric == "euclidean":
+        qf, gf = fit_common_range(qf, gf)
         return (qf.pow(2).sum(1, keepdim=True) + gf.pow(2).sum(1) - 2 * qf @ gf.t()).clamp_min(0)
     if metric == "cosine":
-        return 1 - F.normalize(qf, dim=1) @ F.normalize(gf, dim=1).t()
+        return 1 - unit_rows(qf) @ unit_rows(gf).t()
     raise UsageError(f"unknown metric {metric!r}, compute_distance, expected 'euclidean' or 'cosine'")
 
 

@@ -8,13 +8,22 @@ distance from sum(min(V_q, V_g)); final distance = (1 - lambda) * Jaccard + lamb
 
 Non-finite features (an overflowed or NaN feature vector) follow the ranking rule of :mod:`hwnas.evaluation.rank`:
 their distances are +inf, so they are nobody's neighbour, and every re-ranked distance to or from them is +inf
-(ranked last). Distances are float64 throughout.
+(ranked last). Distances are float64 throughout. Features whose largest finite entry is so large that squared
+distances would overflow, or so small that they would fall under the 1e-12 floor of a row's maximum, are first
+divided by one common power of two: exact, and the result does not depend on it (every distance is divided by
+its row's maximum).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 from scipy import sparse
+
+from hwnas.evaluation._range import finite_max_abs, safe_max_abs, scale_pow2
+
+_MIN_SCALE = 2.0 ** -10  # smaller features are scaled up: squared distances stay far above the 1e-12 floor
 
 
 def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -43,7 +52,7 @@ def _reciprocal(ranks: np.ndarray, k: int) -> list[np.ndarray]:
 def re_ranking(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
                chunk: int = 1024) -> np.ndarray:
     """Re-ranked (Q, G) distance matrix for query features qf (Q, D) and gallery features gf (G, D)."""
-    feats = torch.cat([qf, gf]).double()
+    feats = _in_range(torch.cat([qf, gf]).double())
     n, nq = len(feats), len(qf)
     k1 = max(1, min(k1, n - 1))
     k2 = max(1, min(k2, n))
@@ -76,6 +85,16 @@ def re_ranking(qf: torch.Tensor, gf: torch.Tensor, k1: int = 20, k2: int = 6, la
     final[~finite[:nq], :] = np.inf
     final[:, ~finite[nq:]] = np.inf
     return final
+
+
+def _in_range(feats: torch.Tensor) -> torch.Tensor:
+    """``feats`` divided by a power of two near its largest finite entry when that lies outside
+    [_MIN_SCALE, the float64 overflow bound]; else unchanged (every ordinary feature)."""
+    m = float(finite_max_abs(feats))
+    hi = safe_max_abs(torch.float64, feats.shape[1] if feats.dim() == 2 else 1)[1]
+    if m == 0 or _MIN_SCALE <= m <= hi:
+        return feats
+    return scale_pow2(feats, torch.tensor(math.frexp(m)[1], dtype=torch.int64))
 
 
 def _jaccard(v: sparse.csr_matrix, nq: int) -> np.ndarray:
