@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 import hwnas
-from hwnas import _cli
-from hwnas.errors import UsageError
+from hwnas import _cli, _weights
+from hwnas._limits import MAX_INPUT_SIDE
+from hwnas.errors import CheckpointError, UsageError
 from hwnas.models import check_input_size, model_options
 
 DEFAULT_INPUT_SIZE = (256, 128)
@@ -64,10 +67,48 @@ class LoadedModel:
     source: str  # the checkpoint path, or "random weights (seed N)"
 
 
-def model_from_args(a: argparse.Namespace, device: torch.device | str = "cpu") -> LoadedModel:
-    """Build or load the model the options describe; the input size is checked against the model's minimum."""
+def load_checkpoint_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`hwnas.training.checkpoint.model_from_checkpoint` with PyTorch's warnings during the load kept off
+    stderr (a foreign pickle makes torch warn about its protocol before the error): one error line."""
     from hwnas.training.checkpoint import model_from_checkpoint
 
+    with _weights.quiet_warnings(f"checkpoint '{path}'"):
+        return model_from_checkpoint(path, device)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def checkpoint_input_size(ckpt: dict[str, Any], path: Path) -> tuple[int, int]:
+    """The training input size (height, width) a checkpoint's ``config`` records (each absent one: the default
+    256 x 128), checked: whole numbers of pixels from 1 to :data:`MAX_INPUT_SIDE` (:class:`CheckpointError`)."""
+    where = f"checkpoint '{path}'"
+    cfg = ckpt.get("config", {})
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"config is a {type(cfg).__name__}, {where}, expected a dict of the training "
+                              "settings (config) as hwnas train writes it")
+    size = []
+    for key, default in (("height", DEFAULT_INPUT_SIZE[0]), ("width", DEFAULT_INPUT_SIZE[1])):
+        value = cfg.get(key, default)
+        if not _whole(value) or not 1 <= value <= MAX_INPUT_SIDE:
+            raise CheckpointError(f"config {key} is {value!r}, {where}, expected a whole number of pixels from 1 to "
+                                  f"{MAX_INPUT_SIDE} (or --input-size HxW)")
+        size.append(value)
+    return size[0], size[1]
+
+
+def checkpoint_epoch(ckpt: dict[str, Any], path: Path) -> int:
+    """The checkpoint's ``epoch``, checked: a whole number >= 0 (:class:`CheckpointError`)."""
+    epoch = ckpt.get("epoch")
+    if not _whole(epoch) or epoch < 0:
+        raise CheckpointError(f"epoch is {epoch!r}, checkpoint '{path}', expected a whole number >= 0 (the epochs "
+                              "trained)")
+    return epoch
+
+
+def model_from_args(a: argparse.Namespace, device: torch.device | str = "cpu") -> LoadedModel:
+    """Build or load the model the options describe; the input size is checked against the model's minimum."""
     if getattr(a, "width_mult", None) is not None:
         if a.checkpoint is not None:
             raise UsageError("--width-mult with --checkpoint, --width-mult, expected no model options (the checkpoint "
@@ -77,10 +118,9 @@ def model_from_args(a: argparse.Namespace, device: torch.device | str = "cpu") -
         if a.model_option:
             raise UsageError("--model-option with --checkpoint, --model-option, expected no options (the checkpoint "
                              "records its model's)")
-        model, ckpt = model_from_checkpoint(a.checkpoint, device)
-        cfg = ckpt.get("config", {})
-        size = a.input_size or (int(cfg.get("height", DEFAULT_INPUT_SIZE[0])),
-                                int(cfg.get("width", DEFAULT_INPUT_SIZE[1])))
+        model, ckpt = load_checkpoint_model(a.checkpoint, device)
+        size = a.input_size or checkpoint_input_size(ckpt, a.checkpoint)
+        option = "--input-size" if a.input_size else f"config height/width of checkpoint '{a.checkpoint}'"
         name, options, source = ckpt["model_name"], dict(ckpt["model_options"]), str(a.checkpoint)
     else:
         name, options = a.model, dict(a.model_option)
@@ -93,5 +133,6 @@ def model_from_args(a: argparse.Namespace, device: torch.device | str = "cpu") -
         torch.manual_seed(a.seed)
         model = hwnas.create_model(name, **options).to(device)
         size, source = a.input_size or DEFAULT_INPUT_SIZE, f"random weights (seed {a.seed})"
-    check_input_size(name, tuple(size), **{k: v for k, v in options.items() if k != "num_classes"})
+        option = "--input-size"
+    check_input_size(name, tuple(size), option, **{k: v for k, v in options.items() if k != "num_classes"})
     return LoadedModel(model.eval(), name, options, tuple(size), source)

@@ -3,12 +3,19 @@
 - Weights saved from ``DataParallel`` / ``DistributedDataParallel`` (every key starts with ``module.``) or from a
   ``torch.compile`` wrapper (``_orig_mod.``) load after the prefix is dropped; a log line says so.
 - Any other mismatch raises :class:`hwnas.errors.CheckpointError` naming the cause: the counts of missing and
-  unexpected keys with a few names each, or the first tensor whose shape differs (with both shapes).
+  unexpected keys with a few names each, or the first tensor whose shape differs (with both shapes), that holds
+  no values (the ``meta`` device), is not a dense tensor, or whose dtype is of another kind than the model's
+  (complex or integer values for a floating-point parameter, ...) or whose values do not fit the model's dtype.
+- :func:`load_failure` words why ``torch.load(..., weights_only=True)`` failed without PyTorch's advice to retry
+  with ``weights_only=False``; :func:`quiet_warnings` keeps PyTorch's warnings during a load off stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+import re
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -66,26 +73,101 @@ def load_weights(model: nn.Module, state: Any, where: str, expected: str = "weig
     for name, tensor in state.items():
         if not isinstance(tensor, torch.Tensor):
             raise CheckpointError(f"weight {name} is a {type(tensor).__name__}, {where}, expected a tensor")
-        if tensor.shape != own[name].shape:
-            raise CheckpointError(f"weight {name} has shape {tuple(tensor.shape)} in the checkpoint but "
-                                  f"{tuple(own[name].shape)} in the model, {where}, expected {expected}")
+        check_tensor(name, tensor, own[name], where, expected)
     model.load_state_dict(state)
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "boolean"
+    if dtype.is_complex:
+        return "complex"
+    return "floating-point" if dtype.is_floating_point else "integer"
+
+
+def check_tensor(name: str, tensor: torch.Tensor, target: torch.Tensor, where: str,
+                 expected: str = "weights of the same model and options") -> None:
+    """Refuse a checkpoint tensor that ``target.copy_(tensor)`` would not load as the same values: another shape,
+    no values (``meta`` device), not a dense tensor (sparse, quantized, nested), a dtype of another kind (complex
+    values lose their imaginary part, integers or booleans become weights) or values beyond the model's dtype
+    (a float64 1e300 is inf in float32, an int64 beyond int32). Raises :class:`CheckpointError` naming ``name``."""
+    if tensor.shape != target.shape:
+        raise CheckpointError(f"weight {name} has shape {tuple(tensor.shape)} in the checkpoint but "
+                              f"{tuple(target.shape)} in the model, {where}, expected {expected}")
+    if tensor.is_meta or tensor.device.type == "meta":
+        raise CheckpointError(f"weight {name} holds no values (a tensor on the meta device), {where}, expected "
+                              "tensors with values as torch.save writes them from a model on CPU or GPU")
+    if tensor.layout != torch.strided or tensor.is_quantized or getattr(tensor, "is_nested", False):
+        raise CheckpointError(f"weight {name} is not a dense tensor ({tensor.layout}"
+                              f"{', quantized' if tensor.is_quantized else ''}), {where}, expected dense tensors")
+    got, want = _kind(tensor.dtype), _kind(target.dtype)
+    dt = str(tensor.dtype).removeprefix("torch.")
+    if got != want:
+        raise CheckpointError(f"weight {name} has dtype {dt} ({got}) in the checkpoint but "
+                              f"{str(target.dtype).removeprefix('torch.')} ({want}) in the model, {where}, expected "
+                              f"{want} values")
+    if tensor.dtype != target.dtype and tensor.numel():
+        converted = tensor.detach().to(target.dtype)
+        if want == "floating-point":
+            lost = bool((torch.isfinite(tensor) & ~torch.isfinite(converted)).any())
+        else:
+            lost = not bool(torch.equal(converted.to(tensor.dtype), tensor.detach()))
+        if lost:
+            raise CheckpointError(f"weight {name} has {dt} values beyond the range of the model's "
+                                  f"{str(target.dtype).removeprefix('torch.')}, {where}, expected values that fit "
+                                  f"{str(target.dtype).removeprefix('torch.')}")
+
+
+@contextlib.contextmanager
+def quiet_warnings(where: str) -> Iterator[None]:
+    """Record the warnings raised inside (PyTorch's "Detected pickle protocol 4 ..." of a foreign file, ...) and
+    log them at debug level instead of printing them, so a failed load prints one error line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                logger.debug("%s: %s: %s", where, w.category.__name__, str(w.message).splitlines()[0][:300]
+                             if str(w.message) else "")
+
+
+_CODE_PATTERNS = (  # how PyTorch's weights-only unpickler words "this file refers to code", across versions
+    r"unsupported GLOBAL (\S+?) whose module",          # 2.5+: a blocked module (os, posix, subprocess, ...)
+    r"GLOBAL (\S+?) was not an allowed global",          # 2.4+
+    r"Unsupported global: GLOBAL (\S+)",                 # older wording
+    r"Unsupported class (\S+)",                          # 1.13 - 2.3
+    r"Trying to call reduce for unrecognized function (.+?)(?: which belongs to|$)",
+    r"Can only create new object for nn.Parameter or classes allowlisted via `add_safe_globals` but got (.+?)$",
+    r"Can only build Tensor, Parameter, OrderedDict or types allowlisted via `add_safe_globals`, but got (.+?)$",
+    r"GLOBAL (\S+)",                                     # any other wording naming a GLOBAL
+)
+_UNSAFE_ADVICE = re.compile(r"weights_only|add_safe_globals|safe_globals|trusted source|arbitrary code|"
+                            r"pytorch\.org/docs|file an issue", re.IGNORECASE)
 
 
 def load_failure(e: BaseException) -> str:
     """Why ``torch.load(..., weights_only=True)`` failed, in one line. PyTorch's own text suggests
-    ``weights_only=False``, which would run the file's code: a file that refers to code is named as refused."""
-    import re
-
+    ``weights_only=False``, which would run the file's code: a file that refers to code is named as refused, and
+    no sentence of PyTorch's advice (``weights_only``, ``add_safe_globals``) is ever repeated."""
     text = str(e)
-    code = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if code:
-        return (f"it refers to Python code ({code.group(1)}), refused because loading it could run code; a checkpoint "
-                "holds tensors and plain containers only")
+    for pattern in _CODE_PATTERNS:
+        code = re.search(pattern, text, re.MULTILINE)
+        if code:
+            name = code.group(1).strip().rstrip(".")[:120]
+            return (f"it refers to Python code ({name}), refused because loading it could run code; a checkpoint "
+                    "holds tensors and plain containers only")
+    if "must be imported to load" in text:
+        return "it holds tensor types hwnas does not load (nested or distributed tensors)"
     unpickler = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", text, re.DOTALL)
-    if unpickler:
-        return f"not a PyTorch checkpoint or truncated ({unpickler.group(1).strip()[:120]})"
-    first = (text.strip().splitlines() or [""])[0][:200]
+    if unpickler and not _UNSAFE_ADVICE.search(unpickler.group(1)):
+        return f"not a PyTorch checkpoint or truncated ({unpickler.group(1).strip().splitlines()[0][:120]})"
+    # the first line that is not PyTorch's advice ("Weights only load failed. ... weights_only ... False ...")
+    lines = [line.strip() for line in re.split(r"\n|(?<=\.) (?=[A-Z])", text) if line.strip()]
+    kept = [line for line in lines if not _UNSAFE_ADVICE.search(line) and not line.startswith("Weights only load")]
+    first = kept[0][:200] if kept else ""
+    if not first and _UNSAFE_ADVICE.search(text):
+        return "not a PyTorch checkpoint written by torch.save, or truncated (refused by the weights-only loader)"
     return f"{type(e).__name__}: {first}" if first else f"{type(e).__name__}: truncated or not a PyTorch checkpoint"
 
 
@@ -98,4 +180,4 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, where: str) -> 
                               "the optimizer state of the same model and settings") from None
 
 
-__all__ = ["load_failure", "load_optimizer", "load_weights", "strip_wrapper_prefix"]
+__all__ = ["check_tensor", "load_failure", "load_optimizer", "load_weights", "quiet_warnings", "strip_wrapper_prefix"]

@@ -11,7 +11,8 @@ in batches, with the test transforms (resize to the input size, ImageNet mean/st
   a list of str.
 
 Row i of ``features`` is the image ``files[i]``; files are sorted and listed as matched (relative patterns give
-relative paths). ``--images`` takes a glob (``**`` matches folders recursively; quote it), a folder (every
+relative paths), each file once however many patterns match it (``a.jpg``, ``./a.jpg``, ``x//a.jpg`` or a symlink
+to it: the form matched first is kept). ``--images`` takes a glob (``**`` matches folders recursively; quote it), a folder (every
 .jpg/.jpeg/.png under it) or an image file, and may be repeated.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import glob
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,8 +58,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def find_images(patterns: Sequence[str]) -> list[str]:
-    """Image files (.jpg/.jpeg/.png) matched by globs, under folders, or named directly; sorted, no duplicates."""
-    found: set[str] = set()
+    """Image files (.jpg/.jpeg/.png) matched by globs, under folders, or named directly; sorted, no duplicates.
+
+    A file matched twice (two patterns, ``./a.jpg`` and ``a.jpg``, ``a//b.jpg``, ``x/../a.jpg`` or a symlink to
+    it) is listed once, in the form it was first matched in (patterns in order, each one's matches sorted)."""
+    found: dict[str, str] = {}  # resolved path -> the form first listed
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
@@ -66,12 +71,13 @@ def find_images(patterns: Sequence[str]) -> list[str]:
             matches = [pattern]
         else:
             matches = [m for m in glob.glob(pattern, recursive=True) if Path(m).is_file()]
-        images = [m for m in matches if Path(m).suffix.lower() in IMAGE_SUFFIXES]
+        images = sorted(m for m in matches if Path(m).suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise UsageError(f"no image matches {pattern!r}, --images, expected a glob like 'dir/**/*.jpg', a folder "
                              f"or a file with images ({', '.join(IMAGE_SUFFIXES)})")
-        found.update(images)
-    return sorted(found)
+        for image in images:
+            found.setdefault(os.path.realpath(os.path.normpath(image)), image)
+    return sorted(found.values())
 
 
 def check_output(path: Path, overwrite: bool) -> Path:
