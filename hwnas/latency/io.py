@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from hwnas._io import write_json_atomic
-from hwnas.latency.schema import LatencyTableError, TableData, from_dict, to_dict
+from hwnas.latency.schema import TABLE_NAME, LatencyTableError, TableData, from_dict, to_dict
 
 TABLES_DIR = Path(__file__).parent / "tables"
 PathLike = str | os.PathLike
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = TABLE_NAME  # the same rule a table's own "name" field follows
 
 
 def user_tables_dir() -> Path:

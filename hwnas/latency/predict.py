@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hwnas.envinfo import software_versions
+from hwnas.latency.io import _reject_constant  # NaN/Infinity -> ValueError, turned into LatencyTableError below
 from hwnas.latency.measure import TORCH_DTYPES, _now, entry_modules
 from hwnas.latency.schema import (
     Device,
@@ -43,6 +44,15 @@ from hwnas.latency.schema import (
 )
 
 SPECS_DIR = Path(__file__).parent / "specs"
+TFLOPS_RANGE = (1e-3, 1e5)
+"""Peak throughputs a spec sheet may give, TFLOP/s: 1 GFLOP/s (a microcontroller) to 100 PFLOP/s (about 50x an
+H100's dense fp16 peak)."""
+MEM_BW_RANGE_GBS = (0.1, 1e5)
+"""Memory bandwidths a spec sheet may give, GB/s: 100 MB/s to 100 TB/s (about 30x an H100's HBM3)."""
+MAX_LAUNCH_US = 1e4
+"""Largest per-kernel launch overhead a spec sheet may give, microseconds (10 ms; GPUs take about 5)."""
+MAX_SPEC_TEXT = 200
+"""Longest key or name, characters of one printable line."""
 OP_CLASSES: tuple[str, ...] = ("dense", "spatial", "depthwise", "memory")
 MODEL_NAME = "roofline-v1"
 
@@ -224,33 +234,100 @@ def list_specs() -> list[str]:
 
 
 def load_spec(name_or_path: str | os.PathLike) -> Spec:
-    """A shipped spec-sheet key (``h100``) or a JSON path -> :class:`Spec`; errors name the file and field."""
+    """A shipped spec-sheet key (``h100``) or a JSON path -> :class:`Spec`; errors name the file and field.
+
+    Refused: a missing field, a number that is not a JSON number (``"320"``, ``true``) or is too large for a
+    float, a throughput outside :data:`TFLOPS_RANGE`, a bandwidth outside :data:`MEM_BW_RANGE_GBS`, a launch
+    overhead outside ``0 .. MAX_LAUNCH_US``, no fp32 vector peak, a kind other than cpu|cuda, a key or name that
+    is not one printable line, and sources/notes that are not strings.
+    """
     text = os.fspath(name_or_path)
     path = SPECS_DIR / f"{text}.json" if text in list_specs() else Path(text)
     if not path.is_file():
         raise LatencyTableError(f"no spec sheet {text!r}, --spec, expected a shipped one "
                                 f"({', '.join(list_specs())}) or a JSON file")
+    where = f"spec sheet '{path}'"
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-        spec = Spec(d["key"], d["name"], d["kind"], {k: float(v) for k, v in d["matrix_tflops"].items()},
-                    {k: float(v) for k, v in d["vector_tflops"].items()}, float(d["mem_bw_gbs"]),
-                    float(d["launch_overhead_us"]), tuple(d.get("sources", ())), d.get("notes", ""))
+        d = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
-        raise LatencyTableError(f"not valid JSON ({e.msg} at line {e.lineno}), spec sheet '{path}', expected a "
+        raise LatencyTableError(f"not valid JSON ({e.msg} at line {e.lineno}), {where}, expected a "
                                 "spec-sheet JSON file") from None
-    except KeyError as e:
-        raise LatencyTableError(f"field {e.args[0]!r} is missing, spec sheet '{path}', expected every field of "
-                                "hwnas.latency.predict.Spec") from None
-    except (TypeError, ValueError, AttributeError, UnicodeDecodeError, RecursionError) as e:
-        raise LatencyTableError(f"malformed ({type(e).__name__}: {str(e)[:120]}), spec sheet '{path}', expected "
-                                "the fields of hwnas.latency.predict.Spec with numbers") from None
-    numbers = [spec.mem_bw_gbs, spec.launch_overhead_us, *spec.matrix_tflops.values(), *spec.vector_tflops.values()]
-    if (spec.kind not in ("cpu", "cuda") or not spec.mem_bw_gbs > 0 or "fp32" not in spec.vector_tflops
-            or not all(math.isfinite(v) and v >= 0 for v in numbers)):
-        raise LatencyTableError(f"kind {spec.kind!r}, mem_bw_gbs {spec.mem_bw_gbs}, peaks {spec.vector_tflops}, "
-                                f"spec sheet '{path}', expected kind cpu|cuda, finite numbers >= 0, mem_bw_gbs > 0 "
-                                "and an fp32 vector peak")
-    return spec
+    except OSError as e:
+        raise LatencyTableError(f"cannot be read ({e.strerror or e}), {where}, expected a readable spec-sheet "
+                                "JSON file") from None
+    except UnicodeDecodeError as e:
+        raise LatencyTableError(f"not UTF-8 text (byte {e.start}), {where}, expected a spec-sheet JSON file") from None
+    except RecursionError:
+        raise LatencyTableError(f"JSON nested too deeply, {where}, expected a spec-sheet JSON file") from None
+    except ValueError as e:  # NaN/Infinity constants, integers with too many digits
+        raise LatencyTableError(f"{str(e)[:120]}, {where}, expected finite numbers only") from None
+    return _spec_from_dict(d, where)
+
+
+def _spec_from_dict(d: Any, where: str) -> Spec:
+    def fail(field: str, what: str, expected: str) -> LatencyTableError:
+        return LatencyTableError(f"{what}, {where} {field}, expected {expected}")
+
+    if not isinstance(d, dict):
+        raise fail("top level", f"top level is a {type(d).__name__}", "a JSON object")
+    for key in ("key", "name", "kind", "matrix_tflops", "vector_tflops", "mem_bw_gbs", "launch_overhead_us"):
+        if key not in d:
+            raise LatencyTableError(f"field {key!r} is missing, {where}, expected every field of "
+                                    "hwnas.latency.predict.Spec")
+
+    def line(field: str) -> str:
+        v = d[field]
+        if not (isinstance(v, str) and 0 < len(v) <= MAX_SPEC_TEXT and v.isprintable() and v.strip()):
+            raise fail(field, f"{field} is {_short(v)}", f"one printable line of 1-{MAX_SPEC_TEXT} characters")
+        return v
+
+    def number(value: Any, field: str, low: float, high: float, expected: str, low_open: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail(field, f"{field} is {_short(value)} (not a JSON number)", expected)
+        try:
+            v = float(value)
+        except OverflowError:
+            raise fail(field, f"{field} is an integer too large for a float", expected) from None
+        if not (math.isfinite(v) and (v > low if low_open else v >= low) and v <= high):
+            raise fail(field, f"{field} {v!r}", expected)
+        return v
+
+    def peaks(field: str) -> dict[str, float]:
+        table = d[field]
+        if not (isinstance(table, dict) and table):
+            raise fail(field, f"{field} is {_short(table)}", "a JSON object of TFLOP/s per dtype, like {\"fp32\": 8.1}")
+        lo, hi = TFLOPS_RANGE
+        out = {}
+        for dtype, value in table.items():
+            if not (0 < len(dtype) <= 16 and dtype.isprintable()):
+                raise fail(field, f"dtype key {_short(dtype)}", "a dtype name such as fp32, tf32, fp16, bf16")
+            out[dtype] = number(value, f"{field}.{dtype}", lo, hi, f"a peak in TFLOP/s from {lo:g} to {hi:g}")
+        return out
+
+    key, name = line("key"), line("name")
+    kind = d["kind"]
+    if kind not in ("cpu", "cuda"):
+        raise fail("kind", f"kind {_short(kind)}", "cpu or cuda")
+    matrix, vector = peaks("matrix_tflops"), peaks("vector_tflops")
+    if "fp32" not in vector:
+        raise fail("vector_tflops", f"no fp32 entry in vector_tflops ({', '.join(vector)})",
+                   "an fp32 vector peak (what element-wise kernels fall back to)")
+    bw_lo, bw_hi = MEM_BW_RANGE_GBS
+    bw = number(d["mem_bw_gbs"], "mem_bw_gbs", bw_lo, bw_hi, f"a bandwidth in GB/s from {bw_lo:g} to {bw_hi:g}")
+    launch = number(d["launch_overhead_us"], "launch_overhead_us", 0.0, MAX_LAUNCH_US,
+                    f"microseconds per kernel from 0 to {MAX_LAUNCH_US:g}")
+    sources = d.get("sources", [])
+    if not (isinstance(sources, list) and all(isinstance(u, str) for u in sources)):
+        raise fail("sources", f"sources is {_short(sources)}", "a list of strings (URLs)")
+    notes = d.get("notes", "")
+    if not isinstance(notes, str):
+        raise fail("notes", f"notes is {_short(notes)}", "a string")
+    return Spec(key, name, kind, matrix, vector, bw, launch, tuple(sources), notes)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def predict_table(spec: Spec, setting: Setting, name: str, calibration: Calibration = PRIOR,
@@ -325,6 +402,11 @@ def calibrate(measured: TableData, spec: Spec, start: Calibration = PRIOR) -> Ca
     values = {e.part: e.latency_ms for e in measured.fixed} | {e.key: e.latency_ms for e in measured.layers}
     traced = traced_entries(measured.setting, measured.spaces or ("cnet",))
     traced = [(k, ops) for k, _, ops in traced if k in values]
+    zero = [k for k, _ in traced if not values[k] > 0]
+    if zero:  # the fit is on log latencies: a 0 ms entry has none
+        raise LatencyTableError(f"{len(zero)} entries of 0 ms (first {_entry_name(zero[0])}), latency table "
+                                f"'{measured.name}' to calibrate on, expected measured latencies > 0 ms for every "
+                                "entry (the roofline is fitted on log latencies)")
     target = np.log([values[k] for k, _ in traced])
     model = _VectorModel([ops for _, ops in traced], spec, measured.setting.dtype)
 
@@ -339,8 +421,16 @@ def calibrate(measured: TableData, spec: Spec, start: Calibration = PRIOR) -> Ca
     x0 = np.array([math.log(getattr(start, p)) for p in _PARAMS] + [launch0])
     lo = np.array([math.log(1e-3)] * len(_PARAMS) + [0.0])
     hi = np.array([math.log(20.0)] * len(_PARAMS) + [1000.0])
-    sol = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), x_scale="jac")
+    try:
+        with np.errstate(all="ignore"):
+            sol = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), x_scale="jac")
+    except ValueError as e:  # e.g. residuals not finite at the start point
+        raise LatencyTableError(f"no roofline fit ({str(e)[:120]}), latency table '{measured.name}' on spec sheet "
+                                f"'{spec.key}', expected entries the model can fit (finite, > 0 ms)") from None
     cal = unpack(sol.x)
     rel = np.expm1(residuals(sol.x))
+    if not (np.all(np.isfinite(sol.x)) and np.all(np.isfinite(rel))):
+        raise LatencyTableError(f"the roofline fit diverged, latency table '{measured.name}' on spec sheet "
+                                f"'{spec.key}', expected entries the model can fit (finite, > 0 ms)")
     errors = {_entry_name(k): float(r) for (k, _), r in zip(traced, rel)}
     return CalibrationFit(cal, len(traced), float(np.mean(np.abs(rel))), float(np.max(np.abs(rel))), errors)

@@ -33,6 +33,17 @@ and ``genotype_latency_ms`` use the composed values.
 ``iqr_ms`` is the interquartile range of the repeats (``null`` for predicted tables). Provenance
 ``details`` holds, for measured tables, the timer, warm-up/repeat counts and machine load; for predicted
 tables, the model name, the spec sheet and the calibration parameters with their source.
+
+What loading refuses beyond the layout (so every command that reads a table gets one clear error, never a
+non-finite or silently converted number): a number that is not a JSON number (``"8"``, ``true``), an integer
+too large for a float, a latency (entry, IQR) outside ``0 .. MAX_ENTRY_MS``, a calibration timing outside
+``MIN_NETWORK_MS .. MAX_NETWORK_MS``, a composition scale outside ``(0, MAX_SCALE]`` or offset beyond
+``+-MAX_ENTRY_MS``, a listed space whose fastest genotype (fixed parts + the fastest entry of each layer,
+composed) costs less than ``MIN_NETWORK_MS`` (a table of zeros, or an offset that makes latencies negative,
+cannot price anything: the search divides by the expected latency), a batch size above ``MAX_BATCH``, a side
+above ``MAX_INPUT_SIDE``, a width outside what a model can be built at, ``threads`` other than null or
+``1 .. MAX_THREADS``, a name that is not ``TABLE_NAME`` (one line, usable as a file name), text fields that
+are not one printable line, and a space listed twice (or none).
 """
 from __future__ import annotations
 
@@ -42,10 +53,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwnas.errors import LatencyTableError
+from hwnas._limits import MAX_INPUT_SIDE
+from hwnas.errors import LatencyTableError, UsageError
 from hwnas.latency.composition import IDENTITY, METHODS, CalibrationPoint, Composition
 from hwnas.space.candidates import NUM_SEARCHABLE_LAYERS, SPACES, Candidate, candidates
 from hwnas.space.genotype import Genotype
+from hwnas.space.blocks import scaled_planes
 from hwnas.space.macro import macro_spec
 
 SCHEMA_VERSION = 1
@@ -55,6 +68,26 @@ PROVENANCE_KINDS: tuple[str, ...] = ("measured", "predicted")
 FIXED_PARTS: tuple[str, ...] = ("stem", "downsample1", "downsample2", "head")
 NECKS: tuple[str, ...] = ("fblneck", "blneck", "bnneck")
 RUNTIMES: tuple[str, ...] = ("eager", "cpp", "onnxruntime", "openvino")  # = hwnas.deploy.RUNTIMES (tested)
+
+MAX_ENTRY_MS = 1e9
+"""Largest latency (ms) one entry or IQR may hold (about 11.6 days); also the largest ``|offset_ms|``. With at
+most 10 entries per network and a scale <= MAX_SCALE, every sum the search forms stays far inside a float."""
+MAX_NETWORK_MS = 10 * MAX_ENTRY_MS
+"""Largest whole-network timing (a calibration point's table sum or measurement), ms."""
+MIN_NETWORK_MS = 1e-6
+"""Fastest a whole network (fixed parts + six layers, composed) may be: 1 ns. A table in which some genotype
+costs less (all zeros, or an offset that makes it negative) cannot price anything; the search's default
+latency weight is 4 / expected latency."""
+MAX_SCALE = 1e6
+"""Largest composition scale (fitted scales are about 1; the bound keeps composed sums finite)."""
+MAX_BATCH = 2**31 - 1
+"""Largest batch size (a C int, as ``--batch-size`` allows)."""
+MAX_THREADS = 4096
+"""Largest CPU thread count (as ``--threads`` allows; torch.set_num_threads takes a C int)."""
+MAX_TEXT = 200
+"""Longest text field (device name, date, software version...), characters of one printable line."""
+TABLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+"""A table name: 1-64 letters, digits, ``.``, ``_`` or ``-`` (no path separators: usable as a file name)."""
 
 
 @dataclass(frozen=True)
@@ -210,12 +243,40 @@ class _Reader:
             raise self.fail(path, f"{path} is {_short(value)}", f"one of {', '.join(allowed)}")
         return value
 
-    def ms(self, data: Mapping[str, Any], key: str, path: str, optional: bool = False) -> float | None:
+    def number(self, data: Mapping[str, Any], key: str, path: str, expected: str, what: str | None = None,
+               optional: bool = False) -> float | None:
+        """A JSON number (int or float, never a bool or a string) as a float; ``expected`` words the range."""
+        full = f"{path}.{key}" if path else key
+        v = data.get(key)
+        if key in data and not (optional and v is None) and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise self.fail(full, f"{full} is {_short(v)} (not a JSON number)", expected)
         v = self.get(data, key, path, (int, float), optional)
-        if v is not None and not (math.isfinite(v) and v >= 0):
-            what = {math.inf: "Infinity", -math.inf: "-Infinity"}.get(v, "NaN" if math.isnan(v) else repr(v))
-            raise self.fail(f"{path}.{key}", f"latency entry is {what}", "a finite number of milliseconds >= 0")
-        return None if v is None else float(v)
+        if v is None:
+            return None
+        try:
+            return float(v)
+        except OverflowError:
+            raise self.fail(full, f"{what or key} is an integer too large for a float", expected) from None
+
+    def ms(self, data: Mapping[str, Any], key: str, path: str, optional: bool = False) -> float | None:
+        expected = f"a finite number of milliseconds >= 0 (at most {MAX_ENTRY_MS:g})"
+        v = self.number(data, key, path, expected, "latency entry", optional)
+        if v is not None and not (math.isfinite(v) and 0 <= v <= MAX_ENTRY_MS):
+            raise self.fail(f"{path}.{key}", f"latency entry is {_float_text(v)}", expected)
+        return v
+
+    def text(self, data: Mapping[str, Any], key: str, path: str, optional: bool = False) -> str | None:
+        """A string of one printable line, 1..MAX_TEXT characters (what ``show`` prints on one line)."""
+        v = self.get(data, key, path, str, optional)
+        full = f"{path}.{key}" if path else key
+        if v is not None and not (0 < len(v) <= MAX_TEXT and v.isprintable() and v.strip()):
+            raise self.fail(full, f"{full} is {_short(v)}", f"one printable line of 1-{MAX_TEXT} characters "
+                                                            "(no newlines or control characters)")
+        return v
+
+
+def _float_text(v: float) -> str:
+    return {math.inf: "Infinity", -math.inf: "-Infinity"}.get(v, "NaN" if math.isnan(v) else repr(v))
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -225,15 +286,24 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def _setting(r: _Reader, d: Mapping[str, Any]) -> Setting:
     batch = r.get(d, "batch_size", "setting", int)
-    if batch < 1:
-        raise r.fail("setting.batch_size", f"batch size {batch}", "an integer >= 1")
+    if not 1 <= batch <= MAX_BATCH:
+        raise r.fail("setting.batch_size", f"batch size {_short(batch)}", f"an integer from 1 to {MAX_BATCH}")
     res = r.ints(r.get(d, "resolution", "setting", list), "setting.resolution", 2)
-    if min(res) < 16 or res[0] % 16 or res[1] % 16:
-        raise r.fail("setting.resolution", f"resolution {list(res)}", "height and width multiples of 16 (>= 16)")
-    width = float(r.get(d, "width_mult", "setting", (int, float)))
+    if min(res) < 16 or max(res) > MAX_INPUT_SIDE or res[0] % 16 or res[1] % 16:
+        raise r.fail("setting.resolution", f"resolution {_short(list(res))}",
+                     f"height and width multiples of 16 (>= 16, at most {MAX_INPUT_SIDE})")
+    width = r.number(d, "width_mult", "setting", "a finite number > 0")
     if not (math.isfinite(width) and width > 0):
         raise r.fail("setting.width_mult", f"width_mult {width}", "a finite number > 0")
+    try:
+        scaled_planes(width)
+    except UsageError as e:  # too wide to build, or too narrow for a CBlock's gate
+        raise r.fail("setting.width_mult", f"width_mult {width:g}",
+                     str(e).split(", expected ", 1)[-1]) from None
     threads = r.get(d, "threads", "setting", int, optional=True)
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise r.fail("setting.threads", f"threads {_short(threads)}",
+                     f"null or an integer from 1 to {MAX_THREADS} (CPU threads)")
     return Setting(batch, r.choice(r.get(d, "dtype", "setting", str), "setting.dtype", DTYPES),
                    (res[0], res[1]), width, r.choice(r.get(d, "neck", "setting", str), "setting.neck", NECKS), threads)
 
@@ -295,15 +365,23 @@ def from_dict(data: Any, where: str = "latency table") -> TableData:
     version = r.get(data, "schema_version", "", int)
     if version != SCHEMA_VERSION:
         raise r.fail("schema_version", f"schema version {version}", f"version {SCHEMA_VERSION} (what this hwnas reads)")
+    name = r.get(data, "name", "", str)
+    if not TABLE_NAME.match(name):
+        raise r.fail("name", f"table name {_short(name)}", "1-64 letters, digits, '.', '_' or '-' (one line, "
+                     "no path separators: usable as a file name)")
     dev = r.obj(r.get(data, "device", "", dict), "device")
-    device = Device(r.get(dev, "name", "device", str),
+    device = Device(r.text(dev, "name", "device"),
                     r.choice(r.get(dev, "kind", "device", str), "device.kind", DEVICE_KINDS),
-                    r.get(dev, "spec", "device", str, optional=True))
+                    r.text(dev, "spec", "device", optional=True))
     prov = r.obj(r.get(data, "provenance", "", dict), "provenance")
     software = r.get(prov, "software", "provenance", dict)
+    for k in software:
+        if not (isinstance(k, str) and k.isprintable() and 0 < len(k) <= MAX_TEXT):
+            raise r.fail("provenance.software", f"software key {_short(k)}", "a package name on one printable line")
+        r.text(software, k, "provenance.software")
     runtime = r.get(prov, "runtime", "provenance", str, optional=True) or "eager"
     provenance = Provenance(r.choice(r.get(prov, "kind", "provenance", str), "provenance.kind", PROVENANCE_KINDS),
-                            r.get(prov, "date", "provenance", str), {str(k): str(v) for k, v in software.items()},
+                            r.text(prov, "date", "provenance"), dict(software),
                             dict(r.get(prov, "details", "provenance", dict)),
                             r.choice(runtime, "provenance.runtime", RUNTIMES))
     setting = _setting(r, r.obj(r.get(data, "setting", "", dict), "setting"))
@@ -311,6 +389,11 @@ def from_dict(data: Any, where: str = "latency table") -> TableData:
     spaces = r.get(data, "spaces", "", list)
     for s in spaces:
         r.choice(s, "spaces", SPACES)
+    if not spaces:
+        raise r.fail("spaces", "spaces is []", f"at least one of {', '.join(SPACES)} (the spaces the table covers)")
+    for s in spaces:
+        if spaces.count(s) > 1:
+            raise r.fail("spaces", f"space '{s}' listed {spaces.count(s)} times", "each space at most once")
     have = {e.key for e in layers}
     for s in spaces:
         missing = [k for k in expected_layer_keys(setting, s) if k not in have]
@@ -319,14 +402,35 @@ def from_dict(data: Any, where: str = "latency table") -> TableData:
             raise r.fail("layers", f"no entry for layer {k.layer} candidate {list(k.candidate.to_list('cdnet'))} "
                          f"({len(missing)} missing in all)", f"every candidate of space '{s}' (the table lists it)")
     composition = _composition(r, data.get("composition"), spaces)
-    return TableData(r.get(data, "name", "", str), device, provenance, setting, tuple(spaces), fixed, layers,
-                     composition)
+    _check_fastest(r, setting, spaces, fixed, layers, composition)
+    return TableData(name, device, provenance, setting, tuple(spaces), fixed, layers, composition)
 
 
-def _number(r: _Reader, d: Mapping[str, Any], key: str, path: str, positive: bool = False) -> float:
-    v = float(r.get(d, key, path, (int, float)))
-    if not math.isfinite(v) or (positive and not v > 0):
-        raise r.fail(f"{path}.{key}", f"{key} {v!r}", f"a finite number{' > 0' if positive else ''}")
+def _check_fastest(r: _Reader, setting: Setting, spaces: list[str], fixed: tuple[FixedEntry, ...],
+                   layers: tuple[LayerEntry, ...], comp: Composition) -> None:
+    """Every genotype of every listed space must cost at least MIN_NETWORK_MS once composed (see the module doc)."""
+    by_key = {e.key: e.latency_ms for e in layers}
+    raw_fixed = sum(e.latency_ms for e in fixed)
+    for space in spaces:
+        keys, n = expected_layer_keys(setting, space), len(candidates(space))
+        raw = raw_fixed + sum(min(by_key[k] for k in keys[i * n:(i + 1) * n]) for i in range(NUM_SEARCHABLE_LAYERS))
+        composed = comp.apply(raw)
+        if raw < MIN_NETWORK_MS:
+            raise r.fail("layers", f"fastest {space} genotype sums to {raw:.6g} ms (fixed parts + the fastest entry "
+                         "of each layer)", f"every genotype to cost at least {MIN_NETWORK_MS:g} ms (a table of "
+                         "zeros cannot price anything)")
+        if not (math.isfinite(composed) and composed >= MIN_NETWORK_MS):
+            raise r.fail("composition", f"fastest {space} genotype composes to {composed:.6g} ms ({comp.scale:g} x "
+                         f"raw sum {raw:.6g} ms {comp.offset_ms:+g} ms)", f"a scale and offset_ms that keep every "
+                         f"latency at least {MIN_NETWORK_MS:g} ms (offset_ms >= {MIN_NETWORK_MS - comp.scale * raw:.6g})")
+
+
+def _number(r: _Reader, d: Mapping[str, Any], key: str, path: str, low: float, high: float, expected: str,
+            low_open: bool = False) -> float:
+    """A JSON number in ``[low, high]`` (``(low, high]`` with ``low_open``); ``expected`` words the range."""
+    v = r.number(d, key, path, expected)
+    if not (math.isfinite(v) and (v > low if low_open else v >= low) and v <= high):
+        raise r.fail(f"{path}.{key}", f"{key} {_float_text(v)}", expected)
     return v
 
 
@@ -344,10 +448,15 @@ def _composition(r: _Reader, d: Any, spaces: list[str]) -> Composition:
             Genotype.fromstr(geno)
         except ValueError as e:
             raise r.fail(f"{path}.genotype", f"genotype {geno!r} ({e})", "a genotype string such as 'cdnet:3-5-1,...'") from None
-        points.append(CalibrationPoint(geno, _number(r, p, "table_sum_ms", path, True),
-                                       _number(r, p, "measured_ms", path, True), r.ms(p, "iqr_ms", path, True)))
-    return Composition(_number(r, d, "scale", "composition", positive=True), _number(r, d, "offset_ms", "composition"),
-                       method, tuple(points))
+        timing = f"a finite number of ms from {MIN_NETWORK_MS:g} to {MAX_NETWORK_MS:g} (a whole network)"
+        points.append(CalibrationPoint(geno, _number(r, p, "table_sum_ms", path, MIN_NETWORK_MS, MAX_NETWORK_MS, timing),
+                                       _number(r, p, "measured_ms", path, MIN_NETWORK_MS, MAX_NETWORK_MS, timing),
+                                       r.ms(p, "iqr_ms", path, True)))
+    scale = _number(r, d, "scale", "composition", 0.0, MAX_SCALE, f"a finite number > 0 (at most {MAX_SCALE:g})",
+                    low_open=True)
+    offset = _number(r, d, "offset_ms", "composition", -MAX_ENTRY_MS, MAX_ENTRY_MS,
+                     f"a finite number of ms from {-MAX_ENTRY_MS:g} to {MAX_ENTRY_MS:g}")
+    return Composition(scale, offset, method, tuple(points))
 
 
 def to_dict(table: TableData) -> dict[str, Any]:
