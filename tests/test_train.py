@@ -92,6 +92,19 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
                        r"checkpoint '.*last.pt', expected"):
         other.resume()
 
+    # an edited progress counter or other data is refused, not trained from
+    saved = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    for epoch in (-5, 3, 1.5, True, "x", float("nan")):
+        save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch": epoch})
+        with pytest.raises(CheckpointError, match=r"epoch is .*expected a whole number of epochs from 0 to the run's 2"):
+            _trainer(data, tmp_path / "b", init_seed=0).resume()
+    moved = ReIDData(data.train[:-1], data.query, data.gallery, data.num_classes)  # one image fewer
+    save_checkpoint(tmp_path / "b" / "last.pt", saved)
+    with pytest.raises(CheckpointError, match=r"data differ from the checkpoint's run \(images sha256:"):
+        Trainer(hwnas.create_model("cdnet", **MODEL), moved, TrainConfig(**TINY), tmp_path / "b", model_name="cdnet",
+                model_options=MODEL, progress=False).resume()
+    assert _trainer(data, tmp_path / "b", init_seed=0).resume()  # the same data, moved or not, resumes
+
 
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):

@@ -8,7 +8,6 @@ thread scheduling or on the process. Images are decoded on a small thread pool.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Protocol, Sequence
 
 import torch
 
-from hwnas._resume import content_hash
+from hwnas.data.identity import images_hash
 from hwnas.data.loaders import read_image
 from hwnas.data.sampler import RandomIdentitySampler
 from hwnas.data.transforms import build_transforms
@@ -164,7 +163,4 @@ def data_identity(reader: str, train: list[Item], val: list[Item]) -> dict[str, 
     """The reader's name and a sha256 of the split's images (file name, identity, camera, bytes): the same for a
     moved copy of the same data, different for other data (another seed of the synthetic generator, another
     dataset, edited files)."""
-    def rows(items: list[Item]) -> list[list]:
-        return [[Path(p).name, pid, cam, os.stat(p).st_size] for p, pid, cam in items]
-
-    return {"dataset": reader, "images": content_hash({"train": rows(train), "val": rows(val)})}
+    return {"dataset": reader, "images": images_hash(train=train, val=val)}

@@ -38,7 +38,8 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") ->
         what = "checkpoint path is a folder" if path.is_dir() else "checkpoint does not exist"
         raise CheckpointError(f"{what}, {path}, expected a last.pt written by hwnas train")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with _weights.quiet_warnings(where):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for truncated / foreign files
         raise CheckpointError(f"cannot be loaded ({_weights.load_failure(e)}), {where}, expected a last.pt written "
                               "by hwnas train (tensors and plain containers only)") from None
@@ -50,6 +51,10 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") ->
                               f"{', '.join(REQUIRED_KEYS)})")
     if not isinstance(ckpt["model_options"], dict) or not isinstance(ckpt["model_name"], str):
         raise CheckpointError(f"model_name / model_options of the wrong type, {where}, expected a str and a dict")
+    for key in ("model", "config", "optimizer"):
+        if key in ckpt and not isinstance(ckpt[key], dict):
+            raise CheckpointError(f"{key} is a {type(ckpt[key]).__name__}, {where}, expected the mapping hwnas train "
+                                  "writes")
     return ckpt
 
 
@@ -112,7 +117,8 @@ def load_weights(model: nn.Module, path: PathLike) -> list[str]:
         raise CheckpointError(f"weights file does not exist, --load-weights {path}, expected a last.pt written by "
                               "hwnas train or a saved state dict")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with _weights.quiet_warnings(f"--load-weights {path}"):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for truncated / foreign files
         raise CheckpointError(f"cannot be loaded ({_weights.load_failure(e)}), --load-weights {path}, expected a file "
                               "written by torch.save") from None
@@ -145,5 +151,7 @@ def load_weights(model: nn.Module, path: PathLike) -> list[str]:
         name = getattr(model, "model_name", type(model).__name__)
         raise CheckpointError(f"weights do not fit {name}{source}: {'; '.join(problems[:4])}{more}, --load-weights "
                               f"{path}, expected weights of the same architecture (model, genotype, width, neck)")
+    for key, tensor in load.items():  # no meta, sparse, complex or out-of-range tensors copied into the model
+        _weights.check_tensor(key, tensor, own[key], f"--load-weights {path}")
     model.load_state_dict(load, strict=False)
     return [f"{module} re-initialised: {shapes}" for module, shapes in notes.items()]

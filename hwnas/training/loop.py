@@ -31,8 +31,9 @@ from hwnas._lock import run_lock
 from hwnas._resume import changed_fields, refuse_resume
 from hwnas._weights import load_optimizer, load_weights
 from hwnas.data.datasets import ReIDDataset
+from hwnas.data.identity import images_hash
 from hwnas.data.loaders import build_test_loader, build_train_loader
-from hwnas.errors import DatasetError, DivergedError
+from hwnas.errors import CheckpointError, DatasetError, DivergedError
 from hwnas.evaluation.features import evaluate_model
 from hwnas.losses import ReIDLoss
 from hwnas.training.checkpoint import load_checkpoint, portable_options, save_checkpoint
@@ -58,6 +59,11 @@ class ReIDData:
     @classmethod
     def from_dataset(cls, ds: ReIDDataset) -> ReIDData:
         return cls(ds.train, ds.query, ds.gallery, ds.num_train_pids)
+
+    def identity(self) -> dict[str, str]:
+        """A hash of the images of the three splits (:func:`hwnas.data.identity.images_hash`): a resume on other
+        data is refused."""
+        return {"images": images_hash(train=self.train, query=self.query, gallery=self.gallery)}
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -100,13 +106,19 @@ class Trainer:
                                          batch_size=config.batch_size, num_instances=config.num_instances,
                                          num_workers=config.num_workers, generator=self.generator)
         self.epoch = 0
+        self._identity: dict[str, str] | None = None
 
     # ---- state -----------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "epoch": self.epoch, "config": self.config.to_dict(),
                 "model_name": self.model_name, "model_options": self.model_options,
-                "num_classes": self.data.num_classes}
+                "num_classes": self.data.num_classes, "data": self._data_identity()}
+
+    def _data_identity(self) -> dict[str, str]:
+        if self._identity is None:  # hashed once per run (file sizes of every image)
+            self._identity = self.data.identity()
+        return self._identity
 
     def resume(self) -> bool:
         """Load ``last.pt`` if present (same model and settings required); drop log lines of later epochs.
@@ -127,11 +139,25 @@ class Trainer:
                                    **self.config.to_dict()})
             if diff:
                 raise refuse_resume(diff, where, "the options of the run being resumed (or another --output)")
+            saved = ckpt.get("data")  # checkpoints written before it was recorded lack it
+            if saved is not None and saved != self._data_identity():
+                old = saved.get("images") if isinstance(saved, dict) else saved
+                raise refuse_resume([f"images {_clip(old)} -> {self._data_identity()['images']}"], where,
+                                    "the data the run started with (the same images, identities and cameras)",
+                                    "data differ")
+            epoch = ckpt["epoch"]
+            if type(epoch) is not int or not 0 <= epoch <= self.config.epochs:
+                raise CheckpointError(f"epoch is {_clip(epoch)}, {where}, expected a whole number of epochs "
+                                      f"from 0 to the run's {self.config.epochs}")
             load_weights(self.model, ckpt["model"], where)
             load_optimizer(self.optimizer, ckpt["optimizer"], where)
             if "scaler" in ckpt:
-                self.scaler.load_state_dict(ckpt["scaler"])
-            self.epoch = int(ckpt["epoch"])
+                try:
+                    self.scaler.load_state_dict(ckpt["scaler"])
+                except (TypeError, KeyError, ValueError, RuntimeError, AttributeError) as e:
+                    raise CheckpointError(f"bad gradient-scaler state ({type(e).__name__}), {where} scaler, "
+                                          "expected the state hwnas train saved") from None
+            self.epoch = epoch
             self._truncate_log(self.epoch)
         logger.info("resumed %s at epoch %d", path, self.epoch)
         return True
@@ -239,3 +265,10 @@ class Trainer:
 
 def _fmt(r: dict[str, Any]) -> str:
     return f"rank-1 {100 * r['rank1']:.1f}%  mAP {100 * r['mAP']:.1f}%  mINP {100 * r['mINP']:.1f}%"
+
+
+def _clip(value: Any) -> str:
+    from hwnas._cli import clip
+
+    return clip(value if isinstance(value, str) else repr(value))
+
