@@ -246,13 +246,37 @@ def command(main: Main) -> Main:
 # ---------------------------------------------------------------------------------------------------------------
 # value types (argparse ``type=``): each raises ArgumentTypeError("<value>, expected <what>")
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (NUL, newline, tab, escape, other control and format
+    characters) written as Python escapes (``\\x00``, ``\\n``, ``\\u202e``): an error message stays one printable
+    line whatever a value, file name or path holds."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def clip(text: str, limit: int = 60) -> str:
-    """``text`` for an error message: a 5,000-character value is not echoed whole."""
-    return text if len(text) <= limit else text[:limit] + "..."
+    """``text`` for an error message: a 5,000-character value is not echoed whole, and control characters are
+    escaped (:func:`printable`). For a quoted echo use :func:`quote` (``repr`` escapes by itself)."""
+    return printable(text if len(text) <= limit else text[:limit] + "...")
+
+
+def quote(text: str, limit: int = 60) -> str:
+    """``text`` clipped like :func:`clip` and quoted like ``repr`` (which escapes control characters once)."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two option values given for one key agree: ``a == b``, except that a boolean never equals a number
+    (``True == 1`` in Python, not for a setting). A key repeated with different values is refused, never
+    last-wins."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 def _bad(text: str, expected: str) -> argparse.ArgumentTypeError:
-    return argparse.ArgumentTypeError(f"bad value {clip(text)!r}, expected {expected}")
+    return argparse.ArgumentTypeError(f"bad value {quote(text)}, expected {expected}")
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -290,11 +314,12 @@ num_workers = int_at_least(0, MAX_WORKERS)  # DataLoader worker processes
 
 
 MAX_THREADS = 4096  # torch.set_num_threads takes a C int; no CPU has more cores than this
-SEED_MAX = 2**32 - 1  # numpy's legacy seeding and most generators take 32-bit seeds; torch takes 64-bit
+SEED_MAX = INT_MAX  # the one seed bound: flags, config files and overrides (which refuse any integer > INT_MAX)
+# and the config classes; numpy, torch and Python's random all take it, and seed + rank or + epoch stays < 2**32
 
 
 def seed(text: str) -> int:
-    """argparse type: a random seed, an integer in 0..2**32-1 (what numpy, torch and Python's random all accept)."""
+    """argparse type: a random seed, an integer in 0..SEED_MAX = 2**31-1 (the bound config files have too)."""
     value = _integer(text)
     if value is None or not 0 <= value <= SEED_MAX:
         raise _bad(text, f"an integer between 0 and {SEED_MAX}")
@@ -396,9 +421,9 @@ def format_size(size: Sequence[int]) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # shared flags
 
-def add_input_size(p: argparse.ArgumentParser, default: tuple[int, int] | None, help: str = "input size HxW in pixels"
-                   ) -> None:
-    p.add_argument("--input-size", type=input_size, default=default, metavar="HxW", help=help)
+def add_input_size(p: argparse.ArgumentParser, default: tuple[int, int] | None, help: str = "input size HxW in pixels",
+                   **kwargs: Any) -> None:
+    p.add_argument("--input-size", type=input_size, default=default, metavar="HxW", help=help, **kwargs)
 
 
 def add_output(p: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
@@ -568,4 +593,4 @@ def make_output_dir(path: Path, option: str = "--output") -> Path:
 __all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
            "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "clip", "command", "fail", "finite_float",
            "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "MAX_THREADS", "MAX_WORKERS",
-           "nonnegative_float", "nonnegative_int", "num_workers", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "resolve_device", "seed", "seed_list", "table_ref", "width_mult"]
+           "nonnegative_float", "nonnegative_int", "num_workers", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "printable", "quote", "same_value", "resolve_device", "seed", "seed_list", "table_ref", "width_mult"]

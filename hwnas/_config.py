@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hwnas._cli import INT_MAX, PLAIN_NUMBER
+from hwnas._cli import INT_MAX, PLAIN_NUMBER, clip, printable, quote, same_value
 from hwnas.errors import ConfigError, UsageError
 
 T = TypeVar("T")
@@ -74,7 +74,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     path = Path(path)
-    where = f"config file {path}"
+    where = f"config file {printable(str(path))}"
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_BYTES + 1)
@@ -177,7 +177,7 @@ def _first_line(e: BaseException) -> str:
 
 def file_layer(path: str | Path) -> Layer:
     """``--config FILE.yaml``."""
-    return Layer(load_yaml(path), f"config file {path}")
+    return Layer(load_yaml(path), f"config file {printable(str(path))}")
 
 
 def override_layer(texts: Sequence[str], where: str = "override") -> Layer:
@@ -193,18 +193,32 @@ def override_layer(texts: Sequence[str], where: str = "override") -> Layer:
         if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key.strip()):
             raise ConfigError(f"bad override {text!r}, {where}, expected key=value with a dotted key like "
                               "train.lr=0.01")
+        shown = clip(text)
         try:
             node = yaml.compose(value or "null", Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            node = None  # OmegaConf's own parse below reports it
+        except RecursionError:
+            raise ConfigError(f"value nested too deeply, {where} {shown}, expected at most {MAX_DEPTH} levels"
+                              ) from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"value is not valid YAML ({clip(_yaml_reason(e), 120)}), {where} {shown}, expected "
+                              "key=value with a YAML value like train.milestones=[20,30] (quote a string)") from None
         if node is not None:
-            _check_shape(node, f"{where} {text}")
+            _check_shape(node, f"{where} {shown}")
         try:
             one = OmegaConf.to_container(OmegaConf.from_dotlist([text]), resolve=False)
+        except (yaml.YAMLError, RecursionError) as e:  # OmegaConf's loader: duplicate keys, unknown tags
+            raise ConfigError(f"value is not valid YAML ({clip(_yaml_reason(e), 120)}), {where} {shown}, expected "
+                              "key=value with a YAML value like train.milestones=[20,30] (quote a string)") from None
         except (OmegaConfBaseException, ValueError) as e:
-            raise ConfigError(f"bad override {text!r} ({_first_line(e)}), {where}, expected key=value") from None
+            raise ConfigError(f"bad override {quote(text)} ({clip(_first_line(e), 120)}), {where}, expected key=value"
+                              ) from None
+        dotted = key.strip()
+        if dotted in where_key and not same_value(lookup([Layer(values, where)], dotted), lookup([Layer(one, where)],
+                                                                                                  dotted)):
+            raise ConfigError(f"{dotted} given twice with different values, {where} {shown} (after "
+                              f"{clip(where_key[dotted])}), expected each key once (or the same value repeated)")
         _deep_update(values, one)
-        where_key[key.strip()] = f"{where} {text}"
+        where_key[dotted] = f"{where} {printable(text)}"  # messages name it: control characters escaped
     return Layer(values, where, where_key)
 
 
@@ -212,7 +226,13 @@ def flag_layer(entries: Iterable[tuple[str, Any, str]]) -> Layer:
     """``(dotted key, value, flag)`` for each flag given on the command line."""
     values: dict[str, Any] = {}
     where_key: dict[str, str] = {}
+    seen: dict[str, Any] = {}
     for key, value, flag in entries:
+        if key in seen and not same_value(seen[key], value):  # -o k=1 -o k=2, or --width-mult with -o width_mult=
+            raise UsageError(f"{key} given twice with different values ({clip(repr(seen[key]))} by {where_key[key]} "
+                             f"then {clip(repr(value))} by {flag}), {flag}, expected one value per key (or the same "
+                             "value repeated)")
+        seen[key] = value
         _deep_update(values, _nest(key, value))
         where_key[key] = flag
     return Layer(values, "command line", where_key)

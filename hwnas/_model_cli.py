@@ -35,10 +35,24 @@ def width_mult_option(width_mult: float, model_option: list[tuple[str, object]])
     """``--width-mult`` as the model option ``("width_mult", width_mult)``; a different ``-o width_mult=`` given
     with it is refused (:class:`UsageError`). Shared by train, extract and export."""
     given = [v for k, v in model_option if k == "width_mult"]
-    if given and given[-1] != width_mult:
-        raise UsageError(f"--width-mult {width_mult:g} and -o width_mult={given[-1]}, --width-mult, expected one "
-                         "width multiplier")
+    other = next((v for v in given if not _cli.same_value(v, width_mult)), None)  # every -o, not only the last
+    if other is not None:
+        raise UsageError(f"--width-mult {width_mult:g} and -o width_mult={_cli.clip(str(other))}, --width-mult, "
+                         "expected one width multiplier")
     return "width_mult", width_mult
+
+
+def option_dict(model_option: list[tuple[str, object]]) -> dict[str, object]:
+    """The ``-o key=value`` pairs as a dict; a key repeated with a different value is refused (:class:`UsageError`),
+    never last-wins (the same value repeated passes)."""
+    options: dict[str, object] = {}
+    for key, value in model_option:
+        if key in options and not _cli.same_value(options[key], value):
+            raise UsageError(f"model option {_cli.clip(key)} given twice ({_cli.clip(repr(options[key]))} then "
+                             f"{_cli.clip(repr(value))}), --model-option, expected each option once (or the same "
+                             "value repeated)")
+        options[key] = value
+    return options
 
 
 def add_model_source(p: argparse.ArgumentParser) -> None:
@@ -123,7 +137,7 @@ def model_from_args(a: argparse.Namespace, device: torch.device | str = "cpu") -
         option = "--input-size" if a.input_size else f"config height/width of checkpoint '{a.checkpoint}'"
         name, options, source = ckpt["model_name"], dict(ckpt["model_options"]), str(a.checkpoint)
     else:
-        name, options = a.model, dict(a.model_option)
+        name, options = a.model, option_dict(a.model_option)
         if name not in hwnas.list_models():
             raise UsageError(f"unknown model {name!r}, --model, expected one of {', '.join(hwnas.list_models())}")
         unknown = sorted(set(options) - set(model_options(name)))

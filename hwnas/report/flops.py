@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hwnas import _cli
+from hwnas.errors import UsageError
 from hwnas.models import check_input_size, create_model, list_models, model_options
 from hwnas.profile import PARAM_SCOPES, SCOPES, profile_model
 from hwnas.report.paper_tables import PaperRow, table3_rows, table5_rows
@@ -123,20 +124,42 @@ def stream_table(paper_rows: list[PaperRow], write: Callable[[str], None] = prin
     return rows
 
 
+class _NoteGiven(argparse._StoreAction):
+    """``store``, and the flag noted in ``namespace.given_flags``: ``--table`` measures the seed's fixed models,
+    widths, sizes and scopes, so a model option given with it would be silently ignored (it is refused)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        given = list(getattr(namespace, "given_flags", None) or [])
+        if option_string not in given:
+            given.append(option_string)
+        namespace.given_flags = given
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="cdnet", choices=list_models(), help="model to count")
-    parser.add_argument("--genotype", help="preset (cdnet-top2), genotype string or JSON path (cnet/cdnet)")
-    parser.add_argument("--width-mult", type=_cli.width_mult, help="width multiplier beta (default: the model's)")
-    _cli.add_input_size(parser, (256, 128))
-    parser.add_argument("--scope", choices=SCOPES, default="inference",
+    parser.add_argument("--model", default="cdnet", choices=list_models(), action=_NoteGiven, help="model to count")
+    parser.add_argument("--genotype", action=_NoteGiven,
+                        help="preset (cdnet-top2), genotype string or JSON path (cnet/cdnet)")
+    parser.add_argument("--width-mult", type=_cli.width_mult, action=_NoteGiven,
+                        help="width multiplier beta (default: the model's)")
+    _cli.add_input_size(parser, (256, 128), action=_NoteGiven)
+    parser.add_argument("--scope", choices=SCOPES, default="inference", action=_NoteGiven,
                         help="backbone: stem to last layer; inference: what eval mode runs")
-    parser.add_argument("--params-scope", choices=PARAM_SCOPES, default="inference",
+    parser.add_argument("--params-scope", choices=PARAM_SCOPES, default="inference", action=_NoteGiven,
                         help="which parameters to count: the inference path, or the whole model")
-    parser.add_argument("--table", choices=["3", "5"], help="reproduce the seed's Table 3 or Table 5")
+    parser.add_argument("--table", choices=["3", "5"],
+                        help="reproduce the seed's Table 3 or Table 5 (its own models, widths, sizes and scopes: "
+                             "not with --model, --genotype, --width-mult, --input-size, --scope, --params-scope)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
+    given = getattr(args, "given_flags", None) or []
+    if args.table and given:
+        raise UsageError(f"{', '.join(given)} given with --table {args.table} (the table measures the seed's own "
+                         "models, widths, input sizes and scopes), hwnas report flops, expected --table alone (with "
+                         "--json if wanted) or the model options without --table")
     if args.table:
         paper = table3_rows() if args.table == "3" else table5_rows(list_models())
         if not args.json:

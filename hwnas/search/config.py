@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hwnas._cli import SEED_MAX
 from hwnas._limits import MAX_INPUT_SIDE
 from hwnas.data.split import VAL_SPLITS
 from hwnas.errors import ConfigError, UsageError
@@ -117,8 +118,8 @@ class SearchConfig:
             raise bad("momentum", "a number in [0, 1) (SGD diverges at 1 and above)")
         if len(self.alpha_betas) != 2 or not all(0 <= b < 1 for b in self.alpha_betas):
             raise bad("alpha_betas", "two numbers in [0, 1) (Adam's betas)")
-        if not 0 <= self.seed <= 2**32 - 1:
-            raise bad("seed", "an integer between 0 and 4294967295")
+        if not 0 <= self.seed <= SEED_MAX:  # the one seed bound of flags and config files
+            raise bad("seed", f"an integer between 0 and {SEED_MAX}")
         m = list(self.alpha_milestones)
         if m != sorted(set(m)) or any(e < 1 for e in m):
             raise bad("alpha_milestones", "increasing 0-based epochs >= 1")

@@ -2,15 +2,28 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from hwnas._cli import SEED_MAX
 from hwnas._limits import MAX_INPUT_SIDE, MAX_WORKERS
 from hwnas.data.config import DataConfig
 from hwnas.errors import ConfigError, UsageError
 
 PAPER_EPOCHS = 350
 PAPER_MILESTONES = (150, 225, 300)
+
+# Ranges of the float settings. The optimiser and the losses apply them to float32 tensors: a value beyond float32
+# (1e308) fails deep inside training, one below its smallest normal number (1e-320) silently becomes 0. The bounds
+# are far beyond any value a run would use, and well inside float32.
+LR_RANGE = (1e-10, 1e3)  # lr; every lr of the schedule (lr * gamma**k, lr/10 at a warm-up's start) at most 1e3
+SCHEDULED_LR_MIN = 1e-30  # and at least this (still a float32 normal number)
+GAMMA_RANGE = (1e-6, 1e3)
+TINY = 1e-30  # the smallest nonzero momentum, weight decay, margin or label smoothing
+WEIGHT_DECAY_MAX = 1e3
+MARGIN_MAX = 1e4
+LABEL_SMOOTHING_MAX = 0.999  # < 1 in float32 too (0.9999999999999999 is 1.0 there)
 
 
 @dataclass(frozen=True)
@@ -20,6 +33,11 @@ class TrainConfig:
     lr is multiplied by ``gamma`` at each epoch of ``milestones`` (epochs are 1-based); the first
     ``warmup_epochs`` ramp linearly from lr/10. ``eval_every`` = 0 evaluates only after the last epoch.
     ``amp`` applies on CUDA only. ``seed`` fixes the model init, the batches and the augmentation of every epoch.
+
+    Ranges (float settings must stay representable in float32, see the module constants): ``lr`` 1e-10..1000, and
+    every lr of the schedule (``lr * gamma**k``, lr/10 at a warm-up's start) 1e-30..1000; ``gamma`` 1e-6..1000;
+    ``momentum`` 0 or 1e-30..<1; ``weight_decay`` 0 or 1e-30..1000; ``margin`` 0 or 1e-30..10000;
+    ``label_smoothing`` 0 or 1e-30..0.999; ``seed`` 0..2147483647 (:data:`hwnas._cli.SEED_MAX`).
     """
 
     epochs: int = PAPER_EPOCHS
@@ -61,8 +79,8 @@ class TrainConfig:
         for name in ("lr", "momentum", "weight_decay", "gamma", "label_smoothing", "margin"):
             if not math.isfinite(getattr(self, name)):
                 raise bad(name, "a finite number")
-        if not self.lr > 0:
-            raise bad("lr", "a number > 0")
+        if not LR_RANGE[0] <= self.lr <= LR_RANGE[1]:
+            raise bad("lr", f"a number between {LR_RANGE[0]:g} and {LR_RANGE[1]:g}")
         for name in ("momentum", "weight_decay", "gamma", "margin"):
             if getattr(self, name) < 0:
                 raise bad(name, "a number >= 0")
@@ -70,10 +88,18 @@ class TrainConfig:
             raise bad("momentum", "a number in [0, 1) (SGD diverges at 1 and above)")
         if not self.gamma > 0:
             raise bad("gamma", "a number > 0 (0 would stop training at the first milestone)")
-        if not 0 <= self.seed <= 2**32 - 1:
-            raise bad("seed", "an integer between 0 and 4294967295")
+        if not GAMMA_RANGE[0] <= self.gamma <= GAMMA_RANGE[1]:
+            raise bad("gamma", f"a number between {GAMMA_RANGE[0]:g} and {GAMMA_RANGE[1]:g}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise bad("seed", f"an integer between 0 and {SEED_MAX}")
         if not 0 <= self.label_smoothing < 1:
             raise bad("label_smoothing", "a number in [0, 1)")
+        for name, top in (("momentum", None), ("weight_decay", WEIGHT_DECAY_MAX), ("margin", MARGIN_MAX),
+                          ("label_smoothing", LABEL_SMOOTHING_MAX)):
+            value = getattr(self, name)
+            if 0 < value < TINY or (top is not None and value > top):
+                span = f"between {TINY:g} and {top:g}" if top is not None else f"from {TINY:g} to below 1"
+                raise bad(name, f"0 or a number {span} (so that float32 holds it)")
         if self.batch_size % self.num_instances or self.batch_size < 2 * self.num_instances:
             raise bad("batch_size", f"a multiple of num_instances ({self.num_instances}) covering at least 2 "
                                     "identities (the triplet loss needs negatives)")
@@ -81,6 +107,23 @@ class TrainConfig:
             raise bad("milestones", "strictly increasing epochs >= 1")
         if self.warmup_epochs and self.warmup_epochs >= self.epochs:
             raise bad("warmup_epochs", f"fewer than epochs ({self.epochs})")
+        self._check_scheduled_lr()
+
+    def _check_scheduled_lr(self) -> None:
+        """Every lr of the schedule (lr * gamma**k after k milestones, times 0.1 at a warm-up's first epoch) within
+        SCHEDULED_LR_MIN..LR_RANGE[1]: after 20 milestones at gamma 1e-6 the lr would be 0 in float32 (a silent
+        no-op step), after 200 at gamma 10 it would overflow. Computed in log space (no overflow here)."""
+        n = len(self.milestones)
+        logs = [math.log10(self.lr), math.log10(self.lr) + n * math.log10(self.gamma)]
+        low = min(logs) + (-1.0 if self.warmup_epochs else 0.0)
+        high = max(logs)
+        reached = low if low < math.log10(SCHEDULED_LR_MIN) else high if high > math.log10(LR_RANGE[1]) else None
+        if reached is not None:
+            raise UsageError(
+                f"bad schedule lr {self.lr:g} x gamma {self.gamma:g}^{n} milestones"
+                f"{' x 0.1 warm-up' if self.warmup_epochs else ''} (reaches about 1e{reached:+.0f}), "
+                f"TrainConfig.gamma, expected every lr of the schedule between {SCHEDULED_LR_MIN:g} and "
+                f"{LR_RANGE[1]:g} (fewer milestones or a gamma nearer 1)")
 
     def check_milestones_apply(self) -> None:
         """Refuse lr milestones after the last epoch (1-based), which would never apply. Not part of construction,
@@ -146,6 +189,18 @@ class TrainRunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     load_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.load_weights is None:
+            return
+        path = str(self.load_weights)
+        if not path.strip():
+            raise UsageError("empty file name, TrainRunConfig.load_weights, expected a checkpoint or state-dict file")
+        bad = next(((i, c) for i, c in enumerate(path) if unicodedata.category(c) == "Cc"), None)
+        if bad is not None:  # NUL, newline, escape...: no file has it that a user meant, and it cannot be echoed
+            raise UsageError(f"file name has control character {bad[1]!r} at position {bad[0]}, "
+                             "TrainRunConfig.load_weights, expected a checkpoint or state-dict file path without "
+                             "control characters")
 
 
 def with_default_schedule(run: TrainRunConfig, epochs_set: bool, milestones_set: bool) -> TrainRunConfig:
