@@ -171,13 +171,51 @@ def load_failure(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}" if first else f"{type(e).__name__}: truncated or not a PyTorch checkpoint"
 
 
+_SCHEDULED = frozenset({"lr", "initial_lr"})  # set by the run's schedule at every epoch, not by the checkpoint
+
+
+def _plain(value: Any) -> Any:
+    return tuple(_plain(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, where: str) -> None:
-    """``optimizer.load_state_dict`` with the parameter-group mismatch PyTorch raises as ValueError named."""
+    """``optimizer.load_state_dict``, checked first: the saved hyper-parameters of every parameter group must be
+    the run's (momentum, weight decay, nesterov, betas...: an edited checkpoint would silently override the
+    settings; the lr is the schedule's), and every saved buffer (momentum, Adam moments) must have its parameter's
+    shape and finite values. Raises :class:`CheckpointError` naming the field."""
+    def refuse(what: str) -> CheckpointError:
+        return CheckpointError(f"optimizer state does not fit ({what}), {where}, expected the optimizer state of the "
+                               "same model and settings")
+
+    groups, buffers = (state.get("param_groups"), state.get("state")) if isinstance(state, dict) else (None, None)
+    if not isinstance(groups, list) or not isinstance(buffers, dict) or len(groups) != len(optimizer.param_groups):
+        raise refuse("not the parameter groups and state torch saves")
+    params: dict[int, torch.Tensor] = {}
+    for i, (theirs, ours) in enumerate(zip(groups, optimizer.param_groups)):
+        if not isinstance(theirs, dict) or not isinstance(theirs.get("params"), list):
+            raise refuse(f"param_groups[{i}] is not a parameter group")
+        for key, value in ours.items():
+            if key == "params" or key in _SCHEDULED:
+                continue
+            if key not in theirs or _plain(theirs[key]) != _plain(value) or type(theirs[key]) is not type(value):
+                shown = theirs.get(key, "absent")
+                raise refuse(f"param_groups[{i}].{key} is {str(shown)[:60]}, the run's is {value}")
+        params.update({pid: p for pid, p in zip(theirs["params"], ours["params"]) if isinstance(pid, int)})
+    for pid, entries in buffers.items():
+        if pid not in params or not isinstance(entries, dict):
+            raise refuse(f"state of unknown parameter {str(pid)[:40]}")
+        for name, value in entries.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            if value.dim() and value.shape != params[pid].shape:
+                raise refuse(f"{name} of parameter {pid} has shape {tuple(value.shape)}, the parameter "
+                             f"{tuple(params[pid].shape)}")
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise refuse(f"{name} of parameter {pid} holds NaN or infinite values")
     try:
         optimizer.load_state_dict(state)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"optimizer state does not fit ({str(e).splitlines()[0][:200]}), {where}, expected "
-                              "the optimizer state of the same model and settings") from None
+        raise refuse(str(e).splitlines()[0][:200]) from None
 
 
 __all__ = ["check_tensor", "load_failure", "load_optimizer", "load_weights", "quiet_warnings", "strip_wrapper_prefix"]

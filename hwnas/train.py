@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -209,18 +210,25 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     write_events = tensorboard.check_mode(a.tensorboard)
     out = output_dir(a)
     _cli.apply_threads(a.threads)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[logging.StreamHandler()], force=True)
+    # info lines (the dataset read) are held until the run is accepted: a refused one prints only its error line
+    held = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1)
+    held.addFilter(lambda record: record.levelno < logging.WARNING)
+    shown = logging.StreamHandler()
+    shown.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[held, shown], force=True)
     data = ReIDData.from_dataset(dataset_from_config(run.data))  # read and checked before the output folder is made
     with run_lock(out):  # one run per folder (a second is refused); stale temp files of a killed run removed
         if a.overwrite:
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-        return _train_in(a, run, options, device, write_events, out, data)
+        return _train_in(a, run, options, device, write_events, out, data, held.buffer)
 
 
 def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, object], device: torch.device,
-              write_events: bool, out: Path, data: ReIDData) -> int:
-    """The training proper, in ``out`` (locked by the caller), on ``data`` (already loaded and checked)."""
+              write_events: bool, out: Path, data: ReIDData, held: list[logging.LogRecord] | None = None) -> int:
+    """The training proper, in ``out`` (locked by the caller), on ``data`` (already loaded and checked); ``held``:
+    log records to show once the run is accepted."""
+    held = list(held or [])
     config = run.train
     options["num_classes"] = data.num_classes
     torch.manual_seed(config.seed)
@@ -234,6 +242,8 @@ def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, obj
     if a.resume:
         trainer.resume()  # a refused resume leaves the folder as it was: train.log is opened after this check
     setup_logging(out)
+    for record in held:  # the info lines held back until the run was accepted
+        logging.getLogger(record.name).handle(record)
     if trainer.epoch:
         logging.getLogger(__name__).info("continuing %s in %s after epoch %d", run.model, out, trainer.epoch)
     _config.write_config(out / _config.CONFIG_NAME, run, "hwnas train: the resolved settings of this run "

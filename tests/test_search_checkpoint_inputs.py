@@ -51,7 +51,52 @@ CASES = [
     (lambda c: {**c, "rng": [torch.zeros(5, dtype=torch.uint8)]}, r"bad random-number state"),
     (lambda c: {**c, "config": "lr: 1"}, r"config is a str, .*expected the mapping"),
     (lambda c: {**c, "grads_kept": "all"}, r"grads_kept, expected a list of parameter names"),
+    (lambda c: _sums(c, train_acc=1e6), r"state.sums.train_acc, expected the sum over the epoch's"),
+    (lambda c: _sums(c, time_s=-5.0), r"state.sums.time_s, expected the sum"),
+    (lambda c: {**c, "latency_table": "rtx2080"}, r"latency_table, expected null or the name and hash"),
+    (lambda c: _group(c, "weight_opt", nesterov=True), r"param_groups\[0\].nesterov is True, the run's is False"),
+    (lambda c: _group(c, "weight_opt", weight_decay=5.0), r"param_groups\[0\].weight_decay is 5.0"),
+    (lambda c: _group(c, "alpha_opt", betas=(0.0, 5.0)), r"param_groups\[0\].betas is \(0.0, 5.0\)"),
+    (lambda c: _buffer(c, lambda t: torch.zeros(3)), r"momentum_buffer of parameter .* has shape \(3,\)"),
+    (lambda c: _buffer(c, lambda t: torch.full_like(t, math.nan)), r"momentum_buffer of parameter .* NaN or infinite"),
 ]
+
+
+def _group(ckpt, which, **changes):
+    opt = ckpt[which]
+    return {**ckpt, which: {**opt, "param_groups": [{**opt["param_groups"][0], **changes}, *opt["param_groups"][1:]]}}
+
+
+def _buffer(ckpt, make):
+    opt = ckpt["weight_opt"]
+    key = next(k for k, v in opt["state"].items() if "momentum_buffer" in v)
+    entry = opt["state"][key]
+    return {**ckpt, "weight_opt": {**opt, "state": {**opt["state"], key: {**entry, "momentum_buffer": make(
+        entry["momentum_buffer"])}}}}
+
+
+def test_an_edited_history_record_is_refused(saved, tmp_path):
+    from hwnas.search import Searcher
+
+    data, config, ckpt = saved
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.parent.mkdir()
+    torch.save(ckpt, path)
+    finished = Searcher(config, data, tmp_path, progress=False).run(resume=True)  # two history records now
+    assert finished is not None
+    full = torch.load(path, weights_only=True)
+    record = full["state"]["history"][0]
+    cut = {**full, "state": {**full["state"], "epoch": 1, "step": 0, "count": 0,
+                             "global_step": full["state"]["history"][0]["steps"],
+                             "sums": dict.fromkeys(full["state"]["sums"], 0.0)}}
+    for edited, message in (({**record, "train_loss": "x"}, r"history\[0\].train_loss, expected the finite number"),
+                            ({**record, "train_loss": [1.0]}, r"history\[0\].train_loss"),
+                            ({k: v for k, v in record.items() if k != "lr"}, r"a record without lr"),
+                            ({**record, "steps": -3}, r"history\[0\].steps"),
+                            ({**record, "genotype": 5}, r"history\[0\].genotype")):
+        torch.save({**cut, "state": {**cut["state"], "history": [edited]}}, path)
+        with pytest.raises(CheckpointError, match=message):
+            Searcher(config, data, tmp_path, progress=False).run(resume=True)
 
 
 @pytest.mark.parametrize("edit,message", CASES, ids=[m[:40] for _, m in CASES])

@@ -98,6 +98,10 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
         save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch": epoch})
         with pytest.raises(CheckpointError, match=r"epoch is .*expected a whole number of epochs from 0 to the run's 2"):
             _trainer(data, tmp_path / "b", init_seed=0).resume()
+    groups = [{**saved["optimizer"]["param_groups"][0], "nesterov": True}]
+    save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "optimizer": {**saved["optimizer"], "param_groups": groups}})
+    with pytest.raises(CheckpointError, match=r"param_groups\[0\].nesterov is True, the run's is False"):
+        _trainer(data, tmp_path / "b", init_seed=0).resume()  # an edited optimizer never overrides the settings
     moved = ReIDData(data.train[:-1], data.query, data.gallery, data.num_classes)  # one image fewer
     save_checkpoint(tmp_path / "b" / "last.pt", saved)
     with pytest.raises(CheckpointError, match=r"data differ from the checkpoint's run \(images sha256:"):

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 # BatchNorm), averaged over the epoch; not to be confused with SearchResult.val_acc_eval_mode (one eval-mode pass).
 SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", "val_acc_train_mode", "latency_ms",
             "latency_penalty", "time_s")
+HISTORY_KEYS = frozenset({"epoch", "steps", "lr", "alpha_lr", "time_s", "alpha_entropy", "alpha_entropy_per_layer",
+                          "alpha_entropy_fraction", "alpha_margin", "alphas", "genotype", *SUM_KEYS})
 VAL_KEYS = ("val_loss", "val_acc_train_mode", "latency_penalty")  # None in warm-up epochs
 WARMUP_STREAM = 2  # mix_seed stream of the warm-up paths (0, 1: the train and validation batches)
 DERIVE_STREAM = 3  # mix_seed stream of derive='score''s random genotypes
@@ -113,6 +115,10 @@ class SearchState:
         for key, value in sums.items():  # latency_ms sums NaN in a search without a latency table
             if not (_finite_number(value) or (key == "latency_ms" and type(value) is float and math.isnan(value))):
                 raise bad(f"sums.{key}", value, "a finite number")
+            if math.isfinite(value) and ((raw["count"] == 0 and value != 0) or (key == "time_s" and value < 0)
+                                         or (key.endswith("acc") or "_acc_" in key) and not 0 <= value <= raw["count"]):
+                raise bad(f"sums.{key}", value, f"the sum over the epoch's {raw['count']} step(s) so far "
+                                                "(0 before the first; accuracies at most 1 per step; time >= 0)")
         history = raw["history"]
         if not isinstance(history, list) or len(history) != raw["epoch"]:
             raise bad("history", f"{type(history).__name__} of {len(history) if isinstance(history, list) else '?'}",
@@ -120,11 +126,23 @@ class SearchState:
         for i, record in enumerate(history):
             if not isinstance(record, dict) or record.get("epoch") != i + 1:
                 raise bad(f"history[{i}]", record, f"the record of epoch {i + 1}")
+            missing = sorted(HISTORY_KEYS - set(record))
+            if missing:
+                raise bad(f"history[{i}]", f"a record without {', '.join(missing)}", "every field of an epoch record")
             for key, value in record.items():
-                numbers = value if key in ("alphas", "alpha_entropy_per_layer") else [value]
-                flat = [x for row in numbers for x in (row if isinstance(row, list) else [row])]
-                if not all(x is None or isinstance(x, str) or _finite_number(x) for x in flat):
-                    raise bad(f"history[{i}].{key}", value, "finite numbers")
+                if key == "genotype":
+                    ok = isinstance(value, str)
+                elif key in ("alphas", "alpha_entropy_per_layer"):
+                    rows = value if isinstance(value, list) else [None]
+                    flat = [x for row in rows for x in (row if isinstance(row, list) else [row])]
+                    ok = isinstance(value, list) and all(_finite_number(x) for x in flat)
+                elif key in ("epoch", "steps"):
+                    ok = type(value) is int and value >= 0
+                else:
+                    ok = value is None or (_finite_number(value) and (value >= 0 or key == "alpha_margin"))
+                if not ok:
+                    raise bad(f"history[{i}].{key}", value, "the finite number (or list, or genotype) the search "
+                                                            "recorded")
         return cls(**{k: raw[k] for k in names})
 
 
@@ -194,6 +212,11 @@ def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = No
     diff = config_mismatch(ckpt["config"], config.to_dict())
     kinds = ["settings"] if diff else []
     saved_table, identity = ckpt.get("latency_table", _UNRECORDED), table_identity(table)
+    if saved_table is not _UNRECORDED and saved_table is not None and not (
+            isinstance(saved_table, dict) and isinstance(saved_table.get("name"), str)
+            and isinstance(saved_table.get("hash"), str)):
+        raise CheckpointError(f"bad value {_clip(saved_table)}, {where} latency_table, expected null or the name and "
+                              "hash of the table the search ran with")
     if saved_table is not _UNRECORDED and saved_table != identity:
         diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(identity)}")
         kinds.append("latency table")
