@@ -279,3 +279,27 @@ def test_a_config_file_name_and_an_override_with_control_characters_are_echoed_e
     assert "we\\nird.yaml: key train.lr" in one_error_line(capsys)
     assert hwnas_main(["train", "--model", "cdnet", "--synthetic", "train.lr=x\x1b[2J"]) == 2
     assert "\\x1b" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"lr": 1e308}, "SearchConfig.lr"), ({"alpha_lr": 1e-320}, "SearchConfig.alpha_lr"),
+    ({"weight_decay": 1e308}, "SearchConfig.weight_decay"), ({"momentum": 1e-320}, "SearchConfig.momentum"),
+    ({"alpha_betas": (1e-320, 0.9)}, "SearchConfig.alpha_betas"), ({"latency_weight": 1e308}, "latency_weight"),
+    ({"alpha_gamma": 1e-6, "alpha_milestones": (1, 2, 3, 4, 5, 6)}, "SearchConfig.alpha_gamma"),
+    ({"triplet_margin": 1e308}, "SearchConfig.triplet_margin"), ({"alpha_init": 1e300}, "SearchConfig.alpha_init"),
+])
+def test_search_float_settings_stay_in_float32_ranges(changes, field):
+    from hwnas.search.config import SearchConfig, short_config
+
+    SearchConfig(), short_config()  # the defaults and the main job's schedule are inside
+    with pytest.raises(UsageError, match=field):
+        SearchConfig(**changes)
+
+
+def test_search_flag_beyond_float32_is_one_error_line(capsys):
+    from hwnas.search.__main__ import main
+
+    for argv, where in ((["--latency-weight", "1e308"], "--latency-weight"), (["search.lr=1e308"], "key search.lr")):
+        assert main([*argv, "--output", "/nonexistent-hwnas/x"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: bad value 1e+308") and where in err[0], err

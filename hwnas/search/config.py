@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hwnas._cli import SEED_MAX
-from hwnas._limits import MAX_INPUT_SIDE
+from hwnas._limits import (FLOAT32_TINY, GAMMA_RANGE, LATENCY_WEIGHT_MAX, LR_RANGE, MARGIN_MAX, MAX_INPUT_SIDE,
+                           SCHEDULED_LR_MIN, WEIGHT_DECAY_MAX)
 from hwnas.data.split import VAL_SPLITS
 from hwnas.errors import ConfigError, UsageError
 from hwnas.space.candidates import SPACES, candidates
@@ -123,6 +124,34 @@ class SearchConfig:
         m = list(self.alpha_milestones)
         if m != sorted(set(m)) or any(e < 1 for e in m):
             raise bad("alpha_milestones", "increasing 0-based epochs >= 1")
+        self._check_float32_ranges(bad)
+
+    def _check_float32_ranges(self, bad: Any) -> None:
+        """The float settings stay inside ranges float32 holds (hwnas._limits; as TrainConfig): a 1e308 lr failed
+        deep inside the search, a 1e-320 one was a silent no-op."""
+        for name in ("lr", "alpha_lr"):
+            if not LR_RANGE[0] <= getattr(self, name) <= LR_RANGE[1]:
+                raise bad(name, f"a number between {LR_RANGE[0]:g} and {LR_RANGE[1]:g}")
+        if not GAMMA_RANGE[0] <= self.alpha_gamma <= GAMMA_RANGE[1]:
+            raise bad("alpha_gamma", f"a number between {GAMMA_RANGE[0]:g} and {GAMMA_RANGE[1]:g}")
+        lowest = math.log10(self.alpha_lr) + len(self.alpha_milestones) * math.log10(self.alpha_gamma)
+        if not math.log10(SCHEDULED_LR_MIN) <= lowest <= math.log10(LR_RANGE[1]):
+            raise bad("alpha_gamma", f"a schedule whose alpha lr (alpha_lr x alpha_gamma^milestones, about "
+                                     f"1e{lowest:+.0f}) stays between {SCHEDULED_LR_MIN:g} and {LR_RANGE[1]:g}")
+        for name, top in (("lr_min", LR_RANGE[1]), ("weight_decay", WEIGHT_DECAY_MAX),
+                          ("alpha_weight_decay", WEIGHT_DECAY_MAX), ("triplet_margin", MARGIN_MAX)):
+            value = getattr(self, name)
+            if 0 < value < FLOAT32_TINY or value > top:
+                raise bad(name, f"0 or a number between {FLOAT32_TINY:g} and {top:g} (so that float32 holds it)")
+        for name, value in (("momentum", self.momentum), *(("alpha_betas", b) for b in self.alpha_betas)):
+            if 0 < value < FLOAT32_TINY:
+                raise bad(name, f"0 or a number from {FLOAT32_TINY:g} to below 1 (so that float32 holds it)")
+        if abs(self.alpha_init) > 1e6:
+            raise bad("alpha_init", "a number between -1e6 and 1e6")
+        if self.latency_weight > LATENCY_WEIGHT_MAX:
+            raise bad("latency_weight", f"a number of loss units per ms between 0 and {LATENCY_WEIGHT_MAX:g}")
+        if self.latency_target_ms is not None and self.latency_target_ms > 1e9:
+            raise bad("latency_target_ms", "at most 1e9 ms")
 
     def check_milestones_apply(self) -> None:
         """Refuse alpha lr milestones that never apply (at or beyond ``epochs``; epochs are 0-based). Not part of

@@ -7,22 +7,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from hwnas._cli import SEED_MAX
-from hwnas._limits import MAX_INPUT_SIDE, MAX_WORKERS
+from hwnas._limits import FLOAT32_TINY as TINY
+from hwnas._limits import (GAMMA_RANGE, LR_RANGE, MARGIN_MAX, MAX_INPUT_SIDE, MAX_WORKERS, SCHEDULED_LR_MIN,
+                           WEIGHT_DECAY_MAX)
 from hwnas.data.config import DataConfig
 from hwnas.errors import ConfigError, UsageError
 
 PAPER_EPOCHS = 350
 PAPER_MILESTONES = (150, 225, 300)
 
-# Ranges of the float settings. The optimiser and the losses apply them to float32 tensors: a value beyond float32
-# (1e308) fails deep inside training, one below its smallest normal number (1e-320) silently becomes 0. The bounds
-# are far beyond any value a run would use, and well inside float32.
-LR_RANGE = (1e-10, 1e3)  # lr; every lr of the schedule (lr * gamma**k, lr/10 at a warm-up's start) at most 1e3
-SCHEDULED_LR_MIN = 1e-30  # and at least this (still a float32 normal number)
-GAMMA_RANGE = (1e-6, 1e3)
-TINY = 1e-30  # the smallest nonzero momentum, weight decay, margin or label smoothing
-WEIGHT_DECAY_MAX = 1e3
-MARGIN_MAX = 1e4
 LABEL_SMOOTHING_MAX = 0.999  # < 1 in float32 too (0.9999999999999999 is 1.0 there)
 
 
