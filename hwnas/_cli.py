@@ -259,6 +259,11 @@ def clip(text: str, limit: int = 60) -> str:
     return printable(text if len(text) <= limit else text[:limit] + "...")
 
 
+def echo(value: Any, limit: int = 60) -> str:
+    """Any value for an error message: a string clipped (:func:`clip`), anything else its clipped ``repr``."""
+    return clip(value if isinstance(value, str) else repr(value), limit)
+
+
 def quote(text: str, limit: int = 60) -> str:
     """``text`` clipped like :func:`clip` and quoted like ``repr`` (which escapes control characters once)."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
@@ -590,7 +595,47 @@ def make_output_dir(path: Path, option: str = "--output") -> Path:
     return path
 
 
-__all__ = ["ArgumentParser", "HelpFormatter", "add_config", "add_device", "add_input_size", "add_output", "add_progress",
-           "add_seed", "add_threads", "apply_threads", "check_output_dir", "check_output_file", "clip", "command", "fail", "finite_float",
-           "format_parser_error", "format_size", "fraction", "given_options", "input_size", "INT_MAX", "int_at_least", "make_output_dir", "MAX_THREADS", "MAX_WORKERS",
-           "nonnegative_float", "nonnegative_int", "num_workers", "options_named", "path", "PLAIN_NUMBER", "positive_float", "positive_int", "printable", "quote", "same_value", "resolve_device", "seed", "seed_list", "table_ref", "width_mult"]
+__all__ = [
+    "INT_MAX",
+    "MAX_THREADS",
+    "MAX_WORKERS",
+    "PLAIN_NUMBER",
+    "ArgumentParser",
+    "HelpFormatter",
+    "add_config",
+    "add_device",
+    "add_input_size",
+    "add_output",
+    "add_progress",
+    "add_seed",
+    "add_threads",
+    "apply_threads",
+    "check_output_dir",
+    "check_output_file",
+    "clip",
+    "command",
+    "fail",
+    "finite_float",
+    "format_parser_error",
+    "format_size",
+    "fraction",
+    "given_options",
+    "input_size",
+    "int_at_least",
+    "make_output_dir",
+    "nonnegative_float",
+    "nonnegative_int",
+    "num_workers",
+    "options_named",
+    "path",
+    "positive_float",
+    "positive_int",
+    "printable",
+    "quote",
+    "resolve_device",
+    "same_value",
+    "seed",
+    "seed_list",
+    "table_ref",
+    "width_mult",
+]

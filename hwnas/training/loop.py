@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hwnas import _cli
 from hwnas._io import append_line, finite_or_none, json_line, read_json_lines, rewrite_json_lines, write_json_atomic
 from hwnas._lock import run_lock
 from hwnas._resume import changed_fields, refuse_resume
@@ -142,12 +143,12 @@ class Trainer:
             saved = ckpt.get("data")  # checkpoints written before it was recorded lack it
             if saved is not None and saved != self._data_identity():
                 old = saved.get("images") if isinstance(saved, dict) else saved
-                raise refuse_resume([f"images {_clip(old)} -> {self._data_identity()['images']}"], where,
+                raise refuse_resume([f"images {_cli.echo(old)} -> {self._data_identity()['images']}"], where,
                                     "the data the run started with (the same images, identities and cameras)",
                                     "data differ")
             epoch = ckpt["epoch"]
             if type(epoch) is not int or not 0 <= epoch <= self.config.epochs:
-                raise CheckpointError(f"epoch is {_clip(epoch)}, {where}, expected a whole number of epochs "
+                raise CheckpointError(f"epoch is {_cli.echo(epoch)}, {where}, expected a whole number of epochs "
                                       f"from 0 to the run's {self.config.epochs}")
             load_weights(self.model, ckpt["model"], where)
             load_optimizer(self.optimizer, ckpt["optimizer"], where)
@@ -265,10 +266,3 @@ class Trainer:
 
 def _fmt(r: dict[str, Any]) -> str:
     return f"rank-1 {100 * r['rank1']:.1f}%  mAP {100 * r['mAP']:.1f}%  mINP {100 * r['mINP']:.1f}%"
-
-
-def _clip(value: Any) -> str:
-    from hwnas._cli import clip
-
-    return clip(value if isinstance(value, str) else repr(value))
-
