@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from hwnas._io import make_dirs, remove_empty_dirs
 from hwnas._limits import MAX_INPUT_SIDE, MAX_WIDTH_MULT, MAX_WORKERS
 from hwnas.errors import HwnasError, OutputError, RuntimeUnavailableError, UsageError
 
@@ -586,13 +587,29 @@ def _can_create_in(folder: Path) -> bool:
 
 def make_output_dir(path: Path, option: str = "--output") -> Path:
     """:func:`check_output_dir`, then create the folder now (before hours of work) with errors naming ``option``."""
+    _make_output_dir(path, option)
+    return path
+
+
+def _make_output_dir(path: Path, option: str) -> list[Path]:
     check_output_dir(path, option)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        return make_dirs(path)
     except OSError as e:
         raise OutputError(f"cannot create the folder ({(e.strerror or str(e)).lower()}), {option} {path}, expected a folder "
                           "this user may create") from None
-    return path
+
+
+@contextlib.contextmanager
+def output_dir_for(path: Path, option: str = "--output") -> Iterator[Path]:
+    """:func:`make_output_dir` for the ``with`` block; the folders it created are removed again when the block
+    fails and leaves them empty (a failed export leaves no empty folder behind)."""
+    made = _make_output_dir(path, option)
+    try:
+        yield path
+    except BaseException:
+        remove_empty_dirs(made)
+        raise
 
 
 __all__ = [

@@ -10,6 +10,7 @@ Every writer here
   no such values and most readers refuse them (use ``None`` -> ``null`` for a missing number);
 - turns text that cannot be encoded as UTF-8 (a file name that is not valid UTF-8, read back as surrogates) into
   :class:`OutputError` naming the file.
+A writer that fails removes the folders it created for its file (:func:`make_dirs`, :func:`remove_empty_dirs`).
 :func:`remove_stale_temps` deletes temp files left by a killed process; call it only while holding the folder's
 run lock (:mod:`hwnas._lock`), since another live writer's temp file looks the same.
 """
@@ -105,6 +106,28 @@ def json_line(record: Any, where: str = "JSON-lines log") -> str:
     return json.dumps(record, allow_nan=False)
 
 
+def make_dirs(folder: str | os.PathLike) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, deepest first (for :func:`remove_empty_dirs`)."""
+    folder = Path(folder)
+    missing = []
+    for p in (folder, *folder.parents):
+        if p.is_dir():
+            break
+        missing.append(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_empty_dirs(folders: Iterable[Path]) -> None:
+    """Remove each of ``folders`` (deepest first, as :func:`make_dirs` returns them) while it is empty; stop at the
+    first that is not (or cannot be removed). A run that failed before writing anything leaves no empty folder."""
+    for p in folders:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+
+
 def _temp_beside(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)
@@ -115,8 +138,12 @@ def _atomic(path: str | os.PathLike, write: Callable[[Path], None], mode: int | 
     """Call ``write(tmp)`` on a temp file beside ``path``, fsync it, set ``mode`` (default :func:`file_mode`),
     then rename it over ``path``. The temp file is removed on any error."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
+    made = make_dirs(path.parent)
+    try:
+        tmp = _temp_beside(path)
+    except BaseException:
+        remove_empty_dirs(made)
+        raise
     try:
         write(tmp)
         with open(tmp, "rb+") as f:  # the data is on disk before the rename makes it visible
@@ -125,6 +152,7 @@ def _atomic(path: str | os.PathLike, write: Callable[[Path], None], mode: int | 
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        remove_empty_dirs(made)
         raise
     return path
 

@@ -9,6 +9,10 @@ and is taken over.
 
 :func:`new_run_dir` claims ``runs/<prefix>-<timestamp>`` with ``mkdir`` (atomic), adding ``-2``, ``-3``, ... when
 another run started in the same second, so two default runs never share a folder.
+
+A folder that this process created (by :func:`run_lock` or :func:`new_run_dir`, parents included) and that is
+still empty when its lock is released is removed again: a run refused before writing anything (bad data, a
+refused resume) leaves no empty folder behind.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from hwnas._io import make_dirs, remove_empty_dirs, remove_stale_temps
 from hwnas.errors import OutputError
 
 try:
@@ -51,18 +56,21 @@ def _refuse(folder: Path, path: Path) -> OutputError:
 
 
 _HELD: dict[str, int] = {}  # folders this process holds -> nesting depth (the lock is re-entrant per process)
+_MADE: dict[str, list[Path]] = {}  # folder -> the folders this process created for it, deepest first
 
 
 @contextlib.contextmanager
 def run_lock(folder: str | os.PathLike, clean_temps: bool = True) -> Iterator[Path]:
-    """Hold the run lock of ``folder`` (created if needed) for the ``with`` block; see the module doc.
+    """Hold the run lock of ``folder`` (created if needed, and removed again if it is left empty) for the ``with``
+    block; see the module doc.
 
     Re-entrant within one process (a library call inside a command that already holds it). On taking the lock,
     ``clean_temps`` removes temp files a killed writer left in the folder (:func:`hwnas._io.remove_stale_temps`).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    made = make_dirs(folder)
     key = str(folder.resolve())
+    made += _MADE.pop(key, [])
     if key in _HELD:
         _HELD[key] += 1
         try:
@@ -70,17 +78,18 @@ def run_lock(folder: str | os.PathLike, clean_temps: bool = True) -> Iterator[Pa
         finally:
             _HELD[key] -= 1
         return
-    with _exclusive(folder, lock_path(folder)) as path:
-        _HELD[key] = 1
-        try:
-            if clean_temps:
-                from hwnas._io import remove_stale_temps
-
-                for stale in remove_stale_temps(folder):
-                    logger.info("removed %s, left by an interrupted run", stale)
-            yield path
-        finally:
-            del _HELD[key]
+    try:
+        with _exclusive(folder, lock_path(folder)) as path:
+            _HELD[key] = 1
+            try:
+                if clean_temps:
+                    for stale in remove_stale_temps(folder):
+                        logger.info("removed %s, left by an interrupted run", stale)
+                yield path
+            finally:
+                del _HELD[key]
+    finally:
+        remove_empty_dirs(made)  # a folder made for a run that wrote nothing (its lock file is gone by now)
 
 
 @contextlib.contextmanager
@@ -90,6 +99,7 @@ def _exclusive(folder: Path, path: Path) -> Iterator[Path]:
             yield path
         return
     while True:
+        folder.mkdir(parents=True, exist_ok=True)  # another process may have just removed it, empty (see run_lock)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -149,7 +159,7 @@ def _pid_alive(path: Path) -> bool:  # pragma: no cover - Windows only
 def new_run_dir(prefix: str, parent: str | os.PathLike = "runs") -> Path:
     """Create and return a new ``<parent>/<prefix>-<YYYYmmdd-HHMMSS>[-N]`` folder that no other run has."""
     parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
+    made = make_dirs(parent)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 10_000):
         path = parent / (f"{prefix}-{stamp}" if n == 1 else f"{prefix}-{stamp}-{n}")
@@ -157,6 +167,7 @@ def new_run_dir(prefix: str, parent: str | os.PathLike = "runs") -> Path:
             path.mkdir()
         except FileExistsError:
             continue
+        _MADE[str(path.resolve())] = [path, *made]  # removed again by run_lock if the run writes nothing
         return path
     raise OutputError(f"no free run folder name, {parent / (prefix + '-' + stamp)}, expected fewer than 10000 runs "
                       "started in one second")

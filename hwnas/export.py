@@ -123,23 +123,24 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
             "feature_dim": str(loaded.model.num_features) if hasattr(loaded.model, "num_features") else "",
             "input_mean": ",".join(map(str, IMAGENET_MEAN)), "input_std": ",".join(map(str, IMAGENET_STD)),
             "fused_bn": str(a.fuse_bn).lower()}
-    _cli.make_output_dir(a.output.parent if str(a.output.parent) else Path("."))  # like extract: folders made
-    fd, tmp = tempfile.mkstemp(dir=a.output.parent, prefix=f".{a.output.name}.", suffix=".tmp.onnx")
-    os.close(fd)
-    try:
+    # the folders are made now, like extract's, and removed again if the export fails before writing
+    with _cli.output_dir_for(a.output.parent if str(a.output.parent) else Path(".")):
+        fd, tmp = tempfile.mkstemp(dir=a.output.parent, prefix=f".{a.output.name}.", suffix=".tmp.onnx")
+        os.close(fd)
         try:
-            export_onnx(loaded.model, tmp, fused=a.fuse_bn, image_size=(h, w), opset=a.opset, metadata=meta)
-        except ExportError:
-            raise
-        except (RuntimeError, TypeError, ValueError) as e:
-            raise ExportError(f"ONNX export failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}), "
-                              f"{loaded.name} at {h}x{w}, expected an exportable model") from None
-        if not a.skip_check:
-            _check_parity(loaded.model, tmp, (h, w), a)
-        os.chmod(tmp, file_mode())  # as a plain open() would create it (0644 under umask 022), not mkstemp's 0600
-        os.replace(tmp, a.output)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+            try:
+                export_onnx(loaded.model, tmp, fused=a.fuse_bn, image_size=(h, w), opset=a.opset, metadata=meta)
+            except ExportError:
+                raise
+            except (RuntimeError, TypeError, ValueError) as e:
+                raise ExportError(f"ONNX export failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}), "
+                                  f"{loaded.name} at {h}x{w}, expected an exportable model") from None
+            if not a.skip_check:
+                _check_parity(loaded.model, tmp, (h, w), a)
+            os.chmod(tmp, file_mode())  # as a plain open() would create it (0644 under umask 022), not mkstemp's 0600
+            os.replace(tmp, a.output)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
     dim = meta["feature_dim"] or "D"
     print(f"wrote {a.output}: images (batch, 3, {h}, {w}) -> features (batch, {dim}), {loaded.name} "
           f"({loaded.source}){', BatchNorm folded' if a.fuse_bn else ''}")

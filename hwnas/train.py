@@ -150,12 +150,6 @@ def check_output(a: argparse.Namespace) -> Path | None:
     return out
 
 
-def output_dir(a: argparse.Namespace) -> Path:
-    """``--output`` (checked by :func:`check_output`), or a new unique ``runs/train-<timestamp>[-N]`` (created)."""
-    out = check_output(a)
-    return out if out is not None else new_run_dir("train")
-
-
 def check_model(run: TrainRunConfig) -> dict[str, object]:
     """The model name and options, checked; returns the options (without num_classes)."""
     if run.model is None:
@@ -208,7 +202,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     device = _cli.resolve_device(a.device)
     check_training_memory(run.model, (run.train.height, run.train.width), run.train.batch_size, device, **options)
     write_events = tensorboard.check_mode(a.tensorboard)
-    out = output_dir(a)
+    out = check_output(a)  # checked now, a default run folder made once the data is read
     _cli.apply_threads(a.threads)
     # info lines (the dataset read) are held until the run is accepted: a refused one prints only its error line
     held = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1)
@@ -217,7 +211,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     shown.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[held, shown], force=True)
     data = ReIDData.from_dataset(dataset_from_config(run.data))  # read and checked before the output folder is made
-    with run_lock(out):  # one run per folder (a second is refused); stale temp files of a killed run removed
+    out = out if out is not None else new_run_dir("train")
+    # one run per folder (a second is refused); stale temp files of a killed run removed; a folder made for this
+    # run is removed again if it is refused before writing anything
+    with run_lock(out):
         if a.overwrite:
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)

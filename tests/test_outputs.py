@@ -387,3 +387,71 @@ def test_a_corrupt_cache_reads_as_missing_and_is_logged(tmp_path, caplog):
         for name in [*cases.keys() - {"ok"}, "binary"]:
             assert read_json_cache(tmp_path / name, ("x", "y")) is None, name
     assert sum("ignoring" in r.getMessage() for r in caplog.records) == len(cases)
+
+
+# ------------------------------------------------------------------------------------------------ empty folders
+def test_a_folder_made_for_a_run_that_wrote_nothing_is_removed_again(tmp_path):
+    new = tmp_path / "a" / "b" / "run"
+    with run_lock(new):
+        assert (new / LOCK_NAME).exists()
+    assert not (tmp_path / "a").exists()  # the folder and the parents it made
+    with run_lock(new):
+        (new / "x.json").write_text("{}")
+    assert (new / "x.json").is_file()
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    with pytest.raises(_Killed), run_lock(existing):
+        raise _Killed
+    assert existing.is_dir()  # the user's folder stays, empty or not
+    with pytest.raises(_Killed), run_lock(tmp_path / "refused"):
+        raise _Killed
+    assert not (tmp_path / "refused").exists()
+
+
+def test_a_default_run_folder_is_removed_when_its_run_is_refused(tmp_path):
+    parent = tmp_path / "runs"
+    folder = new_run_dir("search", parent)
+    with pytest.raises(_Killed), run_lock(folder):
+        raise _Killed
+    assert not parent.exists()
+    kept = new_run_dir("search", parent)
+    with run_lock(kept):
+        (kept / "search.log").write_text("")
+    assert (kept / "search.log").is_file()
+
+
+def test_a_failed_atomic_write_leaves_no_folder_it_made(tmp_path):
+    target = tmp_path / "new" / "deeper" / "report.md"
+    with pytest.raises(OutputError):
+        write_text_atomic(target, "\udcff not UTF-8")
+    assert not (tmp_path / "new").exists()
+    write_text_atomic(target, "ok")
+    assert target.read_text() == "ok"
+
+
+def test_output_dir_for_removes_the_folders_it_made_on_failure(tmp_path):
+    from hwnas import _cli
+
+    with pytest.raises(_Killed), _cli.output_dir_for(tmp_path / "x" / "y"):
+        raise _Killed
+    assert not (tmp_path / "x").exists()
+    with _cli.output_dir_for(tmp_path / "x" / "y") as out:
+        (out / "model.onnx").write_bytes(b"")
+    assert (tmp_path / "x" / "y" / "model.onnx").is_file()
+
+
+def test_train_and_search_refused_on_their_data_leave_no_folder(tmp_path, monkeypatch, capsys):
+    from hwnas.cli import main
+
+    root = generate_synthetic_market(tmp_path / "few", num_ids=3, images_per_id=4, num_cameras=2,
+                                     image_size=(32, 16), seed=1)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for argv in (["train", "--model", "cdnet", "--data-root", str(root), "--epochs", "1"],
+                 ["search", "--data-root", str(root), "--epochs", "1", "--no-progress"],
+                 ["train", "--model", "cdnet", "--data-root", str(root), "--epochs", "1", "--output", "a/b"],
+                 ["search", "--data-root", str(root), "--epochs", "1", "--output", "a/b", "--no-progress"]):
+        status, err = main(argv), capsys.readouterr().err
+        assert status == 2 and "only 3 identities" in err, (argv, err)
+        assert list(work.iterdir()) == [], (argv, list(work.rglob("*")))

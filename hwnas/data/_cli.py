@@ -10,6 +10,7 @@ import logging
 from collections.abc import Container
 from pathlib import Path
 
+from hwnas._io import make_dirs, remove_empty_dirs
 from hwnas.data.config import DataConfig
 from hwnas.data.datasets import SYNTHETIC_MARKER, DatasetError, Market1501, ReIDDataset, build_dataset, list_datasets
 from hwnas.data.synthetic import GENERATOR_VERSION, check_synthetic_size, generate_synthetic_market
@@ -128,7 +129,7 @@ def _generate_once(root: Path, s: dict) -> None:
     if root.exists() and any(root.iterdir()):
         raise DatasetError(f"folder has files but no {SYNTHETIC_MARKER}, {root}, expected a synthetic dataset "
                            "folder (or a new one: delete it or pass another --synthetic-dir)")
-    root.parent.mkdir(parents=True, exist_ok=True)
+    made = make_dirs(root.parent)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".tmp"))
     try:
         generate_synthetic_market(tmp, num_ids=s["num_ids"], images_per_id=s["images_per_id"],
@@ -141,5 +142,9 @@ def _generate_once(root: Path, s: dict) -> None:
             if not (root / SYNTHETIC_MARKER).is_file():  # not another run's complete copy: a real failure
                 raise
             logger.info("another run generated %s at the same time: using its copy", root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty_dirs(made)  # an interrupted run leaves no empty parent folder
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

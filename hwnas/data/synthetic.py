@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
+from hwnas._io import make_dirs, remove_empty_dirs, write_json_atomic
 from hwnas.data.datasets import SYNTHETIC_MARKER
-from hwnas._io import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ def run(a: argparse.Namespace) -> int:
     if a.input_size[0] < 16 or a.input_size[1] < 8:
         raise UsageError(f"image size {a.input_size[0]}x{a.input_size[1]}, --input-size, expected at least 16x8")
     check_synthetic_size(a.num_ids, a.images_per_id, tuple(a.input_size), out, a.market_test_sizes)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    made = make_dirs(out.parent)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))  # unique: runs never share it
     try:
         generate_synthetic_market(tmp, num_ids=a.num_ids, images_per_id=a.images_per_id,
@@ -360,8 +360,10 @@ def run(a: argparse.Namespace) -> int:
         if out.is_dir():
             out.rmdir()
         tmp.replace(out)
-    finally:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty_dirs(made)  # an interrupted run leaves no empty parent folder
+        raise
     print(f"wrote {out}")
     return 0
 
