@@ -28,6 +28,11 @@ def _state(ckpt, **changes):
     return {**ckpt, "state": {**ckpt["state"], **changes}}
 
 
+def _config_without(ckpt, key):
+    """A checkpoint whose config lacks ``key``: only fields added later read as the behaviour before them."""
+    return {**ckpt, "config": {k: v for k, v in ckpt["config"].items() if k != key}}
+
+
 def _sums(ckpt, **changes):
     return _state(ckpt, sums={**ckpt["state"]["sums"], **changes})
 
@@ -49,6 +54,12 @@ CASES = [
     (lambda c: {**c, "rng": [torch.zeros(3, dtype=torch.float32)]}, r"rng, expected one torch.ByteTensor"),
     (lambda c: {**c, "rng": []}, r"rng, expected one torch.ByteTensor"),
     (lambda c: {**c, "rng": [torch.zeros(5, dtype=torch.uint8)]}, r"bad random-number state"),
+    (lambda c: {**c, "rng": c["rng"] * 2}, r"2 random-number states for 1 process\(es\), .*rng, expected one per"),
+    (lambda c: {**c, "world_size": 0}, r"bad value 0, .*world_size, expected the number of processes"),
+    (lambda c: {**c, "world_size": True}, r"bad value True, .*world_size, expected the number of processes"),
+    (lambda c: _config_without(c, "seed"), r"settings differ .*\(seed \(absent\) -> 0\)"),
+    (lambda c: _config_without(c, "lr"), r"settings differ .*\(lr \(absent\) -> "),
+    (lambda c: _config_without(c, "val_split"), r"settings differ .*val_split 'disjoint' -> 'official'"),
     (lambda c: {**c, "config": "lr: 1"}, r"config is a str, .*expected the mapping"),
     (lambda c: {**c, "grads_kept": "all"}, r"grads_kept, expected a list of parameter names"),
     (lambda c: _sums(c, train_acc=1e6), r"state.sums.train_acc, expected the sum over the epoch's"),

@@ -48,9 +48,14 @@ RESULT_NEUTRAL = frozenset({"checkpoint_every"})  # may change between sessions 
 def config_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Fields that change the result and differ between a checkpoint's config and the current one, each as
     ``name old -> new``."""
-    from hwnas.search.config import SearchConfig
-
-    # a field added after the checkpoint was written had its default then (share_weights: 'none')
-    defaults = SearchConfig().to_dict()
-    saved = {**{k: v for k, v in defaults.items() if k not in saved and k in current}, **saved}
+    # a field added after the checkpoint was written reads as the behaviour before it; any other missing field
+    # is a difference ("seed (absent) -> 0"), not a default
+    saved = {**{k: v for k, v in ADDED_LATER.items() if k not in saved and k in current}, **saved}
     return changed_fields(saved, current, ignore=RESULT_NEUTRAL)
+
+
+# SearchConfig fields added after the first checkpoints, with the behaviour the search had before each: no
+# warm-up, hwnas's disjoint validation split (the official one became the default later), no weight sharing,
+# the genotype from the alphas
+ADDED_LATER: dict[str, Any] = {"warmup_epochs": 0, "val_split": "disjoint", "share_weights": "none",
+                               "derive": "alpha", "derive_samples": 200}

@@ -139,6 +139,13 @@ def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = No
     if not (isinstance(rng, list) and rng and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8
                                                   and t.dim() == 1 and t.numel() > 0 for t in rng)):
         raise CheckpointError(f"bad random-number state, {where} rng, expected one torch.ByteTensor per process")
+    world = ckpt.get("world_size", 1)
+    if type(world) is not int or not 1 <= world <= _cli.INT_MAX:
+        raise CheckpointError(f"bad value {_cli.echo(world)}, {where} world_size, expected the number of processes "
+                              "that wrote it (a whole number >= 1)")
+    if len(rng) != world:
+        raise CheckpointError(f"{len(rng)} random-number states for {world} process(es), {where} rng, expected one "
+                              "per process")
     grads = ckpt.get("grads_kept", [])
     if not (isinstance(grads, list) and all(isinstance(n, str) for n in grads)):
         raise CheckpointError(f"bad value {_cli.echo(grads)}, {where} grads_kept, expected a list of parameter names")
