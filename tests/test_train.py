@@ -94,9 +94,9 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
 
     # an edited progress counter or other data is refused, not trained from
     saved = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
-    for epoch in (-5, 3, 1.5, True, "x", float("nan")):
+    for epoch in (-5, 0, 3, 1.5, True, "x", float("nan")):  # 0: never written (it would train the epochs again)
         save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch": epoch})
-        with pytest.raises(CheckpointError, match=r"epoch is .*expected a whole number of epochs from 0 to the run's 2"):
+        with pytest.raises(CheckpointError, match=r"epoch is .*expected a whole number of epochs from 1 to the run's 2"):
             _trainer(data, tmp_path / "b", init_seed=0).resume()
     groups = [{**saved["optimizer"]["param_groups"][0], "nesterov": True}]
     save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "optimizer": {**saved["optimizer"], "param_groups": groups}})

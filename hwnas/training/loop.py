@@ -147,9 +147,10 @@ class Trainer:
                                     "the data the run started with (the same images, identities and cameras)",
                                     "data differ")
             epoch = ckpt["epoch"]
-            if type(epoch) is not int or not 0 <= epoch <= self.config.epochs:
+            if type(epoch) is not int or not 1 <= epoch <= self.config.epochs:  # written after each epoch only
                 raise CheckpointError(f"epoch is {_cli.echo(epoch)}, {where}, expected a whole number of epochs "
-                                      f"from 0 to the run's {self.config.epochs}")
+                                      f"from 1 to the run's {self.config.epochs} (hwnas train writes it after each "
+                                      "epoch)")
             load_weights(self.model, ckpt["model"], where)
             load_optimizer(self.optimizer, ckpt["optimizer"], where)
             if "scaler" in ckpt:
