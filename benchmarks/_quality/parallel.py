@@ -78,7 +78,8 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, thread
     return results
 
 
-def train_job(genotype: str, seed: int, recipe: Any, train_root: str, out: str) -> dict[str, Any]:
+def train_job(genotype: str, seed: int, recipe: Any, train_root: str, out: str,
+              channels_last: bool = False) -> dict[str, Any]:
     """One stand-alone training in a worker (:func:`benchmarks._quality.standalone.train_genotype`)."""
     from benchmarks._quality.standalone import train_genotype
     from hwnas.data.datasets import Market1501
@@ -87,7 +88,8 @@ def train_job(genotype: str, seed: int, recipe: Any, train_root: str, out: str) 
 
     if train_root not in _DATA:
         _DATA[train_root] = ReIDData.from_dataset(Market1501(Path(train_root)))
-    return train_genotype(Genotype.fromstr(genotype), _DATA[train_root], recipe, seed, Path(out))
+    return train_genotype(Genotype.fromstr(genotype), _DATA[train_root], recipe, seed, Path(out),
+                          channels_last=channels_last)
 
 
 def search_job(config: Any, data_root: str, out: str, table_path: str, progress: bool) -> None:

@@ -137,6 +137,12 @@ def _data_line(d: dict[str, Any]) -> str:
             f"{d['image_size'][0]}x{d['image_size'][1]}, data seed {d['seed']}")
 
 
+def _layout_note(rows: list[dict[str, Any]]) -> str:
+    """Which trainings ran in NHWC memory layout (``--channels-last``: speed only, other rounding), if any."""
+    nhwc = sum(1 for r in rows if r.get("channels_last"))
+    return f"; {nhwc} of {len(rows)} rows finished in NHWC memory layout (--channels-last)" if nhwc else ""
+
+
 def render_markdown(p: dict[str, Any]) -> str:
     env, plan, t, lat = p["environment"], p["plan"], p["targets"], p["latency_table"]
     s, rc = plan["search"], plan["recipe"]
@@ -162,7 +168,8 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"warm-up epochs, x0.1 at {rc['decay_at']:.0%}), batch {rc['batch_size']} = P x {rc['images_per_id']}, "
              f"{rc['image_size'][0]}x{rc['image_size'][1]}, width {rc['width_mult']}, {rc['neck']}, the paper's "
              f"augmentation and softmax + triplet; {plan['random_n']} random genotypes (torch.Generator seed "
-             f"{plan['random_seed']}), seeds {plan['seeds'][0]} (all) and {plan['seeds'][1]} (three genotypes)",
+             f"{plan['random_seed']}), seeds {plan['seeds'][0]} (all) and {plan['seeds'][1]} (three genotypes)"
+             f"{_layout_note(p['rows'])}",
              f"- latency: CPU table `{lat['path']}` measured on this machine (batch {lat['setting']['batch_size']}, "
              f"{lat['setting']['resolution'][0]}x{lat['setting']['resolution'][1]}, width "
              f"{lat['setting']['width_mult']}, 1 thread), same as `{lat['command']}`; end-to-end check of every "

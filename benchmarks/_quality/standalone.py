@@ -83,15 +83,19 @@ RESULT_KEYS = ("genotype", "seed", "rank1", "mAP", "mINP", "train_s", "recipe", 
 
 
 def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int, root: Path,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, channels_last: bool = False) -> dict[str, Any]:
     """Train ``genotype`` with ``recipe`` and seed ``seed`` (init, batches, augmentation) and evaluate it on the
-    proxy's query/gallery: returns rank-1, mAP, mINP, the training time and the run folder."""
+    proxy's query/gallery: returns rank-1, mAP, mINP, the training time and the run folder.
+
+    ``channels_last``: NHWC memory layout (:class:`hwnas.training.TrainConfig`), for speed only; it is not part
+    of the recipe (a finished training is reused, an interrupted one continues in either layout) and is recorded
+    in the result."""
     out = run_dir(root, genotype, seed, recipe)
     done = out / RESULT_FILE
     cached = read_json_cache(done, RESULT_KEYS)
     if cached is not None:
         return cached
-    config = recipe.train_config(seed)
+    config = recipe.train_config(seed).replace(channels_last=channels_last)
     options = {"genotype": genotype.tostr(), "width_mult": recipe.width_mult, "num_classes": data.num_classes,
                "neck": recipe.neck}
     torch.manual_seed(seed)
@@ -105,6 +109,6 @@ def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int
               "mAP": float(metrics["mAP"]), "mINP": float(metrics["mINP"]),
               "train_s": round(sum(r.get("time_s", 0.0) for r in epochs), 1),
               "train_acc": float(epochs[-1]["acc"]) if epochs and "acc" in epochs[-1] else None,
-              "recipe": recipe.to_dict(), "folder": str(out)}
+              "recipe": recipe.to_dict(), "channels_last": channels_last, "folder": str(out)}
     write_json_atomic(done, result)
     return result

@@ -86,6 +86,10 @@ def evaluate(model: nn.Module, data: ReIDData, config: TrainConfig, device: torc
     return finite_or_none({k: r[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP", "num_skipped")})
 
 
+# TrainConfig fields a resume may change: the memory layout changes only rounding (like the thread count)
+RESULT_NEUTRAL = frozenset({"channels_last"})
+
+
 class Trainer:
     """Owns the model, optimiser, loss and output folder of one run; :meth:`fit` runs the remaining epochs."""
 
@@ -94,6 +98,8 @@ class Trainer:
                  progress: bool = True) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        if config.channels_last:  # NHWC weights (batches follow in _step); the same computation, faster convolutions
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.data, self.config, self.out = data, config, Path(out_dir)
         self.model_name, self.model_options = model_name, portable_options(model, model_options)
         self.progress = progress
@@ -137,7 +143,7 @@ class Trainer:
             diff = changed_fields({"model": ckpt["model_name"], "model_options": ckpt["model_options"],
                                    **theirs.to_dict()},
                                   {"model": self.model_name, "model_options": self.model_options,
-                                   **self.config.to_dict()})
+                                   **self.config.to_dict()}, ignore=RESULT_NEUTRAL)
             if diff:
                 raise refuse_resume(diff, where, "the options of the run being resumed (or another --output)")
             saved = ckpt.get("data")  # checkpoints written before it was recorded lack it
@@ -250,6 +256,8 @@ class Trainer:
                 **{k: v / n for k, v in sums.items()}}
 
     def _step(self, images: torch.Tensor, pids: torch.Tensor, epoch: int, index: int) -> dict[str, torch.Tensor]:
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
             output = self.model(images)
         loss, parts = self.criterion(output, pids)
