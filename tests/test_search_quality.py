@@ -60,6 +60,17 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     third = sq.run(plan, tmp_path, None, progress=False, command="test")
     keys = ("label", "mAP", "rank1", "supernet_val_acc", "supernet_val_ce")
     assert [[r[k] for k in keys] for r in third["rows"]] == [[r[k] for k in keys] for r in rows]
+    # the trainings' memory layout is not part of the recipe: finished trainings are reused, a missing one is
+    # trained in NHWC and the report says how many rows finished so
+    nhwc = dataclasses.replace(plan, channels_last=True)
+    redo = next(tmp_path.glob("train/*/*/standalone.json"))
+    redo.unlink()
+    fourth = sq.run(nhwc, tmp_path, None, progress=False, command="test")
+    assert json.loads(redo.read_text())["channels_last"] is True
+    nhwc_rows = [r for r in fourth["rows"] if r["channels_last"]]
+    assert 1 <= len(nhwc_rows) < len(rows) and not any(r["channels_last"] for r in third["rows"])
+    assert f"{len(nhwc_rows)} of {len(rows)} rows finished in NHWC memory layout" in (
+        tmp_path / "search_quality.md").read_text()
     # finished searches are not passed off as searches with another latency table
     other = json.loads((tmp_path / "latency_cpu_proxy.json").read_text())
     other["name"] = "another_table"
