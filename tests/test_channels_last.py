@@ -14,6 +14,7 @@ from hwnas.data.datasets import Market1501
 from hwnas.data.synthetic import generate_synthetic_market
 from hwnas.losses import ReIDLoss
 from hwnas.training import ReIDData, TrainConfig, Trainer, load_checkpoint
+from tests.test_outputs import _kill_after_first_epoch, _Killed
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -66,15 +67,6 @@ def data(tmp_path_factory) -> ReIDData:
     root = generate_synthetic_market(tmp_path_factory.mktemp("d") / "m", num_ids=2, images_per_id=4, num_cameras=2,
                                      image_size=(32, 16), seed=2)
     return ReIDData.from_dataset(Market1501(root))
-
-
-class _Killed(Exception):
-    pass
-
-
-def _kill_after_first_epoch(epoch: int, record: dict) -> None:
-    if epoch == 1:
-        raise _Killed
 
 
 def _trainer(data: ReIDData, out, **config) -> Trainer:
