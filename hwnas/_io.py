@@ -107,15 +107,30 @@ def json_line(record: Any, where: str = "JSON-lines log") -> str:
 
 
 def make_dirs(folder: str | os.PathLike) -> list[Path]:
-    """``mkdir -p folder``; returns the folders it created, deepest first (for :func:`remove_empty_dirs`)."""
+    """``mkdir -p folder``; returns the folders it created (as absolute real paths), deepest first, for
+    :func:`remove_empty_dirs`.
+
+    Each prefix of the path is created in turn and only what ``mkdir`` really made is returned, so a path through
+    ``..`` or a symbolic link (``new/../existing/run``) names the folders made (``new``, ``existing/run``), never a
+    folder that was there before.
+    """
     folder = Path(folder)
-    missing = []
-    for p in (folder, *folder.parents):
-        if p.is_dir():
-            break
-        missing.append(p)
-    folder.mkdir(parents=True, exist_ok=True)
-    return missing
+    made: list[Path] = []
+    parts = folder.parts
+    for i in range(1, len(parts) + 1):
+        prefix = Path(*parts[:i])
+        try:
+            os.mkdir(prefix)
+        except FileExistsError:
+            continue
+        except OSError:
+            if prefix.is_dir():  # e.g. a read-only parent that already holds it
+                continue
+            raise
+        made.append(Path(os.path.realpath(prefix)))
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)  # raises the error that explains why
+    return made[::-1]
 
 
 def remove_empty_dirs(folders: Iterable[Path]) -> None:

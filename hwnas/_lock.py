@@ -167,7 +167,7 @@ def new_run_dir(prefix: str, parent: str | os.PathLike = "runs") -> Path:
             path.mkdir()
         except FileExistsError:
             continue
-        _MADE[str(path.resolve())] = [path, *made]  # removed again by run_lock if the run writes nothing
+        _MADE[str(path.resolve())] = [path.resolve(), *made]  # removed again by run_lock if the run writes nothing
         return path
     raise OutputError(f"no free run folder name, {parent / (prefix + '-' + stamp)}, expected fewer than 10000 runs "
                       "started in one second")

@@ -420,6 +420,23 @@ def test_a_default_run_folder_is_removed_when_its_run_is_refused(tmp_path):
     assert (kept / "search.log").is_file()
 
 
+def test_only_the_folders_really_made_are_removed_through_dotdot_and_links(tmp_path, monkeypatch):
+    from hwnas._io import make_dirs, remove_empty_dirs
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "experiments" / "dec"
+    mine.mkdir(parents=True)  # the user's, empty
+    made = make_dirs("tmp/../experiments/dec/run1")
+    assert made == [mine / "run1", tmp_path / "tmp"]
+    remove_empty_dirs(made)
+    assert mine.is_dir() and not (tmp_path / "tmp").exists() and not (mine / "run1").exists()
+    (tmp_path / "link").symlink_to(mine)
+    with pytest.raises(_Killed), run_lock("link/../link/x/y"):
+        raise _Killed
+    assert mine.is_dir() and (tmp_path / "link").is_symlink() and not list(mine.iterdir())
+    assert sorted(p.name for p in mine.parent.iterdir()) == ["dec"]  # link/.. is experiments: its new link/x/y went
+
+
 def test_a_failed_atomic_write_leaves_no_folder_it_made(tmp_path):
     target = tmp_path / "new" / "deeper" / "report.md"
     with pytest.raises(OutputError):
@@ -448,6 +465,17 @@ def test_train_and_search_refused_on_their_data_leave_no_folder(tmp_path, monkey
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
+    mine = work / "experiments" / "dec"
+    for argv in (["train", "--model", "cdnet", "--data-root", str(root), "--epochs", "1", "--output",
+                  "tmp/../experiments/dec/run1"],
+                 ["search", "--data-root", str(root), "--epochs", "1", "--output", "tmp/../experiments/dec/run1",
+                  "--no-progress"]):
+        mine.mkdir(parents=True, exist_ok=True)  # the user's empty folders stay
+        status, err = main(argv), capsys.readouterr().err
+        assert status == 2 and "only 3 identities" in err, (argv, err)
+        assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*")) == ["experiments", "experiments/dec"]
+    mine.rmdir()
+    mine.parent.rmdir()
     for argv in (["train", "--model", "cdnet", "--data-root", str(root), "--epochs", "1"],
                  ["search", "--data-root", str(root), "--epochs", "1", "--no-progress"],
                  ["train", "--model", "cdnet", "--data-root", str(root), "--epochs", "1", "--output", "a/b"],
