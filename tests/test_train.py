@@ -98,6 +98,20 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
         save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch": epoch})
         with pytest.raises(CheckpointError, match=r"epoch is .*expected a whole number of epochs from 1 to the run's 2"):
             _trainer(data, tmp_path / "b", init_seed=0).resume()
+    save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch": 1})  # in range, but 2 epochs were trained
+    with pytest.raises(CheckpointError, match=r"epoch is 1 but 2 finished epoch\(s\) are recorded, .*epoch_batches"):
+        _trainer(data, tmp_path / "b", init_seed=0).resume()
+    for bad in ([1], [0, 1], [1, "1"], "2", [1, 10 ** 6]):
+        save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch_batches": bad})
+        with pytest.raises(CheckpointError, match=r"epoch_batches, expected"):
+            _trainer(data, tmp_path / "b", init_seed=0).resume()
+    save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch": "1"})
+    with pytest.raises(CheckpointError, match=r"epoch is '1', "):  # a string is shown as one
+        _trainer(data, tmp_path / "b", init_seed=0).resume()
+    legacy = {k: v for k, v in saved.items() if k != "epoch_batches"}  # written before it was recorded
+    save_checkpoint(tmp_path / "b" / "last.pt", legacy)
+    old = _trainer(data, tmp_path / "b", init_seed=0)
+    assert old.resume() and old.epoch_batches is None  # not recorded in the continued run either
     groups = [{**saved["optimizer"]["param_groups"][0], "nesterov": True}]
     save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "optimizer": {**saved["optimizer"], "param_groups": groups}})
     with pytest.raises(CheckpointError, match=r"param_groups\[0\].nesterov is True, the run's is False"):

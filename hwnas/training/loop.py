@@ -113,12 +113,16 @@ class Trainer:
                                          batch_size=config.batch_size, num_instances=config.num_instances,
                                          num_workers=config.num_workers, generator=self.generator)
         self.epoch = 0
+        # P x K batches of each finished epoch (a resume checks it against epoch); None: continued from a checkpoint
+        # written before it was recorded (then never recorded in this run)
+        self.epoch_batches: list[int] | None = []
         self._identity: dict[str, str] | None = None
 
     # ---- state -----------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "config": self.config.to_dict(),
+                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "epoch_batches": self.epoch_batches,
+                "config": self.config.to_dict(),
                 "model_name": self.model_name, "model_options": self.model_options,
                 "num_classes": self.data.num_classes, "data": self._data_identity()}
 
@@ -154,7 +158,8 @@ class Trainer:
                                     "data differ")
             epoch = ckpt["epoch"]
             if type(epoch) is not int or not 1 <= epoch <= self.config.epochs:  # written after each epoch only
-                raise CheckpointError(f"epoch is {_cli.echo(epoch)}, {where}, expected a whole number of epochs "
+                shown = _cli.echo(epoch) if type(epoch) is not str else _cli.quote(epoch)  # '1' is not 1
+                raise CheckpointError(f"epoch is {shown}, {where}, expected a whole number of epochs "
                                       f"from 1 to the run's {self.config.epochs} (hwnas train writes it after each "
                                       "epoch)")
             load_weights(self.model, ckpt["model"], where)
@@ -165,10 +170,27 @@ class Trainer:
                 except (TypeError, KeyError, ValueError, RuntimeError, AttributeError) as e:
                     raise CheckpointError(f"bad gradient-scaler state ({type(e).__name__}), {where} scaler, "
                                           "expected the state hwnas train saved") from None
+            self.epoch_batches = self._check_epoch_batches(ckpt.get("epoch_batches"), epoch, where)
             self.epoch = epoch
             self._truncate_log(self.epoch)
         logger.info("resumed %s at epoch %d", path, self.epoch)
         return True
+
+    def _check_epoch_batches(self, batches: Any, epoch: int, where: str) -> list[int] | None:
+        """The checkpoint's batch count per finished epoch: one whole number 1..len(loader) per epoch, so an epoch
+        edited on its own (which would train finished epochs again on trained weights) is refused. Checkpoints
+        written before it was recorded lack it (None: accepted, and not recorded in the continued run)."""
+        if batches is None:
+            return None
+        most = len(self.loader)
+        if not (isinstance(batches, list) and all(type(b) is int and 1 <= b <= most for b in batches)):
+            raise CheckpointError(f"bad value {_cli.echo(batches)}, {where} epoch_batches, expected the number of "
+                                  f"P x K batches (1..{most}) of each finished epoch")
+        if len(batches) != epoch:
+            raise CheckpointError(f"epoch is {epoch} but {len(batches)} finished epoch(s) are recorded, {where} "
+                                  "epoch_batches, expected one batch count per finished epoch (the epoch hwnas train "
+                                  "wrote)")
+        return list(batches)
 
     def _truncate_log(self, epoch: int) -> None:
         """Keep the records of epochs <= ``epoch`` (one per epoch, the last written); drop unreadable lines."""
@@ -215,6 +237,8 @@ class Trainer:
         while self.epoch < cfg.epochs:
             self.epoch += 1
             record = self.train_epoch(self.epoch)
+            if self.epoch_batches is not None:
+                self.epoch_batches.append(record["batches"])
             logger.info("epoch %d/%d: loss %.4f (softmax %.4f, triplet %.4f), train acc %.3f, lr %.3g, %.1f s",
                         self.epoch, cfg.epochs, record["loss"], record.get("ce", math.nan),
                         record.get("triplet", math.nan), record.get("acc", math.nan), record["lr"], record["time_s"])
