@@ -94,7 +94,8 @@ def test_resume_from_the_folder_alone(trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     ckpt = load_checkpoint(run / "last.pt")
-    save_checkpoint(run / "last.pt", {**ckpt, "epoch": 1})  # as if stopped after epoch 1
+    save_checkpoint(run / "last.pt", {**ckpt, "epoch": 1, "epoch_batches": ckpt["epoch_batches"][:1]})  # as if
+    # stopped after epoch 1 (weights aside)
     assert hwnas_main(["train", "--resume", "--output", str(run), "--no-progress", "--device", "cpu"]) == 0
     assert "2 epochs from epoch 2" in capsys.readouterr().out
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
