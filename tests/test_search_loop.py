@@ -94,3 +94,16 @@ def test_cli_writes_every_output(tmp_path: Path, capsys) -> None:
     assert main(["--resume", "--output", str(out), "--no-progress"]) == 2
     refused = capsys.readouterr()
     assert "topk 2 -> 3" in refused.err and refused.out == ""  # no synthetic-data note for a resume that stops
+    # a search stopped before its first checkpoint starts again with its saved settings (it was refused both with
+    # and without --resume)
+    config_file.write_text(config_file.read_text().replace("topk: 3", "topk: 2"))
+    (out / "checkpoints" / "last.pt").unlink()
+    assert main(["--resume", "--output", str(out), "--no-progress"]) == 0
+    again = capsys.readouterr().out
+    assert "no checkpoint yet" in again and "starts from epoch 1 with its saved settings" in again
+    assert (out / "checkpoints" / "last.pt").is_file()
+    assert json.loads((out / "search_report.json").read_text())["final"]["genotype"] == final["genotype"]
+    empty = tmp_path / "never"
+    empty.mkdir()
+    assert main(["--resume", "--output", str(empty), "--no-progress"]) == 2  # no saved settings: nothing to resume
+    assert "nothing to resume" in capsys.readouterr().err

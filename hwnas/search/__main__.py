@@ -172,7 +172,8 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
     if args.resume and args.output is None:
         raise UsageError("--resume without a folder, --output, expected --output DIR (the search to continue)")
     ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
-    if args.resume and not run.sweep_latency_weights and not ckpt.is_file():
+    if args.resume and not run.sweep_latency_weights and not ckpt.is_file() and \
+            not (args.output / _config.CONFIG_NAME).is_file():  # a search stopped before its first checkpoint restarts
         raise UsageError(f"nothing to resume, checkpoint {ckpt}, expected an existing search (run without --resume)")
     if args.output is not None:
         _cli.check_output_dir(args.output)
@@ -295,7 +296,9 @@ def _check_resumable(output: Path, run: SearchRunConfig, table, data: dict | Non
 
     c = run.search
     if run.sweep_latency_weights is None:
-        check_resumable(output / "checkpoints" / CHECKPOINT_NAME, c, table, data)
+        ckpt = output / "checkpoints" / CHECKPOINT_NAME
+        if ckpt.is_file():  # none: stopped before its first checkpoint, it starts again with its saved settings
+            check_resumable(ckpt, c, table, data)
         return
     for w in run.sweep_latency_weights:
         ckpt = sweep_dir(output, w) / "checkpoints" / CHECKPOINT_NAME
@@ -346,7 +349,11 @@ def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, tab
                     f"{' (Pareto)' if r['pareto'] else ''}")
             say("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    result, paths = run_search(config, data, output, table, device, args.resume, progress, args.events)
+    resume = args.resume and (output / "checkpoints" / CHECKPOINT_NAME).is_file()
+    if args.resume and not resume:
+        say(f"no checkpoint yet in {output / 'checkpoints'} (the search stopped before its first one): it starts "
+            "from epoch 1 with its saved settings")
+    result, paths = run_search(config, data, output, table, device, resume, progress, args.events)
     for line in summary_lines(result, table):
         say(line)
     say("wrote " + ", ".join(str(p) for p in paths.values()))
