@@ -33,15 +33,25 @@ logger = logging.getLogger(__name__)
 TEMP_SUFFIX = ".tmp"
 
 
-def file_mode() -> int:
-    """Mode of a newly created file under the current umask (``0o666 & ~umask``)."""
+def _umask() -> int:
     try:  # Linux: read it without changing it (other threads may be creating files)
         with open("/proc/self/status", encoding="ascii") as f:
-            mask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
     except (OSError, StopIteration, ValueError, IndexError):
         mask = os.umask(0o022)  # elsewhere reading the umask means setting it; put it straight back
         os.umask(mask)
-    return 0o666 & ~mask
+        return mask
+
+
+def file_mode() -> int:
+    """Mode of a newly created file under the current umask (``0o666 & ~umask``)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a newly created folder under the current umask (``0o777 & ~umask``): for a folder made with
+    :func:`tempfile.mkdtemp` (0700) that is renamed to a user-visible name."""
+    return 0o777 & ~_umask()
 
 
 def find_non_finite(value: Any, path: str = "") -> str | None:

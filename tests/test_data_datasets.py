@@ -55,6 +55,26 @@ def test_synthetic_cli(tmp_path, capsys):
     assert Market1501(tmp_path / "cli").num_train_pids == 2
 
 
+def test_synthetic_cli_through_a_link_and_dotdot_and_with_the_umask_mode(tmp_path, monkeypatch, capsys):
+    from hwnas._io import dir_mode
+
+    monkeypatch.chdir(tmp_path)
+    small = ["--num-ids", "2", "--images-per-id", "3", "--num-cameras", "2", "--input-size", "16x8", "--no-progress"]
+    target = tmp_path / "target"
+    target.mkdir(mode=0o750)
+    target.chmod(0o750)
+    (tmp_path / "LINK").symlink_to(target)
+    assert synthetic_main(["--output", "LINK", *small]) == 0  # it wrote a whole dataset, then failed on the link
+    assert (target / SYNTHETIC_MARKER).is_file() and (tmp_path / "LINK").is_symlink()
+    assert target.stat().st_mode & 0o777 == 0o750  # the user's empty folder keeps its mode
+    assert synthetic_main(["--output", "fresh", *small]) == 0
+    assert (tmp_path / "fresh").stat().st_mode & 0o777 == dir_mode()  # not mkdtemp's 0700
+    capsys.readouterr()
+    assert synthetic_main(["--output", "new/..", *small]) == 2  # the working folder: refused before generating
+    assert "output folder is not empty, --output new/.." in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_real_dataset_counts_are_checked(synthetic, tmp_path):
     root = tmp_path / "Market-1501-v15.09.15"
     shutil.copytree(synthetic, root)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import stat
 from collections.abc import Container
 from pathlib import Path
 
-from hwnas._io import make_dirs, remove_empty_dirs
+from hwnas._io import dir_mode, make_dirs, remove_empty_dirs
 from hwnas.data.config import DataConfig
 from hwnas.data.datasets import SYNTHETIC_MARKER, DatasetError, Market1501, ReIDDataset, build_dataset, list_datasets
 from hwnas.data.synthetic import GENERATOR_VERSION, check_synthetic_size, generate_synthetic_market
@@ -134,6 +136,7 @@ def _generate_once(root: Path, s: dict) -> None:
     try:
         generate_synthetic_market(tmp, num_ids=s["num_ids"], images_per_id=s["images_per_id"],
                                   num_cameras=s["num_cameras"], image_size=tuple(s["image_size"]), seed=s["seed"])
+        os.chmod(tmp, stat.S_IMODE(root.stat().st_mode) if root.is_dir() else dir_mode())  # not mkdtemp's 0700
         if root.is_dir() and not any(root.iterdir()):
             root.rmdir()
         try:

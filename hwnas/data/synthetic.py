@@ -15,6 +15,7 @@ import argparse
 import colorsys
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from hwnas._io import make_dirs, remove_empty_dirs, write_json_atomic
+from hwnas._io import dir_mode, make_dirs, remove_empty_dirs, write_json_atomic
 from hwnas.data.datasets import SYNTHETIC_MARKER
 
 logger = logging.getLogger(__name__)
@@ -345,9 +346,10 @@ def run(a: argparse.Namespace) -> int:
 
     if a.output is None:
         raise UsageError("no output folder, --output, expected --output DIR")
-    out = _cli.check_output_dir(a.output)
+    shown = _cli.check_output_dir(a.output)
+    out = Path(os.path.realpath(shown))  # a link to a folder, or new/..: the folder it names, checked now
     if out.is_dir() and any(out.iterdir()):
-        raise OutputError(f"output folder is not empty, --output {out}, expected a new or empty folder")
+        raise OutputError(f"output folder is not empty, --output {shown}, expected a new or empty folder")
     if a.input_size[0] < 16 or a.input_size[1] < 8:
         raise UsageError(f"image size {a.input_size[0]}x{a.input_size[1]}, --input-size, expected at least 16x8")
     check_synthetic_size(a.num_ids, a.images_per_id, tuple(a.input_size), out, a.market_test_sizes)
@@ -357,6 +359,7 @@ def run(a: argparse.Namespace) -> int:
         generate_synthetic_market(tmp, num_ids=a.num_ids, images_per_id=a.images_per_id,
                                   num_cameras=a.num_cameras, image_size=tuple(a.input_size), seed=a.seed,
                                   market_test_sizes=a.market_test_sizes, progress=not a.no_progress)
+        os.chmod(tmp, stat.S_IMODE(out.stat().st_mode) if out.is_dir() else dir_mode())  # not mkdtemp's 0700
         if out.is_dir():
             out.rmdir()
         tmp.replace(out)
