@@ -28,8 +28,10 @@ import hwnas
 from benchmarks._results_dir import copy_results, prepare_results_dir
 from hwnas import _cli
 from hwnas._io import write_json_atomic, write_text_atomic
+from hwnas._lock import run_lock
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.losses import ReIDLoss
+from hwnas.models._limits import check_input_size
 from hwnas.space.presets import resolve_genotype
 
 PROG = "python -m benchmarks.train_step"
@@ -142,11 +144,21 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         return _cli.fail(f"batch {args.batch_size} with {args.num_instances} instances, --batch-size, expected a "
                          "multiple of --num-instances covering at least 2 identities")
     genotypes = [resolve_genotype(g, "cdnet") for g in (args.genotype or DEFAULT_GENOTYPES)]  # refused before timing
+    check_input_size("cdnet", args.input_size, "--input-size", width_mult=args.width_mult, neck="fblneck")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(args.threads)
     names = [f"{RESULT_NAME}.json", f"{RESULT_NAME}.md"]
     _cli.check_output_dir(args.output)
     results_dir = prepare_results_dir(args.results_dir, args.output, names)
+    with run_lock(args.output):  # one run per output folder (made now; removed again if it stays empty)
+        payload = _measure(args, genotypes, prog, argv)
+    copy_results(args.output, results_dir, names)
+    print(render_markdown(payload), end="")
+    print(f"wrote {args.output / RESULT_NAME}.{{json,md}}")
+    return 0
+
+
+def _measure(args: argparse.Namespace, genotypes: list, prog: str, argv: list[str]) -> dict[str, Any]:
     load_start = machine_load()
     rows = [time_genotype(g.tostr(), args) for g in genotypes]
     payload = {"environment": {"command": f"{prog} " + " ".join(argv), "device": device_name("cpu"),
@@ -159,10 +171,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
                "rows": rows}
     write_json_atomic(args.output / f"{RESULT_NAME}.json", payload)
     write_text_atomic(args.output / f"{RESULT_NAME}.md", render_markdown(payload))
-    copy_results(args.output, results_dir, names)
-    print(render_markdown(payload), end="")
-    print(f"wrote {args.output / RESULT_NAME}.{{json,md}}")
-    return 0
+    return payload
 
 
 if __name__ == "__main__":

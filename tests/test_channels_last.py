@@ -124,7 +124,8 @@ def test_train_step_benchmark_smoke(tmp_path, capsys):
     assert (tmp_path / "res" / "channels_last.md").read_text() == (out / "channels_last.md").read_text()
     assert "| `cdnet:3-7-2,3-9-1,5-9-2,3-7-1,3-9-2,7-9-2` | 10 |" in capsys.readouterr().out
     for bad, message in ((["--genotype", "cnet-top1"], "is a cnet genotype"),
-                         (["--batch-size", "6"], "expected a multiple of --num-instances")):
+                         (["--batch-size", "6"], "expected a multiple of --num-instances"),
+                         (["--input-size", "16x8"], "too small for cdnet, --input-size, expected at least")):
         assert main(["--output", str(tmp_path / "bad"), *bad]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
