@@ -27,9 +27,11 @@ from typing import Any, Sequence
 from benchmarks._device import write_text_atomic
 from benchmarks._results_dir import copy_results, prepare_results_dir
 from hwnas import _cli
-from hwnas._io import read_json_cache, write_json_atomic
+from hwnas._io import is_temp_file, read_json_cache, write_json_atomic
+from hwnas._lock import LOCK_NAME, run_lock
 from hwnas.envinfo import device_name, machine_load, software_versions
-from hwnas.errors import HwnasError, UsageError
+from hwnas.errors import HwnasError, OutputError, UsageError
+from hwnas.search.runner import SYNTHETIC_DIRNAME
 
 PROG = "python -m benchmarks.main_job"
 RESULT_NAME = "main_job"
@@ -50,6 +52,30 @@ def search_command(table: str, seed: int, weight: float | None, output: Path) ->
 RUN_KEYS = ("command", "seed", "latency_weight", "wall_s", "cpu_s", "genotype", "mean_entropy_fraction")
 
 
+# what an interrupted ``hwnas search`` leaves in its folder (and nothing else is removed)
+SEARCH_FILES = frozenset({"config.yaml", "search.log", "checkpoints", SYNTHETIC_DIRNAME, "tensorboard", "genotype.json",
+                          "search_report.json", "search_report.md", "alphas.png", LOCK_NAME})
+
+
+def clear_interrupted(output: Path) -> None:
+    """Empty the folder of an interrupted search of this benchmark; refuse (OutputError) a folder holding anything
+    hwnas search does not write, or that is not a folder, rather than delete someone's files."""
+    if output.is_symlink() or not output.is_dir():
+        raise OutputError(f"not a folder of this benchmark, {output}, expected the folder of an interrupted search "
+                          "(move it, or use another --output)")
+    entries = list(output.iterdir())
+    foreign = sorted(e.name for e in entries if e.name not in SEARCH_FILES and not is_temp_file(e))
+    if foreign:
+        raise OutputError(f"files no search wrote ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), "
+                          f"{output}, expected the folder of an interrupted search of this benchmark (move them, or "
+                          "use another --output)")
+    for e in entries:
+        if e.is_dir() and not e.is_symlink():
+            shutil.rmtree(e)
+        else:
+            e.unlink()
+
+
 def run_one(table: str, seed: int, weight: float | None, output: Path) -> dict[str, Any]:
     """One search in a child process (or its earlier result); wall and CPU seconds, genotype, entropy fraction."""
     done = output / "run.json"
@@ -62,7 +88,7 @@ def run_one(table: str, seed: int, weight: float | None, output: Path) -> dict[s
                              f"'{command}' (use a new --output, or the options of the run that made it)")
         return cached
     if output.exists():
-        shutil.rmtree(output)  # an interrupted run: start it again from scratch, as a user would
+        clear_interrupted(output)  # an interrupted run: start it again from scratch, as a user would
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = machine_load()
     start = time.perf_counter()
@@ -162,7 +188,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md")]
     _cli.check_output_dir(args.output)
     results_dir = prepare_results_dir(args.results_dir, args.output, names)
-    out = _cli.make_output_dir(args.output)
+    with run_lock(args.output):  # one run per output folder: two would clear each other's searches
+        _run_all(args, argv, prog, results_dir, names)
+    return 0
+
+
+def _run_all(args: argparse.Namespace, argv: list[str], prog: str, results_dir: Path | None, names: list[str]) -> None:
+    out = args.output
     seeds = args.seeds
     env = {"command": f"{prog} " + " ".join(argv), "device": device_name("cpu"), "cpu_count": os.cpu_count(),
            "software": software_versions(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -182,7 +214,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     for s in payload["summary"]:
         print(f"latency weight {s['latency_weight']:g}: all seeds agree on {s['layers_all_agree']}/6 layers, worst "
               f"entropy {s['max_entropy_fraction']:.3f} ln n, slowest {s['max_wall_s']:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

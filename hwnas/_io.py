@@ -226,6 +226,11 @@ def save_torch_atomic(path: str | os.PathLike, payload: Any) -> Path:
     return _atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
+def is_temp_file(path: Path) -> bool:
+    """Whether ``path`` is named like the temp files (and generators' temp folders) of these writers."""
+    return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)
+
+
 def remove_stale_temps(folder: str | os.PathLike, depth: int = 3) -> list[Path]:
     """Delete temp files (``.<name>.<random>.tmp`` and ``.<name>.tmp`` folders of generators) that a killed
     writer left in ``folder`` and its subfolders down to ``depth`` levels (a run folder's ``checkpoints/``, a
@@ -235,7 +240,7 @@ def remove_stale_temps(folder: str | os.PathLike, depth: int = 3) -> list[Path]:
     if not folder.is_dir():
         return removed
     for p in _walk(folder, depth):
-        if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX):
+        if is_temp_file(p):
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:

@@ -32,3 +32,24 @@ def test_bad_weights_or_table_are_refused_before_anything_is_written(argv, tmp_p
     out = tmp_path / "out"
     assert main_job.main(argv + ["--output", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: ") and not out.exists()
+
+
+def test_an_interrupted_run_is_cleared_but_nobody_elses_files(tmp_path):
+    from hwnas.errors import OutputError
+
+    run = tmp_path / "w-seed0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"x")
+    (run / "search.log").write_text("log")
+    (run / ".search_report.json.abc.tmp").write_text("")
+    main_job.clear_interrupted(run)
+    assert run.is_dir() and list(run.iterdir()) == []
+    (run / "search.log").write_text("log")
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"files no search wrote \(notes.txt\), .*expected the folder of an "):
+        main_job.clear_interrupted(run)
+    assert (run / "notes.txt").read_text() == "mine" and (run / "search.log").is_file()
+    link = tmp_path / "link"
+    link.symlink_to(run)
+    with pytest.raises(OutputError, match="not a folder of this benchmark"):
+        main_job.clear_interrupted(link)
