@@ -98,6 +98,10 @@ def test_cli_writes_every_output(tmp_path: Path, capsys) -> None:
     # and without --resume)
     config_file.write_text(config_file.read_text().replace("topk: 3", "topk: 2"))
     (out / "checkpoints" / "last.pt").unlink()
+    assert main(["--resume", "--output", str(out), "--no-progress"]) == 2  # finished: its results are not replaced
+    assert "the search finished: search_report.json is there" in capsys.readouterr().err
+    for name in ("search_report.json", "genotype.json", "search_report.md", "alphas.png"):
+        (out / name).unlink()  # as if stopped before its first checkpoint
     assert main(["--resume", "--output", str(out), "--no-progress"]) == 0
     again = capsys.readouterr().out
     assert "no checkpoint yet" in again and "starts from epoch 1 with its saved settings" in again

@@ -166,15 +166,24 @@ def _table_named(args: argparse.Namespace, given: dict[str, str]) -> Iterator[No
         raise
 
 
+FINISHED_OUTPUTS = ("search_report.json", "genotype.json")  # written at a search's end only
+
+
 def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) -> SearchRunConfig:
     """Every option checked before any work starts (UsageError / RuntimeUnavailableError name the option)."""
     run = build_run(args, given if given is not None else {})
     if args.resume and args.output is None:
         raise UsageError("--resume without a folder, --output, expected --output DIR (the search to continue)")
     ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
-    if args.resume and not run.sweep_latency_weights and not ckpt.is_file() and \
-            not (args.output / _config.CONFIG_NAME).is_file():  # a search stopped before its first checkpoint restarts
-        raise UsageError(f"nothing to resume, checkpoint {ckpt}, expected an existing search (run without --resume)")
+    if args.resume and not run.sweep_latency_weights and not ckpt.is_file():
+        finished = [n for n in FINISHED_OUTPUTS if (args.output / n).exists()]
+        if finished:  # its checkpoint was removed after the end: starting again would replace its results
+            raise UsageError(f"nothing to resume, checkpoint {ckpt} (the search finished: {finished[0]} is there), "
+                             "expected a search that stopped before its end (run without --resume into another "
+                             "--output to search again)")
+        if not (args.output / _config.CONFIG_NAME).is_file():  # one stopped before its first checkpoint restarts
+            raise UsageError(f"nothing to resume, checkpoint {ckpt}, expected an existing search (run without "
+                             "--resume)")
     if args.output is not None:
         _cli.check_output_dir(args.output)
         if not args.resume and args.output.is_dir() and any(not is_lock_file(p) for p in args.output.iterdir()):
