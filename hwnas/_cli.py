@@ -407,9 +407,15 @@ def input_size(text: str) -> tuple[int, int]:
 
 
 def path(text: str) -> Path:
-    """argparse type: a non-empty path (``Path('')`` would silently mean the current folder)."""
+    """argparse type: a non-empty path (``Path('')`` would silently mean the current folder).
+
+    A path with ``..`` is resolved as the operating system does (``os.path.realpath``: ``LINK/..`` is the link
+    target's parent), so every later use of it - ``mkdir``, logging, temp files, which would otherwise tidy the
+    ``..`` away lexically and write somewhere else - names the same folder."""
     if not text.strip():
         raise _bad(text, "a file or folder path (use . for the current folder)")
+    if ".." in Path(text).parts:
+        return Path(os.path.realpath(text))
     return Path(text)
 
 

@@ -437,6 +437,17 @@ def test_only_the_folders_really_made_are_removed_through_dotdot_and_links(tmp_p
     assert sorted(p.name for p in mine.parent.iterdir()) == ["dec"]  # link/.. is experiments: its new link/x/y went
 
 
+def test_a_path_flag_through_a_link_and_dotdot_names_the_folder_the_os_does(tmp_path, monkeypatch):
+    from hwnas import _cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t" / "inner").mkdir(parents=True)
+    (tmp_path / "L").symlink_to(tmp_path / "t" / "inner")
+    # LINK/.. is the link target's parent for mkdir and open, while logging and tempfile tidy it away lexically
+    assert _cli.path("L/../run") == tmp_path / "t" / "run"
+    assert _cli.path("new/../run") == tmp_path / "run" and _cli.path("L/run") == Path("L/run")
+
+
 def test_a_failed_atomic_write_leaves_no_folder_it_made(tmp_path):
     target = tmp_path / "new" / "deeper" / "report.md"
     with pytest.raises(OutputError):
