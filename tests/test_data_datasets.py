@@ -71,7 +71,7 @@ def test_synthetic_cli_through_a_link_and_dotdot_and_with_the_umask_mode(tmp_pat
     assert (tmp_path / "fresh").stat().st_mode & 0o777 == dir_mode()  # not mkdtemp's 0700
     capsys.readouterr()
     assert synthetic_main(["--output", "new/..", *small]) == 2  # the working folder: refused before generating
-    assert "output folder is not empty, --output new/.." in capsys.readouterr().err
+    assert f"output folder is not empty, --output {tmp_path}," in capsys.readouterr().err  # new/.. resolved
     assert not (tmp_path / "new").exists()
 
 
@@ -170,3 +170,17 @@ def test_msmt17_lists(tmp_path):
     (root / "list_query.txt").write_text("0000/0000_000_03_0303noon_0001_0.jpg\n")
     with pytest.raises(DatasetError, match=r"list_query.txt' line 1, expected 'relative/path.jpg pid'"):
         MSMT17(tmp_path, check_counts=False)
+
+
+def test_a_synthetic_dir_through_a_link_is_generated_into_its_target(tmp_path, monkeypatch):
+    from hwnas.data._cli import dataset_from_config
+    from hwnas.data.config import DataConfig
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "target").mkdir()
+    (tmp_path / "LINK").symlink_to(tmp_path / "target")
+    config = DataConfig(synthetic=True, synthetic_ids=2, synthetic_images_per_id=3, synthetic_cameras=2,
+                        synthetic_dir="LINK")
+    ds = dataset_from_config(config)  # generated into target (it failed after generating, on the link)
+    assert ds.num_train_pids == 2 and (tmp_path / "target" / SYNTHETIC_MARKER).is_file()
+    assert (tmp_path / "LINK").is_symlink() and dataset_from_config(config).num_train_pids == 2  # reused

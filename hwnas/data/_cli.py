@@ -124,10 +124,12 @@ def dataset_from_config(data: DataConfig) -> ReIDDataset:
 
 def _generate_once(root: Path, s: dict) -> None:
     """Generate into a temporary sibling folder and rename it to ``root``, so a killed run never leaves half a
-    dataset and two runs generating at once both end up reading one complete copy (the second rename loses)."""
+    dataset and two runs generating at once both end up reading one complete copy (the second rename loses). A link
+    (or ``..``) is resolved first: the dataset goes into the folder it names, checked before generating."""
     import shutil
     import tempfile
 
+    root = Path(os.path.realpath(root))
     if root.exists() and any(root.iterdir()):
         raise DatasetError(f"folder has files but no {SYNTHETIC_MARKER}, {root}, expected a synthetic dataset "
                            "folder (or a new one: delete it or pass another --synthetic-dir)")
