@@ -542,6 +542,11 @@ def changes(old: Any, new: Any, ignore: Iterable[str] = (), provenance: Mapping[
 def resume_config(saved_path: Path, base: T, layers: Sequence[Layer], ignore: Iterable[str] = ()) -> T:
     """The config saved in a run folder; ``layers`` (what the user typed with ``--resume``) may not change it,
     except the keys in ``ignore`` (settings that do not change the result), which are applied."""
+    sections = [f.name for f in dataclasses.fields(base) if dataclasses.is_dataclass(getattr(base, f.name))]
+    missing = [name for name in sections if name not in load_yaml(saved_path)]
+    if missing:  # a run writes every section; a file without them (emptied, cut short) would resume on defaults
+        raise ConfigError(f"missing section(s) {', '.join(missing)}, config file {printable(str(saved_path))}, expected the "
+                          "settings the run saved (restore the file, or start a new run in another --output)")
     saved = load_config(saved_path, base)
     asked = resolve(saved, layers)
     refuse_changes(saved, asked.config, saved_path, ignore, asked.provenance)

@@ -102,6 +102,11 @@ def test_cli_writes_every_output(tmp_path: Path, capsys) -> None:
     assert "the search finished: search_report.json is there" in capsys.readouterr().err
     for name in ("search_report.json", "genotype.json", "search_report.md", "alphas.png"):
         (out / name).unlink()  # as if stopped before its first checkpoint
+    saved = config_file.read_text()
+    config_file.write_text("")  # emptied: it would restart on the defaults
+    assert main(["--resume", "--output", str(out), "--no-progress"]) == 2
+    assert "missing section(s) search, data, config file" in capsys.readouterr().err
+    config_file.write_text(saved)
     assert main(["--resume", "--output", str(out), "--no-progress"]) == 0
     again = capsys.readouterr().out
     assert "no checkpoint yet" in again and "starts from epoch 1 with its saved settings" in again
