@@ -402,6 +402,11 @@ def test_search_checks_its_inputs_before_writing_into_the_output_folder(tmp_path
     assert search_main(["--output", str(kept), "--epochs", "2"]) == 2  # a folder with someone's files
     assert "output folder is not empty, --output" in capsys.readouterr().err
     assert (kept / "config.yaml").read_text() == "precious: 1\n"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert search_main(["--output", str(other), "--epochs", "2"]) == 2  # no search there: --resume is no way out
+    assert "it holds no search to resume: move its files or choose another --output" in capsys.readouterr().err
     for argv, words in ((["--data-root", str(tmp_path / "missing")], "--data-root"),
                         (["--batch-size", "4000"], "--batch-size 4000")):
         out = tmp_path / "new"

@@ -187,8 +187,10 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
     if args.output is not None:
         _cli.check_output_dir(args.output)
         if not args.resume and args.output.is_dir() and any(not is_lock_file(p) for p in args.output.iterdir()):
+            resumable = (args.output / _config.CONFIG_NAME).is_file() or ckpt.is_file()
             raise OutputError(f"output folder is not empty, --output {args.output}, expected a new or empty folder "
-                              "(or --resume to continue the search in it)")
+                              + ("(or --resume to continue the search in it)" if resumable else
+                                 "(it holds no search to resume: move its files or choose another --output)"))
     if run.data.root is not None and not Path(run.data.root).is_dir():
         where = _where(args, given or {}, "data_root", "--data-root", "data.root", run.data.root)
         raise UsageError(f"dataset folder does not exist or is not a folder, {where}, expected "
