@@ -103,7 +103,8 @@ def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
         _trainer(data, tmp_path / "b", init_seed=0).resume()
     for bad in ([1], [0, 1], [1, "1"], "2", [1, 10 ** 6]):
         save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch_batches": bad})
-        with pytest.raises(CheckpointError, match=r"epoch_batches, expected"):
+        shown = "'2'" if bad == "2" else ""
+        with pytest.raises(CheckpointError, match=rf"{shown}.*epoch_batches, expected"):
             _trainer(data, tmp_path / "b", init_seed=0).resume()
     save_checkpoint(tmp_path / "b" / "last.pt", {**saved, "epoch": "1"})
     with pytest.raises(CheckpointError, match=r"epoch is '1', "):  # a string is shown as one

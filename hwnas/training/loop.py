@@ -184,7 +184,8 @@ class Trainer:
             return None
         most = len(self.loader)
         if not (isinstance(batches, list) and all(type(b) is int and 1 <= b <= most for b in batches)):
-            raise CheckpointError(f"bad value {_cli.echo(batches)}, {where} epoch_batches, expected the number of "
+            shown = _cli.quote(batches) if isinstance(batches, str) else _cli.echo(batches)
+            raise CheckpointError(f"bad value {shown}, {where} epoch_batches, expected the number of "
                                   f"P x K batches (1..{most}) of each finished epoch")
         if len(batches) != epoch:
             raise CheckpointError(f"epoch is {epoch} but {len(batches)} finished epoch(s) are recorded, {where} "
