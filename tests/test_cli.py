@@ -407,6 +407,10 @@ def test_search_checks_its_inputs_before_writing_into_the_output_folder(tmp_path
     (other / "notes.txt").write_text("mine")
     assert search_main(["--output", str(other), "--epochs", "2"]) == 2  # no search there: --resume is no way out
     assert "it holds no search to resume: move its files or choose another --output" in capsys.readouterr().err
+    gone = tmp_path / "no-sweep"
+    assert search_main(["--resume", "--latency-table", "rtx2080", "--sweep-latency-weight", "0,0.1", "--output",
+                        str(gone)]) == 2  # it started a new sweep
+    assert "nothing to resume" in capsys.readouterr().err and not gone.exists()
     for argv, words in ((["--data-root", str(tmp_path / "missing")], "--data-root"),
                         (["--batch-size", "4000"], "--batch-size 4000")):
         out = tmp_path / "new"

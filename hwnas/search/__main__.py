@@ -175,6 +175,9 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
     if args.resume and args.output is None:
         raise UsageError("--resume without a folder, --output, expected --output DIR (the search to continue)")
     ckpt = None if args.output is None else args.output / "checkpoints" / CHECKPOINT_NAME
+    if args.resume and run.sweep_latency_weights and not (args.output / _config.CONFIG_NAME).is_file():
+        raise UsageError(f"nothing to resume, {args.output / _config.CONFIG_NAME} does not exist, expected the folder "
+                         "of a sweep (run without --resume to start one)")
     if args.resume and not run.sweep_latency_weights and not ckpt.is_file():
         finished = [n for n in FINISHED_OUTPUTS if (args.output / n).exists()]
         if finished:  # its checkpoint was removed after the end: starting again would replace its results
