@@ -12,11 +12,12 @@ On the synthetic proxy of the main job (the short schedule's dataset, width and 
 1. a CPU latency table of the proxy setting is measured on this machine (outside the package);
 2. the main job's search runs at latency weight 0 and at two weights above 0, on that table (``--search-epochs``:
    longer or shorter, warm-up and alpha's lr milestones at the same fractions);
-3. N random CDNet genotypes (explicit ``torch.Generator``), the four CDNet presets and the searched genotypes
-   are trained stand-alone with one short recipe (``hwnas.training.Trainer``) and evaluated on the proxy's
-   query/gallery (rank-1, mAP); three of them are trained again with another seed (the seed-to-seed spread);
-4. the weight-0 supernet scores every genotype with its path fixed; Kendall's tau against stand-alone mAP;
-5. every genotype is timed end to end in the table's setting (table sum vs measured median);
+3. the benchmarked genotypes are N random CDNet genotypes (explicit ``torch.Generator``), the four CDNet presets
+   and the searched ones; the weight-0 supernet scores each with its path fixed, and each is timed end to end in
+   the table's setting (table sum vs measured median); both are cached, and run before the trainings;
+4. each genotype is trained stand-alone with one short recipe (``hwnas.training.Trainer``) and evaluated on the
+   proxy's query/gallery (rank-1, mAP); three of them are trained again with another seed (the seed-to-seed spread);
+5. Kendall's tau of the supernet's scores against stand-alone mAP;
 6. ``search_quality.{json,md,png}`` in ``--output`` (and ``--results-dir``): figures, targets met or not.
 
 Every stage keeps its result in ``--output``; running the same command again continues where it stopped
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -258,20 +260,42 @@ def _describe_training(r: dict) -> str:
 def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry], seed: int | None = None
                     ) -> dict[str, dict]:
     """The weight-0 supernet's (search seed ``seed``, default the first) validation score of each distinct
-    genotype's path (cached in the output)."""
+    genotype's path, cached in ``supernet_scores.json`` beside the searches; the supernet and its data are loaded
+    only when a genotype is missing there (a folder kept without the checkpoints still reports)."""
     seed = plan.search_seeds[0] if seed is None else seed
     cache = search_root(plan, out, seed) / "supernet_scores.json"
     scores = {k: v for k, v in (read_json_cache(cache) or {}).items()
               if isinstance(v, dict) and all(isinstance(v.get(f), (int, float)) for f in ("val_acc", "val_ce"))}
-    config = plan.search.replace(seed=seed, latency_weight=0.0)
-    data = prepare_data(config, root, threads=1)
-    net = load_supernet(search_root(plan, out, seed) / f"p{plan.latency_pressures[0]:g}", config, data.num_classes)
-    for e in entries:
-        key = e.genotype.tostr()
-        if key not in scores:
-            scores[key] = dataclasses.asdict(score_path(net, e.genotype, data, plan.bn_batches))
+    missing = list({e.genotype.tostr(): e.genotype for e in entries if e.genotype.tostr() not in scores}.values())
+    if missing:
+        config = plan.search.replace(seed=seed, latency_weight=0.0)
+        data = prepare_data(config, root, threads=1)
+        net = load_supernet(search_root(plan, out, seed) / f"p{plan.latency_pressures[0]:g}", config,
+                            data.num_classes)
+        for g in missing:
+            scores[g.tostr()] = dataclasses.asdict(score_path(net, g, data, plan.bn_batches))
             write_json_atomic(cache, scores)
     return scores
+
+
+LATENCY_CHECK = "latency_check.json"
+
+
+def latency_check(plan: Plan, out: Path, table_path: Path, table: Any, genotypes: Sequence[Genotype],
+                  progress: bool) -> dict[str, Any]:
+    """The end-to-end check of the table (:func:`check_end_to_end`), cached in ``out/latency_check.json``: reused
+    when it timed these genotypes against this very table file (its SHA-256) with the plan's repeats on a CPU of the
+    same name, so a run resumed later does not time again on a loaded or another machine."""
+    key = {"table_sha256": hashlib.sha256(table_path.read_bytes()).hexdigest(), "device": device_name("cpu"),
+           "repeats": plan.latency_check_repeats}
+    cached = read_json_cache(out / LATENCY_CHECK, ("archs", "mape", "spearman"))
+    if cached is not None and all(cached.get(k) == v for k, v in key.items()) and isinstance(cached["archs"], list) \
+            and sorted(a.get("genotype") for a in cached["archs"] if isinstance(a, dict)) == \
+            sorted(g.tostr() for g in genotypes):
+        return cached
+    result = {**check_end_to_end(table, genotypes, plan.latency_check_repeats, progress), **key}
+    write_json_atomic(out / LATENCY_CHECK, result)
+    return result
 
 
 def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command: str, workers: int = 1
@@ -292,12 +316,13 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     searched = searched_genotypes(plan, root, out, table, table_path, progress, workers, threads)
     entries = benchmark_entries(plan, searched)
     spread = spread_entries(entries)
-    results = train_all(plan, entries, spread, train_root, out, progress, workers, threads)
+    # the cheap stages before the trainings (hours): a broken checkpoint shows at once, and once they are cached
+    # the folder needs no supernet checkpoint to resume
     scores_by_seed = {seed: supernet_scores(plan, root, out, entries, seed) for seed in plan.search_seeds}
     scores = scores_by_seed[plan.search_seeds[0]]
     distinct = list({e.genotype.tostr(): e.genotype for e in entries}.values())
-    latency_check = check_end_to_end(table, distinct, plan.latency_check_repeats, progress)
-    write_json_atomic(out / "latency_check.json", latency_check)
+    checked = latency_check(plan, out, table_path, table, distinct, progress)
+    results = train_all(plan, entries, spread, train_root, out, progress, workers, threads)
     rows = []
     for e in entries:
         key = e.genotype.tostr()
@@ -322,7 +347,7 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
                "latency_table": {"path": str(table_path), "command": build_command(table_path, setting,
                                                                                      plan.table_repeats),
                                  "setting": dataclasses.asdict(table.data.setting), "fixed_ms": table.fixed_ms},
-               "latency_check": {k: v for k, v in latency_check.items() if k != "archs"},
+               "latency_check": {k: v for k, v in checked.items() if k != "archs"},
                "searches": [summary for _, _, summary in searched], "rows": rows,
                "kendall_tau": {"supernet_val_acc_vs_mAP": {"tau": tau_acc[0], "p_value": tau_acc[1]},
                                "supernet_neg_val_ce_vs_mAP": {"tau": tau_ce[0], "p_value": tau_ce[1]},

@@ -47,9 +47,12 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr("hwnas.search.runner.run_search", lambda *a, **k: calls.append("search"))
     monkeypatch.setattr("benchmarks._quality.standalone.Trainer.fit", lambda *a, **k: calls.append("train"))
+    monkeypatch.setattr(sq, "load_supernet", lambda *a, **k: calls.append("supernet"))  # scores: from the cache
+    monkeypatch.setattr(sq, "check_end_to_end", lambda *a, **k: calls.append("latency"))  # not timed again
     again = sq.run(plan, tmp_path, None, progress=False, command="test")
     assert calls == []
     assert [r["mAP"] for r in again["rows"]] == [r["mAP"] for r in rows]
+    assert again["latency_check"] == payload["latency_check"]
     monkeypatch.undo()
     # corrupt caches (a kill, a full disk, a hand edit) are computed again, to the same figures, not a traceback
     scores = next(tmp_path.glob("search/*/supernet_scores.json"))
@@ -57,7 +60,10 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     next(tmp_path.glob("train/*/*/standalone.json")).write_text("{}")
     report = sorted(tmp_path.glob("search/*/p*/search_report.json"))[-1]  # a search with latency weight > 0
     report.write_bytes(b"\xff" + report.read_bytes()[:50])
+    check = json.loads((tmp_path / "latency_check.json").read_text())  # timed on another CPU: timed again here
+    (tmp_path / "latency_check.json").write_text(json.dumps({**check, "device": "another CPU"}))
     third = sq.run(plan, tmp_path, None, progress=False, command="test")
+    assert json.loads((tmp_path / "latency_check.json").read_text())["device"] == payload["environment"]["device"]
     keys = ("label", "mAP", "rank1", "supernet_val_acc", "supernet_val_ce")
     assert [[r[k] for k in keys] for r in third["rows"]] == [[r[k] for k in keys] for r in rows]
     # the trainings' memory layout is not part of the recipe: finished trainings are reused, a missing one is
