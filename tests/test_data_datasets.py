@@ -184,3 +184,37 @@ def test_a_synthetic_dir_through_a_link_is_generated_into_its_target(tmp_path, m
     ds = dataset_from_config(config)  # generated into target (it failed after generating, on the link)
     assert ds.num_train_pids == 2 and (tmp_path / "target" / SYNTHETIC_MARKER).is_file()
     assert (tmp_path / "LINK").is_symlink() and dataset_from_config(config).num_train_pids == 2  # reused
+
+
+def test_atomic_generation_leaves_nothing_when_interrupted_and_keeps_a_concurrent_copy(tmp_path, monkeypatch):
+    """The one generate-then-rename helper behind hwnas.data.synthetic, --synthetic and the search's own data."""
+    from hwnas.data import synthetic as syn
+
+    settings = {"num_ids": 2, "images_per_id": 3, "num_cameras": 2, "image_size": (16, 8)}
+    real = syn.generate_synthetic_market
+
+    def killed(out, **kw):  # half a dataset, then Ctrl-C
+        (Path(out) / "bounding_box_train").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(syn, "generate_synthetic_market", killed)
+    with pytest.raises(KeyboardInterrupt):
+        syn.generate_synthetic_market_atomic(tmp_path / "new" / "deeper" / "data", **settings)
+    assert list(tmp_path.iterdir()) == []  # no temp folder, no parent folder made for it
+
+    def raced(out, **kw):  # another run renames its complete copy first
+        real(out, **kw)
+        if not (tmp_path / "data").exists():
+            real(tmp_path / "data", **kw)
+
+    monkeypatch.setattr(syn, "generate_synthetic_market", raced)
+    with pytest.raises(OSError):  # without concurrent_ok a non-empty target is an error, not silently replaced
+        syn.generate_synthetic_market_atomic(tmp_path / "data", **settings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    shutil.rmtree(tmp_path / "data")
+    assert syn.generate_synthetic_market_atomic(tmp_path / "data", concurrent_ok=True, **settings) == tmp_path / "data"
+    assert (tmp_path / "data" / SYNTHETIC_MARKER).is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    (tmp_path / "empty").mkdir(mode=0o750)  # an empty folder is replaced, its mode kept
+    monkeypatch.setattr(syn, "generate_synthetic_market", real)
+    syn.generate_synthetic_market_atomic(tmp_path / "empty", **settings)
+    assert (tmp_path / "empty" / SYNTHETIC_MARKER).is_file() and (tmp_path / "empty").stat().st_mode & 0o777 == 0o750

@@ -8,14 +8,12 @@ import argparse
 import json
 import logging
 import os
-import stat
 from collections.abc import Container
 from pathlib import Path
 
-from hwnas._io import dir_mode, make_dirs, remove_empty_dirs
 from hwnas.data.config import DataConfig
 from hwnas.data.datasets import SYNTHETIC_MARKER, DatasetError, Market1501, ReIDDataset, build_dataset, list_datasets
-from hwnas.data.synthetic import GENERATOR_VERSION, check_synthetic_size, generate_synthetic_market
+from hwnas.data.synthetic import GENERATOR_VERSION, check_synthetic_size, generate_synthetic_market_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -126,30 +124,9 @@ def _generate_once(root: Path, s: dict) -> None:
     """Generate into a temporary sibling folder and rename it to ``root``, so a killed run never leaves half a
     dataset and two runs generating at once both end up reading one complete copy (the second rename loses). A link
     (or ``..``) is resolved first: the dataset goes into the folder it names, checked before generating."""
-    import shutil
-    import tempfile
-
     root = Path(os.path.realpath(root))
     if root.exists() and any(root.iterdir()):
         raise DatasetError(f"folder has files but no {SYNTHETIC_MARKER}, {root}, expected a synthetic dataset "
                            "folder (or a new one: delete it or pass another --synthetic-dir)")
-    made = make_dirs(root.parent)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".tmp"))
-    try:
-        generate_synthetic_market(tmp, num_ids=s["num_ids"], images_per_id=s["images_per_id"],
-                                  num_cameras=s["num_cameras"], image_size=tuple(s["image_size"]), seed=s["seed"])
-        os.chmod(tmp, stat.S_IMODE(root.stat().st_mode) if root.is_dir() else dir_mode())  # not mkdtemp's 0700
-        if root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
-        try:
-            tmp.replace(root)
-        except OSError:
-            if not (root / SYNTHETIC_MARKER).is_file():  # not another run's complete copy: a real failure
-                raise
-            logger.info("another run generated %s at the same time: using its copy", root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        remove_empty_dirs(made)  # an interrupted run leaves no empty parent folder
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    generate_synthetic_market_atomic(root, concurrent_ok=True, num_ids=s["num_ids"], images_per_id=s["images_per_id"],
+                                     num_cameras=s["num_cameras"], image_size=tuple(s["image_size"]), seed=s["seed"])

@@ -336,11 +336,41 @@ def check_synthetic_size(num_ids: int, images_per_id: int, image_size: tuple[int
                           f"at most the {free / 2**30:.1f} GiB free there")
 
 
-def run(a: argparse.Namespace) -> int:
-    """Generate into a temporary sibling folder, then rename: an interrupted run never leaves half a dataset."""
+def generate_synthetic_market_atomic(out: str | os.PathLike, *, concurrent_ok: bool = False, **settings: Any) -> Path:
+    """:func:`generate_synthetic_market` (``settings``: its keyword arguments) into a new temporary sibling folder of
+    ``out``, renamed to ``out`` when complete: a killed run never leaves half a dataset, and its temporary folder
+    and the parent folders made for it are removed again. An empty folder at ``out`` is replaced (its mode kept;
+    a new one gets the umask's, not ``mkdtemp``'s 0700). ``concurrent_ok``: when another run renamed its complete
+    copy to ``out`` first, keep that one instead of failing (two runs generating the same settings at once).
+    Returns ``out``."""
     import shutil
     import tempfile
 
+    out = Path(out)
+    made = make_dirs(out.parent)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))  # unique: runs never share it
+    try:
+        generate_synthetic_market(tmp, **settings)
+        os.chmod(tmp, stat.S_IMODE(out.stat().st_mode) if out.is_dir() else dir_mode())
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        try:
+            tmp.replace(out)
+        except OSError:
+            if not (concurrent_ok and (out / SYNTHETIC_MARKER).is_file()):  # not another run's complete copy
+                raise
+            logger.info("another run generated %s at the same time: using its copy", out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty_dirs(made)  # an interrupted run leaves no empty parent folder
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename; left only when another run's copy won
+    return out
+
+
+def run(a: argparse.Namespace) -> int:
+    """Generate into a temporary sibling folder, then rename: an interrupted run never leaves half a dataset."""
     from hwnas import _cli
     from hwnas.errors import OutputError, UsageError
 
@@ -353,20 +383,9 @@ def run(a: argparse.Namespace) -> int:
     if a.input_size[0] < 16 or a.input_size[1] < 8:
         raise UsageError(f"image size {a.input_size[0]}x{a.input_size[1]}, --input-size, expected at least 16x8")
     check_synthetic_size(a.num_ids, a.images_per_id, tuple(a.input_size), out, a.market_test_sizes)
-    made = make_dirs(out.parent)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))  # unique: runs never share it
-    try:
-        generate_synthetic_market(tmp, num_ids=a.num_ids, images_per_id=a.images_per_id,
-                                  num_cameras=a.num_cameras, image_size=tuple(a.input_size), seed=a.seed,
-                                  market_test_sizes=a.market_test_sizes, progress=not a.no_progress)
-        os.chmod(tmp, stat.S_IMODE(out.stat().st_mode) if out.is_dir() else dir_mode())  # not mkdtemp's 0700
-        if out.is_dir():
-            out.rmdir()
-        tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        remove_empty_dirs(made)  # an interrupted run leaves no empty parent folder
-        raise
+    generate_synthetic_market_atomic(out, num_ids=a.num_ids, images_per_id=a.images_per_id,
+                                     num_cameras=a.num_cameras, image_size=tuple(a.input_size), seed=a.seed,
+                                     market_test_sizes=a.market_test_sizes, progress=not a.no_progress)
     print(f"wrote {out}")
     return 0
 

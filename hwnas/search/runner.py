@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -29,19 +28,17 @@ def synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
     Written into a temporary folder and renamed, so an interrupted generation is never mistaken for data.
     Under DDP only rank 0 writes; the others wait.
     """
-    from hwnas.data.synthetic import generate_synthetic_market
+    from hwnas.data.datasets import SYNTHETIC_MARKER
+    from hwnas.data.synthetic import generate_synthetic_market_atomic
 
     info = _dist.current()
-    marker = folder / "SYNTHETIC.json"
+    marker = folder / SYNTHETIC_MARKER
     if info.is_main and not (marker.is_file() and _same_settings(marker, spec)):
         if folder.exists():
             raise OutputError(f"folder exists but is not the synthetic dataset of these settings, {folder}, "
                               f"expected {spec} (remove it or pick another --output)")
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        generate_synthetic_market(tmp, num_ids=spec.num_ids, images_per_id=spec.images_per_id,
-                                  num_cameras=spec.num_cameras, image_size=spec.image_size, seed=spec.seed)
-        tmp.replace(folder)
+        generate_synthetic_market_atomic(folder, num_ids=spec.num_ids, images_per_id=spec.images_per_id,
+                                         num_cameras=spec.num_cameras, image_size=spec.image_size, seed=spec.seed)
     _dist.barrier(info)
     return folder
 
