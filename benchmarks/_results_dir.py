@@ -5,7 +5,8 @@ filled with atomic copies at the end. A results folder that is the output folder
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hwnas import _cli
@@ -21,6 +22,21 @@ def prepare_results_dir(results_dir: Path | None, output: Path, names: Sequence[
     if results_dir is None:
         return None
     _cli.make_output_dir(results_dir, OPTION)
+    return _check(results_dir, output, names)
+
+
+@contextlib.contextmanager
+def results_dir_for(results_dir: Path | None, output: Path, names: Sequence[str]) -> Iterator[Path | None]:
+    """:func:`prepare_results_dir` for the ``with`` block around the benchmark: the folders it created are removed
+    again when the block fails and leaves them empty (a failed or interrupted run leaves no empty results folder)."""
+    if results_dir is None:
+        yield None
+        return
+    with _cli.output_dir_for(results_dir, OPTION):
+        yield _check(results_dir, output, names)
+
+
+def _check(results_dir: Path, output: Path, names: Sequence[str]) -> Path | None:
     for name in names:
         target = results_dir / name
         if target.is_dir():

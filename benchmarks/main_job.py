@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks._device import write_text_atomic
-from benchmarks._results_dir import copy_results, prepare_results_dir
+from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import is_temp_file, read_json_cache, write_json_atomic
 from hwnas._lock import LOCK_NAME, run_lock
@@ -187,8 +187,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     load_table(args.latency_table, space="cdnet")  # a missing or malformed table is refused before any search
     names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md")]
     _cli.check_output_dir(args.output)
-    results_dir = prepare_results_dir(args.results_dir, args.output, names)
-    with run_lock(args.output):  # one run per output folder: two would clear each other's searches
+    with results_dir_for(args.results_dir, args.output, names) as results_dir, \
+            run_lock(args.output):  # one run per output folder: two would clear each other's searches
         _run_all(args, argv, prog, results_dir, names)
     return 0
 

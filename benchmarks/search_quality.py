@@ -53,7 +53,7 @@ from benchmarks._quality.parallel import run_jobs, search_job, train_job
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
 from benchmarks._quality.standalone import Recipe, settings_tag, train_genotype
-from benchmarks._results_dir import copy_results, prepare_results_dir
+from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import read_json_cache, write_json_atomic
 from hwnas._lock import run_lock
@@ -452,12 +452,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
                     f"--latency-table {args.latency_table}")
     names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md", "png")]
     _cli.check_output_dir(args.output)
-    results_dir = prepare_results_dir(args.results_dir, args.output, names)
-    out = _cli.make_output_dir(args.output)
     command = f"{prog} " + " ".join(argv)
-    with run_lock(out):  # one benchmark per output folder; temp files of a killed run are removed
-        payload = run(plan, out, args.latency_table, not args.no_progress, command, args.workers)
-    copy_results(out, results_dir, names)
+    # folders made here are removed again if the run fails before writing into them
+    with results_dir_for(args.results_dir, args.output, names) as results_dir, _cli.output_dir_for(args.output) as out:
+        with run_lock(out):  # one benchmark per output folder; temp files of a killed run are removed
+            payload = run(plan, out, args.latency_table, not args.no_progress, command, args.workers)
+        copy_results(out, results_dir, names)
     for line in payload["targets"]["summary"]:
         print(line)
     print(f"wrote {args.output / RESULT_NAME}.{{json,md,png}}")

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from benchmarks._device import write_text_atomic
-from benchmarks._results_dir import copy_results, prepare_results_dir
+from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import write_json_atomic
 from hwnas.envinfo import device_name, machine_load, software_versions
@@ -159,10 +159,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     names = [f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md")]
     _cli.check_output_dir(args.output)
-    results_dir = prepare_results_dir(args.results_dir, args.output, names)
-    out = _cli.make_output_dir(args.output)
-    with run_lock(out):
-        return _run(args, argv, prog, out, results_dir, names)
+    # folders made here are removed again if the run fails before writing into them
+    with results_dir_for(args.results_dir, args.output, names) as results_dir, _cli.output_dir_for(args.output) as out:
+        with run_lock(out):
+            return _run(args, argv, prog, out, results_dir, names)
 
 
 def _run(args: argparse.Namespace, argv: list[str], prog: str, out: Path, results_dir: Path | None,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 import hwnas
-from benchmarks._results_dir import copy_results, prepare_results_dir
+from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import write_json_atomic, write_text_atomic
 from hwnas._lock import run_lock
@@ -149,10 +149,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     _cli.apply_threads(args.threads)
     names = [f"{RESULT_NAME}.json", f"{RESULT_NAME}.md"]
     _cli.check_output_dir(args.output)
-    results_dir = prepare_results_dir(args.results_dir, args.output, names)
-    with run_lock(args.output):  # one run per output folder (made now; removed again if it stays empty)
-        payload = _measure(args, genotypes, prog, argv)
-    copy_results(args.output, results_dir, names)
+    with results_dir_for(args.results_dir, args.output, names) as results_dir:
+        with run_lock(args.output):  # one run per output folder (made now; removed again if it stays empty)
+            payload = _measure(args, genotypes, prog, argv)
+        copy_results(args.output, results_dir, names)
     print(render_markdown(payload), end="")
     print(f"wrote {args.output / RESULT_NAME}.{{json,md}}")
     return 0

@@ -336,6 +336,21 @@ def test_results_dir_is_checked_before_the_run(tmp_path, capsys):
     assert [(results / n).read_text() for n in names] == names
 
 
+def test_a_failed_benchmark_leaves_no_empty_results_dir(tmp_path, monkeypatch, capsys):
+    """--results-dir is made before the run; a run that fails (or is interrupted) removes the folders it made."""
+    def broken(*a, **k):
+        raise UsageError("broken on purpose, --test, expected a test")
+
+    monkeypatch.setattr(sq, "run", broken)
+    results = tmp_path / "new" / "results"
+    assert sq.main(["--quick", "--output", str(tmp_path / "out"), "--results-dir", str(results)]) == 2
+    assert "broken on purpose" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither results/ nor new/ nor the output folder
+    (tmp_path / "kept").mkdir()  # a folder that was there before stays
+    assert sq.main(["--quick", "--output", str(tmp_path / "out"), "--results-dir", str(tmp_path / "kept")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+
+
 @pytest.mark.slow
 def test_several_search_seeds_run_one_search_each_and_report_every_seed(tmp_path):
     torch.set_num_threads(1)
