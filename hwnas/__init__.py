@@ -8,7 +8,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from hwnas._startup import install_quiet_interrupt
 from hwnas._version import __version__
+
+install_quiet_interrupt()  # a Ctrl-C while a command still imports torch: "interrupted", exit 130, no traceback
 
 _EXPORTS = {
     "Genotype": "hwnas.space",
