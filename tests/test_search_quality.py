@@ -39,6 +39,8 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
         assert 0.0 <= r["supernet_val_acc"] <= 1.0 and 0.0 <= r["train_acc"] <= 1.0
     assert set(payload["kendall_tau"]) >= {"supernet_val_acc_vs_mAP", "depth_vs_mAP", "train_acc_vs_mAP"}
     assert payload["latency_check"]["mape"] >= 0
+    assert {r["train_device"] for r in rows} == {payload["environment"]["device"]}  # where each training finished
+    assert "trainings finished on" not in (tmp_path / "search_quality.md").read_text()  # all on this machine
     for search in payload["searches"]:  # each search's decisiveness and weight are reported
         assert 0.0 <= search["mean_entropy_fraction"] <= 1.0 and search["latency_weight"] >= 0
     assert payload["searches"][0]["latency_weight"] == 0.0 and payload["searches"][1]["latency_weight"] > 0
@@ -365,3 +367,12 @@ def test_several_search_seeds_run_one_search_each_and_report_every_seed(tmp_path
     assert set(payload["kendall_tau"]["supernet_by_search_seed"]) == {"0", "1"}
     md = (tmp_path / "search_quality.md").read_text()
     assert "search seed(s) 0, 1" in md and "search seeds)" in md and "| 1 | 0 |" in md
+
+
+def test_report_says_where_trainings_finished_when_a_resumed_run_changed_machine():
+    from benchmarks._quality.report import _device_note
+
+    rows = [{"train_device": "CPU A (2 cores)"}] * 3 + [{"train_device": "CPU B (2 cores)"}, {}]
+    assert _device_note(rows[:3], "CPU A (2 cores)") == ""
+    assert _device_note(rows, "CPU B (2 cores)") == \
+        "; trainings finished on CPU A (2 cores) (3 rows), CPU B (2 cores) (1 row), not recorded (1 row)"

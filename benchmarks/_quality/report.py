@@ -143,6 +143,18 @@ def _layout_note(rows: list[dict[str, Any]]) -> str:
     return f"; {nhwc} of {len(rows)} rows finished in NHWC memory layout (--channels-last)" if nhwc else ""
 
 
+def _device_note(rows: list[dict[str, Any]], device: str) -> str:
+    """Where the trainings finished, when not all on this run's machine (a run resumed in another session)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        name = r.get("train_device") or "not recorded"
+        counts[name] = counts.get(name, 0) + 1
+    if list(counts) == [device]:
+        return ""
+    return "; trainings finished on " + ", ".join(f"{name} ({n} row{'s' if n != 1 else ''})"
+                                                   for name, n in counts.items())
+
+
 def render_markdown(p: dict[str, Any]) -> str:
     env, plan, t, lat = p["environment"], p["plan"], p["targets"], p["latency_table"]
     s, rc = plan["search"], plan["recipe"]
@@ -169,7 +181,7 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"{rc['image_size'][0]}x{rc['image_size'][1]}, width {rc['width_mult']}, {rc['neck']}, the paper's "
              f"augmentation and softmax + triplet; {plan['random_n']} random genotypes (torch.Generator seed "
              f"{plan['random_seed']}), seeds {plan['seeds'][0]} (all) and {plan['seeds'][1]} (three genotypes)"
-             f"{_layout_note(p['rows'])}",
+             f"{_layout_note(p['rows'])}{_device_note(p['rows'], env['device'])}",
              f"- latency: CPU table `{lat['path']}` measured on this machine (batch {lat['setting']['batch_size']}, "
              f"{lat['setting']['resolution'][0]}x{lat['setting']['resolution'][1]}, width "
              f"{lat['setting']['width_mult']}, 1 thread), same as `{lat['command']}`; end-to-end check of every "

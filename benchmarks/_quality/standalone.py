@@ -18,6 +18,7 @@ import torch
 
 import hwnas
 from hwnas._io import read_json_cache, read_json_lines, write_json_atomic
+from hwnas.envinfo import device_name
 from hwnas.space.genotype import Genotype
 from hwnas.training import ReIDData, TrainConfig, Trainer, evaluate
 from hwnas.training.loop import METRICS
@@ -89,7 +90,8 @@ def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int
 
     ``channels_last``: NHWC memory layout (:class:`hwnas.training.TrainConfig`), for speed only; it is not part
     of the recipe (a finished training is reused, an interrupted one continues in either layout) and is recorded
-    in the result."""
+    in the result, as are the device (CPU name) and torch version it finished on (a run resumed in a later session
+    may finish on another machine)."""
     out = run_dir(root, genotype, seed, recipe)
     done = out / RESULT_FILE
     cached = read_json_cache(done, RESULT_KEYS)
@@ -109,6 +111,7 @@ def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int
               "mAP": float(metrics["mAP"]), "mINP": float(metrics["mINP"]),
               "train_s": round(sum(r.get("time_s", 0.0) for r in epochs), 1),
               "train_acc": float(epochs[-1]["acc"]) if epochs and "acc" in epochs[-1] else None,
-              "recipe": recipe.to_dict(), "channels_last": channels_last, "folder": str(out)}
+              "recipe": recipe.to_dict(), "channels_last": channels_last, "device": device_name(trainer.device.type),
+              "torch": torch.__version__, "folder": str(out)}
     write_json_atomic(done, result)
     return result
