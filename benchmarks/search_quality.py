@@ -7,6 +7,7 @@
     python -m benchmarks.search_quality --recipe-epochs 40 --output runs/sq    # trainings half as long
     python -m benchmarks.search_quality --share-weights io --derive score --search-seeds 0,1,2 --output runs/sq
                                                          # hwnas's options, three search seeds
+    python -m benchmarks.search_quality --output runs/sq --export keep/sq   # results only (MB), to continue elsewhere
 
 On the synthetic proxy of the main job (the short schedule's dataset, width and input size):
 1. a CPU latency table of the proxy setting is measured on this machine (outside the package);
@@ -26,6 +27,9 @@ result that cannot be read is logged and computed again). One run at a time hold
 ``--latency-table`` (a file or a table name) must be timed in the proxy's setting (batch, input size, width,
 neck), and finished searches are reused only with the table and weight they ran with; both are refused with
 exit 2 before any work. ``--results-dir`` is checked and created before the run and filled atomically at its end.
+A run longer than one machine's life: ``--output RUN --export KEEP`` copies its results without checkpoints or
+datasets (a few MB; ``benchmarks/_quality/export.py``) to KEEP, and the same command with ``--output KEEP`` (or a
+copy of it) continues there, on this or another machine (each training records the CPU it finished on).
 ``--workers N`` runs the searches and the trainings N at a time in N processes (one per core, with the default
 ``--threads 1``): the recorded full run's 34 trainings (80 epochs each) took 4.65 h of loaded wall time summed
 over 2 workers.
@@ -48,6 +52,7 @@ from typing import Any
 
 import torch
 
+from benchmarks._quality.export import export_results
 from benchmarks._quality.latency import build_command, check_end_to_end, check_table, ensure_table
 from benchmarks._quality.parallel import run_jobs, search_job, train_job
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
@@ -418,6 +423,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_cli.positive_int, default=1, metavar="N",
                    help="run the searches and the stand-alone trainings N at a time, in N processes (default 1; "
                         "each result is the same as in one process)")
+    p.add_argument("--export", type=_cli.path, metavar="DIR",
+                   help="copy the results of the run in --output (searches, scores, latency table and check, finished "
+                        "trainings; no checkpoints or datasets: a few MB) to DIR and stop; --output DIR continues from "
+                        "there on any machine")
     _cli.add_progress(p)
     return p
 
@@ -428,6 +437,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(args.threads)
+    if args.export is not None:  # read-only on --output: no lock, every file there is written atomically
+        return _export(args, prog)
     plan = (quick_plan if args.quick else full_plan)(args.search_epochs, args.recipe_epochs)
     derive = args.derive or plan.search.derive
     if args.derive_samples is not None and derive != "score":  # the same search under other settings
@@ -461,6 +472,19 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     for line in payload["targets"]["summary"]:
         print(line)
     print(f"wrote {args.output / RESULT_NAME}.{{json,md,png}}")
+    return 0
+
+
+def _export(args: argparse.Namespace, prog: str) -> int:
+    if not args.output.is_dir():
+        return _cli.fail(f"no such folder, --output {args.output}, expected the folder of a benchmark run to export")
+    with _cli.output_dir_for(args.export, "--export") as dest:
+        files = export_results(args.output, dest)
+    size_kb = sum((dest / f).stat().st_size for f in files) / 1024
+    trained = sum(1 for f in files if f.name == "standalone.json")
+    searched = sum(1 for f in files if f.name == "search_report.json")
+    print(f"exported {len(files)} files ({size_kb:.0f} KB: {searched} finished searches, {trained} finished trainings) "
+          f"to {dest}; the same command as the run with --output {dest} continues from there")
     return 0
 
 

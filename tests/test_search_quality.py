@@ -55,6 +55,15 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     assert calls == []
     assert [r["mAP"] for r in again["rows"]] == [r["mAP"] for r in rows]
     assert again["latency_check"] == payload["latency_check"]
+    # --export: the results without checkpoints or datasets; a run continued from there (another machine, a later
+    # session) searches, scores, times and trains nothing again and reports the same figures
+    kept = tmp_path.parent / f"{tmp_path.name}-kept"
+    assert sq.main(["--output", str(tmp_path), "--export", str(kept)]) == 0
+    assert not list(kept.glob("**/*.pt")) and not (kept / "data-search").exists()
+    assert sorted(p.name for p in kept.iterdir()) == ["latency_check.json", "latency_cpu_proxy.json", "search", "train"]
+    continued = sq.run(plan, kept, None, progress=False, command="test")
+    assert calls == [] and [r["mAP"] for r in continued["rows"]] == [r["mAP"] for r in rows]
+    assert continued["latency_check"] == payload["latency_check"]
     monkeypatch.undo()
     # corrupt caches (a kill, a full disk, a hand edit) are computed again, to the same figures, not a traceback
     scores = next(tmp_path.glob("search/*/supernet_scores.json"))
@@ -376,3 +385,21 @@ def test_report_says_where_trainings_finished_when_a_resumed_run_changed_machine
     assert _device_note(rows[:3], "CPU A (2 cores)") == ""
     assert _device_note(rows, "CPU B (2 cores)") == \
         "; trainings finished on CPU A (2 cores) (3 rows), CPU B (2 cores) (1 row), not recorded (1 row)"
+
+
+def test_export_refuses_what_it_cannot_export(tmp_path, capsys):
+    assert sq.main(["--output", str(tmp_path / "none"), "--export", str(tmp_path / "keep")]) == 2
+    assert "no such folder, --output" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert sq.main(["--output", str(tmp_path / "empty"), "--export", str(tmp_path / "keep")]) == 2
+    assert "no benchmark results to export, --output" in capsys.readouterr().err
+    assert not (tmp_path / "keep").exists()  # made for the export, removed again when it failed
+    run = tmp_path / "run"
+    (run / "train" / "e1-x" / "g-seed0").mkdir(parents=True)
+    (run / "train" / "e1-x" / "g-seed0" / "metrics.jsonl").write_text("{}\n")  # unfinished: not kept
+    (run / "latency_cpu_proxy.json").write_text("{}")
+    assert sq.main(["--output", str(run), "--export", str(run / "keep")]) == 2
+    assert "export folder inside the run's folder, --export" in capsys.readouterr().err
+    assert sq.main(["--output", str(run), "--export", str(tmp_path / "keep")]) == 0
+    assert [str(p.relative_to(tmp_path / "keep")) for p in (tmp_path / "keep").rglob("*") if p.is_file()] == \
+        ["latency_cpu_proxy.json"]
