@@ -311,3 +311,13 @@ def rewrite_json_lines(path: str | os.PathLike, records: Iterable[Any]) -> Path:
     """Replace a JSON-lines log atomically with ``records`` (one strict-JSON line each)."""
     where = os.fsdecode(path)
     return write_text_atomic(path, "".join(json_line(r, where) + "\n" for r in records))
+
+
+def json_error_text(e: ValueError, column: bool = True) -> str:
+    """``'<reason> at line L column C'`` for a :class:`json.JSONDecodeError` (whose reason may itself end in
+    ``' at'``: 'Invalid control character at'), or the exception's text for another ValueError."""
+    msg = getattr(e, "msg", None)
+    if not isinstance(msg, str) or not hasattr(e, "lineno"):
+        return str(e) or type(e).__name__
+    msg = msg[:-3] if msg.endswith(" at") else msg
+    return f"{msg} at line {e.lineno}" + (f" column {e.colno}" if column else "")

@@ -494,3 +494,17 @@ def test_train_and_search_refused_on_their_data_leave_no_folder(tmp_path, monkey
         status, err = main(argv), capsys.readouterr().err
         assert status == 2 and "only 3 identities" in err, (argv, err)
         assert list(work.iterdir()) == [], (argv, list(work.rglob("*")))
+
+
+def test_json_error_text_reads_once():
+    import json
+
+    from hwnas._io import json_error_text
+
+    with pytest.raises(ValueError) as bad:
+        json.loads('{"a": "x\ny"}')
+    assert json_error_text(bad.value) == "Invalid control character at line 1 column 9"  # not "at at line"
+    with pytest.raises(ValueError) as bad:
+        json.loads("{")
+    assert json_error_text(bad.value, column=False) == "Expecting property name enclosed in double quotes at line 1"
+    assert json_error_text(ValueError("other")) == "other"

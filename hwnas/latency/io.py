@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from hwnas._io import write_json_atomic
+from hwnas._io import json_error_text, write_json_atomic
 from hwnas.latency.schema import TABLE_NAME, LatencyTableError, TableData, from_dict, to_dict
 
 TABLES_DIR = Path(__file__).parent / "tables"
@@ -87,7 +87,7 @@ def read_table(name_or_path: PathLike) -> TableData:
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
-        raise LatencyTableError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno}), {path}, expected a "
+        raise LatencyTableError(f"not valid JSON ({json_error_text(e)}), {path}, expected a "
                                 "table JSON file") from None
     except RecursionError:
         raise LatencyTableError(f"JSON nested too deeply, {path}, expected a table JSON file") from None

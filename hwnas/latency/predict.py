@@ -27,6 +27,7 @@ from scipy.optimize import least_squares
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from hwnas._io import json_error_text
 from hwnas.envinfo import software_versions
 from hwnas.latency.io import _reject_constant  # NaN/Infinity -> ValueError, turned into LatencyTableError below
 from hwnas.latency.measure import TORCH_DTYPES, _now, entry_modules
@@ -250,7 +251,7 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
     try:
         d = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
-        raise LatencyTableError(f"not valid JSON ({e.msg} at line {e.lineno}), {where}, expected a "
+        raise LatencyTableError(f"not valid JSON ({json_error_text(e, column=False)}), {where}, expected a "
                                 "spec-sheet JSON file") from None
     except OSError as e:
         raise LatencyTableError(f"cannot be read ({e.strerror or e}), {where}, expected a readable spec-sheet "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
 
-from hwnas._io import write_json_atomic
+from hwnas._io import json_error_text, write_json_atomic
 from hwnas.errors import GenotypeError  # noqa: F401 (re-exported)
 from hwnas.space.candidates import (
     KERNEL_SIZES,
@@ -182,7 +182,7 @@ def load_genotype(path: Union[str, os.PathLike], space: str | None = None) -> Ge
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise GenotypeError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno}), {where}, expected a "
+        raise GenotypeError(f"not valid JSON ({json_error_text(e)}), {where}, expected a "
                             "JSON object with a 'layers' list") from None
     except RecursionError:
         raise GenotypeError(f"JSON nested too deeply, {where}, expected a JSON object with a 'layers' list"

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hwnas._io import json_error_text
 from hwnas.errors import ConfigError, UsageError
 
 
@@ -19,7 +20,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ConfigError(f"not valid JSON ({e.msg} at line {e.lineno}), {path}, expected the file hwnas wrote") from None
+        raise ConfigError(f"not valid JSON ({json_error_text(e, column=False)}), {path}, expected the file hwnas wrote") from None
     if not isinstance(data, dict):
         raise ConfigError(f"not a JSON object, {path}, expected the file hwnas wrote")
     return data
