@@ -28,6 +28,7 @@ from typing import Any
 
 from hwnas._io import make_dirs, remove_empty_dirs
 from hwnas._limits import MAX_INPUT_SIDE, MAX_WIDTH_MULT, MAX_WORKERS
+from hwnas._startup import restore_interrupt
 from hwnas.errors import HwnasError, OutputError, RuntimeUnavailableError, UsageError
 
 Main = Callable[..., int]  # main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int
@@ -219,6 +220,7 @@ def command(main: Main) -> Main:
     @functools.wraps(main)
     def wrapped(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         where = prog or _module_prog(main)
+        restore_interrupt()  # from here a Ctrl-C is KeyboardInterrupt, handled below (hwnas._startup before)
         try:
             return int((main(argv, prog=prog) if prog else main(argv)) or 0)
         except SystemExit as e:
