@@ -269,8 +269,7 @@ def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry],
     only when a genotype is missing there (a folder kept without the checkpoints still reports)."""
     seed = plan.search_seeds[0] if seed is None else seed
     cache = search_root(plan, out, seed) / "supernet_scores.json"
-    scores = {k: v for k, v in (read_json_cache(cache) or {}).items()
-              if isinstance(v, dict) and all(isinstance(v.get(f), (int, float)) for f in ("val_acc", "val_ce"))}
+    scores = {k: v for k, v in (read_json_cache(cache) or {}).items() if _valid_score(v)}
     missing = list({e.genotype.tostr(): e.genotype for e in entries if e.genotype.tostr() not in scores}.values())
     if missing:
         config = plan.search.replace(seed=seed, latency_weight=0.0)
@@ -281,6 +280,14 @@ def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry],
             scores[g.tostr()] = dataclasses.asdict(score_path(net, g, data, plan.bn_batches))
             write_json_atomic(cache, scores)
     return scores
+
+
+def _valid_score(v: Any) -> bool:
+    """A cached path score: validation accuracy in [0, 1], cross-entropy >= 0 (others are computed again)."""
+    if not isinstance(v, dict) or any(isinstance(v.get(f), bool) or not isinstance(v.get(f), (int, float))
+                                      for f in ("val_acc", "val_ce")):
+        return False
+    return 0.0 <= v["val_acc"] <= 1.0 and v["val_ce"] >= 0.0
 
 
 LATENCY_CHECK = "latency_check.json"

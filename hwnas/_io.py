@@ -256,11 +256,13 @@ def _walk(folder: Path, depth: int) -> Iterator[Path]:
             yield from _walk(p, depth - 1)
 
 
-def read_json_cache(path: str | os.PathLike, required: Sequence[str] = ()) -> dict[str, Any] | None:
+def read_json_cache(path: str | os.PathLike, required: Sequence[str] = (),
+                    check: Callable[[dict[str, Any]], str | None] | None = None) -> dict[str, Any] | None:
     """A JSON object that an earlier run cached at ``path``, or None when there is none to use.
 
-    A cache that cannot serve (unreadable, not UTF-8 JSON, not an object, a ``required`` key missing, a NaN) is
-    logged as a warning and also gives None, so the caller recomputes it and writes it again, as after a kill.
+    A cache that cannot serve (unreadable, not UTF-8 JSON, not an object, a ``required`` key missing, a NaN, or
+    a reason returned by ``check(value)``: a value out of range, another run's settings) is logged as a warning
+    and also gives None, so the caller recomputes it and writes it again, as after a kill.
     """
     path = Path(path)
     if not path.is_file():
@@ -277,6 +279,10 @@ def read_json_cache(path: str | os.PathLike, required: Sequence[str] = ()) -> di
     missing = [k for k in required if k not in value] if isinstance(value, dict) else list(required) or ["{...}"]
     if missing:
         logger.warning("ignoring the cache %s (no %s); computing it again", path, ", ".join(missing))
+        return None
+    reason = check(value) if check is not None else None
+    if reason:
+        logger.warning("ignoring the cache %s (%s); computing it again", path, reason)
         return None
     return value
 

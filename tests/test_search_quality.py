@@ -68,7 +68,10 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     # corrupt caches (a kill, a full disk, a hand edit) are computed again, to the same figures, not a traceback
     scores = next(tmp_path.glob("search/*/supernet_scores.json"))
     scores.write_text(scores.read_text()[:40])
-    next(tmp_path.glob("train/*/*/standalone.json")).write_text("{}")
+    results = sorted(tmp_path.glob("train/*/*/standalone.json"))
+    results[0].write_text("{}")
+    edited = json.loads(results[1].read_text())
+    results[1].write_text(json.dumps({**edited, "mAP": 5.0}))  # a hand edit out of range: trained again, not 500%
     report = sorted(tmp_path.glob("search/*/p*/search_report.json"))[-1]  # a search with latency weight > 0
     report.write_bytes(b"\xff" + report.read_bytes()[:50])
     check = json.loads((tmp_path / "latency_check.json").read_text())  # timed on another CPU: timed again here
@@ -403,3 +406,18 @@ def test_export_refuses_what_it_cannot_export(tmp_path, capsys):
     assert sq.main(["--output", str(run), "--export", str(tmp_path / "keep")]) == 0
     assert [str(p.relative_to(tmp_path / "keep")) for p in (tmp_path / "keep").rglob("*") if p.is_file()] == \
         ["latency_cpu_proxy.json"]
+
+
+def test_a_cached_training_result_must_be_this_training():
+    from benchmarks._quality.standalone import result_problem
+    from hwnas.space.genotype import Genotype
+
+    g, recipe = Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1"), Recipe(epochs=1)
+    ok = {"genotype": g.tostr(), "seed": 0, "recipe": recipe.to_dict(), "rank1": 0.5, "mAP": 0.25, "mINP": 0.1,
+          "train_acc": None, "train_s": 3.0}
+    assert result_problem(ok, g, 0, recipe) is None
+    for change, why in [({"genotype": "cdnet:3-7-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1"}, "genotype"), ({"seed": 1}, "seed"),
+                        ({"seed": True}, "seed"), ({"recipe": Recipe(epochs=2).to_dict()}, "another recipe"),
+                        ({"mAP": 5.0}, "mAP 5.0"), ({"mAP": "high"}, "mAP 'high'"), ({"rank1": None}, "rank1 None"),
+                        ({"mINP": -0.1}, "mINP"), ({"train_acc": 2}, "train_acc"), ({"train_s": -1}, "train_s")]:
+        assert why in result_problem({**ok, **change}, g, 0, recipe), change

@@ -83,6 +83,27 @@ def run_dir(root: Path, genotype: Genotype, seed: int, recipe: Recipe) -> Path:
 RESULT_KEYS = ("genotype", "seed", "rank1", "mAP", "mINP", "train_s", "recipe", "folder")
 
 
+def result_problem(r: dict[str, Any], genotype: Genotype, seed: int, recipe: Recipe) -> str | None:
+    """Why a cached ``standalone.json`` cannot stand for this training (another genotype, seed or recipe, a
+    metric that is not a fraction in [0, 1], a negative time), or None. A hand-edited or foreign file is trained
+    again rather than reported."""
+    if r.get("genotype") != genotype.tostr():
+        return f"genotype {r.get('genotype')!r}, expected {genotype.tostr()}"
+    if r.get("seed") != seed or isinstance(r.get("seed"), bool):
+        return f"seed {r.get('seed')!r}, expected {seed}"
+    if r.get("recipe") != recipe.to_dict():
+        return "another recipe"
+    for key in ("rank1", "mAP", "mINP", "train_acc"):
+        v = r.get(key)
+        if key == "train_acc" and v is None:  # results written before it was recorded
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            return f"{key} {v!r}, expected a fraction in [0, 1]"
+    if isinstance(r.get("train_s"), bool) or not isinstance(r.get("train_s"), (int, float)) or r["train_s"] < 0:
+        return f"train_s {r.get('train_s')!r}, expected seconds >= 0"
+    return None
+
+
 def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int, root: Path,
                    progress: bool = False, channels_last: bool = False) -> dict[str, Any]:
     """Train ``genotype`` with ``recipe`` and seed ``seed`` (init, batches, augmentation) and evaluate it on the
@@ -94,7 +115,7 @@ def train_genotype(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int
     may finish on another machine)."""
     out = run_dir(root, genotype, seed, recipe)
     done = out / RESULT_FILE
-    cached = read_json_cache(done, RESULT_KEYS)
+    cached = read_json_cache(done, RESULT_KEYS, lambda r: result_problem(r, genotype, seed, recipe))
     if cached is not None:
         return cached
     config = recipe.train_config(seed).replace(channels_last=channels_last)
