@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._quality.export import export_results
+from benchmarks._quality.export import export_results, missing_scores
 from benchmarks._quality.latency import build_command, check_end_to_end, check_table, ensure_table
 from benchmarks._quality.parallel import run_jobs, search_job, train_job
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
@@ -273,9 +273,15 @@ def supernet_scores(plan: Plan, root: Path, out: Path, entries: Sequence[Entry],
     missing = list({e.genotype.tostr(): e.genotype for e in entries if e.genotype.tostr() not in scores}.values())
     if missing:
         config = plan.search.replace(seed=seed, latency_weight=0.0)
+        search_dir = search_root(plan, out, seed) / f"p{plan.latency_pressures[0]:g}"
+        checkpoint = search_dir / "checkpoints" / "last.pt"
+        if not checkpoint.is_file():
+            raise UsageError(f"no supernet to score {len(missing)} genotype(s) with (e.g. {missing[0].tostr()}), "
+                             f"{checkpoint}, expected the weight-0 search's checkpoint: a folder made by --export "
+                             "keeps the scores it had, not the checkpoints; continue in the run's own folder, or "
+                             f"delete {search_dir} to search again")
         data = prepare_data(config, root, threads=1)
-        net = load_supernet(search_root(plan, out, seed) / f"p{plan.latency_pressures[0]:g}", config,
-                            data.num_classes)
+        net = load_supernet(search_dir, config, data.num_classes)
         for g in missing:
             scores[g.tostr()] = dataclasses.asdict(score_path(net, g, data, plan.bn_batches))
             write_json_atomic(cache, scores)
@@ -482,11 +488,24 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     return 0
 
 
+RUN_OPTIONS = ("results_dir", "quick", "random", "search_epochs", "share_weights", "derive", "derive_samples",
+               "search_seeds", "recipe_epochs", "latency_table", "channels_last")
+
+
 def _export(args: argparse.Namespace, prog: str) -> int:
+    defaults = build_parser(prog).parse_args([])
+    given = [f"--{k.replace('_', '-')}" for k in (*RUN_OPTIONS, "workers") if getattr(args, k) != getattr(defaults, k)]
+    if given:
+        return _cli.fail(f"{given[0]} with --export, {given[0]}, expected only --output RUN (the run to copy) with "
+                         "--export DIR: the export runs nothing")
     if not args.output.is_dir():
-        return _cli.fail(f"no such folder, --output {args.output}, expected the folder of a benchmark run to export")
-    with _cli.output_dir_for(args.export, "--export") as dest:
+        what = "not a folder" if args.output.exists() else "no such folder"
+        return _cli.fail(f"{what}, --output {args.output}, expected the folder of a benchmark run to export")
+    with _cli.output_dir_for(args.export, "--export") as dest, run_lock(dest, clean_temps=False):
         files = export_results(args.output, dest)
+    for root in missing_scores(args.output):
+        logger.warning("%s has finished searches but no supernet scores yet: a run continued from this export "
+                       "cannot score genotypes (export again once they are written, right after the searches)", root)
     size_kb = sum((dest / f).stat().st_size for f in files) / 1024
     trained = sum(1 for f in files if f.name == "standalone.json")
     searched = sum(1 for f in files if f.name == "search_report.json")

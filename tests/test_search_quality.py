@@ -64,6 +64,9 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     continued = sq.run(plan, kept, None, progress=False, command="test")
     assert calls == [] and [r["mAP"] for r in continued["rows"]] == [r["mAP"] for r in rows]
     assert continued["latency_check"] == payload["latency_check"]
+    next(kept.glob("search/*/supernet_scores.json")).write_text("{}")  # a score missing, no supernet kept
+    with pytest.raises(UsageError, match=r"no supernet to score .* made by --export keeps the scores it had"):
+        sq.run(plan, kept, None, progress=False, command="test")
     monkeypatch.undo()
     # corrupt caches (a kill, a full disk, a hand edit) are computed again, to the same figures, not a traceback
     scores = next(tmp_path.glob("search/*/supernet_scores.json"))
@@ -403,9 +406,24 @@ def test_export_refuses_what_it_cannot_export(tmp_path, capsys):
     (run / "latency_cpu_proxy.json").write_text("{}")
     assert sq.main(["--output", str(run), "--export", str(run / "keep")]) == 2
     assert "export folder inside the run's folder, --export" in capsys.readouterr().err
+    outside = tmp_path / "outside"
+    (outside / "e1-x" / "h-seed0").mkdir(parents=True)
+    (outside / "e1-x" / "h-seed0" / "standalone.json").write_text("{}")
+    (run / "train" / "linked").symlink_to(outside / "e1-x")  # another folder's files are not this run's results
+    (run / "latency_linked.json").symlink_to(outside / "e1-x" / "h-seed0" / "standalone.json")
+    for extra in (["--workers", "2"], ["--results-dir", str(tmp_path / "r")], ["--quick"]):
+        assert sq.main(["--output", str(run), "--export", str(tmp_path / "keep"), *extra]) == 2
+        assert f"{extra[0]} with --export" in capsys.readouterr().err
+    assert sq.main(["--output", str(run / "latency_cpu_proxy.json"), "--export", str(tmp_path / "keep")]) == 2
+    assert "not a folder, --output" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    assert sq.main(["--output", str(run), "--export", str(tmp_path / "mine")]) == 2
+    assert "export folder holds other files" in capsys.readouterr().err
     assert sq.main(["--output", str(run), "--export", str(tmp_path / "keep")]) == 0
     assert [str(p.relative_to(tmp_path / "keep")) for p in (tmp_path / "keep").rglob("*") if p.is_file()] == \
         ["latency_cpu_proxy.json"]
+    assert sq.main(["--output", str(run), "--export", str(tmp_path / "keep")]) == 0  # over an earlier export
 
 
 def test_a_cached_training_result_must_be_this_training():

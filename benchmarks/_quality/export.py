@@ -5,7 +5,9 @@ Kept: the latency table and its end-to-end check, every finished search's report
 cached scores, and every finished training's result and per-epoch metrics. Left out: the datasets (generated
 again, the same bytes from the same seed), the checkpoints (an interrupted training or search starts again from
 its first epoch), logs and plots. A continued run searches, scores and times nothing again when those files are
-complete (tests/test_search_quality.py), and trains only what had not finished.
+complete (tests/test_search_quality.py), and trains only what had not finished. Export once the supernets'
+scores are written (right after the searches): before that, a continued run has no supernet to score with, and
+the export says so.
 """
 from __future__ import annotations
 
@@ -26,12 +28,47 @@ def kept_files(out: Path) -> Iterator[Path]:
     found = set()
     for pattern in KEPT:
         for path in out.glob(pattern):
-            if not path.is_file() or path.is_symlink() or is_temp_file(path):
+            if not path.is_file() or is_temp_file(path) or _through_link(out, path):
                 continue
             if path.name == "metrics.jsonl" and not (path.parent / "standalone.json").is_file():
                 continue
             found.add(path.relative_to(out))
     yield from sorted(found)
+
+
+def _through_link(out: Path, path: Path) -> bool:
+    """Whether ``path`` (found under ``out``) is a symbolic link or lies below one: files of another folder are
+    not this run's results."""
+    rel = path.relative_to(out)
+    return any((out / Path(*rel.parts[:i])).is_symlink() for i in range(1, len(rel.parts) + 1))
+
+
+def foreign_files(dest: Path) -> list[Path]:
+    """Files in ``dest`` that an export does not write (anything but :data:`KEPT` files and temp files): an
+    export goes into a new or empty folder, or over an earlier export, never among other files."""
+    if not dest.is_dir():
+        return []
+    kept = {dest / rel for pattern in KEPT for rel in (p.relative_to(dest) for p in dest.glob(pattern))}
+    return sorted(p for p in dest.rglob("*") if (p.is_file() or p.is_symlink()) and p not in kept
+                  and not is_temp_file(p) and p.name != ".hwnas.lock")
+
+
+def missing_scores(out: Path) -> list[Path]:
+    """Search folders with a finished search but no readable ``supernet_scores.json`` beside them: a run
+    continued from an export of this moment cannot score genotypes (the supernets' checkpoints are not kept)."""
+    import json
+
+    missing = []
+    for root in sorted(p for p in out.glob("search/*") if p.is_dir() and not _through_link(out, p)):
+        if not any(root.glob("p*/search_report.json")):
+            continue
+        try:
+            ok = isinstance(json.loads((root / "supernet_scores.json").read_text(encoding="utf-8")), dict)
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            missing.append(root)
+    return missing
 
 
 def export_results(out: Path, dest: Path, option: str = "--export") -> list[Path]:
@@ -46,6 +83,10 @@ def export_results(out: Path, dest: Path, option: str = "--export") -> list[Path
     if dest.resolve() == out.resolve() or out.resolve() in dest.resolve().parents:
         raise OutputError(f"export folder inside the run's folder, {option} {dest}, expected a folder outside "
                           f"--output {out}")
+    other = foreign_files(dest)
+    if other:
+        raise OutputError(f"export folder holds other files ({other[0]}{f' and {len(other) - 1} more' if len(other) > 1 else ''}), "
+                          f"{option} {dest}, expected a new or empty folder, or an earlier export")
     for rel in files:
         make_dirs((dest / rel).parent)
         copy_file_atomic(out / rel, dest / rel)
