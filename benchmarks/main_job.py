@@ -28,6 +28,7 @@ from benchmarks._device import write_text_atomic
 from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import is_temp_file, read_json_cache, write_json_atomic
+from hwnas._limits import LATENCY_WEIGHT_MAX
 from hwnas._lock import LOCK_NAME, run_lock
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.errors import HwnasError, OutputError, UsageError
@@ -170,7 +171,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def _weights(text: str) -> list[float | None]:
     out: list[float | None] = []
     for part in text.split(","):
-        out.append(None if part == "default" else _cli.nonnegative_float(part))
+        w = None if part == "default" else _cli.nonnegative_float(part)
+        if w is not None and w > LATENCY_WEIGHT_MAX:  # what hwnas.search accepts, refused before any run
+            raise argparse.ArgumentTypeError(f"bad value {part!r}, expected latency weights between 0 and "
+                                             f"{LATENCY_WEIGHT_MAX:.0f} per ms (or 'default')")
+        out.append(w)
     if len(set(out)) != len(out):
         raise argparse.ArgumentTypeError(f"bad value {text!r}, expected distinct comma-separated weights like "
                                          "default,0,0.1")

@@ -53,3 +53,11 @@ def test_an_interrupted_run_is_cleared_but_nobody_elses_files(tmp_path):
     link.symlink_to(run)
     with pytest.raises(OutputError, match="not a folder of this benchmark"):
         main_job.clear_interrupted(link)
+
+
+def test_latency_weights_beyond_what_the_search_accepts_are_refused_before_any_run(tmp_path, capsys):
+    from benchmarks import main_job
+
+    assert main_job.main(["--latency-weights", "1e308", "--output", str(tmp_path / "o")]) == 2
+    assert "expected latency weights between 0 and 1000000 per ms" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

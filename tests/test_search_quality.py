@@ -439,3 +439,14 @@ def test_a_cached_training_result_must_be_this_training():
                         ({"mAP": 5.0}, "mAP 5.0"), ({"mAP": "high"}, "mAP 'high'"), ({"rank1": None}, "rank1 None"),
                         ({"mINP": -0.1}, "mINP"), ({"train_acc": 2}, "train_acc"), ({"train_s": -1}, "train_s")]:
         assert why in result_problem({**ok, **change}, g, 0, recipe), change
+
+
+def test_report_names_the_tables_machine_when_the_run_moved():
+    from benchmarks._quality.report import _check_machine, _table_machine
+
+    assert _table_machine({"device": "CPU A (2 cores)"}, "CPU A (2 cores)") == "this machine"
+    assert _table_machine({}, "CPU A (2 cores)") == "this machine"  # reports written before it was recorded
+    assert _table_machine({"device": "CPU A (2 cores)"}, "CPU B (2 cores)") == \
+        "CPU A (2 cores) (not this run's last machine)"
+    assert _check_machine({"device": "CPU A (2 cores)"}, "CPU A (2 cores)") == ""
+    assert _check_machine({"device": "CPU A (2 cores)"}, "CPU B (2 cores)") == " (timed on CPU A (2 cores))"

@@ -155,6 +155,17 @@ def _device_note(rows: list[dict[str, Any]], device: str) -> str:
                                                    for name, n in counts.items())
 
 
+def _table_machine(lat: dict[str, Any], device: str) -> str:
+    """'this machine', or the CPU the table was built on when a resumed run continued elsewhere."""
+    built = lat.get("device")
+    return "this machine" if built in (None, device) else f"{built} (not this run's last machine)"
+
+
+def _check_machine(check: dict[str, Any], device: str) -> str:
+    timed = check.get("device")
+    return "" if timed in (None, device) else f" (timed on {timed})"
+
+
 def render_markdown(p: dict[str, Any]) -> str:
     env, plan, t, lat = p["environment"], p["plan"], p["targets"], p["latency_table"]
     s, rc = plan["search"], plan["recipe"]
@@ -182,10 +193,12 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"augmentation and softmax + triplet; {plan['random_n']} random genotypes (torch.Generator seed "
              f"{plan['random_seed']}), seeds {plan['seeds'][0]} (all) and {plan['seeds'][1]} (three genotypes)"
              f"{_layout_note(p['rows'])}{_device_note(p['rows'], env['device'])}",
-             f"- latency: CPU table `{lat['path']}` measured on this machine (batch {lat['setting']['batch_size']}, "
+             f"- latency: CPU table `{lat['path']}` measured on {_table_machine(lat, env['device'])} (batch "
+             f"{lat['setting']['batch_size']}, "
              f"{lat['setting']['resolution'][0]}x{lat['setting']['resolution'][1]}, width "
              f"{lat['setting']['width_mult']}, 1 thread), same as `{lat['command']}`; end-to-end check of every "
-             f"genotype: MAPE {_pct(p['latency_check']['mape'])}, Spearman {_num(p['latency_check']['spearman'])}",
+             f"genotype{_check_machine(p['latency_check'], env['device'])}: MAPE {_pct(p['latency_check']['mape'])}, "
+             f"Spearman {_num(p['latency_check']['spearman'])}",
              "", "## Targets", ""] + [f"- {line}" for line in t["summary"]] + [
              f"- Kendall's tau (supernet score with the path fixed vs stand-alone mAP, {kt['genotypes']} genotypes): "
              f"validation accuracy {_num(kt['supernet_val_acc_vs_mAP']['tau'])} (p = "
