@@ -43,10 +43,10 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
                      help="generate (once, then reuse) a synthetic Market-1501-format dataset")
     add_dataset_argument(g)
     g.add_argument("--no-count-check", action="store_true", help="accept a trimmed copy of a real dataset")
-    g.add_argument("--synthetic-dir", type=path, default=None,
+    g.add_argument("--synthetic-dir", type=path, default=None, metavar="DIR",
                    help=f"where synthetic data lives (default {SYNTHETIC_ROOT}/<settings>)")
-    g.add_argument("--synthetic-ids", type=int_at_least(2), default=64, help="training (and test) identities")
-    g.add_argument("--synthetic-images-per-id", type=int_at_least(3), default=12, help="images per identity")
+    g.add_argument("--synthetic-ids", type=int_at_least(2), default=64, metavar="N", help="training (and test) identities")
+    g.add_argument("--synthetic-images-per-id", type=int_at_least(3), default=12, metavar="N", help="images per identity")
     g.add_argument("--synthetic-cameras", type=int_at_least(1), choices=range(2, 7), default=6, metavar="2..6", help="cameras")
     g.add_argument("--synthetic-seed", type=seed, default=0, help="generator seed")
 
