@@ -2,6 +2,7 @@
 compiled path and in plain torch, and ONNX export of fused and unfused models checked with onnxruntime."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -123,4 +124,14 @@ def test_onnx_export_parity(fused: bool, size: tuple[int, int], tmp_path: Path) 
         atol = atol_for(model(images))
     parity = check_onnx_parity(model, path, images, atol=atol)
     assert parity.ok, parity
-    assert parity.max_abs < atol
+    # judged against float64: eager fp32 is itself off by up to ~5e-4 here (BN folding and large features make
+    # the two float32 roundings differ by more than either differs from the exact result; seen on AMD EPYC)
+    from hwnas.deploy.runtimes import load_session
+
+    got = torch.as_tensor(load_session(path, "onnxruntime", threads=None)(images)).double()
+    with torch.no_grad():
+        eval_model = copy.deepcopy(model).eval()
+        exact = copy.deepcopy(eval_model).double()(images.double())
+        fp32_error = float((eval_model(images).double() - exact).abs().max())
+    onnx_error = float((got - exact).abs().max())
+    assert onnx_error <= max(atol, 2 * fp32_error), (onnx_error, fp32_error, atol)
