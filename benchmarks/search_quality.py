@@ -302,16 +302,18 @@ LATENCY_CHECK = "latency_check.json"
 def latency_check(plan: Plan, out: Path, table_path: Path, table: Any, genotypes: Sequence[Genotype],
                   progress: bool) -> dict[str, Any]:
     """The end-to-end check of the table (:func:`check_end_to_end`), cached in ``out/latency_check.json``: reused
-    when it timed these genotypes against this very table file (its SHA-256) with the plan's repeats on a CPU of the
-    same name, so a run resumed later does not time again on a loaded or another machine."""
-    key = {"table_sha256": hashlib.sha256(table_path.read_bytes()).hexdigest(), "device": device_name("cpu"),
-           "repeats": plan.latency_check_repeats}
+    when it timed these genotypes against this very table file (its SHA-256) with the plan's repeats on the CPU the
+    table was built on, so a run continued later, loaded or on another machine, keeps the check of the table on its
+    own machine; otherwise timed here (the report then names the machine)."""
+    key = {"table_sha256": hashlib.sha256(table_path.read_bytes()).hexdigest(), "repeats": plan.latency_check_repeats}
     cached = read_json_cache(out / LATENCY_CHECK, ("archs", "mape", "spearman"))
-    if cached is not None and all(cached.get(k) == v for k, v in key.items()) and isinstance(cached["archs"], list) \
+    if cached is not None and all(cached.get(k) == v for k, v in key.items()) \
+            and cached.get("device") == table.data.device.name and isinstance(cached["archs"], list) \
             and sorted(a.get("genotype") for a in cached["archs"] if isinstance(a, dict)) == \
             sorted(g.tostr() for g in genotypes):
         return cached
-    result = {**check_end_to_end(table, genotypes, plan.latency_check_repeats, progress), **key}
+    result = {**check_end_to_end(table, genotypes, plan.latency_check_repeats, progress), **key,
+              "device": device_name("cpu")}
     write_json_atomic(out / LATENCY_CHECK, result)
     return result
 
