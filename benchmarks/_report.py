@@ -20,9 +20,9 @@ import torch
 
 from benchmarks._device import EMPTY
 from benchmarks._protocol import PHASES, ModelResult, ProtocolConfig
-from hwnas.report.model_report import predict_on_table
 from hwnas._io import write_json_atomic
 from hwnas.envinfo import device_name, machine_load, software_versions
+from hwnas.report.model_report import predict_on_table
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -53,7 +52,7 @@ from typing import Any
 import torch
 
 from benchmarks._quality.export import export_results, missing_scores
-from benchmarks._quality.latency import build_command, check_end_to_end, check_table, ensure_table
+from benchmarks._quality.latency import build_command, cached_check, check_table, ensure_table
 from benchmarks._quality.parallel import run_jobs, search_job, train_job
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
@@ -296,28 +295,6 @@ def _valid_score(v: Any) -> bool:
     return 0.0 <= v["val_acc"] <= 1.0 and v["val_ce"] >= 0.0
 
 
-LATENCY_CHECK = "latency_check.json"
-
-
-def latency_check(plan: Plan, out: Path, table_path: Path, table: Any, genotypes: Sequence[Genotype],
-                  progress: bool) -> dict[str, Any]:
-    """The end-to-end check of the table (:func:`check_end_to_end`), cached in ``out/latency_check.json``: reused
-    when it timed these genotypes against this very table file (its SHA-256) with the plan's repeats on the CPU the
-    table was built on, so a run continued later, loaded or on another machine, keeps the check of the table on its
-    own machine; otherwise timed here (the report then names the machine)."""
-    key = {"table_sha256": hashlib.sha256(table_path.read_bytes()).hexdigest(), "repeats": plan.latency_check_repeats}
-    cached = read_json_cache(out / LATENCY_CHECK, ("archs", "mape", "spearman"))
-    if cached is not None and all(cached.get(k) == v for k, v in key.items()) \
-            and cached.get("device") == table.data.device.name and isinstance(cached["archs"], list) \
-            and sorted(a.get("genotype") for a in cached["archs"] if isinstance(a, dict)) == \
-            sorted(g.tostr() for g in genotypes):
-        return cached
-    result = {**check_end_to_end(table, genotypes, plan.latency_check_repeats, progress), **key,
-              "device": device_name("cpu")}
-    write_json_atomic(out / LATENCY_CHECK, result)
-    return result
-
-
 def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command: str, workers: int = 1
         ) -> dict[str, Any]:
     """All stages into ``out``; returns the report payload (also written as JSON/Markdown/PNG). ``workers``: the
@@ -341,7 +318,7 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     scores_by_seed = {seed: supernet_scores(plan, root, out, entries, seed) for seed in plan.search_seeds}
     scores = scores_by_seed[plan.search_seeds[0]]
     distinct = list({e.genotype.tostr(): e.genotype for e in entries}.values())
-    checked = latency_check(plan, out, table_path, table, distinct, progress)
+    checked = cached_check(out, table_path, table, distinct, plan.latency_check_repeats, progress)
     results = train_all(plan, entries, spread, train_root, out, progress, workers, threads)
     rows = []
     for e in entries:

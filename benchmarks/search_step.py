@@ -21,8 +21,17 @@ from typing import Sequence
 import torch
 from torch.nn import functional as F
 
-from benchmarks._device import (COLUMNS, backend_runner, check_output_file, describe, markdown_table, parse_backends,
-                                ratio_cell, time_ms, write_text_atomic)
+from benchmarks._device import (
+    COLUMNS,
+    backend_runner,
+    check_output_file,
+    describe,
+    markdown_table,
+    parse_backends,
+    ratio_cell,
+    time_ms,
+    write_text_atomic,
+)
 from hwnas import _cli, ops
 from hwnas.models._limits import check_input_size
 

@@ -37,8 +37,8 @@ from benchmarks._device import write_text_atomic
 from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import write_json_atomic
-from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas._lock import is_lock_file, run_lock
+from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.errors import OutputError, UsageError
 
 logger = logging.getLogger(__name__)

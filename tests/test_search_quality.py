@@ -50,7 +50,8 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr("hwnas.search.runner.run_search", lambda *a, **k: calls.append("search"))
     monkeypatch.setattr("benchmarks._quality.standalone.Trainer.fit", lambda *a, **k: calls.append("train"))
     monkeypatch.setattr(sq, "load_supernet", lambda *a, **k: calls.append("supernet"))  # scores: from the cache
-    monkeypatch.setattr(sq, "check_end_to_end", lambda *a, **k: calls.append("latency"))  # not timed again
+    monkeypatch.setattr("benchmarks._quality.latency.check_end_to_end",
+                        lambda *a, **k: calls.append("latency"))  # not timed again
     again = sq.run(plan, tmp_path, None, progress=False, command="test")
     assert calls == []
     assert [r["mAP"] for r in again["rows"]] == [r["mAP"] for r in rows]

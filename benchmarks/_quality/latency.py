@@ -8,6 +8,7 @@ table's sums with the measured medians (MAPE, Spearman).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,7 +16,8 @@ from typing import Any, Sequence
 import torch
 
 from hwnas import create_model
-from hwnas.envinfo import machine_load
+from hwnas._io import read_json_cache, write_json_atomic
+from hwnas.envinfo import device_name, machine_load
 from hwnas.errors import UsageError
 from hwnas.latency import load_table
 from hwnas.latency.expected import LatencyTable
@@ -88,3 +90,25 @@ def check_end_to_end(table: LatencyTable, genotypes: Sequence[Genotype], repeats
     mape, rho = mape_spearman([r["table_ms"] for r in rows], [r["measured_ms"] for r in rows])
     return {"mape": mape, "spearman": rho, "timer": timer, "repeats": repeats, "load_before": load_before,
             "load_after": machine_load(), "archs": rows}
+
+
+LATENCY_CHECK = "latency_check.json"
+
+
+def cached_check(out: Path, table_path: Path, table: LatencyTable, genotypes: Sequence[Genotype], repeats: int,
+                 progress: bool) -> dict[str, Any]:
+    """The end-to-end check of the table (:func:`check_end_to_end`), cached in ``out/latency_check.json``: reused
+    when it timed these genotypes against this very table file (its SHA-256) with ``repeats`` on the CPU the
+    table was built on, so a run continued later, loaded or on another machine, keeps the check of the table on its
+    own machine; otherwise timed here (the report then names the machine)."""
+    key = {"table_sha256": hashlib.sha256(table_path.read_bytes()).hexdigest(), "repeats": repeats}
+    cached = read_json_cache(out / LATENCY_CHECK, ("archs", "mape", "spearman"))
+    if cached is not None and all(cached.get(k) == v for k, v in key.items()) \
+            and cached.get("device") == table.data.device.name and isinstance(cached["archs"], list) \
+            and sorted(a.get("genotype") for a in cached["archs"] if isinstance(a, dict)) == \
+            sorted(g.tostr() for g in genotypes):
+        return cached
+    result = {**check_end_to_end(table, genotypes, repeats, progress), **key,
+              "device": device_name("cpu")}
+    write_json_atomic(out / LATENCY_CHECK, result)
+    return result
