@@ -330,6 +330,7 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
                      "latency_ms": table.genotype_latency_ms(e.genotype), "rank1": r["rank1"], "mAP": r["mAP"],
                      "mINP": r["mINP"], "train_s": r["train_s"], "train_acc": r.get("train_acc"),
                      "channels_last": bool(r.get("channels_last", False)), "train_device": r.get("device"),
+                     "train_torch": r.get("torch"),
                      "second_seed": None if again is None else {"seed": plan.seeds[1], "rank1": again["rank1"],
                                                                 "mAP": again["mAP"]},
                      "supernet_val_acc": scores[key]["val_acc"], "supernet_val_ce": scores[key]["val_ce"]})

@@ -392,6 +392,12 @@ def test_report_says_where_trainings_finished_when_a_resumed_run_changed_machine
     assert _device_note(rows[:3], "CPU A (2 cores)") == ""
     assert _device_note(rows, "CPU B (2 cores)") == \
         "; trainings finished on CPU A (2 cores) (3 rows), CPU B (2 cores) (1 row), not recorded (1 row)"
+    # the torch version is named only where it is not this run's
+    rows = [{"train_device": "CPU A (2 cores)", "train_torch": "2.13.0+cpu"},
+            {"train_device": "CPU A (2 cores)", "train_torch": "2.12.1+cpu"}]
+    assert _device_note(rows[:1], "CPU A (2 cores)", "2.13.0+cpu") == ""
+    assert _device_note(rows, "CPU A (2 cores)", "2.13.0+cpu") == \
+        "; trainings finished on CPU A (2 cores) (1 row), CPU A (2 cores) with torch 2.12.1+cpu (1 row)"
 
 
 def test_export_refuses_what_it_cannot_export(tmp_path, capsys):

@@ -143,11 +143,14 @@ def _layout_note(rows: list[dict[str, Any]]) -> str:
     return f"; {nhwc} of {len(rows)} rows finished in NHWC memory layout (--channels-last)" if nhwc else ""
 
 
-def _device_note(rows: list[dict[str, Any]], device: str) -> str:
-    """Where the trainings finished, when not all on this run's machine (a run resumed in another session)."""
+def _device_note(rows: list[dict[str, Any]], device: str, torch_version: str | None = None) -> str:
+    """Where the trainings finished, when not all on this run's machine and torch (a run resumed in another
+    session): each machine, with its torch version where that differs from this run's."""
     counts: dict[str, int] = {}
     for r in rows:
         name = r.get("train_device") or "not recorded"
+        if r.get("train_torch") not in (None, torch_version):
+            name += f" with torch {r['train_torch']}"
         counts[name] = counts.get(name, 0) + 1
     if list(counts) == [device]:
         return ""
@@ -192,7 +195,7 @@ def render_markdown(p: dict[str, Any]) -> str:
              f"{rc['image_size'][0]}x{rc['image_size'][1]}, width {rc['width_mult']}, {rc['neck']}, the paper's "
              f"augmentation and softmax + triplet; {plan['random_n']} random genotypes (torch.Generator seed "
              f"{plan['random_seed']}), seeds {plan['seeds'][0]} (all) and {plan['seeds'][1]} (three genotypes)"
-             f"{_layout_note(p['rows'])}{_device_note(p['rows'], env['device'])}",
+             f"{_layout_note(p['rows'])}{_device_note(p['rows'], env['device'], env['software'].get('torch'))}",
              f"- latency: CPU table `{lat['path']}` measured on {_table_machine(lat, env['device'])} (batch "
              f"{lat['setting']['batch_size']}, "
              f"{lat['setting']['resolution'][0]}x{lat['setting']['resolution'][1]}, width "
