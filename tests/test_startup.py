@@ -26,7 +26,10 @@ sys.meta_path.insert(0, _CtrlCAtTorch())
 def _run(args, cwd):
     (cwd / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(REPO)])}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    # a shell starts background jobs with SIGINT ignored (and Python then keeps it ignored, as it should): the
+    # child gets the default disposition a terminal's foreground command has, whatever ran this test
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_ctrl_c_during_a_commands_imports_prints_interrupted_and_exits_130(tmp_path):
