@@ -68,3 +68,52 @@ def test_alpha_is_the_default_and_bad_settings_are_refused(tmp_path: Path) -> No
     with pytest.raises(UsageError, match="no genotype"):
         select_by_score(None, None, [Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1")],
                         allowed=lambda g: False)
+
+
+def _score_on_a_deep_copy(supernet, genotype, data, bn_batches=8):
+    """The reference: the former implementation, which recalibrated and scored a deep copy of the supernet."""
+    import copy
+
+    from torch.nn import functional as F
+
+    from hwnas.search.scoring import _recalibrate_bn
+
+    net, path = copy.deepcopy(supernet), [[i] for i in genotype.indices()]
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        _recalibrate_bn(net, path, data, bn_batches)
+        net.eval()
+        xs = [data.val.batch(0, i) for i in range(data.val.num_batches(0))]
+        logits = [(net(x, path=path).logits[0], y) for x, y in xs]
+    n = sum(len(y) for _, y in logits)
+    return (sum(int((lg.argmax(1) == y).sum()) for lg, y in logits) / n,
+            sum(float(F.cross_entropy(lg, y, reduction="sum")) for lg, y in logits) / n)
+
+
+def test_scoring_a_path_leaves_the_supernet_as_it_was_and_matches_scoring_a_copy() -> None:
+    from hwnas.search.supernet import SuperNet
+
+    data = tiny_data(ids=3)
+    torch.manual_seed(0)
+    net = SuperNet("cdnet", 3, 0.125, 2)
+    with torch.no_grad():  # non-trivial statistics and a BN momentum to keep
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    net.train()
+    net.layers[0].eval()  # a mixed train/eval state is kept too
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    modes = [m.training for m in net.modules()]
+    momenta = [m.momentum for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    g = torch.Generator().manual_seed(3)
+    pool = random_genotypes("cdnet", 3, g)
+    scores = [score_path(net, p, data, bn_batches=2) for p in pool]
+    for p, s in zip(pool, scores):
+        assert (s.val_acc, s.val_ce) == pytest.approx(_score_on_a_deep_copy(net, p, data, 2), rel=1e-6, abs=1e-9)
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "a buffer or weight changed"
+    assert [m.training for m in net.modules()] == modes
+    assert [m.momentum for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)] == momenta
+    # scoring in another order gives the same scores: nothing carries over from one path to the next
+    assert [score_path(net, p, data, bn_batches=2) for p in reversed(pool)] == list(reversed(scores))

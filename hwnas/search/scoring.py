@@ -13,9 +13,9 @@ and ``samples`` random genotypes and keeps the best (``search.derive=score``; do
 """
 from __future__ import annotations
 
-import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -53,23 +53,44 @@ def _recalibrate_bn(net: nn.Module, path: list[list[int]], data: SearchData, bat
         net(x, path=path)
 
 
+@contextmanager
+def _state_restored(net: nn.Module) -> Iterator[None]:
+    """Every BatchNorm's statistics and momentum and every module's train/eval flag as they were, afterwards: what
+    :func:`_recalibrate_bn` and scoring change. Costs a copy of the BN buffers, not of the supernet (a deep copy
+    of every candidate's weights took seconds per genotype)."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.momentum, {k: b.clone() for k, b in m.named_buffers(recurse=False)}) for m in bns]
+    modes = [(m, m.training) for m in net.modules()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, momentum, buffers in saved:
+                m.momentum = momentum
+                for k, b in buffers.items():
+                    getattr(m, k).copy_(b)
+        for m, training in modes:
+            m.training = training
+
+
 @torch.no_grad()
 def score_path(supernet: SuperNet, genotype: Genotype, data: SearchData, bn_batches: int = 8) -> PathScore:
-    """Score ``genotype``'s path on ``data.val`` (a copy of the supernet is recalibrated; the original is untouched)."""
-    net = copy.deepcopy(supernet)
+    """Score ``genotype``'s path on ``data.val``. The supernet's BatchNorm statistics are recalibrated for the
+    path and restored afterwards, with its train/eval flags: the supernet is left as it was."""
     path = [[i] for i in genotype.indices()]
-    with torch.random.fork_rng(devices=[]):  # the same score in any process, whatever ran before
-        torch.manual_seed(0)
-        _recalibrate_bn(net, path, data, bn_batches)
-    net.eval()
     correct = seen = 0
     ce = 0.0
-    for i in range(data.val.num_batches(0)):
-        x, y = data.val.batch(0, i)
-        logits = net(x, path=path).logits[0]
-        correct += int((logits.argmax(1) == y).sum())
-        ce += float(F.cross_entropy(logits, y, reduction="sum"))
-        seen += len(y)
+    with _state_restored(supernet):
+        with torch.random.fork_rng(devices=[]):  # the same score in any process, whatever ran before
+            torch.manual_seed(0)
+            _recalibrate_bn(supernet, path, data, bn_batches)
+        supernet.eval()
+        for i in range(data.val.num_batches(0)):
+            x, y = data.val.batch(0, i)
+            logits = supernet(x, path=path).logits[0]
+            correct += int((logits.argmax(1) == y).sum())
+            ce += float(F.cross_entropy(logits, y, reduction="sum"))
+            seen += len(y)
     return PathScore(genotype.tostr(), correct / max(seen, 1), ce / max(seen, 1))
 
 
