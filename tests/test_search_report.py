@@ -127,3 +127,29 @@ def test_sweep_table_names_both_accuracies() -> None:
     md = render_sweep(rows, "rtx2080")
     assert "supernet val acc (eval mode)" in md and "val acc (train mode)" in md
     assert "| 0.500 | 0.250 | 0.9900 (undecided) | yes |" in md
+
+
+def test_a_genotype_is_profiled_once_per_process_with_the_figures_of_a_fresh_profile(monkeypatch) -> None:
+    import hwnas
+    from hwnas import profile
+    from hwnas.search import report
+    from hwnas.space.genotype import Genotype
+
+    monkeypatch.undo()  # the real describe_genotype
+    report._profile.cache_clear()
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    real = profile.profile_model
+    monkeypatch.setattr(profile, "profile_model", counted)
+    geno = Genotype.fromstr("cdnet:3-5-1,3-7-2,5-9-1,3-5-1,7-9-2,3-5-1")
+    first = report.describe_genotype(geno, None)
+    assert report.describe_genotype(geno, None) == first and len(calls) == 1  # the second one from the cache
+    fresh = real(hwnas.create_model("cdnet", genotype=geno, width_mult=1.0, num_classes=751), input_size=(256, 128),
+                 scope="backbone")
+    assert (first["params_m"], first["flops_m"]) == (round(fresh.params_m, 4), round(fresh.flops_m, 2))
+    other = Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1")
+    assert report.describe_genotype(other, None)["flops_m"] < first["flops_m"] and len(calls) == 2

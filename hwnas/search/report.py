@@ -6,6 +6,7 @@ resolution (256 x 128 without a table), FLOPs of the backbone (DESIGN 4 counting
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,26 @@ def deploy_setting(table: Any) -> tuple[tuple[int, int], float]:
 
 def describe_genotype(genotype: Genotype, table: Any, num_classes: int = 751) -> dict[str, Any]:
     """Params (M), backbone FLOPs (M) and table latency (ms) of one architecture."""
+    size, width = deploy_setting(table)
+    params_m, flops_m = _profile(genotype.tostr(), size, width, num_classes)
+    return {"genotype": genotype.tostr(), "layers": [c.to_list(genotype.space) for c in genotype.layers],
+            "depth": genotype.depth, "params_m": params_m, "flops_m": flops_m,
+            "input_size": list(size), "width_mult": width,
+            "predicted_latency_ms": None if table is None else round(table.genotype_latency_ms(genotype), 4)}
+
+
+@lru_cache(maxsize=256)
+def _profile(genotype: str, size: tuple[int, int], width: float, num_classes: int) -> tuple[float, float]:
+    """(inference params M, backbone FLOPs M) of a genotype's network at ``size`` and ``width``, cached: profiling
+    traces the whole network (about a second at 256x128), and a process profiles the same few genotypes again and
+    again (the final and top-k genotypes of every search; a benchmark's or a sweep's searches)."""
     import hwnas
     from hwnas.profile import profile_model
 
-    size, width = deploy_setting(table)
-    model = hwnas.create_model(genotype.space, genotype=genotype, width_mult=width, num_classes=num_classes)
+    geno = Genotype.fromstr(genotype)
+    model = hwnas.create_model(geno.space, genotype=geno, width_mult=width, num_classes=num_classes)
     prof = profile_model(model, input_size=size, scope="backbone")
-    return {"genotype": genotype.tostr(), "layers": [c.to_list(genotype.space) for c in genotype.layers],
-            "depth": genotype.depth, "params_m": round(prof.params_m, 4), "flops_m": round(prof.flops_m, 2),
-            "input_size": list(size), "width_mult": width,
-            "predicted_latency_ms": None if table is None else round(table.genotype_latency_ms(genotype), 4)}
+    return round(prof.params_m, 4), round(prof.flops_m, 2)
 
 
 def table_summary(table: Any) -> dict[str, Any] | None:
@@ -55,14 +66,7 @@ def table_summary(table: Any) -> dict[str, Any] | None:
 def build_report(config: SearchConfig, result: SearchResult, table: Any, data_description: str,
                  wall_s: float) -> dict[str, Any]:
     """The JSON report: settings, per-epoch records, the derived genotype and the top-k genotypes."""
-    cache: dict[str, dict[str, Any]] = {}
-
-    def describe(geno: Genotype) -> dict[str, Any]:  # profiling traces a full network: once per genotype
-        if geno.tostr() not in cache:
-            cache[geno.tostr()] = describe_genotype(geno, table)
-        return dict(cache[geno.tostr()])
-
-    final = describe(result.genotype)
+    final = describe_genotype(result.genotype, table)
     final["val_acc_eval_mode"] = result.val_acc_eval_mode
     final["val_acc_train_mode"] = result.val_acc_train_mode
     final["expected_latency_ms"] = result.expected_latency_ms
@@ -71,7 +75,7 @@ def build_report(config: SearchConfig, result: SearchResult, table: Any, data_de
     final["selection"] = result.selection
     top = []
     for geno, prob in result.topk:
-        entry = describe(geno)
+        entry = describe_genotype(geno, table)
         entry["probability"] = prob
         top.append(entry)
     return {"config": config.to_dict(), "data": data_description, "latency_table": table_summary(table),
