@@ -1,6 +1,7 @@
 """Smoke test of ``python -m benchmarks.search_quality``: every stage at toy sizes, the report, and resumption."""
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,28 @@ def tiny_plan() -> sq.Plan:
                    bn_batches=1)
 
 
-@pytest.mark.slow
-def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One full run of the tiny plan, from an empty folder (a minute on 2 cores): the tests below copy its folder
+    and continue from there, as a user's second command does, instead of each running every stage again."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    plan = tiny_plan()
-    payload = sq.run(plan, tmp_path, None, progress=False, command="test")
+    out = tmp_path_factory.mktemp("tiny-run")
+    try:
+        yield tiny_plan(), out, sq.run(tiny_plan(), out, None, progress=False, command="test")
+    finally:
+        torch.set_num_threads(before)
+
+
+def _copy_run(tiny_run, dest: Path) -> Path:
+    shutil.copytree(tiny_run[1], dest, dirs_exist_ok=True)
+    return dest
+
+
+@pytest.mark.slow
+def test_benchmark_runs_every_stage_and_resumes(tiny_run, tmp_path, monkeypatch, one_thread):
+    plan, payload = tiny_run[0], tiny_run[2]
+    _copy_run(tiny_run, tmp_path)
     for suffix in ("json", "md", "png"):
         assert (tmp_path / f"search_quality.{suffix}").stat().st_size > 0
     rows = payload["rows"]
@@ -104,12 +122,10 @@ def test_benchmark_runs_every_stage_and_resumes(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_workers_give_the_same_results_as_one_process(tmp_path):
+def test_workers_give_the_same_results_as_one_process(tiny_run, tmp_path, one_thread):
     """--workers 2: the searches and trainings run in two processes with the same results as in one."""
-    torch.set_num_threads(1)
-    plan = dataclasses.replace(tiny_plan(), random_n=3)
-    serial = sq.run(plan, tmp_path / "serial", None, progress=False, command="test")
-    table = tmp_path / "serial" / "latency_cpu_proxy.json"  # the same measured table: the same latency weights
+    plan, serial = tiny_run[0], tiny_run[2]
+    table = tiny_run[1] / "latency_cpu_proxy.json"  # the same measured table: the same latency weights
     parallel = sq.run(plan, tmp_path / "parallel", table, progress=False, command="test", workers=2)
     assert [s["genotype"] for s in parallel["searches"]] == [s["genotype"] for s in serial["searches"]]
     assert [(r["label"], r["mAP"], r["rank1"], r["train_acc"]) for r in parallel["rows"]] == \
@@ -370,10 +386,10 @@ def test_a_failed_benchmark_leaves_no_empty_results_dir(tmp_path, monkeypatch, c
 
 
 @pytest.mark.slow
-def test_several_search_seeds_run_one_search_each_and_report_every_seed(tmp_path):
-    torch.set_num_threads(1)
+def test_several_search_seeds_run_one_search_each_and_report_every_seed(tiny_run, tmp_path, one_thread):
+    """Seed 1 is added to a run of seed 0 (its search, training and scores are new; the rest is reused)."""
     plan = dataclasses.replace(tiny_plan(), latency_pressures=(0.0,), search_seeds=(0, 1), random_n=3)
-    payload = sq.run(plan, tmp_path, None, progress=False, command="test")
+    payload = sq.run(plan, _copy_run(tiny_run, tmp_path), None, progress=False, command="test")
     searched = [r for r in payload["rows"] if r["kind"] == "searched"]
     assert [(r["label"], r["search_seed"], r["latency_weight"]) for r in searched] == [
         ("searched w=0 s0", 0, 0.0), ("searched w=0 s1", 1, 0.0)]
