@@ -3,6 +3,7 @@ writes anything; the progress counters, sums, history and random-number state ar
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -88,6 +89,7 @@ def _buffer(ckpt, make):
 
 def test_an_edited_history_record_is_refused(saved, tmp_path):
     from hwnas.search import Searcher
+    from hwnas.search.loop import check_resumable
 
     data, config, ckpt = saved
     path = tmp_path / "checkpoints" / "last.pt"
@@ -107,23 +109,43 @@ def test_an_edited_history_record_is_refused(saved, tmp_path):
                             ({**record, "genotype": 5}, r"history\[0\].genotype")):
         torch.save({**cut, "state": {**cut["state"], "history": [edited]}}, path)
         with pytest.raises(CheckpointError, match=message):
-            Searcher(config, data, tmp_path, progress=False).run(resume=True)
+            check_resumable(path, config, None, data.identity)  # the command line's check, before any write
+            Searcher(config, data, tmp_path, progress=False).run(resume=True)  # what it leaves to load()
 
 
 @pytest.mark.parametrize("edit,message", CASES, ids=[m[:40] for _, m in CASES])
 def test_an_edited_checkpoint_is_refused_before_anything_runs(saved, tmp_path, edit, message):
+    """Each edit is refused by the command line's check of the loaded checkpoint (in memory here: loading the file
+    takes seconds, and the tests below check the file's way once) or, for what only the optimizers' loading
+    checks, by the search itself, before it writes anything."""
     from hwnas.search import Searcher
+    from hwnas.search.loop import check_checkpoint
+
+    data, config, ckpt = saved
+    edited = edit(ckpt)
+    try:
+        check_checkpoint(edited, "checkpoint 'last.pt'", config, None, data.identity)
+    except CheckpointError as e:
+        assert re.search(message, str(e)), str(e)
+        return
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.parent.mkdir()
+    torch.save(edited, path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=message):
+        Searcher(config, data, tmp_path, progress=False).run(resume=True)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.rglob("*")) == ["checkpoints", "last.pt"]
+
+
+def test_an_edited_checkpoint_file_is_refused_by_the_command_lines_check(saved, tmp_path):
     from hwnas.search.loop import check_resumable
 
     data, config, ckpt = saved
-    path = tmp_path / "checkpoints" / "last.pt"
-    path.parent.mkdir()
-    torch.save(edit(ckpt), path)
-    before = path.read_bytes()
-    with pytest.raises(CheckpointError, match=message):
-        check_resumable(path, config, None, data.identity)
-        Searcher(config, data, tmp_path, progress=False).run(resume=True)  # what the pre-check leaves to load()
-    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.rglob("*")) == ["checkpoints", "last.pt"]
+    path = tmp_path / "last.pt"
+    for edit, message in CASES[:1] + [(lambda c: {**c, "state": [1, 2]}, r"state is a list, .*expected the mapping")]:
+        torch.save(edit(ckpt), path)
+        with pytest.raises(CheckpointError, match=message):
+            check_resumable(path, config, None, data.identity)
 
 
 def test_the_unedited_checkpoint_resumes(saved, tmp_path):

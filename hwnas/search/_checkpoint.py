@@ -30,14 +30,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 (torch raises many types for corrupt/foreign files)
         raise CheckpointError(f"cannot be read ({load_failure(e)}), checkpoint '{path}', expected a search "
                               "checkpoint written by hwnas search") from None
+    return checked_layout(payload, f"checkpoint '{path}'")
+
+
+def checked_layout(payload: Any, where: str) -> dict[str, Any]:
+    """``payload`` if it has a search checkpoint's keys, with mappings where hwnas writes them; raises
+    :class:`CheckpointError` naming ``where`` otherwise."""
     required = {"config", "model", "weight_opt", "alpha_opt", "state", "rng"}
     if not isinstance(payload, dict) or not required <= set(payload):
         missing = sorted(required - set(payload)) if isinstance(payload, dict) else sorted(required)
-        raise CheckpointError(f"not a search checkpoint (lacks {', '.join(missing)}), checkpoint '{path}', expected "
+        raise CheckpointError(f"not a search checkpoint (lacks {', '.join(missing)}), {where}, expected "
                               f"the keys {', '.join(sorted(required))}")
     for key in ("config", "model", "weight_opt", "alpha_opt", "state"):
         if not isinstance(payload[key], dict):
-            raise CheckpointError(f"{key} is a {type(payload[key]).__name__}, checkpoint '{path}', expected the "
+            raise CheckpointError(f"{key} is a {type(payload[key]).__name__}, {where}, expected the "
                                   "mapping hwnas search writes")
     return payload
 

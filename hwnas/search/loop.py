@@ -30,7 +30,8 @@ from hwnas._weights import load_optimizer, load_weights
 from hwnas.errors import DivergedError, UsageError
 from hwnas.losses import ReIDLoss
 from hwnas.search import _dist
-from hwnas.search._checkpoint import CHECKPOINT_NAME, CheckpointError, config_mismatch, load_checkpoint, save_checkpoint
+from hwnas.search._checkpoint import (CHECKPOINT_NAME, CheckpointError, checked_layout, config_mismatch, load_checkpoint,
+                                     save_checkpoint)
 from hwnas.search._data import SearchData, mix_seed
 from hwnas.search._state import SUM_KEYS, SearchState
 from hwnas.search.config import SearchConfig
@@ -121,8 +122,13 @@ def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = No
     :class:`CheckpointError` (unreadable, or settings, table or data differ, each named ``old -> new``).
 
     Called by :meth:`Searcher.load`, and by the command line before it writes anything into the folder."""
-    ckpt = load_checkpoint(checkpoint_path)
-    where = f"checkpoint '{checkpoint_path}'"
+    return check_checkpoint(load_checkpoint(checkpoint_path), f"checkpoint '{checkpoint_path}'", config, table, data)
+
+
+def check_checkpoint(ckpt: dict[str, Any], where: str, config: SearchConfig, table: Any = None,
+                     data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`check_resumable` of a checkpoint already loaded (``where`` names it in errors): returns ``ckpt``."""
+    ckpt = checked_layout(ckpt, where)
     diff = config_mismatch(ckpt["config"], config.to_dict())
     kinds = ["settings"] if diff else []
     saved_table, identity = ckpt.get("latency_table", _UNRECORDED), table_identity(table)
