@@ -30,8 +30,14 @@ from hwnas._weights import load_optimizer, load_weights
 from hwnas.errors import DivergedError, UsageError
 from hwnas.losses import ReIDLoss
 from hwnas.search import _dist
-from hwnas.search._checkpoint import (CHECKPOINT_NAME, CheckpointError, checked_layout, config_mismatch, load_checkpoint,
-                                     save_checkpoint)
+from hwnas.search._checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    checked_layout,
+    config_mismatch,
+    load_checkpoint,
+    save_checkpoint,
+)
 from hwnas.search._data import SearchData, mix_seed
 from hwnas.search._state import SUM_KEYS, SearchState
 from hwnas.search.config import SearchConfig
