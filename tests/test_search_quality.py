@@ -123,10 +123,17 @@ def test_benchmark_runs_every_stage_and_resumes(tiny_run, tmp_path, monkeypatch,
 
 @pytest.mark.slow
 def test_workers_give_the_same_results_as_one_process(tiny_run, tmp_path, one_thread):
-    """--workers 2: the searches and trainings run in two processes with the same results as in one."""
+    """--workers 2: the searches and trainings run in two processes with the same results as in one. The run
+    continues a copy of the one-process run without one of its searches and half of its trainings."""
     plan, serial = tiny_run[0], tiny_run[2]
     table = tiny_run[1] / "latency_cpu_proxy.json"  # the same measured table: the same latency weights
-    parallel = sq.run(plan, tmp_path / "parallel", table, progress=False, command="test", workers=2)
+    out = _copy_run(tiny_run, tmp_path / "parallel")
+    shutil.rmtree(next(out.glob("search/*/p4")))  # the search at latency weight > 0
+    redo = sorted(out.glob("train/*/*"))[::2]
+    for folder in redo:
+        shutil.rmtree(folder)
+    parallel = sq.run(plan, out, table, progress=False, command="test", workers=2)
+    assert len(redo) >= 6 and all((f / "standalone.json").is_file() for f in redo)
     assert [s["genotype"] for s in parallel["searches"]] == [s["genotype"] for s in serial["searches"]]
     assert [(r["label"], r["mAP"], r["rank1"], r["train_acc"]) for r in parallel["rows"]] == \
         [(r["label"], r["mAP"], r["rank1"], r["train_acc"]) for r in serial["rows"]]
