@@ -70,6 +70,11 @@ CASES = [
     (lambda c: _group(c, "weight_opt", weight_decay=5.0), r"param_groups\[0\].weight_decay is 5.0"),
     (lambda c: _group(c, "alpha_opt", betas=(0.0, 5.0)), r"param_groups\[0\].betas is \(0.0, 5.0\)"),
     (lambda c: _buffer(c, lambda t: torch.zeros(3)), r"momentum_buffer of parameter .* has shape \(3,\)"),
+    # found by an attack: a key that is not a name, a tensor setting, an int beyond float, data of another type
+    (lambda c: {**c, "config": {**c["config"], 1: 2}}, r"bad value 2, .*config.1, expected the settings"),
+    (lambda c: {**c, "config": {**c["config"], "seed": torch.zeros(2)}}, r"config.seed, expected the settings"),
+    (lambda c: _sums(c, train_loss=10 ** 400), r"state.sums.train_loss, expected a finite number"),
+    (lambda c: {**c, "data": [1, 2]}, r"bad value \[1, 2\], .* data, expected null or the identity"),
     (lambda c: _buffer(c, lambda t: torch.full_like(t, math.nan)), r"momentum_buffer of parameter .* NaN or infinite"),
 ]
 

@@ -91,4 +91,5 @@ class SearchState:
 
 
 def _finite_number(x: Any) -> bool:
-    return type(x) in (int, float) and math.isfinite(x)
+    """An int or float that is finite as a float (an int beyond float's range is not: math.isfinite would raise)."""
+    return (type(x) is float and math.isfinite(x)) or (type(x) is int and -1e308 < x < 1e308)

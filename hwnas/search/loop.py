@@ -131,10 +131,25 @@ def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = No
     return check_checkpoint(load_checkpoint(checkpoint_path), f"checkpoint '{checkpoint_path}'", config, table, data)
 
 
+def _plain(value: Any) -> bool:
+    """A value a config can hold: None, bool, int, float, str, and lists/tuples/str-keyed mappings of them."""
+    if value is None or type(value) in (bool, int, float, str):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
 def check_checkpoint(ckpt: dict[str, Any], where: str, config: SearchConfig, table: Any = None,
                      data: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`check_resumable` of a checkpoint already loaded (``where`` names it in errors): returns ``ckpt``."""
     ckpt = checked_layout(ckpt, where)
+    for key, value in ckpt["config"].items():
+        if not (isinstance(key, str) and _plain(value)):
+            raise CheckpointError(f"bad value {_cli.echo(value)}, {where} config.{_cli.echo(key)}, expected the "
+                                  "settings hwnas search writes (names with numbers, strings or lists of them)")
     diff = config_mismatch(ckpt["config"], config.to_dict())
     kinds = ["settings"] if diff else []
     saved_table, identity = ckpt.get("latency_table", _UNRECORDED), table_identity(table)
@@ -162,6 +177,9 @@ def check_checkpoint(ckpt: dict[str, Any], where: str, config: SearchConfig, tab
     if not (isinstance(grads, list) and all(isinstance(n, str) for n in grads)):
         raise CheckpointError(f"bad value {_cli.echo(grads)}, {where} grads_kept, expected a list of parameter names")
     saved_data = ckpt.get("data")  # checkpoints written before it was recorded lack it
+    if saved_data is not None and not (isinstance(saved_data, dict) and all(isinstance(k, str) for k in saved_data)):
+        raise CheckpointError(f"bad value {_cli.echo(saved_data)}, {where} data, expected null or the identity of the "
+                              "data the search ran on (a mapping)")
     if saved_data is not None and data is not None and saved_data != data:
         diff.append(f"data {_data_text(saved_data)} -> {_data_text(data)}")
         kinds.append("data")
