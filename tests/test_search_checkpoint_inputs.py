@@ -94,7 +94,7 @@ def _buffer(ckpt, make):
 
 def test_an_edited_history_record_is_refused(saved, tmp_path):
     from hwnas.search import Searcher
-    from hwnas.search.loop import check_resumable
+    from hwnas.search._checkpoint import check_resumable
 
     data, config, ckpt = saved
     path = tmp_path / "checkpoints" / "last.pt"
@@ -124,7 +124,7 @@ def test_an_edited_checkpoint_is_refused_before_anything_runs(saved, tmp_path, e
     takes seconds, and the tests below check the file's way once) or, for what only the optimizers' loading
     checks, by the search itself, before it writes anything."""
     from hwnas.search import Searcher
-    from hwnas.search.loop import check_checkpoint
+    from hwnas.search._checkpoint import check_checkpoint
 
     data, config, ckpt = saved
     edited = edit(ckpt)
@@ -143,7 +143,7 @@ def test_an_edited_checkpoint_is_refused_before_anything_runs(saved, tmp_path, e
 
 
 def test_an_edited_checkpoint_file_is_refused_by_the_command_lines_check(saved, tmp_path):
-    from hwnas.search.loop import check_resumable
+    from hwnas.search._checkpoint import check_resumable
 
     data, config, ckpt = saved
     path = tmp_path / "last.pt"

@@ -259,7 +259,6 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search")
     with _table_named(args, given):  # a table from a config file is named by its key and file, not the flag
         run = check_args(args, given)
         table = _load_table(run.latency_table, run.search.space)
-    config = run.search
     torch.set_num_threads(args.threads or default_threads(run.synthetic))
     requested = _cli.resolve_device(args.device)
     info = _dist.init_from_env(requested.type)
@@ -305,7 +304,7 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
 def _check_resumable(output: Path, run: SearchRunConfig, table, data: dict | None) -> None:
     """Every checkpoint this resume would continue (one, or one per swept weight) matches its settings, table and
     data (``data``: the identity of the data read now)."""
-    from hwnas.search.loop import check_resumable
+    from hwnas.search._checkpoint import check_resumable
     from hwnas.search.sweep import sweep_dir
 
     c = run.search

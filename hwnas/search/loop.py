@@ -23,9 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from hwnas import _cli
 from hwnas._modes import eval_mode
-from hwnas._resume import content_hash, refuse_resume
 from hwnas._weights import load_optimizer, load_weights
 from hwnas.errors import DivergedError, UsageError
 from hwnas.losses import ReIDLoss
@@ -33,10 +31,9 @@ from hwnas.search import _dist
 from hwnas.search._checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
-    checked_layout,
-    config_mismatch,
-    load_checkpoint,
+    check_resumable,
     save_checkpoint,
+    table_identity,
 )
 from hwnas.search._data import SearchData, mix_seed
 from hwnas.search._state import SUM_KEYS, SearchState
@@ -99,96 +96,6 @@ class SearchResult:
     @property
     def val_acc_train_mode(self) -> float | None:
         return self.history[-1]["val_acc_train_mode"] if self.history else None
-
-
-_UNRECORDED = object()  # checkpoints written before the table identity was recorded
-
-
-def _table_text(identity: dict[str, Any] | None) -> str:
-    return "none" if identity is None else f"{identity['name']} ({identity['hash'][:15]}...)"
-
-
-def table_identity(table: Any) -> dict[str, Any] | None:
-    """Name and content hash of a latency table (None without one): a resume must use the same table."""
-    if table is None:
-        return None
-    from hwnas.latency.schema import to_dict
-
-    return {"name": table.name, "hash": content_hash(to_dict(table.data))}
-
-
-def _data_text(identity: dict[str, Any] | None) -> str:
-    return "none recorded" if not identity else f"{identity.get('dataset')} ({str(identity.get('images'))[:15]}...)"
-
-
-def check_resumable(checkpoint_path: Path, config: SearchConfig, table: Any = None,
-                    data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The checkpoint of ``checkpoint_path`` if it continues a search with ``config``, ``table`` and the data of
-    identity ``data`` (:func:`hwnas.search._data.data_identity`; None: not compared); raises
-    :class:`CheckpointError` (unreadable, or settings, table or data differ, each named ``old -> new``).
-
-    Called by :meth:`Searcher.load`, and by the command line before it writes anything into the folder."""
-    return check_checkpoint(load_checkpoint(checkpoint_path), f"checkpoint '{checkpoint_path}'", config, table, data)
-
-
-def _plain(value: Any) -> bool:
-    """A value a config can hold: None, bool, int, float, str, and lists/tuples/str-keyed mappings of them."""
-    if value is None or type(value) in (bool, int, float, str):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False
-
-
-def check_checkpoint(ckpt: dict[str, Any], where: str, config: SearchConfig, table: Any = None,
-                     data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """:func:`check_resumable` of a checkpoint already loaded (``where`` names it in errors): returns ``ckpt``."""
-    ckpt = checked_layout(ckpt, where)
-    for key, value in ckpt["config"].items():
-        if not (isinstance(key, str) and _plain(value)):
-            raise CheckpointError(f"bad value {_cli.echo(value)}, {where} config.{_cli.echo(key)}, expected the "
-                                  "settings hwnas search writes (names with numbers, strings or lists of them)")
-    diff = config_mismatch(ckpt["config"], config.to_dict())
-    kinds = ["settings"] if diff else []
-    saved_table, identity = ckpt.get("latency_table", _UNRECORDED), table_identity(table)
-    if saved_table is not _UNRECORDED and saved_table is not None and not (
-            isinstance(saved_table, dict) and isinstance(saved_table.get("name"), str)
-            and isinstance(saved_table.get("hash"), str)):
-        raise CheckpointError(f"bad value {_cli.echo(saved_table)}, {where} latency_table, expected null or the name and "
-                              "hash of the table the search ran with")
-    if saved_table is not _UNRECORDED and saved_table != identity:
-        diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(identity)}")
-        kinds.append("latency table")
-    SearchState.from_checkpoint(ckpt["state"], config.epochs, where)  # edited progress refused before any write
-    rng = ckpt["rng"]
-    if not (isinstance(rng, list) and rng and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8
-                                                  and t.dim() == 1 and t.numel() > 0 for t in rng)):
-        raise CheckpointError(f"bad random-number state, {where} rng, expected one torch.ByteTensor per process")
-    world = ckpt.get("world_size", 1)
-    if type(world) is not int or not 1 <= world <= _cli.INT_MAX:
-        raise CheckpointError(f"bad value {_cli.echo(world)}, {where} world_size, expected the number of processes "
-                              "that wrote it (a whole number >= 1)")
-    if len(rng) != world:
-        raise CheckpointError(f"{len(rng)} random-number states for {world} process(es), {where} rng, expected one "
-                              "per process")
-    grads = ckpt.get("grads_kept", [])
-    if not (isinstance(grads, list) and all(isinstance(n, str) for n in grads)):
-        raise CheckpointError(f"bad value {_cli.echo(grads)}, {where} grads_kept, expected a list of parameter names")
-    saved_data = ckpt.get("data")  # checkpoints written before it was recorded lack it
-    if saved_data is not None and not (isinstance(saved_data, dict) and all(isinstance(k, str) for k in saved_data)):
-        raise CheckpointError(f"bad value {_cli.echo(saved_data)}, {where} data, expected null or the identity of the "
-                              "data the search ran on (a mapping)")
-    if saved_data is not None and data is not None and saved_data != data:
-        diff.append(f"data {_data_text(saved_data)} -> {_data_text(data)}")
-        kinds.append("data")
-    if diff:
-        what = ", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else kinds[0]
-        verb = "differs" if kinds == ["latency table"] else "differ"
-        raise refuse_resume(diff, where, "the settings, latency table and data the search started with",
-                            f"{what} {verb}")
-    return ckpt
 
 
 class Searcher:
