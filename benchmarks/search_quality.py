@@ -8,6 +8,7 @@
     python -m benchmarks.search_quality --share-weights io --derive score --search-seeds 0,1,2 --output runs/sq
                                                          # hwnas's options, three search seeds
     python -m benchmarks.search_quality --output runs/sq --export keep/sq   # results only (MB), to continue elsewhere
+    python -m benchmarks.search_quality --output runs/sq --status           # finished so far, provisional targets
 
 On the synthetic proxy of the main job (the short schedule's dataset, width and input size):
 1. a CPU latency table of the proxy setting is measured on this machine (outside the package);
@@ -421,6 +422,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="copy the results of the run in --output (searches, scores, latency table and check, finished "
                         "trainings; no checkpoints or datasets: a few MB) to DIR and stop; --output DIR continues from "
                         "there on any machine")
+    p.add_argument("--status", action="store_true",
+                   help="print what the run in --output has finished (each training's mAP, those in flight, the "
+                        "targets on what finished so far) and stop; give the run's options, they name its trainings")
     _cli.add_progress(p)
     return p
 
@@ -431,22 +435,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     _cli.apply_threads(args.threads)
+    if args.export is not None and args.status:
+        return _cli.fail("--status with --export, --status, expected one of them (each only reads --output)")
     if args.export is not None:  # read-only on --output: no lock, every file there is written atomically
         return _export(args, prog)
-    plan = (quick_plan if args.quick else full_plan)(args.search_epochs, args.recipe_epochs)
-    derive = args.derive or plan.search.derive
-    if args.derive_samples is not None and derive != "score":  # the same search under other settings
-        return _cli.fail(f"--derive-samples {args.derive_samples} with derive {derive}, --derive-samples, expected it "
-                         "only with --derive score")
-    changes = {k: getattr(args, k) for k in ("share_weights", "derive", "derive_samples") if getattr(args, k) is not None}
-    if changes:  # filed under their own search folder (the settings hash)
-        plan = dataclasses.replace(plan, search=plan.search.replace(**changes))
-    if args.random is not None:
-        plan = dataclasses.replace(plan, random_n=args.random)
-    if args.search_seeds is not None:
-        plan = dataclasses.replace(plan, search_seeds=args.search_seeds)
-    if args.channels_last:
-        plan = dataclasses.replace(plan, channels_last=True)
+    plan = plan_from_args(args)
+    if args.status:  # read-only on --output, like --export
+        return _status(args, plan, prog)
     cores = os.cpu_count() or 1
     if args.workers > cores:
         return _cli.fail(f"bad value {args.workers}, --workers, expected 1..{cores} (this machine's CPU cores; each "
@@ -466,6 +461,84 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     for line in payload["targets"]["summary"]:
         print(line)
     print(f"wrote {args.output / RESULT_NAME}.{{json,md,png}}")
+    return 0
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    """The plan the run options name (raises :class:`UsageError` for --derive-samples without --derive score)."""
+    plan = (quick_plan if args.quick else full_plan)(args.search_epochs, args.recipe_epochs)
+    derive = args.derive or plan.search.derive
+    if args.derive_samples is not None and derive != "score":  # the same search under other settings
+        raise UsageError(f"--derive-samples {args.derive_samples} with derive {derive}, --derive-samples, expected it "
+                         "only with --derive score")
+    changes = {k: getattr(args, k) for k in ("share_weights", "derive", "derive_samples") if getattr(args, k) is not None}
+    if changes:  # filed under their own search folder (the settings hash)
+        plan = dataclasses.replace(plan, search=plan.search.replace(**changes))
+    if args.random is not None:
+        plan = dataclasses.replace(plan, random_n=args.random)
+    if args.search_seeds is not None:
+        plan = dataclasses.replace(plan, search_seeds=args.search_seeds)
+    if args.channels_last:
+        plan = dataclasses.replace(plan, channels_last=True)
+    return plan
+
+
+def status_report(plan: Plan, out: Path, table_path: Path | None = None) -> list[str]:
+    """The lines of ``--status`` for the run of ``plan`` in ``out`` (``table_path``: its --latency-table, default
+    the one measured into ``out``): finished trainings, those in flight, provisional targets. Reads only."""
+    from benchmarks._quality.status import status_lines
+
+    table_path = table_path or out / "latency_cpu_proxy.json"
+    table = load_table(table_path, space=plan.search.space) if table_path.is_file() else None
+    searched, left = [], 0
+    for seed in plan.search_seeds:
+        for pressure in plan.latency_pressures:
+            sub = search_root(plan, out, seed) / f"p{pressure:g}"
+            report = read_json_cache(sub / "search_report.json", SEARCH_REPORT_KEYS)
+            if report is None:
+                left += 1
+                continue
+            weight = report["config"].get("latency_weight") if isinstance(report["config"], dict) else None
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise UsageError(f"bad latency weight {weight!r}, {sub / 'search_report.json'} config.latency_weight, "
+                                 "expected the report of a finished search")
+            if table is not None:  # the run itself would refuse a search of another table or weight
+                check_search_reuse(report, sub, table.weight_for_pressure(plan.search.space, pressure),
+                                   json.loads(json.dumps(table_summary(table))))
+            searched.append((weight, load_genotype(sub / "genotype.json", space=plan.search.space),
+                             {"search_seed": seed}))
+    entries = benchmark_entries(plan, searched)
+    spread = spread_entries(entries)
+    if left:  # the first searched genotype trained twice is the weight-0 search's of the first seed, once known
+        spread = [e for e in spread if e.kind != "searched"]
+    lines = status_lines(entries, spread, plan.seeds, plan.recipe, out / "train",
+                         (lambda g: None) if table is None else table.genotype_latency_ms, left)
+    # work of other options in the same folder: most likely the options given here are not the run's
+    roots = {search_root(plan, out, seed).name for seed in plan.search_seeds}
+    for kind, folder, own in (("trainings", "train", {plan.recipe.tag()}), ("searches", "search", roots)):
+        other = sorted(p.name for p in (out / folder).glob("*") if p.is_dir() and p.name not in own)
+        if other:
+            lines.append(f"note: {out / folder} also holds {kind} of other settings ({', '.join(other[:4])}"
+                         f"{', ...' if len(other) > 4 else ''}; e<N> = N epochs): for those, give the options of the "
+                         "run that made them (--recipe-epochs, --search-epochs, --search-seeds, ...)")
+    return lines
+
+
+def _status(args: argparse.Namespace, plan: Plan, prog: str) -> int:
+    """``--status``: :func:`status_report` of the run in ``--output``, given with the run's options (they name its
+    searches and trainings); runs and writes nothing."""
+    if args.results_dir is not None:
+        return _cli.fail(f"--results-dir with --status, --results-dir {args.results_dir}, expected it only with a run "
+                         "(--status writes nothing)")
+    if not args.output.is_dir():
+        what = "not a folder" if args.output.exists() else "no such folder"
+        return _cli.fail(f"{what}, --output {args.output}, expected the folder of a benchmark run")
+    if args.latency_table is not None:
+        args.latency_table = resolve_table_path(args.latency_table)
+    lines = status_report(plan, args.output, args.latency_table)
+    print(f"{prog} --status --output {args.output}:")
+    for line in lines:
+        print(line)
     return 0
 
 

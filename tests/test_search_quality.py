@@ -408,6 +408,53 @@ def test_several_search_seeds_run_one_search_each_and_report_every_seed(tiny_run
     assert "search seed(s) 0, 1" in md and "search seeds)" in md and "| 1 | 0 |" in md
 
 
+def test_status_reads_where_a_run_stands(tiny_run, tmp_path, capsys):
+    """--status on a finished run judges the targets as the run did; on a run cut short it lists the trainings in
+    flight and not started and marks the targets provisional. It writes nothing."""
+    import re
+
+    from benchmarks._quality.standalone import run_dir
+    from hwnas.space.genotype import Genotype
+
+    plan, _, payload = tiny_run
+    run = _copy_run(tiny_run, tmp_path / "run")
+    before = sorted((p, p.stat().st_mtime_ns) for p in run.rglob("*"))
+    lines = sq.status_report(plan, run)
+    finished, total = map(int, re.match(r"(\d+) of (\d+) trainings finished", lines[0]).groups())
+    assert finished == total == len({r["genotype"] for r in payload["rows"]}) + 3  # + the seed-spread trainings
+    assert "final (every training finished)" in lines[-4] and lines[-3:] == [f"  {s}" for s in payload["targets"]["summary"]]
+    maps = [float(line.split("%")[0]) for line in lines[1:1 + finished]]
+    assert maps == sorted(maps, reverse=True)
+    assert sorted((p, p.stat().st_mtime_ns) for p in run.rglob("*")) == before
+    # one training cut after its first epoch, one not started, one search not finished
+    rows = {r["label"]: r for r in payload["rows"]}
+    cut, absent = (run_dir(run / "train", Genotype.fromstr(rows[k]["genotype"]), 0, plan.recipe)
+                   for k in ("random 2", "random 3"))
+    (cut / "standalone.json").unlink()
+    (cut / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    shutil.rmtree(absent)
+    shutil.rmtree(sq.search_root(plan, run) / f"p{plan.latency_pressures[-1]:g}")
+    lines = sq.status_report(plan, run)
+    text = "\n".join(lines)
+    assert "1 search(es) not finished" in lines[0]
+    assert f"in flight: random 2 ({rows['random 2']['genotype']}) seed 0, epoch 1 of 1 finished" in text
+    assert "not started: random 3" in text and "PROVISIONAL (" in text
+    assert not any("mAP" in line and "random 2 (" in line for line in lines)
+    assert sq.main(["--status", "--output", str(run), "--quick"]) == 0  # another plan: nothing of it finished here
+    shown = capsys.readouterr().out
+    assert "0 of " in shown and "also holds trainings of other settings" in shown
+
+
+def test_status_refuses_what_it_cannot_read(tmp_path, capsys):
+    assert sq.main(["--status", "--output", str(tmp_path / "none")]) == 2
+    assert "no such folder, --output" in capsys.readouterr().err
+    assert sq.main(["--status", "--output", str(tmp_path), "--export", str(tmp_path / "keep")]) == 2
+    assert "--status with --export" in capsys.readouterr().err
+    assert sq.main(["--status", "--output", str(tmp_path), "--results-dir", str(tmp_path / "r")]) == 2
+    assert "--results-dir with --status" in capsys.readouterr().err
+    assert not (tmp_path / "keep").exists() and not (tmp_path / "r").exists()
+
+
 def test_report_says_where_trainings_finished_when_a_resumed_run_changed_machine():
     from benchmarks._quality.report import _device_note
 

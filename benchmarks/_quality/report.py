@@ -51,17 +51,19 @@ def evaluate_targets(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 dominated.append({"searched": s["label"], "random": r["label"], "random_mAP": r["mAP"],
                                   "searched_mAP": s["mAP"], "random_latency_ms": r["latency_ms"],
                                   "searched_latency_ms": s["latency_ms"]})
-    t2 = not dominated
-    tells_apart = bool(iqr > spread["mean"]) if not math.isnan(spread["mean"]) else None
+    no_spread = math.isnan(spread["mean"])  # no genotype trained with both seeds yet: target 2 cannot be judged
+    t2 = None if no_spread else not dominated
+    tells_apart = None if no_spread else bool(iqr > spread["mean"])
     summary = [
-        f"seed-to-seed spread of mAP: mean {_pct(spread['mean'])}, max {_pct(spread['max'])} ({spread['pairs']} pairs); "
+        f"seed-to-seed spread of mAP: mean {_pct(spread['mean'])}, max {_pct(spread['max'])} ({spread['pairs']} pair{'' if spread['pairs'] == 1 else 's'}); "
         f"random genotypes' mAP: median {_pct(float(np.median(maps)))}, IQR {_pct(iqr)}, range "
         f"{_pct(float(maps.min()))}-{_pct(float(maps.max()))}: the proxy "
-        + ("tells architectures apart beyond the spread" if tells_apart else
+        + ("cannot be judged yet (no genotype trained with two seeds)" if tells_apart is None else
+           "tells architectures apart beyond the spread" if tells_apart else
            "does NOT tell architectures apart beyond the spread (IQR <= spread)"),
         "target 1 (weight-0 genotype's mAP >= 75th percentile of random): " + _target1_text(weight0, p75),
         "target 2 (no random genotype faster and more accurate than a searched one by more than the spread): "
-        + ("MET" if t2 else f"NOT MET: {len(dominated)} case(s)"),
+        + ("n/a (no seed-to-seed spread yet)" if t2 is None else "MET" if t2 else f"NOT MET: {len(dominated)} case(s)"),
     ]
     return {"spread": spread, "random_mAP_p75": p75, "random_mAP_iqr": iqr, "proxy_tells_apart": tells_apart,
             "target1_met": t1, "weight0_percentile": percentile, "weight0": weight0, "target2_met": t2, "dominated": dominated,
