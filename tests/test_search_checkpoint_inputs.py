@@ -142,6 +142,29 @@ def test_an_edited_checkpoint_is_refused_before_anything_runs(saved, tmp_path, e
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.rglob("*")) == ["checkpoints", "last.pt"]
 
 
+JUNK_STATES = [
+    (lambda c: {**c, "model": {**c["model"], "stem.weight": [1.0]}}, r"weight stem.weight is a list, .* model, "
+                                                                      r"expected the supernet's state dict"),
+    (lambda c: {**c, "model": {**c["model"], 3: torch.zeros(1)}}, r"weight 3 is a Tensor, .* model"),
+    (lambda c: {**c, "model": {}}, r"no weights, .* model"),
+    (lambda c: {**c, "weight_opt": {"state": {}, "param_groups": "all"}}, r"not an optimizer state, .* weight_opt"),
+    (lambda c: {**c, "alpha_opt": {"state": [], "param_groups": c["alpha_opt"]["param_groups"]}},
+     r"not an optimizer state, .* alpha_opt"),
+    (lambda c: {**c, "alpha_opt": {**c["alpha_opt"], "param_groups": [{"lr": 1}]}}, r"not an optimizer state"),
+]
+
+
+@pytest.mark.parametrize("edit,message", JUNK_STATES, ids=[m[:30] for _, m in JUNK_STATES])
+def test_junk_weights_and_optimizer_states_are_refused_with_the_other_checks(saved, edit, message):
+    """Found by an attack: these were refused only when the search loaded them, after the command line had
+    printed its data line; the check before anything is printed or written refuses them now."""
+    from hwnas.search._checkpoint import check_checkpoint
+
+    data, config, ckpt = saved
+    with pytest.raises(CheckpointError, match=message):
+        check_checkpoint(edit(ckpt), "checkpoint 'last.pt'", config, None, data.identity)
+
+
 def test_an_edited_checkpoint_file_is_refused_by_the_command_lines_check(saved, tmp_path):
     from hwnas.search._checkpoint import check_resumable
 

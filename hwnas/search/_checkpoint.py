@@ -140,6 +140,7 @@ def _check_fields(ckpt: dict[str, Any], where: str, config: SearchConfig, table:
         diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(identity)}")
         kinds.append("latency table")
     SearchState.from_checkpoint(ckpt["state"], config.epochs, where)  # edited progress refused before any write
+    _check_states(ckpt, where)
     rng = ckpt["rng"]
     if not (isinstance(rng, list) and rng and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8
                                                   and t.dim() == 1 and t.numel() > 0 for t in rng)):
@@ -167,3 +168,21 @@ def _check_fields(ckpt: dict[str, Any], where: str, config: SearchConfig, table:
         raise refuse_resume(diff, where, "the settings, latency table and data the search started with",
                             f"{what} {verb}")
     return ckpt
+
+
+def _check_states(ckpt: dict[str, Any], where: str) -> None:
+    """The weights and optimizer states have the form torch writes (names -> tensors; parameter groups and
+    per-parameter state), so junk is refused with the other checks, before the command line prints or writes
+    anything. Whether they fit the supernet (names, shapes, values) is checked when the search loads them."""
+    bad = next((k for k, v in ckpt["model"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)),
+               _UNRECORDED)
+    if bad is not _UNRECORDED or not ckpt["model"]:
+        what = "no weights" if bad is _UNRECORDED else \
+            f"weight {_cli.echo(bad)} is a {type(ckpt['model'][bad]).__name__}"
+        raise CheckpointError(f"{what}, {where} model, expected the supernet's state dict (names -> tensors)")
+    for key in ("weight_opt", "alpha_opt"):
+        groups, state = ckpt[key].get("param_groups"), ckpt[key].get("state")
+        if not (isinstance(groups, list) and groups and isinstance(state, dict)
+                and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)):
+            raise CheckpointError(f"not an optimizer state, {where} {key}, expected the parameter groups and state "
+                                  "torch saves")
