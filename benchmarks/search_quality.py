@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._quality.export import export_results, missing_scores
+from benchmarks._quality.export import export_results, kept_files, missing_scores
 from benchmarks._quality.latency import build_command, cached_check, check_table, ensure_table
 from benchmarks._quality.parallel import run_jobs, search_job, train_job
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
@@ -60,7 +60,7 @@ from benchmarks._quality.report import evaluate_targets, plot_quality, render_ma
 from benchmarks._quality.standalone import Recipe, settings_tag, train_genotype
 from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
-from hwnas._io import read_json_cache, write_json_atomic
+from hwnas._io import finite_number, read_json_cache, write_json_atomic
 from hwnas._lock import run_lock
 from hwnas.data.datasets import Market1501
 from hwnas.envinfo import device_name, machine_load, software_versions
@@ -201,7 +201,7 @@ def check_search_reuse(report: dict[str, Any], folder: Path, weight: float, tabl
     would be reported under a weight and a table it was never searched with."""
     used = report.get("latency_table")
     used_weight = (report.get("config") or {}).get("latency_weight")
-    if used != table or not isinstance(used_weight, (int, float)) or not math.isclose(used_weight, weight,
+    if used != table or not finite_number(used_weight) or not math.isclose(used_weight, weight,
                                                                                        rel_tol=1e-9, abs_tol=1e-12):
         name = used.get("name") if isinstance(used, dict) else used
         raise UsageError(f"the finished search in {folder} ran with latency table {name!r} at weight {used_weight}, "
@@ -440,12 +440,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     if args.export is not None:  # read-only on --output: no lock, every file there is written atomically
         return _export(args, prog)
     plan = plan_from_args(args)
-    if args.status:  # read-only on --output, like --export
-        return _status(args, plan, prog)
     cores = os.cpu_count() or 1
-    if args.workers > cores:
+    if args.workers > cores:  # also with --status, which takes the run's options (and ignores this one)
         return _cli.fail(f"bad value {args.workers}, --workers, expected 1..{cores} (this machine's CPU cores; each "
                          "worker is one process)")
+    if args.status:  # read-only on --output, like --export
+        return _status(args, plan, prog)
     if args.latency_table is not None:  # a missing, malformed or mismatched table is refused before hours of work
         args.latency_table = resolve_table_path(args.latency_table)  # a table name -> its file
         check_table(load_table(args.latency_table, space=plan.search.space), proxy_setting(plan), plan.table_repeats,
@@ -489,7 +489,10 @@ def status_report(plan: Plan, out: Path, table_path: Path | None = None) -> list
     from benchmarks._quality.status import status_lines
 
     table_path = table_path or out / "latency_cpu_proxy.json"
-    table = load_table(table_path, space=plan.search.space) if table_path.is_file() else None
+    table = None
+    if table_path.exists() or table_path.is_symlink():  # a folder or a broken link is refused, not skipped
+        table = load_table(table_path, space=plan.search.space)
+        check_table(table, proxy_setting(plan), plan.table_repeats, f"latency table {_cli.printable(str(table_path))}")
     searched, left = [], 0
     for seed in plan.search_seeds:
         for pressure in plan.latency_pressures:
@@ -499,9 +502,10 @@ def status_report(plan: Plan, out: Path, table_path: Path | None = None) -> list
                 left += 1
                 continue
             weight = report["config"].get("latency_weight") if isinstance(report["config"], dict) else None
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                raise UsageError(f"bad latency weight {weight!r}, {sub / 'search_report.json'} config.latency_weight, "
-                                 "expected the report of a finished search")
+            if not finite_number(weight) or weight < 0:
+                raise UsageError(f"bad latency weight {_cli.echo(weight)}, "
+                                 f"{_cli.printable(str(sub / 'search_report.json'))} "
+                                 "config.latency_weight, expected a number >= 0 (the report of a finished search)")
             if table is not None:  # the run itself would refuse a search of another table or weight
                 check_search_reuse(report, sub, table.weight_for_pressure(plan.search.space, pressure),
                                    json.loads(json.dumps(table_summary(table))))
@@ -518,7 +522,8 @@ def status_report(plan: Plan, out: Path, table_path: Path | None = None) -> list
     for kind, folder, own in (("trainings", "train", {plan.recipe.tag()}), ("searches", "search", roots)):
         other = sorted(p.name for p in (out / folder).glob("*") if p.is_dir() and p.name not in own)
         if other:
-            lines.append(f"note: {out / folder} also holds {kind} of other settings ({', '.join(other[:4])}"
+            lines.append(f"note: {_cli.printable(str(out / folder))} also holds {kind} of other settings "
+                         f"({', '.join(_cli.printable(str(o)) for o in other[:4])}"
                          f"{', ...' if len(other) > 4 else ''}; e<N> = N epochs): for those, give the options of the "
                          "run that made them (--recipe-epochs, --search-epochs, --search-seeds, ...)")
     return lines
@@ -532,11 +537,15 @@ def _status(args: argparse.Namespace, plan: Plan, prog: str) -> int:
                          "(--status writes nothing)")
     if not args.output.is_dir():
         what = "not a folder" if args.output.exists() else "no such folder"
-        return _cli.fail(f"{what}, --output {args.output}, expected the folder of a benchmark run")
+        return _cli.fail(f"{what}, --output {_cli.printable(str(args.output))}, expected the folder of a benchmark "
+                         "run")
+    if not any(kept_files(args.output)):
+        return _cli.fail(f"no benchmark run, --output {_cli.printable(str(args.output))}, expected the folder of a "
+                         "run (its latency table, searches or trainings)")
     if args.latency_table is not None:
         args.latency_table = resolve_table_path(args.latency_table)
     lines = status_report(plan, args.output, args.latency_table)
-    print(f"{prog} --status --output {args.output}:")
+    print(f"{prog} --status --output {_cli.printable(str(args.output))}:")
     for line in lines:
         print(line)
     return 0

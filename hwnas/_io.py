@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -52,6 +53,12 @@ def dir_mode() -> int:
     """Mode of a newly created folder under the current umask (``0o777 & ~umask``): for a folder made with
     :func:`tempfile.mkdtemp` (0700) that is renamed to a user-visible name."""
     return 0o777 & ~_umask()
+
+
+def finite_number(x: Any) -> bool:
+    """Whether a value read from JSON is an int or float that is finite as a float (not a bool; an int beyond
+    float's range is not: ``float(x)`` and ``math.isfinite`` would raise OverflowError)."""
+    return (type(x) is float and math.isfinite(x)) or (type(x) is int and -1e308 < x < 1e308)
 
 
 def find_non_finite(value: Any, path: str = "") -> str | None:
@@ -254,6 +261,17 @@ def _walk(folder: Path, depth: int) -> Iterator[Path]:
         yield p
         if depth > 1 and p.is_dir() and not p.is_symlink() and not p.name.endswith(TEMP_SUFFIX):
             yield from _walk(p, depth - 1)
+
+
+def read_regular(path: str | os.PathLike) -> bytes:
+    """The bytes of ``path`` (symbolic links followed) if it is a regular file or a folder (which raises
+    IsADirectoryError as usual); anything else (a FIFO would block the reader forever, a device might never end)
+    raises ``OSError`` with strerror "not a regular file"."""
+    path = Path(path)
+    mode = path.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise OSError(22, "not a regular file", str(path))
+    return path.read_bytes()
 
 
 def read_json_cache(path: str | os.PathLike, required: Sequence[str] = (),

@@ -27,7 +27,7 @@ def parse_option(text: str) -> tuple[str, object]:
     key, value = text.split("=", 1)
     try:
         return key, json.loads(value)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (or an integer of more digits than Python converts): the text itself
         return key, value
 
 

@@ -89,8 +89,9 @@ def check_tensor(name: str, tensor: torch.Tensor, target: torch.Tensor, where: s
                  expected: str = "weights of the same model and options") -> None:
     """Refuse a checkpoint tensor that ``target.copy_(tensor)`` would not load as the same values: another shape,
     no values (``meta`` device), not a dense tensor (sparse, quantized, nested), a dtype of another kind (complex
-    values lose their imaginary part, integers or booleans become weights) or values beyond the model's dtype
-    (a float64 1e300 is inf in float32, an int64 beyond int32). Raises :class:`CheckpointError` naming ``name``."""
+    values lose their imaginary part, integers or booleans become weights), NaN or infinite values, or values
+    beyond the model's dtype (a float64 1e300 is inf in float32, an int64 beyond int32). Raises
+    :class:`CheckpointError` naming ``name``."""
     if tensor.shape != target.shape:
         raise CheckpointError(f"weight {name} has shape {tuple(tensor.shape)} in the checkpoint but "
                               f"{tuple(target.shape)} in the model, {where}, expected {expected}")
@@ -102,6 +103,9 @@ def check_tensor(name: str, tensor: torch.Tensor, target: torch.Tensor, where: s
                               f"{', quantized' if tensor.is_quantized else ''}), {where}, expected dense tensors")
     got, want = _kind(tensor.dtype), _kind(target.dtype)
     dt = str(tensor.dtype).removeprefix("torch.")
+    if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+        raise CheckpointError(f"weight {name} holds NaN or infinite values, {where}, expected finite weights (a "
+                              "diverged or damaged checkpoint)")
     if got != want:
         raise CheckpointError(f"weight {name} has dtype {dt} ({got}) in the checkpoint but "
                               f"{str(target.dtype).removeprefix('torch.')} ({want}) in the model, {where}, expected "
@@ -207,6 +211,9 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, where: str) -> 
         for name, value in entries.items():
             if not isinstance(value, torch.Tensor):
                 continue
+            if value.is_meta or value.layout != torch.strided or value.is_quantized:
+                raise refuse(f"{name} of parameter {pid} is not a dense tensor with values ({value.layout}"
+                             f"{', meta' if value.is_meta else ''})")
             if value.dim() and value.shape != params[pid].shape:
                 raise refuse(f"{name} of parameter {pid} has shape {tuple(value.shape)}, the parameter "
                              f"{tuple(params[pid].shape)}")

@@ -453,6 +453,13 @@ def test_status_refuses_what_it_cannot_read(tmp_path, capsys):
     assert sq.main(["--status", "--output", str(tmp_path), "--results-dir", str(tmp_path / "r")]) == 2
     assert "--results-dir with --status" in capsys.readouterr().err
     assert not (tmp_path / "keep").exists() and not (tmp_path / "r").exists()
+    assert sq.main(["--status", "--output", str(tmp_path)]) == 2  # a folder without a run is not one
+    assert "no benchmark run, --output" in capsys.readouterr().err
+    (tmp_path / "latency_cpu_proxy.json").symlink_to(tmp_path / "gone.json")  # refused, not read as "no table"
+    (tmp_path / "train" / "e1-x" / "g-seed0").mkdir(parents=True)
+    (tmp_path / "train" / "e1-x" / "g-seed0" / "standalone.json").write_text("{}")
+    assert sq.main(["--status", "--output", str(tmp_path)]) == 2
+    assert "latency table" in capsys.readouterr().err
 
 
 def test_report_says_where_trainings_finished_when_a_resumed_run_changed_machine():

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 import hwnas
-from hwnas._io import read_json_cache, read_json_lines, write_json_atomic
+from hwnas._io import finite_number, read_json_cache, read_json_lines, write_json_atomic
 from hwnas.envinfo import device_name
 from hwnas.space.genotype import Genotype
 from hwnas.training import ReIDData, TrainConfig, Trainer, evaluate
@@ -97,9 +97,9 @@ def result_problem(r: dict[str, Any], genotype: Genotype, seed: int, recipe: Rec
         v = r.get(key)
         if key == "train_acc" and v is None:  # results written before it was recorded
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        if not finite_number(v) or not 0.0 <= v <= 1.0:
             return f"{key} {v!r}, expected a fraction in [0, 1]"
-    if isinstance(r.get("train_s"), bool) or not isinstance(r.get("train_s"), (int, float)) or r["train_s"] < 0:
+    if not finite_number(r.get("train_s")) or r["train_s"] < 0:
         return f"train_s {r.get('train_s')!r}, expected seconds >= 0"
     return None
 

@@ -17,16 +17,18 @@ from hwnas._io import read_json_cache, read_json_lines
 from hwnas.training.loop import METRICS
 
 
-def training_state(root: Path, entry: Any, seed: int, recipe: Recipe) -> tuple[dict[str, Any] | None, int]:
-    """The finished result of one training (None if unfinished) and its last finished epoch (0: not started);
+def training_state(root: Path, entry: Any, seed: int, recipe: Recipe) -> tuple[dict[str, Any] | None, int, bool]:
+    """The finished result of one training (None if unfinished), its last finished epoch (0: not started) and
+    whether a result file is there but cannot be used (the run trains it again; a warning says why);
     ``root``: the run's ``train`` folder, ``entry``: a benchmark entry (its ``genotype``)."""
     folder = run_dir(root, entry.genotype, seed, recipe)
     result = read_json_cache(folder / RESULT_FILE, RESULT_KEYS,
                              lambda r: result_problem(r, entry.genotype, seed, recipe))
     if result is not None:
-        return result, recipe.epochs
-    epochs = [r["epoch"] for r in read_json_lines(folder / METRICS)[0] if isinstance(r, dict) and type(r.get("epoch")) is int]
-    return None, max(epochs, default=0)
+        return result, recipe.epochs, False
+    epochs = [r["epoch"] for r in read_json_lines(folder / METRICS)[0]
+              if isinstance(r, dict) and type(r.get("epoch")) is int and 1 <= r["epoch"] <= recipe.epochs]
+    return None, max(epochs, default=0), (folder / RESULT_FILE).exists() or (folder / RESULT_FILE).is_symlink()
 
 
 def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int, int], recipe: Recipe, root: Path,
@@ -44,9 +46,12 @@ def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int
         labels.setdefault(e.genotype.tostr(), []).append(e.label)
     done, running, waiting = {}, [], []
     for (key, seed), e in jobs.items():
-        result, epoch = training_state(root, e, seed, recipe)
+        result, epoch, unusable = training_state(root, e, seed, recipe)
         if result is not None:
             done[(key, seed)] = result
+        elif unusable:
+            running.append(f"  result unusable (see the warning above; the run trains it again): "
+                           f"{' = '.join(labels[key])} ({key}) seed {seed}")
         elif epoch:
             running.append(f"  in flight: {' = '.join(labels[key])} ({key}) seed {seed}, epoch {epoch} of "
                            f"{recipe.epochs} finished")
@@ -58,7 +63,8 @@ def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int
     for (key, seed), r in sorted(done.items(), key=lambda kv: -kv[1]["mAP"]):
         e = jobs[(key, seed)]
         lat = latency_ms(e.genotype)
-        lines.append(f"  {_pct(r['mAP']):>6} mAP  {_pct(r['rank1']):>6} rank-1  seed {seed}  depth {e.genotype.depth:2d}"
+        lines.append(f"  {_pct(r['mAP']):>6} mAP  {_pct(r['rank1']):>6} rank-1  seed {seed}  "
+                     f"depth {e.genotype.depth:2d}"
                      f"  {'-' if lat is None else f'{lat:.2f} ms':>9}  {' = '.join(labels[key])} ({key})")
     lines += running
     if waiting:

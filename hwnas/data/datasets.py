@@ -17,9 +17,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import ClassVar
 
 from hwnas.errors import DatasetError  # noqa: F401 (re-exported)
@@ -406,7 +406,7 @@ def _read_marker(root: Path) -> dict:
         return {}
     try:
         data = json.loads(marker.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # not JSON or UTF-8, an integer of too many digits
         raise DatasetError(f"synthetic marker is not valid JSON ({getattr(e, 'msg', type(e).__name__)}), "
                            f"'{_shown(marker)}', expected the JSON written by hwnas.data.synthetic") from None
     if not isinstance(data, dict):

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from hwnas._io import json_error_text, write_json_atomic
+from hwnas._io import json_error_text, read_regular, write_json_atomic
 from hwnas.latency.schema import TABLE_NAME, LatencyTableError, TableData, from_dict, to_dict
 
 TABLES_DIR = Path(__file__).parent / "tables"
@@ -79,7 +79,7 @@ def read_table(name_or_path: PathLike) -> TableData:
     path = resolve_table_path(name_or_path)
     where = f"latency table '{path}'"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except OSError as e:
         raise LatencyTableError(f"cannot be read ({e.strerror or e}), {path}, expected a readable table JSON") from None
     except UnicodeDecodeError as e:

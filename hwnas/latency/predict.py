@@ -250,9 +250,6 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
     where = f"spec sheet '{path}'"
     try:
         d = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
-        raise LatencyTableError(f"not valid JSON ({json_error_text(e, column=False)}), {where}, expected a "
-                                "spec-sheet JSON file") from None
     except OSError as e:
         raise LatencyTableError(f"cannot be read ({e.strerror or e}), {where}, expected a readable spec-sheet "
                                 "JSON file") from None
@@ -260,6 +257,9 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
         raise LatencyTableError(f"not UTF-8 text (byte {e.start}), {where}, expected a spec-sheet JSON file") from None
     except RecursionError:
         raise LatencyTableError(f"JSON nested too deeply, {where}, expected a spec-sheet JSON file") from None
+    except ValueError as e:  # not JSON, an integer of too many digits, a non-finite constant
+        raise LatencyTableError(f"not valid JSON ({json_error_text(e, column=False)}), {where}, expected a "
+                                "spec-sheet JSON file") from None
     except ValueError as e:  # NaN/Infinity constants, integers with too many digits
         raise LatencyTableError(f"{str(e)[:120]}, {where}, expected finite numbers only") from None
     return _spec_from_dict(d, where)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwnas import _cli
+from hwnas._io import finite_number
 from hwnas.errors import CheckpointError
 
 SUM_KEYS = ("train_loss", "train_ce", "train_triplet", "train_acc", "val_loss", "val_acc_train_mode", "latency_ms",
@@ -57,7 +58,7 @@ class SearchState:
         if not isinstance(sums, dict) or set(sums) != set(SUM_KEYS):
             raise bad("sums", sums, f"the sums of {', '.join(SUM_KEYS)}")
         for key, value in sums.items():  # latency_ms sums NaN in a search without a latency table
-            if not (_finite_number(value) or (key == "latency_ms" and type(value) is float and math.isnan(value))):
+            if not (finite_number(value) or (key == "latency_ms" and type(value) is float and math.isnan(value))):
                 raise bad(f"sums.{key}", value, "a finite number")
             if math.isfinite(value) and ((raw["count"] == 0 and value != 0) or (key == "time_s" and value < 0)
                                          or (key.endswith("acc") or "_acc_" in key) and not 0 <= value <= raw["count"]):
@@ -79,17 +80,12 @@ class SearchState:
                 elif key in ("alphas", "alpha_entropy_per_layer"):
                     rows = value if isinstance(value, list) else [None]
                     flat = [x for row in rows for x in (row if isinstance(row, list) else [row])]
-                    ok = isinstance(value, list) and all(_finite_number(x) for x in flat)
+                    ok = isinstance(value, list) and all(finite_number(x) for x in flat)
                 elif key in ("epoch", "steps"):
                     ok = type(value) is int and value >= 0
                 else:
-                    ok = value is None or (_finite_number(value) and (value >= 0 or key == "alpha_margin"))
+                    ok = value is None or (finite_number(value) and (value >= 0 or key == "alpha_margin"))
                 if not ok:
                     raise bad(f"history[{i}].{key}", value, "the finite number (or list, or genotype) the search "
                                                             "recorded")
         return cls(**{k: raw[k] for k in names})
-
-
-def _finite_number(x: Any) -> bool:
-    """An int or float that is finite as a float (an int beyond float's range is not: math.isfinite would raise)."""
-    return (type(x) is float and math.isfinite(x)) or (type(x) is int and -1e308 < x < 1e308)

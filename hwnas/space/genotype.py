@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
 
-from hwnas._io import json_error_text, write_json_atomic
+from hwnas._io import json_error_text, read_regular, write_json_atomic
 from hwnas.errors import GenotypeError  # noqa: F401 (re-exported)
 from hwnas.space.candidates import (
     KERNEL_SIZES,
@@ -171,7 +171,7 @@ def load_genotype(path: Union[str, os.PathLike], space: str | None = None) -> Ge
     """
     where = f"genotype file '{path}'"
     try:
-        raw = Path(path).read_bytes()
+        raw = read_regular(path)
     except OSError as e:
         raise GenotypeError(f"cannot be read ({e.strerror or e}), {where}, expected a readable JSON file") from None
     try:
@@ -181,10 +181,10 @@ def load_genotype(path: Union[str, os.PathLike], space: str | None = None) -> Ge
                             "UTF-8 JSON file") from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise GenotypeError(f"not valid JSON ({json_error_text(e)}), {where}, expected a "
-                            "JSON object with a 'layers' list") from None
     except RecursionError:
         raise GenotypeError(f"JSON nested too deeply, {where}, expected a JSON object with a 'layers' list"
                             ) from None
+    except ValueError as e:  # also an integer of more digits than Python converts
+        raise GenotypeError(f"not valid JSON ({json_error_text(e)}), {where}, expected a "
+                            "JSON object with a 'layers' list") from None
     return from_dict(data, where, space)

@@ -12,14 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hwnas._io import json_error_text
+from hwnas._io import json_error_text, read_regular
 from hwnas.errors import ConfigError, UsageError
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+        data = json.loads(read_regular(path).decode("utf-8"))
+    except ValueError as e:  # not JSON, not UTF-8, an integer of too many digits
         raise ConfigError(f"not valid JSON ({json_error_text(e, column=False)}), {path}, expected the file hwnas wrote") from None
     if not isinstance(data, dict):
         raise ConfigError(f"not a JSON object, {path}, expected the file hwnas wrote")

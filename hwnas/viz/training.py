@@ -14,6 +14,7 @@ from typing import Any
 
 from matplotlib.ticker import MaxNLocator
 
+from hwnas._io import json_error_text
 from hwnas.errors import ConfigError, UsageError
 from hwnas.viz._figure import new_figure, save
 
@@ -31,8 +32,8 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"not valid JSON ({e.msg}), {path} line {n}, expected one JSON record per line") from None
+        except ValueError as e:  # also an integer of more digits than Python converts
+            raise ConfigError(f"not valid JSON ({json_error_text(e, column=False)}), {path} line {n}, expected one JSON record per line") from None
         if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
             raise ConfigError(f"record without an integer 'epoch', {path} line {n}, expected the metrics.jsonl "
                               "that hwnas train writes")

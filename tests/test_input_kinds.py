@@ -1,0 +1,95 @@
+"""Kinds of bad input found by an attack on the search-quality --status and search --resume (2026-12-02), checked
+at the shared readers so that every command that uses them refuses them with one error: a JSON integer of more
+digits than Python converts, a FIFO where a file is read, a number beyond float's range, non-finite weights,
+optimizer buffers without values."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from hwnas._io import finite_number, read_regular
+from hwnas._weights import check_tensor, load_optimizer
+from hwnas.errors import CheckpointError, HwnasError
+
+HUGE_INT = "9" * 5000  # json.loads raises ValueError (not JSONDecodeError) beyond 4300 digits
+
+
+def test_finite_number_takes_json_numbers_only():
+    assert finite_number(1) and finite_number(-2.5) and finite_number(10 ** 300)
+    for bad in (True, "1", None, float("nan"), float("inf"), 10 ** 400, -(10 ** 400), [1]):
+        assert not finite_number(bad), bad
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_is_refused_not_read(tmp_path):
+    from hwnas.latency.io import read_table
+    from hwnas.space.genotype import load_genotype
+
+    fifo = tmp_path / "genotype.json"
+    os.mkfifo(fifo)  # nothing ever writes it: reading would block forever
+    with pytest.raises(OSError, match="not a regular file"):
+        read_regular(fifo)
+    with pytest.raises(HwnasError, match=r"cannot be read \(not a regular file\), genotype file"):
+        load_genotype(fifo)
+    with pytest.raises(HwnasError, match="no latency table"):  # resolved as a table file only if it is a file
+        read_table(fifo)
+    (tmp_path / "ok.json").write_text("{}")
+    assert read_regular(tmp_path / "ok.json") == b"{}"
+
+
+def test_json_integers_beyond_pythons_limit_are_refused_as_bad_json(tmp_path):
+    from hwnas.latency.io import read_table
+    from hwnas.space.genotype import load_genotype
+    from hwnas.viz.training import read_metrics
+
+    path = tmp_path / "x.json"
+    path.write_text('{"layers": [[' + HUGE_INT + ', 5, 1]]}')
+    with pytest.raises(HwnasError, match=r"not valid JSON \(Exceeds the limit"):
+        load_genotype(path)
+    with pytest.raises(HwnasError, match="Exceeds the limit"):
+        read_table(path)
+    path.write_text('{"epoch": ' + HUGE_INT + "}\n")
+    with pytest.raises(HwnasError, match=r"not valid JSON \(Exceeds the limit.*line 1"):
+        read_metrics(path)
+
+
+def test_cached_benchmark_numbers_beyond_float_are_not_used():
+    from benchmarks._quality.standalone import Recipe, result_problem
+    from benchmarks.search_quality import check_search_reuse
+    from hwnas.space.genotype import Genotype
+
+    g, recipe = Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1"), Recipe(epochs=1)
+    ok = {"genotype": g.tostr(), "seed": 0, "recipe": recipe.to_dict(), "rank1": 0.5, "mAP": 0.25, "mINP": 0.1,
+          "train_acc": None, "train_s": 3.0}
+    assert result_problem(ok, g, 0, recipe) is None
+    assert "train_s" in result_problem({**ok, "train_s": 10 ** 400}, g, 0, recipe)  # was OverflowError in the log line
+    with pytest.raises(HwnasError, match="at weight 1000"):  # was OverflowError in math.isclose
+        check_search_reuse({"latency_table": {"name": "t"}, "config": {"latency_weight": 10 ** 400}}, "dir", 0.5,
+                           {"name": "t"})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_at_load(bad):
+    target = torch.zeros(2, 3)
+    tensor = torch.ones(2, 3)
+    tensor[1, 2] = bad
+    with pytest.raises(CheckpointError, match=r"weight w holds NaN or infinite values, checkpoint 'c.pt'"):
+        check_tensor("w", tensor, target, "checkpoint 'c.pt'")
+    check_tensor("n", torch.tensor(7), torch.tensor(0), "checkpoint 'c.pt'")  # integers (a BN counter) are fine
+
+
+@pytest.mark.parametrize("make", [lambda t: t.to("meta"), lambda t: t.to_sparse()], ids=["meta", "sparse"])
+def test_optimizer_buffers_without_values_are_refused(make):
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([p], lr=0.1)
+    p.grad = torch.ones(3)
+    opt.step()
+    state = opt.state_dict()
+    entry = state["state"][0]
+    edited = {**state, "state": {0: {**entry, "exp_avg": make(entry["exp_avg"])}}}
+    fresh = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+    with pytest.raises(CheckpointError, match=r"exp_avg of parameter 0 is not a dense tensor with values"):
+        load_optimizer(fresh, edited, "checkpoint 'c.pt'")  # was an internal error (NotImplementedError, .item())
+    load_optimizer(fresh, state, "checkpoint 'c.pt'")
