@@ -257,7 +257,7 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
         raise LatencyTableError(f"not UTF-8 text (byte {e.start}), {where}, expected a spec-sheet JSON file") from None
     except RecursionError:
         raise LatencyTableError(f"JSON nested too deeply, {where}, expected a spec-sheet JSON file") from None
-    except ValueError as e:  # not JSON, an integer of too many digits, a non-finite constant
+    except json.JSONDecodeError as e:
         raise LatencyTableError(f"not valid JSON ({json_error_text(e, column=False)}), {where}, expected a "
                                 "spec-sheet JSON file") from None
     except ValueError as e:  # NaN/Infinity constants, integers with too many digits

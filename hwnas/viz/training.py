@@ -33,7 +33,8 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except ValueError as e:  # also an integer of more digits than Python converts
-            raise ConfigError(f"not valid JSON ({json_error_text(e, column=False)}), {path} line {n}, expected one JSON record per line") from None
+            raise ConfigError(f"not valid JSON ({json_error_text(e, column=False)}), {path} line {n}, expected one "
+                              "JSON record per line") from None
         if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
             raise ConfigError(f"record without an integer 'epoch', {path} line {n}, expected the metrics.jsonl "
                               "that hwnas train writes")
