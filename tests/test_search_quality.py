@@ -440,7 +440,10 @@ def test_status_reads_where_a_run_stands(tiny_run, tmp_path, capsys):
     assert f"in flight: random 2 ({rows['random 2']['genotype']}) seed 0, epoch 1 of 1 finished" in text
     assert "not started: random 3" in text and "PROVISIONAL (" in text
     assert not any("mAP" in line and "random 2 (" in line for line in lines)
-    assert sq.main(["--status", "--output", str(run), "--quick"]) == 0  # another plan: nothing of it finished here
+    assert sq.main(["--status", "--output", str(run), "--quick"]) == 2  # another plan: the run refuses its table too
+    assert "latency table for another setting" in capsys.readouterr().err
+    (run / "latency_cpu_proxy.json").unlink()
+    assert sq.main(["--status", "--output", str(run), "--quick"]) == 0  # nothing of that plan finished here
     shown = capsys.readouterr().out
     assert "0 of " in shown and "also holds trainings of other settings" in shown
 
