@@ -58,6 +58,7 @@ from benchmarks._quality.parallel import run_jobs, search_job, train_job
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
 from benchmarks._quality.standalone import Recipe, settings_tag, train_genotype
+from benchmarks._quality.status import training_jobs
 from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import finite_number, read_json_cache, write_json_atomic
@@ -238,11 +239,7 @@ def train_all(plan: Plan, entries: Sequence[Entry], spread: Sequence[Entry], tra
               progress: bool, workers: int = 1, threads: int = 1) -> dict[tuple[str, int], dict]:
     """Stand-alone results keyed by (genotype string, seed); each distinct genotype is trained once per seed,
     ``workers`` at a time (the deepest first, so the longest trainings do not start last)."""
-    jobs: dict[tuple[str, int], Genotype] = {}
-    for e in entries:
-        jobs.setdefault((e.genotype.tostr(), plan.seeds[0]), e.genotype)
-    for e in spread:
-        jobs.setdefault((e.genotype.tostr(), plan.seeds[1]), e.genotype)
+    jobs = {key: e.genotype for key, e in training_jobs(entries, spread, plan.seeds).items()}
     keys = sorted(jobs, key=lambda k: -jobs[k].depth) if workers > 1 else list(jobs)
     if workers <= 1:
         data = ReIDData.from_dataset(Market1501(train_root))

@@ -17,6 +17,17 @@ from hwnas._io import read_json_cache, read_json_lines
 from hwnas.training.loop import METRICS
 
 
+def training_jobs(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int, int]) -> dict[tuple[str, int], Any]:
+    """The trainings of a run, keyed by (genotype string, seed): every distinct genotype with ``seeds[0]``, the
+    ``spread`` ones again with ``seeds[1]``; values are the first entry of each genotype."""
+    jobs: dict[tuple[str, int], Any] = {}
+    for e in entries:
+        jobs.setdefault((e.genotype.tostr(), seeds[0]), e)
+    for e in spread:
+        jobs.setdefault((e.genotype.tostr(), seeds[1]), e)
+    return jobs
+
+
 def training_state(root: Path, entry: Any, seed: int, recipe: Recipe) -> tuple[dict[str, Any] | None, int, bool]:
     """The finished result of one training (None if unfinished), its last finished epoch (0: not started) and
     whether a result file is there but cannot be used (the run trains it again; a warning says why);
@@ -36,11 +47,7 @@ def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int
     """The report of ``--status``: one line per finished training (best mAP first), one per training in flight,
     the count, and the provisional targets. ``latency_ms(genotype)``: the table's latency, or None without a
     table; ``searches_left``: searches not finished yet (their genotypes are not known)."""
-    jobs: dict[tuple[str, int], Any] = {}
-    for e in entries:
-        jobs.setdefault((e.genotype.tostr(), seeds[0]), e)
-    for e in spread:
-        jobs.setdefault((e.genotype.tostr(), seeds[1]), e)
+    jobs = training_jobs(entries, spread, seeds)
     labels: dict[str, list[str]] = {}
     for e in entries:
         labels.setdefault(e.genotype.tostr(), []).append(e.label)
