@@ -57,7 +57,7 @@ def test_json_integers_beyond_pythons_limit_are_refused_as_bad_json(tmp_path):
 
 def test_cached_benchmark_numbers_beyond_float_are_not_used():
     from benchmarks._quality.standalone import Recipe, result_problem
-    from benchmarks.search_quality import check_search_reuse
+    from benchmarks._quality.plan import check_search_reuse
     from hwnas.space.genotype import Genotype
 
     g, recipe = Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1"), Recipe(epochs=1)

@@ -8,17 +8,19 @@ import pytest
 import torch
 
 from benchmarks import search_quality as sq
+from benchmarks._quality.plan import Plan, full_plan, quick_plan, search_root
 from benchmarks._quality.report import _compact_label, _text_box, evaluate_targets, place_labels
 from benchmarks._quality.standalone import Recipe
+from benchmarks._quality.status import status_report
 from hwnas.errors import OutputError, UsageError
 from hwnas.search.config import SyntheticData, short_config
 
 
-def tiny_plan() -> sq.Plan:
+def tiny_plan() -> Plan:
     search = short_config(width_mult=0.125, image_size=(32, 32), epochs=2, warmup_epochs=1, ids_per_batch=2,
                           alpha_milestones=(), checkpoint_every=0)
     data = SyntheticData(num_ids=4, images_per_id=8, num_cameras=2, image_size=(32, 32))
-    return sq.Plan(search=search, data=data, train_data=data,
+    return Plan(search=search, data=data, train_data=data,
                    recipe=Recipe(epochs=1, warmup_epochs=0, batch_size=8, image_size=(32, 32), width_mult=0.125),
                    random_n=3, latency_pressures=(0.0, 4.0), table_batch=1, table_repeats=3, latency_check_repeats=3,
                    bn_batches=1)
@@ -199,7 +201,7 @@ def test_plot_labels_of_nearby_points_do_not_overlap():
 
 
 def test_quick_plan_is_small_and_full_plan_is_the_main_job():
-    quick, full = sq.quick_plan(), sq.full_plan()
+    quick, full = quick_plan(), full_plan()
     assert quick.random_n < full.random_n and full.random_n >= 24
     assert full.search == short_config() and full.latency_pressures[0] == 0.0 and len(full.latency_pressures) == 3
     assert dataclasses.replace(full, random_n=30).random_n == 30
@@ -210,19 +212,19 @@ def test_search_epochs_scale_the_schedule_and_key_the_searches(tmp_path):
     as hwnas.search --epochs does), into its own search folder."""
     from hwnas.search.config import with_epochs
 
-    long = sq.full_plan(128)
+    long = full_plan(128)
     assert long.search == with_epochs(short_config(), 128)
     assert long.search.epochs == 128 and long.search.warmup_epochs == 32 and long.search.alpha_milestones == (112,)
-    assert dataclasses.replace(long, search=short_config()) == sq.full_plan()
-    assert sq.search_root(long, tmp_path) != sq.search_root(sq.full_plan(), tmp_path)
-    assert sq.search_root(long, tmp_path).name.startswith("e128-")
+    assert dataclasses.replace(long, search=short_config()) == full_plan()
+    assert search_root(long, tmp_path) != search_root(full_plan(), tmp_path)
+    assert search_root(long, tmp_path).name.startswith("e128-")
     assert sq.build_parser().parse_args(["--search-epochs", "64"]).search_epochs == 64
     assert sq.main(["--search-epochs", "1", "--output", str(tmp_path / "x")]) == 2
     assert sq.main(["--workers", "100000", "--output", str(tmp_path / "x")]) == 2  # more than the CPU cores
     assert not (tmp_path / "x").exists()
     from benchmarks._quality.report import _schedule_name  # the report names the schedule it measured
 
-    as_json = [json.loads(json.dumps(p.to_dict()))["search"] for p in (sq.full_plan(), long, tiny_plan())]
+    as_json = [json.loads(json.dumps(p.to_dict()))["search"] for p in (full_plan(), long, tiny_plan())]
     assert [_schedule_name(s) for s in as_json] == [
         "the main job's short schedule", "the main job's short schedule with 128 epochs: --search-epochs 128",
         "a reduced schedule"]
@@ -241,12 +243,12 @@ def test_search_options_and_seed_file_their_own_searches(tmp_path, monkeypatch):
     plan = seen[0]
     assert (plan.search_seeds, plan.search.share_weights, plan.search.derive, plan.search.derive_samples) == (
         (2, 0), "io", "score", 50)
-    assert sq.search_root(plan, tmp_path) == sq.search_root(plan, tmp_path, 2) != sq.search_root(plan, tmp_path, 0)
-    assert plan.seeds == sq.full_plan().seeds and plan.recipe == sq.full_plan().recipe
-    roots = {sq.search_root(dataclasses.replace(sq.full_plan(), search=sq.full_plan().search.replace(**c)), tmp_path)
+    assert search_root(plan, tmp_path) == search_root(plan, tmp_path, 2) != search_root(plan, tmp_path, 0)
+    assert plan.seeds == full_plan().seeds and plan.recipe == full_plan().recipe
+    roots = {search_root(dataclasses.replace(full_plan(), search=full_plan().search.replace(**c)), tmp_path)
              for c in ({}, {"share_weights": "io"}, {"derive": "score"}, {"derive": "score", "derive_samples": 10})}
-    roots.add(sq.search_root(sq.full_plan(), tmp_path, 1))
-    assert len(roots) == 5 and sq.search_root(sq.full_plan(), tmp_path, 0) in roots
+    roots.add(search_root(full_plan(), tmp_path, 1))
+    assert len(roots) == 5 and search_root(full_plan(), tmp_path, 0) in roots
     s = json.loads(json.dumps(plan.to_dict()))["search"]
     assert _schedule_name(s) == "the main job's short schedule"
     assert _schedule_name(plan.to_dict()["search"]) == "the main job's short schedule"  # as a fresh run has it
@@ -273,11 +275,11 @@ def test_recipe_tag_keys_the_training_folders():
 def test_search_root_keys_the_searches_by_schedule_and_data(tmp_path):
     """A changed search schedule or search data never reuses another schedule's searches and supernet scores."""
     plan = tiny_plan()
-    root = sq.search_root(plan, tmp_path)
+    root = search_root(plan, tmp_path)
     assert root.parent == tmp_path / "search" and root.name.startswith("e2-")
-    assert sq.search_root(dataclasses.replace(plan, search=plan.search.replace(alpha_lr=0.5)), tmp_path) != root
-    assert sq.search_root(dataclasses.replace(plan, data=dataclasses.replace(plan.data, seed=7)), tmp_path) != root
-    assert sq.search_root(tiny_plan(), tmp_path) == root
+    assert search_root(dataclasses.replace(plan, search=plan.search.replace(alpha_lr=0.5)), tmp_path) != root
+    assert search_root(dataclasses.replace(plan, data=dataclasses.replace(plan.data, seed=7)), tmp_path) != root
+    assert search_root(tiny_plan(), tmp_path) == root
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc (Linux)")
@@ -419,7 +421,7 @@ def test_status_reads_where_a_run_stands(tiny_run, tmp_path, capsys):
     plan, _, payload = tiny_run
     run = _copy_run(tiny_run, tmp_path / "run")
     before = sorted((p, p.stat().st_mtime_ns) for p in run.rglob("*"))
-    lines = sq.status_report(plan, run)
+    lines = status_report(plan, run)
     finished, total = map(int, re.match(r"(\d+) of (\d+) trainings finished", lines[0]).groups())
     assert finished == total == len({r["genotype"] for r in payload["rows"]}) + 3  # + the seed-spread trainings
     assert "final (every training finished)" in lines[-4] and lines[-3:] == [f"  {s}" for s in payload["targets"]["summary"]]
@@ -433,8 +435,8 @@ def test_status_reads_where_a_run_stands(tiny_run, tmp_path, capsys):
     (cut / "standalone.json").unlink()
     (cut / "metrics.jsonl").write_text('{"epoch": 1}\n')
     shutil.rmtree(absent)
-    shutil.rmtree(sq.search_root(plan, run) / f"p{plan.latency_pressures[-1]:g}")
-    lines = sq.status_report(plan, run)
+    shutil.rmtree(search_root(plan, run) / f"p{plan.latency_pressures[-1]:g}")
+    lines = status_report(plan, run)
     text = "\n".join(lines)
     assert "1 search(es) not finished" in lines[0]
     assert f"in flight: random 2 ({rows['random 2']['genotype']}) seed 0, epoch 1 of 1 finished" in text

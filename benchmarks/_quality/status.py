@@ -7,13 +7,29 @@ by depth until the run completes.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks._quality.latency import check_table
+from benchmarks._quality.plan import (
+    SEARCH_REPORT_KEYS,
+    Plan,
+    benchmark_entries,
+    check_search_reuse,
+    proxy_setting,
+    search_root,
+    spread_entries,
+)
 from benchmarks._quality.report import _pct, evaluate_targets
 from benchmarks._quality.standalone import RESULT_FILE, RESULT_KEYS, Recipe, result_problem, run_dir
-from hwnas._io import read_json_cache, read_json_lines
+from hwnas import _cli
+from hwnas._io import finite_number, read_json_cache, read_json_lines
+from hwnas.errors import UsageError
+from hwnas.latency import load_table
+from hwnas.search.report import table_summary
+from hwnas.space.genotype import load_genotype
 from hwnas.training.loop import METRICS
 
 
@@ -92,14 +108,65 @@ def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int
 def _rows(entries: Sequence[Any], done: dict[tuple[str, int], dict], seeds: tuple[int, int],
           latency_ms: Any) -> list[dict[str, Any]]:
     """The rows :func:`evaluate_targets` judges: the entries whose first-seed training finished."""
-    rows = []
-    for e in entries:
-        key = e.genotype.tostr()
-        r = done.get((key, seeds[0]))
-        if r is None:
-            continue
-        again = done.get((key, seeds[1]))
-        rows.append({"label": e.label, "kind": e.kind, "genotype": key, "latency_weight": e.latency_weight,
-                     "search_seed": e.search_seed, "latency_ms": latency_ms(e.genotype), "mAP": r["mAP"],
-                     "second_seed": None if again is None else {"seed": seeds[1], "mAP": again["mAP"]}})
-    return rows
+    return [result_row(e, done[(e.genotype.tostr(), seeds[0])], done.get((e.genotype.tostr(), seeds[1])), seeds[1],
+                       latency_ms(e.genotype))
+            for e in entries if (e.genotype.tostr(), seeds[0]) in done]
+
+
+def result_row(entry: Any, result: dict[str, Any], again: dict[str, Any] | None, second_seed: int,
+               latency_ms: float | None) -> dict[str, Any]:
+    """One benchmarked genotype's row of the report (and of the targets): ``result`` its first-seed training's,
+    ``again`` its training with ``second_seed`` (None if it is not one of the spread genotypes), ``latency_ms`` the
+    table's latency."""
+    g = entry.genotype
+    return {"label": entry.label, "kind": entry.kind, "genotype": g.tostr(), "depth": g.depth,
+            "latency_weight": entry.latency_weight, "search_seed": entry.search_seed, "latency_ms": latency_ms,
+            "rank1": result["rank1"], "mAP": result["mAP"], "mINP": result["mINP"], "train_s": result["train_s"],
+            "train_acc": result.get("train_acc"), "channels_last": bool(result.get("channels_last", False)),
+            "train_device": result.get("device"), "train_torch": result.get("torch"),
+            "second_seed": None if again is None else {"seed": second_seed, "rank1": again["rank1"],
+                                                       "mAP": again["mAP"]}}
+
+
+def status_report(plan: Plan, out: Path, table_path: Path | None = None) -> list[str]:
+    """The lines of ``--status`` for the run of ``plan`` in ``out`` (``table_path``: its --latency-table, default
+    the one measured into ``out``): finished trainings, those in flight, provisional targets. Reads only."""
+    table_path = table_path or out / "latency_cpu_proxy.json"
+    table = None
+    if table_path.exists() or table_path.is_symlink():  # a folder or a broken link is refused, not skipped
+        table = load_table(table_path, space=plan.search.space)
+        check_table(table, proxy_setting(plan), plan.table_repeats, f"latency table {_cli.printable(str(table_path))}")
+    searched, left = [], 0
+    for seed in plan.search_seeds:
+        for pressure in plan.latency_pressures:
+            sub = search_root(plan, out, seed) / f"p{pressure:g}"
+            report = read_json_cache(sub / "search_report.json", SEARCH_REPORT_KEYS)
+            if report is None:
+                left += 1
+                continue
+            weight = report["config"].get("latency_weight") if isinstance(report["config"], dict) else None
+            if not finite_number(weight) or weight < 0:
+                raise UsageError(f"bad latency weight {_cli.echo(weight)}, "
+                                 f"{_cli.printable(str(sub / 'search_report.json'))} "
+                                 "config.latency_weight, expected a number >= 0 (the report of a finished search)")
+            if table is not None:  # the run itself would refuse a search of another table or weight
+                check_search_reuse(report, sub, table.weight_for_pressure(plan.search.space, pressure),
+                                   json.loads(json.dumps(table_summary(table))))
+            searched.append((weight, load_genotype(sub / "genotype.json", space=plan.search.space),
+                             {"search_seed": seed}))
+    entries = benchmark_entries(plan, searched)
+    spread = spread_entries(entries)
+    if left:  # the first searched genotype trained twice is the weight-0 search's of the first seed, once known
+        spread = [e for e in spread if e.kind != "searched"]
+    lines = status_lines(entries, spread, plan.seeds, plan.recipe, out / "train",
+                         (lambda g: None) if table is None else table.genotype_latency_ms, left)
+    # work of other options in the same folder: most likely the options given here are not the run's
+    roots = {search_root(plan, out, seed).name for seed in plan.search_seeds}
+    for kind, folder, own in (("trainings", "train", {plan.recipe.tag()}), ("searches", "search", roots)):
+        other = sorted(p.name for p in (out / folder).glob("*") if p.is_dir() and p.name not in own)
+        if other:
+            lines.append(f"note: {_cli.printable(str(out / folder))} also holds {kind} of other settings "
+                         f"({', '.join(_cli.printable(str(o)) for o in other[:4])}"
+                         f"{', ...' if len(other) > 4 else ''}; e<N> = N epochs): for those, give the options of the "
+                         "run that made them (--recipe-epochs, --search-epochs, --search-seeds, ...)")
+    return lines
