@@ -85,12 +85,19 @@ def _kind(dtype: torch.dtype) -> str:
     return "floating-point" if dtype.is_floating_point else "integer"
 
 
+# buffers that are never negative: a negative running variance is NaN after the square root of batch norm
+_NON_NEGATIVE = {"running_var": "a batch-norm running variance", "num_batches_tracked": "a batch count"}
+# optimizer state entries that are never negative: Adam's second moments (square-rooted) and step counts (its
+# bias correction 1 - beta**step is negative below 0)
+_NON_NEGATIVE_STATE = {"exp_avg_sq": "a second moment", "max_exp_avg_sq": "a second moment", "step": "a step count"}
+
+
 def check_tensor(name: str, tensor: torch.Tensor, target: torch.Tensor, where: str,
                  expected: str = "weights of the same model and options") -> None:
     """Refuse a checkpoint tensor that ``target.copy_(tensor)`` would not load as the same values: another shape,
     no values (``meta`` device), not a dense tensor (sparse, quantized, nested), a dtype of another kind (complex
-    values lose their imaginary part, integers or booleans become weights), NaN or infinite values, or values
-    beyond the model's dtype (a float64 1e300 is inf in float32, an int64 beyond int32). Raises
+    values lose their imaginary part, integers or booleans become weights), NaN or infinite values, a negative
+    batch-norm running variance or batch count (NaN after the square root), or values beyond the model's dtype (a float64 1e300 is inf in float32, an int64 beyond int32). Raises
     :class:`CheckpointError` naming ``name``."""
     if tensor.shape != target.shape:
         raise CheckpointError(f"weight {name} has shape {tuple(tensor.shape)} in the checkpoint but "
@@ -110,6 +117,10 @@ def check_tensor(name: str, tensor: torch.Tensor, target: torch.Tensor, where: s
         raise CheckpointError(f"weight {name} has dtype {dt} ({got}) in the checkpoint but "
                               f"{str(target.dtype).removeprefix('torch.')} ({want}) in the model, {where}, expected "
                               f"{want} values")
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf in _NON_NEGATIVE and tensor.numel() and bool((tensor < 0).any()):
+        raise CheckpointError(f"weight {name} holds negative values (min {tensor.min().item():.4g}), {where}, "
+                              f"expected {_NON_NEGATIVE[leaf]} >= 0 (a damaged or edited checkpoint)")
     if tensor.dtype != target.dtype and tensor.numel():
         converted = tensor.detach().to(target.dtype)
         if want == "floating-point":
@@ -182,11 +193,18 @@ def _plain(value: Any) -> Any:
     return tuple(_plain(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+def _has_negative(value: Any) -> bool:
+    """A number below 0, or a dense real tensor with a value below 0 (NaN is refused elsewhere)."""
+    if isinstance(value, torch.Tensor):
+        return not value.is_complex() and value.numel() > 0 and bool((value < 0).any())
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+
+
 def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, where: str) -> None:
     """``optimizer.load_state_dict``, checked first: the saved hyper-parameters of every parameter group must be
     the run's (momentum, weight decay, nesterov, betas...: an edited checkpoint would silently override the
     settings; the lr is the schedule's), and every saved buffer (momentum, Adam moments) must have its parameter's
-    shape and finite values. Raises :class:`CheckpointError` naming the field."""
+    shape and finite values; step counts and Adam's second moments must not be negative (NaN updates). Raises :class:`CheckpointError` naming the field."""
     def refuse(what: str) -> CheckpointError:
         return CheckpointError(f"optimizer state does not fit ({what}), {where}, expected the optimizer state of the "
                                "same model and settings")
@@ -210,6 +228,8 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, where: str) -> 
             raise refuse(f"state of unknown parameter {str(pid)[:40]}")
         for name, value in entries.items():
             if not isinstance(value, torch.Tensor):
+                if name in _NON_NEGATIVE_STATE and _has_negative(value):
+                    raise refuse(f"{name} of parameter {pid} is {value}, expected {_NON_NEGATIVE_STATE[name]} >= 0")
                 continue
             if value.is_meta or value.layout != torch.strided or value.is_quantized:
                 raise refuse(f"{name} of parameter {pid} is not a dense tensor with values ({value.layout}"
@@ -219,6 +239,9 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, where: str) -> 
                              f"{tuple(params[pid].shape)}")
             if value.is_floating_point() and not bool(torch.isfinite(value).all()):
                 raise refuse(f"{name} of parameter {pid} holds NaN or infinite values")
+            if name in _NON_NEGATIVE_STATE and _has_negative(value):
+                raise refuse(f"{name} of parameter {pid} holds negative values, expected {_NON_NEGATIVE_STATE[name]} "
+                             ">= 0")
     try:
         optimizer.load_state_dict(state)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:

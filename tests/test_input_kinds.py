@@ -56,8 +56,8 @@ def test_json_integers_beyond_pythons_limit_are_refused_as_bad_json(tmp_path):
 
 
 def test_cached_benchmark_numbers_beyond_float_are_not_used():
-    from benchmarks._quality.standalone import Recipe, result_problem
     from benchmarks._quality.plan import check_search_reuse
+    from benchmarks._quality.standalone import Recipe, result_problem
     from hwnas.space.genotype import Genotype
 
     g, recipe = Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1"), Recipe(epochs=1)
@@ -93,3 +93,44 @@ def test_optimizer_buffers_without_values_are_refused(make):
     with pytest.raises(CheckpointError, match=r"exp_avg of parameter 0 is not a dense tensor with values"):
         load_optimizer(fresh, edited, "checkpoint 'c.pt'")  # was an internal error (NotImplementedError, .item())
     load_optimizer(fresh, state, "checkpoint 'c.pt'")
+
+
+@pytest.mark.parametrize("name", ["bn.running_var", "bn.num_batches_tracked"])
+def test_negative_batch_norm_statistics_are_refused_at_load(name):
+    """Found by an attack: a negative running variance loaded, and evaluation then gave NaN features."""
+    target = torch.zeros(3, dtype=torch.long) if name.endswith("tracked") else torch.ones(3)
+    bad = target.clone()
+    bad[1] = -1
+    with pytest.raises(CheckpointError, match=rf"weight {name} holds negative values .*, expected a .* >= 0"):
+        check_tensor(name, bad, target, "checkpoint 'c.pt'")
+    check_tensor(name, target, target, "checkpoint 'c.pt'")
+    check_tensor("conv.weight", -torch.ones(3), torch.ones(3), "checkpoint 'c.pt'")  # weights may be negative
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda e: {**e, "step": -e["step"]}, r"step of parameter 0 holds negative values, expected a step count >= 0"),
+    (lambda e: {**e, "step": -3.0}, r"step of parameter 0 is -3.0, expected a step count >= 0"),
+    (lambda e: {**e, "exp_avg_sq": -e["exp_avg_sq"]}, r"exp_avg_sq of parameter 0 holds negative values"),
+], ids=["step tensor", "step number", "second moment"])
+def test_negative_adam_steps_and_second_moments_are_refused(edit, message):
+    """Found by an attack: Adam's bias correction (1 - beta**step) and sqrt(exp_avg_sq) turn these into NaN updates."""
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([p], lr=0.1)
+    p.grad = torch.ones(3)
+    opt.step()
+    state = opt.state_dict()
+    edited = {**state, "state": {0: edit(state["state"][0])}}
+    fresh = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+    with pytest.raises(CheckpointError, match=message):
+        load_optimizer(fresh, edited, "checkpoint 'c.pt'")
+    load_optimizer(fresh, state, "checkpoint 'c.pt'")
+
+
+def test_negative_momentum_buffers_load():
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = -torch.ones(3)
+    opt.step()
+    assert bool((opt.state_dict()["state"][0]["momentum_buffer"] < 0).all())
+    fresh = torch.optim.SGD([torch.nn.Parameter(torch.ones(3))], lr=0.1, momentum=0.9)
+    load_optimizer(fresh, opt.state_dict(), "checkpoint 'c.pt'")
