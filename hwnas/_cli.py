@@ -17,6 +17,7 @@ import contextlib
 import copy
 import errno
 import functools
+import io
 import math
 import os
 import re
@@ -210,6 +211,20 @@ def _module_prog(main: Main) -> str:
     return "python -m " + (getattr(main, "__module__", "hwnas") or "hwnas").removesuffix(".__main__")
 
 
+def tolerant_streams() -> None:
+    """Text that stdout/stderr cannot encode is written as backslash escapes instead of failing: a path with
+    bytes that are not valid in the file-system encoding (``\\udcff`` after Python's surrogateescape), printed
+    under a strict UTF-8 or ASCII stream, would otherwise be an internal error after the work is done (or a
+    "--- Logging error ---" traceback from a log line)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError, io.UnsupportedOperation):  # a closed or foreign stream keeps its setting
+                pass
+
+
 def command(main: Main) -> Main:
     """Wrap a tool's ``main(argv) -> int`` in the error boundary every hwnas command shares (see module doc).
 
@@ -221,6 +236,7 @@ def command(main: Main) -> Main:
     def wrapped(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         where = prog or _module_prog(main)
         restore_interrupt()  # from here a Ctrl-C is KeyboardInterrupt, handled below (hwnas._startup before)
+        tolerant_streams()
         try:
             return int((main(argv, prog=prog) if prog else main(argv)) or 0)
         except SystemExit as e:

@@ -1,7 +1,8 @@
 """Kinds of bad input found by an attack on the search-quality --status and search --resume (2026-12-02), checked
 at the shared readers so that every command that uses them refuses them with one error: a JSON integer of more
 digits than Python converts, a FIFO where a file is read, a number beyond float's range, non-finite weights,
-optimizer buffers without values."""
+optimizer buffers without values, negative statistics that become NaN (BN variance, Adam's step and second moment),
+text a strict stdout cannot encode."""
 from __future__ import annotations
 
 import os
@@ -134,3 +135,26 @@ def test_negative_momentum_buffers_load():
     assert bool((opt.state_dict()["state"][0]["momentum_buffer"] < 0).all())
     fresh = torch.optim.SGD([torch.nn.Parameter(torch.ones(3))], lr=0.1, momentum=0.9)
     load_optimizer(fresh, opt.state_dict(), "checkpoint 'c.pt'")
+
+
+def test_text_a_stream_cannot_encode_is_escaped_not_an_internal_error(monkeypatch):
+    """Found by an attack: a path with bytes undecodable in the file-system encoding (Python's surrogateescape
+    gives '\\udcff'), printed under a strict UTF-8 or ASCII stdout, failed with UnicodeEncodeError after the work
+    was done (exit 1); every command now escapes what its streams cannot encode."""
+    import io
+    import sys
+
+    from hwnas import _cli
+
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
+    monkeypatch.setattr(sys, "stdout", out)
+
+    @_cli.command
+    def main(argv=None):
+        print("wrote /tmp/r\udcff\u00e9/genotype.json")
+        return 0
+
+    assert main([]) == 0
+    out.flush()
+    assert raw.getvalue() == b"wrote /tmp/r\\udcff\\xe9/genotype.json\n"
