@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import hwnas
 from hwnas import _cli, _config
 from hwnas._lock import is_lock_file, new_run_dir, run_lock
 from hwnas._model_cli import parse_option, width_mult_option
+from hwnas._runlog import RunLog, run_log
 from hwnas.data._cli import add_data_arguments, data_flag_entries, dataset_from_config
 from hwnas.errors import CheckpointError, OutputError, UsageError
 from hwnas.models import check_input_size, model_options
@@ -173,16 +173,6 @@ def check_model(run: TrainRunConfig) -> dict[str, object]:
     return options
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def setup_logging(out: Path) -> None:
-    """INFO logs to stderr and to ``out/train.log`` (appended on --resume), like search's search.log."""
-    out.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(out / "train.log")]
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
-
-
 class CurvesCallback:
     """Redraws ``training_curves.png`` after each evaluation, every ``every`` epochs and after the last epoch."""
 
@@ -208,27 +198,22 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     out = check_output(a)  # checked now, a default run folder made once the data is read
     _cli.apply_threads(a.threads)
     # info lines (the dataset read) are held until the run is accepted: a refused one prints only its error line
-    held = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1)
-    held.addFilter(lambda record: record.levelno < logging.WARNING)
-    shown = logging.StreamHandler()
-    shown.setLevel(logging.WARNING)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[held, shown], force=True)
-    data = ReIDData.from_dataset(dataset_from_config(run.data))  # read and checked before the output folder is made
-    out = out if out is not None else new_run_dir("train")
-    # one run per folder (a second is refused); stale temp files of a killed run removed; a folder made for this
-    # run is removed again if it is refused before writing anything
-    with run_lock(out):
-        if a.overwrite:
-            for name in RUN_FILES:
-                (out / name).unlink(missing_ok=True)
-        return _train_in(a, run, options, device, write_events, out, data, held.buffer)
+    with run_log() as log:
+        data = ReIDData.from_dataset(dataset_from_config(run.data))  # read and checked before the output folder
+        out = out if out is not None else new_run_dir("train")
+        # one run per folder (a second is refused); stale temp files of a killed run removed; a folder made for
+        # this run is removed again if it is refused before writing anything
+        with run_lock(out):
+            if a.overwrite:
+                for name in RUN_FILES:
+                    (out / name).unlink(missing_ok=True)
+            return _train_in(a, run, options, device, write_events, out, data, log)
 
 
 def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, object], device: torch.device,
-              write_events: bool, out: Path, data: ReIDData, held: list[logging.LogRecord] | None = None) -> int:
-    """The training proper, in ``out`` (locked by the caller), on ``data`` (already loaded and checked); ``held``:
-    log records to show once the run is accepted."""
-    held = list(held or [])
+              write_events: bool, out: Path, data: ReIDData, log: RunLog) -> int:
+    """The training proper, in ``out`` (locked by the caller), on ``data`` (already loaded and checked); ``log``
+    holds the info lines until the run is accepted (then ``train.log``, appended on --resume)."""
     config = run.train
     options["num_classes"] = data.num_classes
     torch.manual_seed(config.seed)
@@ -241,9 +226,7 @@ def _train_in(a: argparse.Namespace, run: TrainRunConfig, options: dict[str, obj
                       device=device, progress=not a.no_progress)
     if a.resume:
         trainer.resume()  # a refused resume leaves the folder as it was: train.log is opened after this check
-    setup_logging(out)
-    for record in held:  # the info lines held back until the run was accepted
-        logging.getLogger(record.name).handle(record)
+    log.accept(out / "train.log")
     if trainer.epoch:
         logging.getLogger(__name__).info("continuing %s in %s after epoch %d", run.model, out, trainer.epoch)
     _config.write_config(out / _config.CONFIG_NAME, run, "hwnas train: the resolved settings of this run "
