@@ -36,6 +36,12 @@ def echo(value: Any, limit: int = 60) -> str:
     return clip(value if isinstance(value, str) else repr(value), limit)
 
 
+def file_value(value: Any, limit: int = 60) -> str:
+    """A value read from a file (JSON, YAML, a checkpoint), for an error message: its ``repr`` clipped, so the
+    string ``'1'`` shows quoted and is told apart from the number ``1`` (:func:`echo` shows strings bare)."""
+    return quote(value, limit) if isinstance(value, str) else clip(repr(value), limit)
+
+
 def quote(text: str, limit: int = 60) -> str:
     """``text`` clipped like :func:`clip` and quoted like ``repr`` (which escapes control characters once)."""
     return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -33,6 +33,7 @@ from hwnas._argtypes import (  # the value types, used through this module by ev
     SEED_MAX,
     clip,
     echo,
+    file_value,
     finite_float,
     format_size,
     fraction,
@@ -193,9 +194,25 @@ def _default_metavar(kwargs: dict[str, Any]) -> None:
 
 
 def fail(message: str) -> int:
-    """Print ``error: message`` on stderr; return exit status 2."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    """Print ``error: message`` on stderr as one printable line (a newline or an escape sequence in a path or
+    value is shown escaped, :func:`printable`); return exit status 2."""
+    print(f"error: {printable(message)}", file=sys.stderr, flush=True)
     return 2
+
+
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what a tool killed by SIGPIPE returns (``hwnas report ... | head -1``)
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, as Unix tools do, and point stdout at
+    /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # not a real file (a test's capture)
+        pass
+    return BROKEN_PIPE_EXIT
 
 
 def _os_error_message(e: OSError) -> str:
@@ -268,6 +285,8 @@ def command(main: Main) -> Main:
             return e.code if isinstance(e.code, int) else (0 if e.code is None else fail(str(e.code)))
         except HwnasError as e:
             return fail(str(e))
+        except BrokenPipeError:
+            return _quiet_broken_pipe()
         except OSError as e:
             return fail(_os_error_message(e))
         except KeyboardInterrupt:
@@ -497,6 +516,7 @@ __all__ = [
     "command",
     "echo",
     "fail",
+    "file_value",
     "finite_float",
     "format_parser_error",
     "format_size",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import warnings
 from collections.abc import Iterator, Mapping
@@ -87,9 +88,12 @@ def _kind(dtype: torch.dtype) -> str:
 
 # buffers that are never negative: a negative running variance is NaN after the square root of batch norm
 _NON_NEGATIVE = {"running_var": "a batch-norm running variance", "num_batches_tracked": "a batch count"}
-# optimizer state entries that are never negative: Adam's second moments (square-rooted) and step counts (its
-# bias correction 1 - beta**step is negative below 0)
-_NON_NEGATIVE_STATE = {"exp_avg_sq": "a second moment", "max_exp_avg_sq": "a second moment", "step": "a step count"}
+# what torch's optimizers keep for each parameter that has state (a missing one fails at the first step), and the
+# entries that are never negative (a negative second moment is NaN after its square root)
+_STATE_KEYS = {"SGD": ("momentum_buffer",), "Adam": ("step", "exp_avg", "exp_avg_sq"),
+               "AdamW": ("step", "exp_avg", "exp_avg_sq")}
+_SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
+STEP_MAX = 2**31 - 1  # a step count beyond this is an edit: no run takes that many steps
 
 
 def check_tensor(name: str, tensor: torch.Tensor, target: torch.Tensor, where: str,
@@ -97,8 +101,8 @@ def check_tensor(name: str, tensor: torch.Tensor, target: torch.Tensor, where: s
     """Refuse a checkpoint tensor that ``target.copy_(tensor)`` would not load as the same values: another shape,
     no values (``meta`` device), not a dense tensor (sparse, quantized, nested), a dtype of another kind (complex
     values lose their imaginary part, integers or booleans become weights), NaN or infinite values, a negative
-    batch-norm running variance or batch count (NaN after the square root), or values beyond the model's dtype (a float64 1e300 is inf in float32, an int64 beyond int32). Raises
-    :class:`CheckpointError` naming ``name``."""
+    batch-norm running variance or batch count (NaN after the square root), or values beyond the model's dtype (a
+    float64 1e300 is inf in float32, an int64 beyond int32). Raises :class:`CheckpointError` naming ``name``."""
     if tensor.shape != target.shape:
         raise CheckpointError(f"weight {name} has shape {tuple(tensor.shape)} in the checkpoint but "
                               f"{tuple(target.shape)} in the model, {where}, expected {expected}")
@@ -193,18 +197,48 @@ def _plain(value: Any) -> Any:
     return tuple(_plain(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _has_negative(value: Any) -> bool:
-    """A number below 0, or a dense real tensor with a value below 0 (NaN is refused elsewhere)."""
-    if isinstance(value, torch.Tensor):
-        return not value.is_complex() and value.numel() > 0 and bool((value < 0).any())
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+def _check_state_entry(name: str, value: Any, param: torch.Tensor, what: str, refuse: Any) -> None:
+    """One saved optimizer entry of a parameter (``what`` names it): ``step`` a whole number 0..:data:`STEP_MAX`
+    (a number or a one-element tensor); ``momentum_buffer`` None or a buffer; any other entry a buffer, i.e. a dense
+    floating-point tensor of the parameter's shape, finite, within the parameter's dtype, second moments >= 0."""
+    if name == "step":
+        number = value
+        if isinstance(value, torch.Tensor):
+            if (value.numel() != 1 or value.is_meta or value.layout != torch.strided or value.is_complex()
+                    or value.dtype == torch.bool):
+                raise refuse(f"{what} is a {str(value.dtype).removeprefix('torch.')} tensor of shape "
+                             f"{tuple(value.shape)}, expected one step count")
+            number = value.item()
+        if (isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number)
+                or not 0 <= number <= STEP_MAX or number != int(number)):
+            raise refuse(f"{what} is {str(number)[:40]}, expected a step count (a whole number from 0 to {STEP_MAX})")
+        return
+    if value is None and name == "momentum_buffer":  # torch keeps None for a parameter that had no gradient yet
+        return
+    if not isinstance(value, torch.Tensor):
+        raise refuse(f"{what} is a {type(value).__name__}, expected a tensor of the parameter's shape")
+    if value.is_meta or value.layout != torch.strided or value.is_quantized:
+        raise refuse(f"{what} is not a dense tensor with values ({value.layout}{', meta' if value.is_meta else ''})")
+    if value.shape != param.shape:
+        raise refuse(f"{what} has shape {tuple(value.shape)}, the parameter {tuple(param.shape)}")
+    if not value.is_floating_point():
+        raise refuse(f"{what} has dtype {str(value.dtype).removeprefix('torch.')}, expected floating-point values")
+    if not bool(torch.isfinite(value).all()):
+        raise refuse(f"{what} holds NaN or infinite values")
+    if value.dtype != param.dtype and not bool(torch.isfinite(value.to(param.dtype)).all()):
+        raise refuse(f"{what} holds values beyond the range of the parameter's "
+                     f"{str(param.dtype).removeprefix('torch.')}")
+    if name in _SECOND_MOMENTS and bool((value < 0).any()):
+        raise refuse(f"{what} holds negative values, expected a second moment >= 0")
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, where: str) -> None:
     """``optimizer.load_state_dict``, checked first: the saved hyper-parameters of every parameter group must be
     the run's (momentum, weight decay, nesterov, betas...: an edited checkpoint would silently override the
     settings; the lr is the schedule's), and every saved buffer (momentum, Adam moments) must have its parameter's
-    shape and finite values; step counts and Adam's second moments must not be negative (NaN updates). Raises :class:`CheckpointError` naming the field."""
+    shape, a floating-point dtype and finite values within the parameter's dtype, every entry the optimizer keeps
+    must be there, step counts are whole numbers >= 0 and Adam's second moments are >= 0 (each of these would fail
+    or give NaN updates at the first step). Raises :class:`CheckpointError` naming the field."""
     def refuse(what: str) -> CheckpointError:
         return CheckpointError(f"optimizer state does not fit ({what}), {where}, expected the optimizer state of the "
                                "same model and settings")
@@ -223,25 +257,19 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, where: str) -> 
                 shown = theirs.get(key, "absent")
                 raise refuse(f"param_groups[{i}].{key} is {str(shown)[:60]}, the run's is {value}")
         params.update({pid: p for pid, p in zip(theirs["params"], ours["params"]) if isinstance(pid, int)})
+    required = set(_STATE_KEYS.get(type(optimizer).__name__, ()))
+    if type(optimizer).__name__ == "SGD" and not any(g.get("momentum") for g in optimizer.param_groups):
+        required = set()  # plain SGD keeps no state
+    if any(g.get("amsgrad") for g in optimizer.param_groups):
+        required.add("max_exp_avg_sq")
     for pid, entries in buffers.items():
         if pid not in params or not isinstance(entries, dict):
             raise refuse(f"state of unknown parameter {str(pid)[:40]}")
+        missing = sorted(required - set(entries)) if entries else []
+        if missing:
+            raise refuse(f"parameter {pid} lacks {', '.join(missing)}")
         for name, value in entries.items():
-            if not isinstance(value, torch.Tensor):
-                if name in _NON_NEGATIVE_STATE and _has_negative(value):
-                    raise refuse(f"{name} of parameter {pid} is {value}, expected {_NON_NEGATIVE_STATE[name]} >= 0")
-                continue
-            if value.is_meta or value.layout != torch.strided or value.is_quantized:
-                raise refuse(f"{name} of parameter {pid} is not a dense tensor with values ({value.layout}"
-                             f"{', meta' if value.is_meta else ''})")
-            if value.dim() and value.shape != params[pid].shape:
-                raise refuse(f"{name} of parameter {pid} has shape {tuple(value.shape)}, the parameter "
-                             f"{tuple(params[pid].shape)}")
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                raise refuse(f"{name} of parameter {pid} holds NaN or infinite values")
-            if name in _NON_NEGATIVE_STATE and _has_negative(value):
-                raise refuse(f"{name} of parameter {pid} holds negative values, expected {_NON_NEGATIVE_STATE[name]} "
-                             ">= 0")
+            _check_state_entry(str(name), value, params[pid], f"{str(name)[:40]} of parameter {pid}", refuse)
     try:
         optimizer.load_state_dict(state)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:

@@ -108,13 +108,33 @@ def test_negative_batch_norm_statistics_are_refused_at_load(name):
     check_tensor("conv.weight", -torch.ones(3), torch.ones(3), "checkpoint 'c.pt'")  # weights may be negative
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda e: {**e, "step": -e["step"]}, r"step of parameter 0 holds negative values, expected a step count >= 0"),
-    (lambda e: {**e, "step": -3.0}, r"step of parameter 0 is -3.0, expected a step count >= 0"),
+def _drop(entry, key):
+    return {k: v for k, v in entry.items() if k != key}
+
+
+ADAM_EDITS = [  # each failed at the first step (internal error) or gave NaN / frozen updates (a silent wrong result)
+    (lambda e: {**e, "step": -e["step"]}, r"step of parameter 0 is -1.0, expected a step count \(a whole number"),
+    (lambda e: {**e, "step": -3.0}, r"step of parameter 0 is -3.0, expected a step count"),
+    (lambda e: {**e, "step": float("nan")}, r"step of parameter 0 is nan, expected a step count"),
+    (lambda e: {**e, "step": 1e38}, r"step of parameter 0 is 1e\+38, expected a step count"),
+    (lambda e: {**e, "step": 2.5}, r"step of parameter 0 is 2.5, expected a step count"),
+    (lambda e: {**e, "step": "five"}, r"step of parameter 0 is five, expected a step count"),
+    (lambda e: {**e, "step": torch.full((3,), 5.0)}, r"step of parameter 0 is a float32 tensor of shape \(3,\)"),
     (lambda e: {**e, "exp_avg_sq": -e["exp_avg_sq"]}, r"exp_avg_sq of parameter 0 holds negative values"),
-], ids=["step tensor", "step number", "second moment"])
-def test_negative_adam_steps_and_second_moments_are_refused(edit, message):
-    """Found by an attack: Adam's bias correction (1 - beta**step) and sqrt(exp_avg_sq) turn these into NaN updates."""
+    (lambda e: {**e, "exp_avg": torch.tensor(0.1)}, r"exp_avg of parameter 0 has shape \(\), the parameter \(3,\)"),
+    (lambda e: {**e, "exp_avg": torch.full((3,), complex(float("nan"), 0))}, r"exp_avg of parameter 0 has dtype "
+                                                                            r"complex64, expected floating-point"),
+    (lambda e: {**e, "exp_avg_sq": torch.full((3,), 1e300, dtype=torch.float64)},
+     r"exp_avg_sq of parameter 0 holds values beyond the range of the parameter's float32"),
+    (lambda e: {**e, "exp_avg": "x"}, r"exp_avg of parameter 0 is a str, expected a tensor"),
+    (lambda e: _drop(e, "exp_avg_sq"), r"parameter 0 lacks exp_avg_sq"),
+]
+
+
+@pytest.mark.parametrize("edit,message", ADAM_EDITS, ids=[m[:28] for _, m in ADAM_EDITS])
+def test_adam_states_that_would_fail_or_give_nan_are_refused(edit, message):
+    """Found by attacks: Adam's bias correction (1 - beta**step), sqrt(exp_avg_sq) and the first step's arithmetic
+    turned these into NaN or frozen updates, or internal errors after the run had started."""
     p = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.Adam([p], lr=0.1)
     p.grad = torch.ones(3)
@@ -125,6 +145,26 @@ def test_negative_adam_steps_and_second_moments_are_refused(edit, message):
     with pytest.raises(CheckpointError, match=message):
         load_optimizer(fresh, edited, "checkpoint 'c.pt'")
     load_optimizer(fresh, state, "checkpoint 'c.pt'")
+
+
+@pytest.mark.parametrize("buffer,message", [
+    (torch.tensor(0.1), r"momentum_buffer of parameter 0 has shape \(\)"),
+    ("x", r"momentum_buffer of parameter 0 is a str"),
+    (float("nan"), r"momentum_buffer of parameter 0 is a float"),
+    (torch.full((3,), 1e300, dtype=torch.float64), r"beyond the range of the parameter's float32"),
+], ids=["0-dim", "str", "nan", "float64 overflow"])
+def test_sgd_momentum_buffers_that_would_fail_are_refused(buffer, message):
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = torch.ones(3)
+    opt.step()
+    state = opt.state_dict()
+    fresh = torch.optim.SGD([torch.nn.Parameter(torch.ones(3))], lr=0.1, momentum=0.9)
+    with pytest.raises(CheckpointError, match=message):
+        load_optimizer(fresh, {**state, "state": {0: {"momentum_buffer": buffer}}}, "checkpoint 'c.pt'")
+    load_optimizer(fresh, {**state, "state": {0: {"momentum_buffer": None}}}, "checkpoint 'c.pt'")  # torch's own
+    with pytest.raises(CheckpointError, match=r"parameter 0 lacks momentum_buffer"):
+        load_optimizer(fresh, {**state, "state": {0: {}}} | {"state": {0: {"other": None}}}, "checkpoint 'c.pt'")
 
 
 def test_negative_momentum_buffers_load():
@@ -158,3 +198,31 @@ def test_text_a_stream_cannot_encode_is_escaped_not_an_internal_error(monkeypatc
     assert main([]) == 0
     out.flush()
     assert raw.getvalue() == b"wrote /tmp/r\\udcff\\xe9/genotype.json\n"
+
+
+def test_error_lines_stay_one_printable_line(capsys):
+    """Found by an attack: a path holding a newline or an escape sequence split the error line or coloured the
+    terminal (``--output $'x\\nerror: fake\\x1b[31m'``); every message goes through one printable line."""
+    from hwnas import _cli
+    from hwnas.errors import UsageError
+
+    @_cli.command
+    def main(argv=None):
+        raise UsageError("no such folder, --output /tmp/x\nerror: fake\x1b[31m, expected a folder")
+
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: no such folder, --output /tmp/x\\nerror: fake\\x1b[31m, expected a folder\n"
+
+
+def test_a_closed_stdout_pipe_ends_quietly(capsys):
+    """Found by an attack: ``hwnas report flops --table 3 | head -c 1`` printed 'error: broken pipe, a file,
+    expected a readable (input) or writable (output) path'; it now stops as Unix tools do (status 141, silent)."""
+    from hwnas import _cli
+
+    @_cli.command
+    def main(argv=None):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert main([]) == _cli.BROKEN_PIPE_EXIT == 141
+    assert capsys.readouterr().err == ""

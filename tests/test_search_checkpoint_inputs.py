@@ -42,6 +42,7 @@ CASES = [
     (lambda c: _state(c, epoch=-3), r"state.epoch, expected a whole number >= 0"),
     (lambda c: _state(c, epoch=7), r"state.epoch, expected at most the search's 2 epochs"),
     (lambda c: _state(c, epoch=1.0), r"state.epoch, expected a whole number"),
+    (lambda c: _state(c, epoch="1"), r"bad value '1', .*state.epoch, expected a whole number"),  # quoted: not 1
     (lambda c: _state(c, step=True), r"state.step, expected a whole number"),
     (lambda c: _state(c, count=-1), r"state.count, expected a whole number >= 0"),
     (lambda c: _state(c, step=10 ** 9, count=10 ** 9, global_step=10 ** 9), r"bad progress .*state, expected step <="),
@@ -165,6 +166,42 @@ def test_junk_weights_and_optimizer_states_are_refused_with_the_other_checks(sav
         check_checkpoint(edit(ckpt), "checkpoint 'last.pt'", config, None, data.identity)
 
 
+def _first_weight(ckpt, change):
+    name = next(k for k, v in ckpt["model"].items() if v.dim() == 4)
+    return {**ckpt, "model": {**ckpt["model"], name: change(ckpt["model"][name])}}
+
+
+NEEDS_THE_SUPERNET = [  # refused only inside Searcher.load once, after the command line printed its data line
+    (lambda c: _first_weight(c, lambda t: t[:1]), r"has shape \(1, .*expected the supernet of the same search"),
+    (lambda c: _first_weight(c, lambda t: t.long()), r"has dtype int64 \(integer\) in the checkpoint"),
+    (lambda c: {**c, "model": {**c["model"], "bogus.weight": torch.zeros(1)}}, r"bogus.weight"),
+    (lambda c: {**c, "grads_kept": ["no.such.param"]}, r"unknown parameter\(s\) no.such.param, .*grads_kept"),
+    (lambda c: _state(c, step=3, global_step=3), r"bad progress .*global step = 0 \+ step|step <="),
+    (lambda c: {**c, "world_size": 2, "rng": c["rng"] * 2}, r"written by 2 process\(es\) but resumed by 1"),
+]
+
+
+@pytest.mark.parametrize("edit,message", NEEDS_THE_SUPERNET, ids=[m[:24] for _, m in NEEDS_THE_SUPERNET])
+def test_checks_that_need_the_supernet_run_before_the_resume(saved, tmp_path, edit, message):
+    """Found by an attack: a checkpoint whose weights, progress or processes do not fit the supernet was refused
+    only by the search itself, after the command line had printed its data line; ``check_resume`` (the command
+    line's check) loads it into a CPU copy first, writes nothing and keeps the global random state."""
+    from hwnas.search.loop import check_resume
+
+    data, config, ckpt = saved
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.parent.mkdir()
+    torch.save(edit(ckpt), path)
+    before, rng = path.read_bytes(), torch.get_rng_state()
+    with pytest.raises(CheckpointError, match=message):
+        check_resume(config, data, tmp_path, None)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.rglob("*")) == ["checkpoints", "last.pt"]
+    assert torch.equal(torch.get_rng_state(), rng)
+    torch.save(ckpt, path)
+    check_resume(config, data, tmp_path, None)  # the unedited one passes, and leaves the random state alone
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
 def test_an_edited_checkpoint_file_is_refused_by_the_command_lines_check(saved, tmp_path):
     from hwnas.search._checkpoint import check_resumable
 
@@ -184,3 +221,31 @@ def test_the_unedited_checkpoint_resumes(saved, tmp_path):
     torch.save(ckpt, tmp_path / "checkpoints" / "last.pt")
     result = Searcher(config, data, tmp_path, progress=False).run(resume=True)
     assert result is not None and len(result.history) == 2
+
+
+@pytest.mark.parametrize("make", ["folder", "fifo", "dangling link", "looping link", "file for the folder"])
+def test_something_else_at_the_checkpoint_path_is_refused_not_taken_for_none(tmp_path, make):
+    """Found by an attack: a folder, FIFO or broken link at checkpoints/last.pt counted as "no checkpoint yet", so
+    --resume started the search again from epoch 1 and replaced it (a link to an unmounted disk lost the run)."""
+    import os
+
+    from hwnas.search._checkpoint import has_checkpoint
+
+    path = tmp_path / "checkpoints" / "last.pt"
+    assert not has_checkpoint(path)  # nothing there: a search stopped before its first checkpoint
+    if make == "file for the folder":
+        (tmp_path / "checkpoints").write_text("x")
+        message = r"not a folder, .*checkpoints, expected the search's checkpoints folder"
+    else:
+        path.parent.mkdir()
+        message = r"not a regular file, checkpoint .*last.pt, expected the checkpoint hwnas search writes"
+        if make == "folder":
+            path.mkdir()
+        elif make == "fifo":
+            os.mkfifo(path)
+        elif make == "dangling link":
+            path.symlink_to(tmp_path / "unmounted" / "last.pt")
+        else:
+            path.symlink_to(path)
+    with pytest.raises(CheckpointError, match=message):
+        has_checkpoint(path)

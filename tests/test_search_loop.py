@@ -112,6 +112,21 @@ def test_cli_writes_every_output(tmp_path: Path, capsys) -> None:
     assert "no checkpoint yet" in again and "starts from epoch 1 with its saved settings" in again
     assert (out / "checkpoints" / "last.pt").is_file()
     assert json.loads((out / "search_report.json").read_text())["final"]["genotype"] == final["genotype"]
+    # a checkpoint that does not fit the supernet is refused before the data line or any file is written
+    for name in ("search_report.json", "genotype.json", "search_report.md", "alphas.png"):
+        (out / name).unlink()
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    ckpt["model"]["stem.0.weight"] = ckpt["model"]["stem.0.weight"][:1].clone()
+    torch.save(ckpt, out / "checkpoints" / "last.pt")
+
+    def files() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".hwnas.lock"}
+
+    kept = files()
+    assert main(["--resume", "--output", str(out), "--no-progress"]) == 2
+    refused = capsys.readouterr()
+    assert refused.out == "" and "weight stem.0.weight has shape (1, " in refused.err
+    assert files() == kept
     empty = tmp_path / "never"
     empty.mkdir()
     assert main(["--resume", "--output", str(empty), "--no-progress"]) == 2  # no saved settings: nothing to resume

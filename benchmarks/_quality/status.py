@@ -146,7 +146,7 @@ def status_report(plan: Plan, out: Path, table_path: Path | None = None) -> list
                 continue
             weight = report["config"].get("latency_weight") if isinstance(report["config"], dict) else None
             if not finite_number(weight) or weight < 0:
-                raise UsageError(f"bad latency weight {_cli.echo(weight)}, "
+                raise UsageError(f"bad latency weight {_cli.file_value(weight)}, "
                                  f"{_cli.printable(str(sub / 'search_report.json'))} "
                                  "config.latency_weight, expected a number >= 0 (the report of a finished search)")
             if table is not None:  # the run itself would refuse a search of another table or weight

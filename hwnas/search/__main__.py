@@ -25,11 +25,12 @@ import torch
 
 from hwnas import _cli, _config, ops
 from hwnas._lock import is_lock_file, new_run_dir, run_lock
+from hwnas._runlog import RunLog, run_log
 from hwnas.data._cli import add_dataset_argument
 from hwnas.errors import LatencyTableError, OutputError, UsageError
 from hwnas.models import check_input_size
 from hwnas.search import _dist
-from hwnas.search._checkpoint import CHECKPOINT_NAME
+from hwnas.search._checkpoint import CHECKPOINT_NAME, has_checkpoint
 from hwnas.search.config import DERIVE_MODES, SHARE_MODES, SearchConfig, SyntheticData
 from hwnas.search.report import summary_lines
 from hwnas.search.run_config import (
@@ -178,7 +179,7 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
     if args.resume and run.sweep_latency_weights and not (args.output / _config.CONFIG_NAME).is_file():
         raise UsageError(f"nothing to resume, {args.output / _config.CONFIG_NAME} does not exist, expected the folder "
                          "of a sweep (run without --resume to start one)")
-    if args.resume and not run.sweep_latency_weights and not ckpt.is_file():
+    if args.resume and not run.sweep_latency_weights and not has_checkpoint(ckpt):
         finished = [n for n in FINISHED_OUTPUTS if (args.output / n).exists()]
         if finished:  # its checkpoint was removed after the end: starting again would replace its results
             raise UsageError(f"nothing to resume, checkpoint {ckpt} (the search finished: {finished[0]} is there), "
@@ -190,7 +191,7 @@ def check_args(args: argparse.Namespace, given: dict[str, str] | None = None) ->
     if args.output is not None:
         _cli.check_output_dir(args.output)
         if not args.resume and args.output.is_dir() and any(not is_lock_file(p) for p in args.output.iterdir()):
-            resumable = (args.output / _config.CONFIG_NAME).is_file() or ckpt.is_file()
+            resumable = (args.output / _config.CONFIG_NAME).is_file() or has_checkpoint(ckpt)
             raise OutputError(f"output folder is not empty, --output {args.output}, expected a new or empty folder "
                               + ("(or --resume to continue the search in it)" if resumable else
                                  "(it holds no search to resume: move its files or choose another --output)"))
@@ -242,15 +243,6 @@ def _lock_output(output: Path, info: _dist.DistInfo) -> contextlib.ExitStack:
     return stack
 
 
-def _setup_logging(output: Path, info: _dist.DistInfo) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if info.is_main:
-        output.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(output / "search.log"))
-    logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 @_cli.command
 def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search") -> int:
     parser = build_parser(prog)
@@ -264,12 +256,15 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m hwnas.search")
     info = _dist.init_from_env(requested.type)
     device = f"cuda:{info.local_rank}" if requested.type == "cuda" and info.enabled else str(requested)
     output = _output_dir(args, info)
-    with _lock_output(output, info):
-        return _search_in(args, run, table, info, device, output)
+    # info lines (the data read) are held until the search is accepted, then written to search.log
+    with run_log() as log, _lock_output(output, info):
+        return _search_in(args, run, table, info, device, output, log)
 
 
-def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, device: str, output: Path) -> int:
-    """The search proper, in ``output`` (locked by the caller)."""
+def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, device: str, output: Path,
+               log: RunLog) -> int:
+    """The search proper, in ``output`` (locked by the caller); ``log`` holds the info lines until it is accepted
+    (rank 0 logs to ``search.log``, the other ranks warnings only)."""
     config = run.search
     say = print if info.is_main else (lambda *a, **k: None)
     # a dataset folder is read and checked before anything is written into the output folder
@@ -280,10 +275,10 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
         if data is None:
             root = _synthetic_root(config.seed, config, output, notes.append)  # made again only if it was removed
             data = prepare_data(config, root, args.data_threads, run.data.dataset, run.data.check_counts)
-        _check_resumable(output, run, table, data.identity)
+        _check_resumable(output, run, table, data)
         for note in notes:
             say(note)
-    _setup_logging(output, info)
+    log.accept(output / "search.log" if info.is_main else None, logging.INFO if info.is_main else logging.WARNING)
     if info.is_main and not (args.resume and (output / _config.CONFIG_NAME).is_file()):  # a resume keeps the one it read
         _config.write_config(output / _config.CONFIG_NAME, run, "hwnas search: the resolved settings of this search "
                              f"(hwnas search --resume --output {output} continues it)")
@@ -301,22 +296,20 @@ def _search_in(args: argparse.Namespace, run, table, info: _dist.DistInfo, devic
         return _run(args, config, data, output, table, device, weights, progress, say, info)
 
 
-def _check_resumable(output: Path, run: SearchRunConfig, table, data: dict | None) -> None:
+def _check_resumable(output: Path, run: SearchRunConfig, table, data) -> None:
     """Every checkpoint this resume would continue (one, or one per swept weight) matches its settings, table and
-    data (``data``: the identity of the data read now)."""
-    from hwnas.search._checkpoint import check_resumable
+    ``data`` (the data read now) and loads into its supernet: a dry load on the CPU (``loop.check_resume``)."""
+    from hwnas.search.loop import check_resume
     from hwnas.search.sweep import sweep_dir
 
     c = run.search
     if run.sweep_latency_weights is None:
-        ckpt = output / "checkpoints" / CHECKPOINT_NAME
-        if ckpt.is_file():  # none: stopped before its first checkpoint, it starts again with its saved settings
-            check_resumable(ckpt, c, table, data)
+        if has_checkpoint(output / "checkpoints" / CHECKPOINT_NAME):  # none: it starts again with its saved settings
+            check_resume(c, data, output, table)
         return
     for w in run.sweep_latency_weights:
-        ckpt = sweep_dir(output, w) / "checkpoints" / CHECKPOINT_NAME
-        if ckpt.is_file():
-            check_resumable(ckpt, c.replace(latency_weight=w), table, data)
+        if has_checkpoint(sweep_dir(output, w) / "checkpoints" / CHECKPOINT_NAME):
+            check_resume(c.replace(latency_weight=w), data, sweep_dir(output, w), table)
 
 
 def _weight_note(run: SearchRunConfig, table) -> str:
@@ -362,7 +355,7 @@ def _run(args: argparse.Namespace, config: SearchConfig, data, output: Path, tab
                     f"{' (Pareto)' if r['pareto'] else ''}")
             say("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    resume = args.resume and (output / "checkpoints" / CHECKPOINT_NAME).is_file()
+    resume = args.resume and has_checkpoint(output / "checkpoints" / CHECKPOINT_NAME)
     if args.resume and not resume:
         say(f"no checkpoint yet in {output / 'checkpoints'} (the search stopped before its first one): it starts "
             "from epoch 1 with its saved settings")

@@ -2,6 +2,7 @@
 layout, every field's type, and that settings, latency table and data are those the search started with)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,22 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write with a temp file + fsync + rename (mode 0644 under umask 022), so a kill never leaves a half-written
     checkpoint; temp files of a killed writer are removed when the next run takes the folder's lock."""
     return save_torch_atomic(path, payload)
+
+
+def has_checkpoint(path: Path) -> bool:
+    """Whether a search checkpoint file is at ``path`` (a link to one counts). Anything else there, a folder, a
+    FIFO, a device, a dangling or looping link, or a file where the ``checkpoints`` folder should be, is refused
+    with :class:`CheckpointError`: taken for "no checkpoint yet", the search would start again from epoch 1 and
+    replace it."""
+    folder = path.parent
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise CheckpointError(f"not a folder, {folder}, expected the search's checkpoints folder (or nothing there)")
+    if path.is_file():
+        return True
+    if os.path.lexists(path):
+        raise CheckpointError(f"not a regular file, checkpoint {path}, expected the checkpoint hwnas search writes "
+                              "(or nothing there, for a search stopped before its first checkpoint)")
+    return False
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -126,7 +143,7 @@ def _check_fields(ckpt: dict[str, Any], where: str, config: SearchConfig, table:
     """The checks of :func:`check_checkpoint` after the layout's."""
     for key, value in ckpt["config"].items():
         if not (isinstance(key, str) and _plain(value)):
-            raise CheckpointError(f"bad value {_cli.echo(value)}, {where} config.{_cli.echo(key)}, expected the "
+            raise CheckpointError(f"bad value {_cli.file_value(value)}, {where} config.{_cli.echo(key)}, expected the "
                                   "settings hwnas search writes (names with numbers, strings or lists of them)")
     diff = config_mismatch(ckpt["config"], config.to_dict())
     kinds = ["settings"] if diff else []
@@ -134,8 +151,8 @@ def _check_fields(ckpt: dict[str, Any], where: str, config: SearchConfig, table:
     if saved_table is not _UNRECORDED and saved_table is not None and not (
             isinstance(saved_table, dict) and isinstance(saved_table.get("name"), str)
             and isinstance(saved_table.get("hash"), str)):
-        raise CheckpointError(f"bad value {_cli.echo(saved_table)}, {where} latency_table, expected null or the name and "
-                              "hash of the table the search ran with")
+        raise CheckpointError(f"bad value {_cli.file_value(saved_table)}, {where} latency_table, expected null or the "
+                              "name and hash of the table the search ran with")
     if saved_table is not _UNRECORDED and saved_table != identity:
         diff.append(f"latency table {_table_text(saved_table)} -> {_table_text(identity)}")
         kinds.append("latency table")
@@ -147,18 +164,19 @@ def _check_fields(ckpt: dict[str, Any], where: str, config: SearchConfig, table:
         raise CheckpointError(f"bad random-number state, {where} rng, expected one torch.ByteTensor per process")
     world = ckpt.get("world_size", 1)
     if type(world) is not int or not 1 <= world <= _cli.INT_MAX:
-        raise CheckpointError(f"bad value {_cli.echo(world)}, {where} world_size, expected the number of processes "
-                              "that wrote it (a whole number >= 1)")
+        raise CheckpointError(f"bad value {_cli.file_value(world)}, {where} world_size, expected the number of "
+                              "processes that wrote it (a whole number >= 1)")
     if len(rng) != world:
         raise CheckpointError(f"{len(rng)} random-number states for {world} process(es), {where} rng, expected one "
                               "per process")
     grads = ckpt.get("grads_kept", [])
     if not (isinstance(grads, list) and all(isinstance(n, str) for n in grads)):
-        raise CheckpointError(f"bad value {_cli.echo(grads)}, {where} grads_kept, expected a list of parameter names")
+        raise CheckpointError(f"bad value {_cli.file_value(grads)}, {where} grads_kept, expected a list of parameter "
+                              "names")
     saved_data = ckpt.get("data")  # checkpoints written before it was recorded lack it
     if saved_data is not None and not (isinstance(saved_data, dict) and all(isinstance(k, str) for k in saved_data)):
-        raise CheckpointError(f"bad value {_cli.echo(saved_data)}, {where} data, expected null or the identity of the "
-                              "data the search ran on (a mapping)")
+        raise CheckpointError(f"bad value {_cli.file_value(saved_data)}, {where} data, expected null or the identity "
+                              "of the data the search ran on (a mapping)")
     if saved_data is not None and data is not None and saved_data != data:
         diff.append(f"data {_data_text(saved_data)} -> {_data_text(data)}")
         kinds.append("data")

@@ -41,11 +41,12 @@ class SearchState:
         names = [f.name for f in dataclasses.fields(cls)]
         if not isinstance(raw, dict) or set(raw) != set(names):
             got = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
-            raise CheckpointError(f"search progress is {_cli.echo(got)}, {where} state, expected the fields "
+            raise CheckpointError(f"search progress is {_cli.file_value(got)}, {where} state, expected the fields "
                                   f"{', '.join(names)}")
 
         def bad(field_name: str, value: Any, expected: str) -> CheckpointError:
-            return CheckpointError(f"bad value {_cli.echo(value)}, {where} state.{field_name}, expected {expected}")
+            return CheckpointError(f"bad value {_cli.file_value(value)}, {where} state.{field_name}, expected "
+                                   f"{expected}")
 
         for name in ("epoch", "step", "global_step", "val_cycle", "val_pos", "count"):
             if type(raw[name]) is not int or raw[name] < 0:

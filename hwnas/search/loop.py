@@ -98,11 +98,23 @@ class SearchResult:
         return self.history[-1]["val_acc_train_mode"] if self.history else None
 
 
+def check_resume(config: SearchConfig, data: SearchData, output: Path, table: Any = None) -> None:
+    """Every check of :meth:`Searcher.load` on ``output/checkpoints/last.pt``, into a supernet built on the CPU and
+    then dropped: the weights' names, shapes and dtypes, the optimizer states' fit, the progress counters against
+    this data's steps, the processes and the random-number state. The command line runs it before it prints or
+    writes anything, so a checkpoint the search would refuse is refused first. The global random state is kept.
+
+    Raises :class:`~hwnas.errors.CheckpointError` naming the field (as the resume itself would).
+    """
+    with torch.random.fork_rng(devices=[]):
+        Searcher(config, data, output, table, device="cpu", progress=False, wrap=False).load(quiet=True)
+
+
 class Searcher:
     """Runs one search into ``output`` (checkpoints under ``output/checkpoints``)."""
 
     def __init__(self, config: SearchConfig, data: SearchData, output: Path, table: Any = None,
-                 device: str = "cpu", progress: bool = True) -> None:
+                 device: str = "cpu", progress: bool = True, wrap: bool = True) -> None:
         self.config, self.data, self.output, self.table = config, data, Path(output), table
         self.device = torch.device(device)
         self.dist = _dist.current()
@@ -113,7 +125,7 @@ class Searcher:
         self.model = SuperNet(config.space, data.num_classes, config.width_mult, config.topk,
                               config.alpha_init, config.share_weights).to(self.device)
         self.net: nn.Module = self.model
-        if self.dist.enabled:
+        if self.dist.enabled and wrap:  # wrap=False: this process's copy only (check_resume)
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
         self.criterion = ReIDLoss(margin=config.triplet_margin)
@@ -305,8 +317,9 @@ class Searcher:
         for name in names:
             params[name].grad = torch.zeros_like(params[name])
 
-    def load(self) -> None:
-        """Continue from ``output/checkpoints/last.pt`` (refuses a checkpoint of a different search)."""
+    def load(self, quiet: bool = False) -> None:
+        """Continue from ``output/checkpoints/last.pt`` (refuses a checkpoint of a different search); ``quiet``:
+        no "resumed from" log line (:func:`check_resume`'s dry load)."""
         ckpt = check_resumable(self.checkpoint_path, self.config, self.table, self.data.identity)
         where = f"checkpoint '{self.checkpoint_path}'"
         if ckpt.get("world_size", 1) != self.dist.world_size:
@@ -323,8 +336,9 @@ class Searcher:
         except (RuntimeError, IndexError, TypeError) as e:
             raise CheckpointError(f"bad random-number state ({e}), {where} rng, expected the state torch saved"
                                   ) from None
-        logger.info("resumed from %s at epoch %d, step %d", self.checkpoint_path, self.state.epoch + 1,
-                    self.state.step)
+        if not quiet:
+            logger.info("resumed from %s at epoch %d, step %d", self.checkpoint_path, self.state.epoch + 1,
+                        self.state.step)
 
     def _check_progress(self, where: str) -> None:
         """The loaded counters fit this data: ``step`` within its epoch, ``global_step`` the steps taken so far."""

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from hwnas._io import save_figure_atomic, write_json_atomic, write_text_atomic
 from hwnas.errors import UsageError
-from hwnas.search._checkpoint import CHECKPOINT_NAME
+from hwnas.search._checkpoint import CHECKPOINT_NAME, has_checkpoint
 from hwnas.search._data import SearchData
 from hwnas.search.config import SearchConfig
 from hwnas.search.runner import run_search
@@ -66,7 +66,7 @@ def run_sweep(config: SearchConfig, data: SearchData, weights: Sequence[float], 
     rows = []
     for w in weights:
         sub = sweep_dir(output, w)
-        again = resume and (sub / "checkpoints" / CHECKPOINT_NAME).is_file()
+        again = resume and has_checkpoint(sub / "checkpoints" / CHECKPOINT_NAME)
         logger.info("sweep: latency weight %g -> %s", w, sub)
         result, _ = run_search(config.replace(latency_weight=w), data, sub, table, device, again, progress)
         rows.append({"latency_weight": w, "genotype": result.genotype.tostr(),

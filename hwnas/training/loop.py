@@ -153,12 +153,12 @@ class Trainer:
             saved = ckpt.get("data")  # checkpoints written before it was recorded lack it
             if saved is not None and saved != self._data_identity():
                 old = saved.get("images") if isinstance(saved, dict) else saved
-                raise refuse_resume([f"images {_cli.echo(old)} -> {self._data_identity()['images']}"], where,
+                raise refuse_resume([f"images {_cli.file_value(old)} -> {self._data_identity()['images']}"], where,
                                     "the data the run started with (the same images, identities and cameras)",
                                     "data differ")
             epoch = ckpt["epoch"]
             if type(epoch) is not int or not 1 <= epoch <= self.config.epochs:  # written after each epoch only
-                shown = _cli.echo(epoch) if type(epoch) is not str else _cli.quote(epoch)  # '1' is not 1
+                shown = _cli.file_value(epoch)  # '1' is not 1
                 raise CheckpointError(f"epoch is {shown}, {where}, expected a whole number of epochs "
                                       f"from 1 to the run's {self.config.epochs} (hwnas train writes it after each "
                                       "epoch)")
@@ -184,7 +184,7 @@ class Trainer:
             return None
         most = len(self.loader)
         if not (isinstance(batches, list) and all(type(b) is int and 1 <= b <= most for b in batches)):
-            shown = _cli.quote(batches) if isinstance(batches, str) else _cli.echo(batches)
+            shown = _cli.file_value(batches)
             raise CheckpointError(f"bad value {shown}, {where} epoch_batches, expected the number of "
                                   f"P x K batches (1..{most}) of each finished epoch")
         if len(batches) != epoch:
