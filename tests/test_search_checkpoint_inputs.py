@@ -66,6 +66,8 @@ CASES = [
     (lambda c: {**c, "grads_kept": "all"}, r"grads_kept, expected a list of parameter names"),
     (lambda c: _sums(c, train_acc=1e6), r"state.sums.train_acc, expected the sum over the epoch's"),
     (lambda c: _sums(c, time_s=-5.0), r"state.sums.time_s, expected the sum"),
+    (lambda c: _sums(c, train_loss=-1e6), r"state.sums.train_loss, expected the sum .*every metric >= 0"),
+    (lambda c: _sums(c, latency_penalty=-1e30), r"state.sums.latency_penalty, expected the sum"),
     (lambda c: {**c, "latency_table": "rtx2080"}, r"latency_table, expected null or the name and hash"),
     (lambda c: _group(c, "weight_opt", nesterov=True), r"param_groups\[0\].nesterov is True, the run's is False"),
     (lambda c: _group(c, "weight_opt", weight_decay=5.0), r"param_groups\[0\].weight_decay is 5.0"),

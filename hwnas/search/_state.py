@@ -61,10 +61,11 @@ class SearchState:
         for key, value in sums.items():  # latency_ms sums NaN in a search without a latency table
             if not (finite_number(value) or (key == "latency_ms" and type(value) is float and math.isnan(value))):
                 raise bad(f"sums.{key}", value, "a finite number")
-            if math.isfinite(value) and ((raw["count"] == 0 and value != 0) or (key == "time_s" and value < 0)
-                                         or (key.endswith("acc") or "_acc_" in key) and not 0 <= value <= raw["count"]):
+            # every metric is >= 0 (losses, latency and its penalty at a weight >= 0, time), accuracies <= 1
+            if math.isfinite(value) and ((raw["count"] == 0 and value != 0) or value < 0
+                                         or (key.endswith("acc") or "_acc_" in key) and value > raw["count"]):
                 raise bad(f"sums.{key}", value, f"the sum over the epoch's {raw['count']} step(s) so far "
-                                                "(0 before the first; accuracies at most 1 per step; time >= 0)")
+                                                "(0 before the first; every metric >= 0, accuracies at most 1 per step)")
         history = raw["history"]
         if not isinstance(history, list) or len(history) != raw["epoch"]:
             raise bad("history", f"{type(history).__name__} of {len(history) if isinstance(history, list) else '?'}",

@@ -153,7 +153,7 @@ class Trainer:
             saved = ckpt.get("data")  # checkpoints written before it was recorded lack it
             if saved is not None and saved != self._data_identity():
                 old = saved.get("images") if isinstance(saved, dict) else saved
-                raise refuse_resume([f"images {_cli.file_value(old)} -> {self._data_identity()['images']}"], where,
+                raise refuse_resume([f"images {_cli.echo(old)} -> {self._data_identity()['images']}"], where,
                                     "the data the run started with (the same images, identities and cameras)",
                                     "data differ")
             epoch = ckpt["epoch"]
