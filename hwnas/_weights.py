@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hwnas._argtypes import INT_MAX  # a step count beyond it is an edit: no run takes that many steps
 from hwnas.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,6 @@ _NON_NEGATIVE = {"running_var": "a batch-norm running variance", "num_batches_tr
 _STATE_KEYS = {"SGD": ("momentum_buffer",), "Adam": ("step", "exp_avg", "exp_avg_sq"),
                "AdamW": ("step", "exp_avg", "exp_avg_sq")}
 _SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
-STEP_MAX = 2**31 - 1  # a step count beyond this is an edit: no run takes that many steps
 
 
 def check_tensor(name: str, tensor: torch.Tensor, target: torch.Tensor, where: str,
@@ -198,7 +198,7 @@ def _plain(value: Any) -> Any:
 
 
 def _check_state_entry(name: str, value: Any, param: torch.Tensor, what: str, refuse: Any) -> None:
-    """One saved optimizer entry of a parameter (``what`` names it): ``step`` a whole number 0..:data:`STEP_MAX`
+    """One saved optimizer entry of a parameter (``what`` names it): ``step`` a whole number 0..:data:`INT_MAX`
     (a number or a one-element tensor); ``momentum_buffer`` None or a buffer; any other entry a buffer, i.e. a dense
     floating-point tensor of the parameter's shape, finite, within the parameter's dtype, second moments >= 0."""
     if name == "step":
@@ -210,8 +210,8 @@ def _check_state_entry(name: str, value: Any, param: torch.Tensor, what: str, re
                              f"{tuple(value.shape)}, expected one step count")
             number = value.item()
         if (isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number)
-                or not 0 <= number <= STEP_MAX or number != int(number)):
-            raise refuse(f"{what} is {str(number)[:40]}, expected a step count (a whole number from 0 to {STEP_MAX})")
+                or not 0 <= number <= INT_MAX or number != int(number)):
+            raise refuse(f"{what} is {str(number)[:40]}, expected a step count (a whole number from 0 to {INT_MAX})")
         return
     if value is None and name == "momentum_buffer":  # torch keeps None for a parameter that had no gradient yet
         return
