@@ -55,6 +55,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _cli.add_threads(p)
     _cli.add_device(p)
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    _cli.add_progress(p)
     return p
 
 
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     ds = dataset_from_config(run.data)
     kw = {"height": height, "width": width, "batch_size": ev.batch_size, "num_workers": ev.num_workers}
     r = evaluate_model(model, build_test_loader(ds.query, **kw), build_test_loader(ds.gallery, **kw), device=device,
-                       flip=ev.flip, metric=ev.metric, rerank=ev.rerank, amp=ev.amp, progress=True,
+                       flip=ev.flip, metric=ev.metric, rerank=ev.rerank, amp=ev.amp, progress=not a.no_progress,
                        keep_distmat=ev.visualize_ranks > 0)
     if not r["num_valid"]:
         raise DatasetError(f"no query has a true match in the gallery ({len(ds.query)} queries, all skipped), "

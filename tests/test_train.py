@@ -149,6 +149,10 @@ def test_cli_train_evaluate_tsne(tmp_path, capsys):
     assert evaluate.main(["--checkpoint", str(out / "last.pt"), *data_args, "--flip", "--device", "cpu"]) == 0
     result = json.loads((out / "eval-flip.json").read_text())
     assert 0.0 <= result["rank1"] <= 1.0 and result["height"] == 32 and result["flip"] is True
+    assert "features" in capsys.readouterr().err  # the progress bar, which --no-progress turns off (as in train)
+    assert evaluate.main(["--checkpoint", str(out / "last.pt"), *data_args, "--output", str(tmp_path / "e"),
+                          "--no-progress", "--device", "cpu"]) == 0
+    assert "features" not in capsys.readouterr().err and (tmp_path / "e" / "eval.json").is_file()
     assert report_main(["tsne", "--checkpoint", str(out / "last.pt"), *data_args, "--num-ids", "2",
                         "--perplexity", "3", "--output", str(tmp_path / "t")]) == 0
     assert (tmp_path / "t" / "tsne-test-branch0.png").stat().st_size > 1000
