@@ -1,10 +1,11 @@
 """Search-quality benchmark: do the searched architectures beat random ones on a proxy where training is affordable?
 
-    python -m benchmarks.search_quality --output runs/search-quality          # full run (~5 h, 1 CPU thread)
-    python -m benchmarks.search_quality --workers 2 --output runs/sq          # the same in 2 processes (~2.5 h)
+    python -m benchmarks.search_quality --search-seeds 0,1,2 --workers 2 --channels-last --output runs/sq
+                                    # the recorded run (160-epoch trainings: ~10 h on 2 cores, resumable)
     python -m benchmarks.search_quality --quick --output /tmp/sq-quick         # minutes: every stage, tiny sizes
     python -m benchmarks.search_quality --search-epochs 256 --output runs/sq   # the searches 8x longer
-    python -m benchmarks.search_quality --recipe-epochs 40 --output runs/sq    # trainings half as long
+    python -m benchmarks.search_quality --recipe-epochs 80 --output runs/sq    # trainings half as long
+    python -m benchmarks.search_quality --test-set proxy --output runs/sq      # scored on the small test split
     python -m benchmarks.search_quality --share-weights io --derive score --search-seeds 0,1,2 --output runs/sq
                                                          # hwnas's options, three search seeds
     python -m benchmarks.search_quality --output runs/sq --export keep/sq   # results only (MB), to continue elsewhere
@@ -17,8 +18,10 @@ On the synthetic proxy of the main job (the short schedule's dataset, width and 
 3. the benchmarked genotypes are N random CDNet genotypes (explicit ``torch.Generator``), the four CDNet presets
    and the searched ones; the weight-0 supernet scores each with its path fixed, and each is timed end to end in
    the table's setting (table sum vs measured median); both are cached, and run before the trainings;
-4. each genotype is trained stand-alone with one short recipe (``hwnas.training.Trainer``) and evaluated on the
-   proxy's query/gallery (rank-1, mAP); three of them are trained again with another seed (the seed-to-seed spread);
+4. each genotype is trained stand-alone with one short recipe (``hwnas.training.Trainer``) and scored (rank-1,
+   mAP) on a Market-1501-sized test split of the same generator (``--test-set market``, the default: the proxy's
+   own 64-identity split saturates; :mod:`benchmarks._quality.testset`); three of them are trained again with
+   another seed (the seed-to-seed spread);
 5. Kendall's tau of the supernet's scores against stand-alone mAP;
 6. ``search_quality.{json,md,png}`` in ``--output`` (and ``--results-dir``): figures, targets met or not.
 
@@ -32,8 +35,9 @@ A run longer than one machine's life: ``--output RUN --export KEEP`` copies its 
 datasets (a few MB; ``benchmarks/_quality/export.py``) to KEEP, and the same command with ``--output KEEP`` (or a
 copy of it) continues there, on this or another machine (each training records the CPU it finished on).
 ``--workers N`` runs the searches and the trainings N at a time in N processes (one per core, with the default
-``--threads 1``): the recorded full run's 34 trainings (80 epochs each) took 4.65 h of loaded wall time summed
-over 2 workers.
+``--threads 1``): the recorded run's 40 trainings (160 epochs each, ``--channels-last``) took 20.6 h of loaded
+wall time summed over 2 workers on a 2-core AMD EPYC (535-4845 s each; about 2.5x as long per step as on the
+Xeon of the 80-epoch run), and scoring them on the market test split 24-50 s each.
 """
 from __future__ import annotations
 
@@ -68,11 +72,11 @@ from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
 from benchmarks._quality.standalone import train_genotype
 from benchmarks._quality.status import result_row, status_report, training_jobs
+from benchmarks._quality.testset import MARKET_DATA_FOLDER, TEST_SETS, market_score, reid_data, scored
 from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import read_json_cache, write_json_atomic
 from hwnas._lock import run_lock
-from hwnas.data.datasets import Market1501
 from hwnas.envinfo import device_name, machine_load, software_versions
 from hwnas.errors import HwnasError, UsageError
 from hwnas.latency import load_table
@@ -81,7 +85,6 @@ from hwnas.search.config import DERIVE_MODES, SHARE_MODES
 from hwnas.search.report import table_summary
 from hwnas.search.runner import prepare_data, synthetic_dataset
 from hwnas.space.genotype import Genotype, load_genotype
-from hwnas.training import ReIDData
 
 logger = logging.getLogger("benchmarks.search_quality")
 
@@ -124,26 +127,35 @@ def searched_genotypes(plan: Plan, root: Path, out: Path, table: Any, table_path
 
 
 def train_all(plan: Plan, entries: Sequence[Entry], spread: Sequence[Entry], train_root: Path, out: Path,
-              progress: bool, workers: int = 1, threads: int = 1) -> dict[tuple[str, int], dict]:
+              progress: bool, workers: int = 1, threads: int = 1, test_root: Path | None = None
+              ) -> dict[tuple[str, int], dict]:
     """Stand-alone results keyed by (genotype string, seed); each distinct genotype is trained once per seed,
-    ``workers`` at a time (the deepest first, so the longest trainings do not start last)."""
+    ``workers`` at a time (the deepest first, so the longest trainings do not start last), and scored on the
+    market test set in ``test_root`` when given (:mod:`benchmarks._quality.testset`)."""
     jobs = {key: e.genotype for key, e in training_jobs(entries, spread, plan.seeds).items()}
     keys = sorted(jobs, key=lambda k: -jobs[k].depth) if workers > 1 else list(jobs)
     if workers <= 1:
-        data = ReIDData.from_dataset(Market1501(train_root))
+        data = reid_data(train_root)
+        test_data = None if test_root is None else reid_data(test_root)
         found = []
         for key, seed in keys:
-            found.append(train_genotype(jobs[(key, seed)], data, plan.recipe, seed, out / "train", progress=progress,
-                                        channels_last=plan.channels_last))
+            g = jobs[(key, seed)]
+            r = train_genotype(g, data, plan.recipe, seed, out / "train", progress=progress,
+                               channels_last=plan.channels_last)
+            if test_data is not None:
+                r = scored(r, market_score(r, g, seed, plan.recipe, out / "train", test_data))
+            found.append(r)
             logger.info("[%d/%d] %s", len(found), len(keys), _describe_training(found[-1]))
     else:
-        todo = [(key, seed, plan.recipe, str(train_root), str(out / "train"), plan.channels_last) for key, seed in keys]
+        todo = [(key, seed, plan.recipe, str(train_root), str(out / "train"), plan.channels_last,
+                 None if test_root is None else str(test_root)) for key, seed in keys]
         found = run_jobs(train_job, todo, workers, threads, lambda job, r: _describe_training(r))
     return {(key, seed): r for (key, seed), r in zip(keys, found)}
 
 
 def _describe_training(r: dict) -> str:
-    return (f"{r['genotype']} seed {r['seed']}: rank-1 {r['rank1']:.3f} mAP {r['mAP']:.3f} "
+    on = " on the market test set" if r.get("test_set") == "market" else ""
+    return (f"{r['genotype']} seed {r['seed']}: rank-1 {r['rank1']:.3f} mAP {r['mAP']:.3f}{on} "
             f"({r['train_s']:.0f} s of training)")
 
 
@@ -193,6 +205,8 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     out.mkdir(parents=True, exist_ok=True)
     root = synthetic_dataset(out / "data-search", plan.data)
     train_root = synthetic_dataset(out / "data-standalone", plan.train_data)
+    test_root = (None if plan.test_set == "proxy" else
+                 synthetic_dataset(out / MARKET_DATA_FOLDER, plan.train_data, market_test_sizes=True))
     table_path = table_path or out / "latency_cpu_proxy.json"
     setting = proxy_setting(plan)
     table = ensure_table(table_path, setting, plan.table_repeats, progress)
@@ -205,7 +219,7 @@ def run(plan: Plan, out: Path, table_path: Path | None, progress: bool, command:
     scores = scores_by_seed[plan.search_seeds[0]]
     distinct = list({e.genotype.tostr(): e.genotype for e in entries}.values())
     checked = cached_check(out, table_path, table, distinct, plan.latency_check_repeats, progress)
-    results = train_all(plan, entries, spread, train_root, out, progress, workers, threads)
+    results = train_all(plan, entries, spread, train_root, out, progress, workers, threads, test_root)
     rows = []
     for e in entries:
         key = e.genotype.tostr()
@@ -284,11 +298,16 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="run every search once per seed (default 0; at most 10): target 1 is then judged per seed, "
                         "the stand-alone trainings keep their seeds, so results of earlier runs are reused")
     p.add_argument("--recipe-epochs", type=_cli.positive_int, metavar="N",
-                   help="epochs of every stand-alone training (default 80; 1 with --quick); the lr decay stays at 70%%")
+                   help="epochs of every stand-alone training (default 160; 1 with --quick); the lr decay stays at 70%%")
     p.add_argument("--latency-table", type=_cli.table_ref, metavar="NAME|PATH",
                    help="a CPU table of the proxy setting built with python -m hwnas.latency build (default: measure "
                         "one into --output)")
     _cli.add_threads(p, 1, "torch intra-op CPU threads (per worker)")
+    p.add_argument("--test-set", choices=TEST_SETS,
+                   help="what the trainings are scored on: market (a Market-1501-sized test split of the same "
+                        "generator: 750 identities, 3,368 queries, 15,913 gallery images; default) or proxy (the "
+                        "stand-alone data's own 64-identity test split, which saturates; default with --quick); the "
+                        "same trainings either way: each finished checkpoint is scored again, not trained again")
     p.add_argument("--channels-last", action="store_true",
                    help="train in NHWC memory layout (steps x1.3 faster on a CPU; the same recipe, other rounding: "
                         "finished trainings are reused, interrupted ones continue)")
@@ -364,7 +383,7 @@ def _status(args: argparse.Namespace, plan: Plan, prog: str) -> int:
 
 
 RUN_OPTIONS = ("results_dir", "quick", "random", "search_epochs", "share_weights", "derive", "derive_samples",
-               "search_seeds", "recipe_epochs", "latency_table", "channels_last")
+               "search_seeds", "recipe_epochs", "latency_table", "channels_last", "test_set")
 
 
 def _export(args: argparse.Namespace, prog: str) -> int:

@@ -142,6 +142,67 @@ def test_workers_give_the_same_results_as_one_process(tiny_run, tmp_path, one_th
     assert parallel["environment"]["workers"] == 2
 
 
+def _small_market_split(monkeypatch):
+    """The "market" test split at toy size: the generator's Market-1501 counts, shrunk (the same code path)."""
+    import hwnas.data.synthetic as syn
+
+    for name, value in (("MARKET_TEST_IDS", 6), ("MARKET_QUERY", 12), ("MARKET_GALLERY_REAL", 30),
+                        ("MARKET_DISTRACTORS", 3), ("MARKET_JUNK", 2), ("MARKET_TEST_FILES", 47)):
+        monkeypatch.setattr(syn, name, value)
+
+
+@pytest.mark.slow
+def test_market_test_set_scores_the_same_trainings_again(tiny_run, tmp_path, monkeypatch, one_thread):
+    """--test-set market: no training again; each finished training's checkpoint is scored on the larger test split,
+    cached beside it and kept by --export; the proxy's own scores stay in the report."""
+    from benchmarks._quality import testset
+    from hwnas import load_checkpoint_model
+    from hwnas.training import evaluate
+
+    _small_market_split(monkeypatch)
+    plan, serial = tiny_run[0], tiny_run[2]
+    out = _copy_run(tiny_run, tmp_path / "run")
+    market = dataclasses.replace(plan, test_set="market")
+    monkeypatch.setattr("benchmarks._quality.standalone.Trainer.fit", lambda *a, **k: pytest.fail("trained again"))
+    payload = sq.run(market, out, None, progress=False, command="test")
+    rows, before = payload["rows"], {r["label"]: r for r in serial["rows"]}
+    assert [r["label"] for r in rows] == list(before)
+    for r in rows:  # the proxy's scores kept; the market ones from the checkpoint of the same training
+        assert r["test_set"] == "market" and r["proxy_test"]["mAP"] == before[r["label"]]["mAP"]
+        assert 0.0 <= r["mAP"] <= 1.0 and (r["second_seed"] is None) == (before[r["label"]]["second_seed"] is None)
+    folder = next(out.glob(f"train/*/{rows[0]['genotype'].replace(':', '_').replace(',', '_')}-seed0"))
+    data = testset.reid_data(out / testset.MARKET_DATA_FOLDER)
+    assert len(data.query) == 12 and len({item[1] for item in data.query}) == 6
+    again = evaluate(load_checkpoint_model(folder / "last.pt"), data, market.recipe.train_config(0), torch.device("cpu"))
+    assert again["mAP"] == rows[0]["mAP"]
+    md = (out / "search_quality.md").read_text()
+    assert "test split of Market-1501's size" in md and "the same trainings on the proxy's own test split" in md
+    # the training images are the same bytes as the proxy's (the trainings are the same trainings)
+    own, big = out / "data-standalone" / "bounding_box_train", out / testset.MARKET_DATA_FOLDER / "bounding_box_train"
+    assert sorted(f.read_bytes() for f in own.iterdir()) == sorted(f.read_bytes() for f in big.iterdir())
+    # a second run and a run continued from an export score nothing again
+    monkeypatch.setattr(testset, "evaluate", lambda *a, **k: pytest.fail("scored again"))
+    assert [r["mAP"] for r in sq.run(market, out, None, progress=False, command="test")["rows"]] == \
+        [r["mAP"] for r in rows]
+    kept = tmp_path / "kept"
+    assert sq.main(["--output", str(out), "--export", str(kept)]) == 0
+    assert len(list(kept.glob("train/*/*/eval-market.json"))) == len(list(out.glob("train/*/*/standalone.json")))
+    assert [r["mAP"] for r in sq.run(market, kept, None, progress=False, command="test")["rows"]] == \
+        [r["mAP"] for r in rows]
+    # a score that is not this training's (trained again) or is gone needs the checkpoint, which an export lacks
+    scored = next(kept.glob("train/*/*/eval-market.json"))
+    scored.write_text(json.dumps({**json.loads(scored.read_text()), "trained": {"mAP": 0.5}}))
+    lines = status_report(market, kept)
+    assert any(line.startswith("  trained, not yet scored on the market test set") for line in lines), lines
+    with pytest.raises(UsageError, match="no checkpoint to score on the market test set"):
+        sq.run(market, kept, None, progress=False, command="test")
+    # a proxy dataset folder is not taken for the market one (same training images, another test split)
+    from hwnas.search.runner import synthetic_dataset
+
+    with pytest.raises(OutputError, match="not the synthetic dataset of these settings"):
+        synthetic_dataset(out / "data-standalone", plan.train_data, market_test_sizes=True)
+
+
 def _row(label, kind, lat, mAP, second=None):
     return {"label": label, "kind": kind, "genotype": label, "latency_ms": lat, "mAP": mAP,
             "second_seed": None if second is None else {"mAP": second}}
@@ -267,7 +328,9 @@ def test_recipe_tag_keys_the_training_folders():
 
     a, b = Recipe(), Recipe(epochs=12)
     g = Genotype.fromstr("cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1")
-    assert a.tag() == Recipe().tag() and a.tag().startswith("e80-") and b.tag().startswith("e12-")
+    assert a.tag() == Recipe().tag() and a.tag().startswith("e160-") and b.tag().startswith("e12-")
+    # the default recipe is the recorded run's: its export (benchmarks/results) continues under the default options
+    assert a.tag() == "e160-6a9dbe20"
     assert Recipe(lr=0.01).tag() != a.tag() and run_dir(Path("r"), g, 0, a) != run_dir(Path("r"), g, 0, b)
     assert run_dir(Path("r"), g, 0, a).parent == Path("r") / a.tag()
 

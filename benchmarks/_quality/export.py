@@ -2,7 +2,7 @@
 to keep anywhere (a few MB for the full run), from which ``--output DIR`` continues on any machine.
 
 Kept: the latency table and its end-to-end check, every finished search's report and genotype, the supernets'
-cached scores, and every finished training's result and per-epoch metrics. Left out: the datasets (generated
+cached scores, and every finished training's result, per-epoch metrics and market-test score (``--test-set market``). Left out: the datasets (generated
 again, the same bytes from the same seed), the checkpoints (an interrupted training or search starts again from
 its first epoch), logs and plots. A continued run searches, scores and times nothing again when those files are
 complete (tests/test_search_quality.py), and trains only what had not finished. Export once the supernets'
@@ -19,7 +19,8 @@ from hwnas.errors import OutputError
 
 # relative glob patterns under the output folder (the layout of benchmarks.search_quality.run)
 KEPT = ("latency_*.json", "search/*/supernet_scores.json", "search/*/p*/search_report.json",
-        "search/*/p*/genotype.json", "train/*/*/standalone.json", "train/*/*/metrics.jsonl")
+        "search/*/p*/genotype.json", "train/*/*/standalone.json", "train/*/*/metrics.jsonl",
+        "train/*/*/eval-market.json")
 
 
 def kept_files(out: Path) -> Iterator[Path]:

@@ -45,6 +45,8 @@ class Plan:
     latency_check_repeats: int = 10
     bn_batches: int = 8
     channels_last: bool = False  # the trainings' memory layout (TrainConfig.channels_last): speed only, not the recipe
+    # what the trainings are scored on (benchmarks._quality.testset.TEST_SETS): the full plan's is market
+    test_set: str = "proxy"
 
     def to_dict(self) -> dict[str, Any]:
         nested = {"search": self.search.to_dict(), "data": dataclasses.asdict(self.data),
@@ -75,7 +77,7 @@ def full_plan(search_epochs: int | None = None, recipe_epochs: int | None = None
     recipe = Recipe(image_size=search.image_size, width_mult=search.width_mult)
     if recipe_epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=recipe_epochs)
-    return Plan(search=search, data=data, train_data=train_data, recipe=recipe)
+    return Plan(search=search, data=data, train_data=train_data, recipe=recipe, test_set="market")
 
 
 def quick_plan(search_epochs: int | None = None, recipe_epochs: int | None = None) -> Plan:
@@ -160,6 +162,8 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         plan = dataclasses.replace(plan, search_seeds=args.search_seeds)
     if args.channels_last:
         plan = dataclasses.replace(plan, channels_last=True)
+    if args.test_set is not None:
+        plan = dataclasses.replace(plan, test_set=args.test_set)
     return plan
 
 

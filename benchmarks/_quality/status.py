@@ -24,6 +24,7 @@ from benchmarks._quality.plan import (
 )
 from benchmarks._quality.report import _pct, evaluate_targets
 from benchmarks._quality.standalone import RESULT_FILE, RESULT_KEYS, Recipe, result_problem, run_dir
+from benchmarks._quality.testset import MARKET_KEYS, MARKET_RESULT_FILE, market_problem, scored
 from hwnas import _cli
 from hwnas._io import finite_number, read_json_cache, read_json_lines
 from hwnas.errors import UsageError
@@ -44,13 +45,19 @@ def training_jobs(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[in
     return jobs
 
 
-def training_state(root: Path, entry: Any, seed: int, recipe: Recipe) -> tuple[dict[str, Any] | None, int, bool]:
-    """The finished result of one training (None if unfinished), its last finished epoch (0: not started) and
-    whether a result file is there but cannot be used (the run trains it again; a warning says why);
-    ``root``: the run's ``train`` folder, ``entry``: a benchmark entry (its ``genotype``)."""
+def training_state(root: Path, entry: Any, seed: int, recipe: Recipe, test_set: str = "proxy"
+                   ) -> tuple[dict[str, Any] | None, int, bool]:
+    """The finished result of one training (None if unfinished; with ``test_set`` market, also None until it is
+    scored on the market test set), its last finished epoch (0: not started) and whether a result file is there
+    but cannot be used (the run trains it again; a warning says why); ``root``: the run's ``train`` folder,
+    ``entry``: a benchmark entry (its ``genotype``)."""
     folder = run_dir(root, entry.genotype, seed, recipe)
     result = read_json_cache(folder / RESULT_FILE, RESULT_KEYS,
                              lambda r: result_problem(r, entry.genotype, seed, recipe))
+    if result is not None and test_set == "market":
+        market = read_json_cache(folder / MARKET_RESULT_FILE, MARKET_KEYS,
+                                 lambda r: market_problem(r, result, recipe))
+        return (None if market is None else scored(result, market)), recipe.epochs, False
     if result is not None:
         return result, recipe.epochs, False
     epochs = [r["epoch"] for r in read_json_lines(folder / METRICS)[0]
@@ -59,28 +66,33 @@ def training_state(root: Path, entry: Any, seed: int, recipe: Recipe) -> tuple[d
 
 
 def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int, int], recipe: Recipe, root: Path,
-                 latency_ms: Any, searches_left: int) -> list[str]:
+                 latency_ms: Any, searches_left: int, test_set: str = "proxy") -> list[str]:
     """The report of ``--status``: one line per finished training (best mAP first), one per training in flight,
     the count, and the provisional targets. ``latency_ms(genotype)``: the table's latency, or None without a
-    table; ``searches_left``: searches not finished yet (their genotypes are not known)."""
+    table; ``searches_left``: searches not finished yet (their genotypes are not known); ``test_set``: what the
+    figures are scored on (market: a training counts as finished once it is scored there)."""
     jobs = training_jobs(entries, spread, seeds)
     labels: dict[str, list[str]] = {}
     for e in entries:
         labels.setdefault(e.genotype.tostr(), []).append(e.label)
     done, running, waiting = {}, [], []
     for (key, seed), e in jobs.items():
-        result, epoch, unusable = training_state(root, e, seed, recipe)
+        result, epoch, unusable = training_state(root, e, seed, recipe, test_set)
         if result is not None:
             done[(key, seed)] = result
         elif unusable:
             running.append(f"  result unusable (see the warning above; the run trains it again): "
                            f"{' = '.join(labels[key])} ({key}) seed {seed}")
+        elif epoch == recipe.epochs and test_set == "market":
+            running.append(f"  trained, not yet scored on the market test set: {' = '.join(labels[key])} ({key}) "
+                           f"seed {seed}")
         elif epoch:
             running.append(f"  in flight: {' = '.join(labels[key])} ({key}) seed {seed}, epoch {epoch} of "
                            f"{recipe.epochs} finished")
         else:
             waiting.append(" = ".join(labels[key]) + ("" if seed == seeds[0] else f" (seed {seed})"))
-    lines = [f"{len(done)} of {len(jobs)} trainings finished ({recipe.epochs} epochs each)"
+    on = "; rank-1/mAP on the market test set" if test_set == "market" else ""
+    lines = [f"{len(done)} of {len(jobs)} trainings finished ({recipe.epochs} epochs each{on})"
              + (f"; {searches_left} search(es) not finished, so their genotypes are not counted yet"
                 if searches_left else "") + ":"]
     for (key, seed), r in sorted(done.items(), key=lambda kv: -kv[1]["mAP"]):
@@ -124,8 +136,12 @@ def result_row(entry: Any, result: dict[str, Any], again: dict[str, Any] | None,
             "rank1": result["rank1"], "mAP": result["mAP"], "mINP": result["mINP"], "train_s": result["train_s"],
             "train_acc": result.get("train_acc"), "channels_last": bool(result.get("channels_last", False)),
             "train_device": result.get("device"), "train_torch": result.get("torch"),
+            "test_set": result.get("test_set", "proxy"),
+            **({"proxy_test": result["proxy_test"]} if "proxy_test" in result else {}),
             "second_seed": None if again is None else {"seed": second_seed, "rank1": again["rank1"],
-                                                       "mAP": again["mAP"]}}
+                                                       "mAP": again["mAP"],
+                                                       **({"proxy_test": again["proxy_test"]}
+                                                          if "proxy_test" in again else {})}}
 
 
 def status_report(plan: Plan, out: Path, table_path: Path | None = None) -> list[str]:
@@ -159,7 +175,7 @@ def status_report(plan: Plan, out: Path, table_path: Path | None = None) -> list
     if left:  # the first searched genotype trained twice is the weight-0 search's of the first seed, once known
         spread = [e for e in spread if e.kind != "searched"]
     lines = status_lines(entries, spread, plan.seeds, plan.recipe, out / "train",
-                         (lambda g: None) if table is None else table.genotype_latency_ms, left)
+                         (lambda g: None) if table is None else table.genotype_latency_ms, left, plan.test_set)
     # work of other options in the same folder: most likely the options given here are not the run's
     roots = {search_root(plan, out, seed).name for seed in plan.search_seeds}
     for kind, folder, own in (("trainings", "train", {plan.recipe.tag()}), ("searches", "search", roots)):

@@ -22,9 +22,11 @@ logger = logging.getLogger(__name__)
 SYNTHETIC_DIRNAME = "synthetic-market"
 
 
-def synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
+def synthetic_dataset(folder: Path, spec: SyntheticData, *, market_test_sizes: bool = False) -> Path:
     """Generate ``spec`` into ``folder`` (reused when a complete copy with the same settings is there).
 
+    ``market_test_sizes``: the test split of Market-1501's size instead of one as large as the training split
+    (:func:`hwnas.data.synthetic.generate_synthetic_market`; the training images are the same either way).
     Written into a temporary folder and renamed, so an interrupted generation is never mistaken for data.
     Under DDP only rank 0 writes; the others wait.
     """
@@ -33,21 +35,25 @@ def synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
 
     info = _dist.current()
     marker = folder / SYNTHETIC_MARKER
-    if info.is_main and not (marker.is_file() and _same_settings(marker, spec)):
+    if info.is_main and not (marker.is_file() and _same_settings(marker, spec, market_test_sizes)):
         if folder.exists():
             raise OutputError(f"folder exists but is not the synthetic dataset of these settings, {folder}, "
-                              f"expected {spec} (remove it or pick another --output)")
+                              f"expected {spec}{' with Market-1501-sized test split' if market_test_sizes else ''} "
+                              "(remove it or pick another --output)")
         generate_synthetic_market_atomic(folder, num_ids=spec.num_ids, images_per_id=spec.images_per_id,
-                                         num_cameras=spec.num_cameras, image_size=spec.image_size, seed=spec.seed)
+                                         num_cameras=spec.num_cameras, image_size=spec.image_size, seed=spec.seed,
+                                         market_test_sizes=market_test_sizes)
     _dist.barrier(info)
     return folder
 
 
-def _same_settings(marker: Path, spec: SyntheticData) -> bool:
+def _same_settings(marker: Path, spec: SyntheticData, market_test_sizes: bool = False) -> bool:
     try:
         s = json.loads(marker.read_text())["settings"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    if not isinstance(s, dict) or s.get("market_test_sizes", False) is not market_test_sizes:
+        return False  # the same training images, another test split
     want = dataclasses.asdict(spec)
     return all(list(s.get(k)) == list(v) if isinstance(v, tuple) else s.get(k) == v for k, v in want.items())
 
