@@ -593,6 +593,24 @@ def test_a_cached_training_result_must_be_this_training():
         assert why in result_problem({**ok, **change}, g, 0, recipe), change
 
 
+def test_a_cached_market_score_must_be_this_trainings():
+    from benchmarks._quality.testset import market_problem
+
+    recipe = Recipe(epochs=1)
+    trained = {"genotype": "cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1", "seed": 0, "mAP": 0.5, "rank1": 0.6,
+               "train_s": 3.0}
+    ok = {"genotype": trained["genotype"], "seed": 0, "recipe": recipe.to_dict(), "test_set": "market",
+          "rank1": 0.4, "mAP": 0.2, "mINP": 0.1, "trained": {"mAP": 0.5, "rank1": 0.6, "train_s": 3.0}}
+    assert market_problem(ok, trained, recipe) is None
+    for change, why in [({"genotype": "cdnet:3-7-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1"}, "genotype"), ({"seed": 1}, "seed"),
+                        ({"seed": False}, "seed"), ({"seed": 0.0}, "seed"),
+                        ({"recipe": Recipe(epochs=2).to_dict()}, "another recipe"), ({"test_set": "proxy"}, "test set"),
+                        ({"trained": {"mAP": 0.4, "rank1": 0.6, "train_s": 3.0}}, "another training"),
+                        ({"trained": None}, "another training"), ({"mAP": 5.0}, "mAP 5.0"),
+                        ({"mAP": float("nan")}, "mAP nan"), ({"rank1": "high"}, "rank1 'high'"), ({"mINP": None}, "mINP")]:
+        assert why in market_problem({**ok, **change}, trained, recipe), change
+
+
 def test_report_names_the_tables_machine_when_the_run_moved():
     from benchmarks._quality.report import _check_machine, _table_machine
 

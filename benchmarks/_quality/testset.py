@@ -42,7 +42,8 @@ def _trained(result: dict[str, Any]) -> dict[str, Any]:
 def market_problem(r: dict[str, Any], trained: dict[str, Any], recipe: Recipe) -> str | None:
     """Why a cached ``eval-market.json`` cannot stand for the training ``trained`` (its ``standalone.json``), or
     None."""
-    if r.get("genotype") != trained.get("genotype") or r.get("seed") != trained.get("seed"):
+    if r.get("genotype") != trained.get("genotype") or type(r.get("seed")) is not int \
+            or r.get("seed") != trained.get("seed"):
         return f"genotype/seed {r.get('genotype')!r}/{r.get('seed')!r}, expected {trained.get('genotype')}/" \
                f"{trained.get('seed')}"
     if r.get("recipe") != recipe.to_dict() or r.get("test_set") != "market":
