@@ -280,9 +280,14 @@ def read_json_cache(path: str | os.PathLike, required: Sequence[str] = (),
 
     A cache that cannot serve (unreadable, not UTF-8 JSON, not an object, a ``required`` key missing, a NaN, or
     a reason returned by ``check(value)``: a value out of range, another run's settings) is logged as a warning
-    and also gives None, so the caller recomputes it and writes it again, as after a kill.
+    and also gives None, so the caller recomputes it and writes it again, as after a kill. A symbolic link is not
+    a cache of this run (it points at another run's file, or anywhere): ignored the same way, and the atomic write
+    of the recomputed value replaces the link, not its target.
     """
     path = Path(path)
+    if path.is_symlink():
+        logger.warning("ignoring the cache %s (a symbolic link, not a file this run wrote); computing it again", path)
+        return None
     if not path.is_file():
         return None
     try:

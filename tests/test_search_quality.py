@@ -156,7 +156,9 @@ def test_market_test_set_scores_the_same_trainings_again(tiny_run, tmp_path, mon
     """--test-set market: no training again; each finished training's checkpoint is scored on the larger test split,
     cached beside it and kept by --export; the proxy's own scores stay in the report."""
     from benchmarks._quality import testset
+    from benchmarks._quality.export import export_results
     from hwnas import load_checkpoint_model
+    from hwnas.errors import CheckpointError
     from hwnas.training import evaluate
 
     _small_market_split(monkeypatch)
@@ -190,17 +192,50 @@ def test_market_test_set_scores_the_same_trainings_again(tiny_run, tmp_path, mon
     assert [r["mAP"] for r in sq.run(market, kept, None, progress=False, command="test")["rows"]] == \
         [r["mAP"] for r in rows]
     # a score that is not this training's (trained again) or is gone needs the checkpoint, which an export lacks
-    scored = next(kept.glob("train/*/*/eval-market.json"))
-    scored.write_text(json.dumps({**json.loads(scored.read_text()), "trained": {"mAP": 0.5}}))
+    scores = sorted(kept.glob("train/*/*/eval-market.json"))
+    scores[0].write_text(json.dumps({**json.loads(scores[0].read_text()), "trained": {"mAP": 0.5}}))
+    scores[1].unlink()
     lines = status_report(market, kept)
-    assert any(line.startswith("  trained, not yet scored on the market test set") for line in lines), lines
+    assert sum(line.startswith("  market score unusable") and line.endswith("the run refuses it") for line in lines) == 1
+    assert sum(line.startswith("  trained, not yet scored on the market test set") for line in lines) == 1, lines
+    assert any(line.startswith("note: 2 finished training(s) have no usable market score") for line in lines)
     with pytest.raises(UsageError, match="no checkpoint to score on the market test set"):
         sq.run(market, kept, None, progress=False, command="test")
-    # a proxy dataset folder is not taken for the market one (same training images, another test split)
+    # a score reached through a symbolic link is not this run's: computed again (the link replaced, not its target)
+    target = tmp_path / "elsewhere.json"
+    first = next(out.glob("train/*/*/eval-market.json"))
+    target.write_text(json.dumps({**json.loads(first.read_text()), "mAP": 0.999}))
+    first.unlink()
+    first.symlink_to(target)
+    monkeypatch.undo()
+    _small_market_split(monkeypatch)
+    relinked = sq.run(market, out, None, progress=False, command="test")
+    assert [r["mAP"] for r in relinked["rows"]] == [r["mAP"] for r in rows]
+    assert not first.is_symlink() and json.loads(target.read_text())["mAP"] == 0.999
+    # a checkpoint of another training (another genotype) is refused, not scored under this training's name
+    a, b = sorted(out.glob("train/*/*/last.pt"))[:2]
+    shutil.copyfile(b, a)
+    (a.parent / "eval-market.json").unlink()
+    with pytest.raises(CheckpointError, match="genotype 'cdnet:.*', not 'cdnet:"):
+        sq.run(market, out, None, progress=False, command="test")
+    # an export that cannot be written whole writes nothing
+    blocked = tmp_path / "blocked"
+    (blocked / scores[2].relative_to(kept)).mkdir(parents=True)
+    with pytest.raises(OutputError, match="not a file in the export folder"):
+        export_results(kept, blocked)
+    assert [p for p in blocked.rglob("*") if p.is_file()] == []
+    # a proxy dataset folder is not taken for the market one (same training images, another test split); a file or
+    # a broken link where the dataset goes is refused before generating anything
     from hwnas.search.runner import synthetic_dataset
 
     with pytest.raises(OutputError, match="not the synthetic dataset of these settings"):
         synthetic_dataset(out / "data-standalone", plan.train_data, market_test_sizes=True)
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for where, what in (("a-file", "not a folder"), ("dangling", "broken symbolic link")):
+        with pytest.raises(OutputError, match=what):
+            synthetic_dataset(tmp_path / where, plan.train_data, market_test_sizes=True)
+    assert not (tmp_path / "nowhere").exists() and not list(tmp_path.glob(".dangling*"))
 
 
 def _row(label, kind, lat, mAP, second=None):
@@ -600,14 +635,17 @@ def test_a_cached_market_score_must_be_this_trainings():
     trained = {"genotype": "cdnet:3-5-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1", "seed": 0, "mAP": 0.5, "rank1": 0.6,
                "train_s": 3.0}
     ok = {"genotype": trained["genotype"], "seed": 0, "recipe": recipe.to_dict(), "test_set": "market",
-          "rank1": 0.4, "mAP": 0.2, "mINP": 0.1, "trained": {"mAP": 0.5, "rank1": 0.6, "train_s": 3.0}}
+          "rank1": 0.4, "mAP": 0.2, "mINP": 0.1, "num_query": 3368, "num_gallery": 15913,
+          "trained": {"mAP": 0.5, "rank1": 0.6, "train_s": 3.0}}
     assert market_problem(ok, trained, recipe) is None
     for change, why in [({"genotype": "cdnet:3-7-1,3-5-1,3-5-1,3-5-1,3-5-1,3-5-1"}, "genotype"), ({"seed": 1}, "seed"),
                         ({"seed": False}, "seed"), ({"seed": 0.0}, "seed"),
                         ({"recipe": Recipe(epochs=2).to_dict()}, "another recipe"), ({"test_set": "proxy"}, "test set"),
                         ({"trained": {"mAP": 0.4, "rank1": 0.6, "train_s": 3.0}}, "another training"),
                         ({"trained": None}, "another training"), ({"mAP": 5.0}, "mAP 5.0"),
-                        ({"mAP": float("nan")}, "mAP nan"), ({"rank1": "high"}, "rank1 'high'"), ({"mINP": None}, "mINP")]:
+                        ({"mAP": float("nan")}, "mAP nan"), ({"rank1": "high"}, "rank1 'high'"), ({"mINP": None}, "mINP"),
+                        ({"num_query": 1}, "1 queries"), ({"num_gallery": 15913.0}, "15913.0 gallery images"),
+                        ({"num_query": None}, "None queries")]:  # scored on another test split
         assert why in market_problem({**ok, **change}, trained, recipe), change
 
 

@@ -72,6 +72,17 @@ def missing_scores(out: Path) -> list[Path]:
     return missing
 
 
+def _blocking(dest: Path, rel: Path) -> Iterator[tuple[Path, str]]:
+    """What in ``dest`` keeps the export from writing ``rel``: a symbolic link or a non-folder on the way, or a
+    non-file (a folder, a FIFO, a link) at its place."""
+    for i in range(1, len(rel.parts) + 1):
+        path, last = dest / Path(*rel.parts[:i]), i == len(rel.parts)
+        if path.is_symlink():
+            yield path, "a symbolic link"
+        elif path.exists() and (not path.is_file() if last else not path.is_dir()):
+            yield path, "not a file" if last else "not a folder"
+
+
 def export_results(out: Path, dest: Path, option: str = "--export") -> list[Path]:
     """Copy :func:`kept_files` of the run folder ``out`` to ``dest`` (same relative paths, each copy atomic);
     returns the copied paths (relative). Raises :class:`OutputError` when ``out`` holds no run or ``dest`` is
@@ -84,6 +95,10 @@ def export_results(out: Path, dest: Path, option: str = "--export") -> list[Path
     if dest.resolve() == out.resolve() or out.resolve() in dest.resolve().parents:
         raise OutputError(f"export folder inside the run's folder, {option} {dest}, expected a folder outside "
                           f"--output {out}")
+    blocked = next((b for rel in files for b in _blocking(dest, rel)), None)
+    if blocked is not None:  # checked before copying anything: a failed export leaves the destination as it was
+        raise OutputError(f"{blocked[1]} in the export folder, {option} {blocked[0]}, expected what an earlier export "
+                          "wrote there, or nothing")
     other = foreign_files(dest)
     if other:
         raise OutputError(f"export folder holds other files ({other[0]}{f' and {len(other) - 1} more' if len(other) > 1 else ''}), "

@@ -46,23 +46,27 @@ def training_jobs(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[in
 
 
 def training_state(root: Path, entry: Any, seed: int, recipe: Recipe, test_set: str = "proxy"
-                   ) -> tuple[dict[str, Any] | None, int, bool]:
+                   ) -> tuple[dict[str, Any] | None, int, str | None]:
     """The finished result of one training (None if unfinished; with ``test_set`` market, also None until it is
-    scored on the market test set), its last finished epoch (0: not started) and whether a result file is there
-    but cannot be used (the run trains it again; a warning says why); ``root``: the run's ``train`` folder,
-    ``entry``: a benchmark entry (its ``genotype``)."""
+    scored on the market test set), its last finished epoch (0: not started) and what stands in the way when a
+    file is missing or cannot be used: ``"unusable"`` (a result file the run trains again; a warning says why),
+    ``"unscored"`` (trained, no market score yet) or ``"market unusable"`` (a market score the run computes again),
+    else None. ``root``: the run's ``train`` folder, ``entry``: a benchmark entry (its ``genotype``)."""
     folder = run_dir(root, entry.genotype, seed, recipe)
     result = read_json_cache(folder / RESULT_FILE, RESULT_KEYS,
                              lambda r: result_problem(r, entry.genotype, seed, recipe))
     if result is not None and test_set == "market":
-        market = read_json_cache(folder / MARKET_RESULT_FILE, MARKET_KEYS,
-                                 lambda r: market_problem(r, result, recipe))
-        return (None if market is None else scored(result, market)), recipe.epochs, False
+        path = folder / MARKET_RESULT_FILE
+        market = read_json_cache(path, MARKET_KEYS, lambda r: market_problem(r, result, recipe))
+        if market is not None:
+            return scored(result, market), recipe.epochs, None
+        return None, recipe.epochs, "market unusable" if path.exists() or path.is_symlink() else "unscored"
     if result is not None:
-        return result, recipe.epochs, False
+        return result, recipe.epochs, None
     epochs = [r["epoch"] for r in read_json_lines(folder / METRICS)[0]
               if isinstance(r, dict) and type(r.get("epoch")) is int and 1 <= r["epoch"] <= recipe.epochs]
-    return None, max(epochs, default=0), (folder / RESULT_FILE).exists() or (folder / RESULT_FILE).is_symlink()
+    there = (folder / RESULT_FILE).exists() or (folder / RESULT_FILE).is_symlink()
+    return None, max(epochs, default=0), "unusable" if there else None
 
 
 def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int, int], recipe: Recipe, root: Path,
@@ -75,17 +79,21 @@ def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int
     labels: dict[str, list[str]] = {}
     for e in entries:
         labels.setdefault(e.genotype.tostr(), []).append(e.label)
-    done, running, waiting = {}, [], []
+    done, running, waiting, unscorable = {}, [], [], 0
     for (key, seed), e in jobs.items():
-        result, epoch, unusable = training_state(root, e, seed, recipe, test_set)
+        result, epoch, state = training_state(root, e, seed, recipe, test_set)
+        name = f"{' = '.join(labels[key])} ({key}) seed {seed}"
         if result is not None:
             done[(key, seed)] = result
-        elif unusable:
-            running.append(f"  result unusable (see the warning above; the run trains it again): "
-                           f"{' = '.join(labels[key])} ({key}) seed {seed}")
-        elif epoch == recipe.epochs and test_set == "market":
-            running.append(f"  trained, not yet scored on the market test set: {' = '.join(labels[key])} ({key}) "
-                           f"seed {seed}")
+        elif state == "unusable":
+            running.append(f"  result unusable (see the warning above; the run trains it again): {name}")
+        elif state in ("unscored", "market unusable"):
+            has_checkpoint = (run_dir(root, e.genotype, seed, recipe) / "last.pt").is_file()
+            unscorable += not has_checkpoint
+            what = ("trained, not yet scored on the market test set" if state == "unscored" else
+                    "market score unusable (see the warning above)")
+            running.append(f"  {what}: {name}; " + ("the run scores its checkpoint" if has_checkpoint else
+                                                    "no checkpoint here, so the run refuses it"))
         elif epoch:
             running.append(f"  in flight: {' = '.join(labels[key])} ({key}) seed {seed}, epoch {epoch} of "
                            f"{recipe.epochs} finished")
@@ -104,6 +112,10 @@ def status_lines(entries: Sequence[Any], spread: Sequence[Any], seeds: tuple[int
     lines += running
     if waiting:
         lines.append(f"  not started: {', '.join(waiting)}")
+    if unscorable:
+        lines.append(f"note: {unscorable} finished training(s) have no usable market score and no checkpoint here (a "
+                     "folder exported before --test-set market, or an edited one): the run cannot score them; "
+                     "--test-set proxy reports them on the proxy's own test split")
     rows = _rows(entries, done, seeds, latency_ms)
     if any(r["kind"] == "random" for r in rows) and any(r["kind"] == "searched" for r in rows) \
             and all(r["latency_ms"] is not None for r in rows):

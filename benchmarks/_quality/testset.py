@@ -29,8 +29,15 @@ from hwnas.training import ReIDData, evaluate
 TEST_SETS = ("proxy", "market")
 MARKET_RESULT_FILE = "eval-market.json"
 MARKET_DATA_FOLDER = "data-test-market"
-MARKET_KEYS = ("genotype", "seed", "recipe", "test_set", "rank1", "mAP", "mINP", "trained")
+MARKET_KEYS = ("genotype", "seed", "recipe", "test_set", "rank1", "mAP", "mINP", "num_query", "num_gallery", "trained")
 METRIC_KEYS = ("rank1", "mAP", "mINP")
+
+
+def market_counts() -> tuple[int, int]:
+    """(queries, kept gallery images) of the market test split (``hwnas.data.synthetic``'s Market-1501 sizes)."""
+    import hwnas.data.synthetic as syn
+
+    return syn.MARKET_QUERY, syn.MARKET_GALLERY_REAL + syn.MARKET_DISTRACTORS
 
 
 def _trained(result: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +57,10 @@ def market_problem(r: dict[str, Any], trained: dict[str, Any], recipe: Recipe) -
         return "another recipe or test set"
     if r.get("trained") != _trained(trained):
         return "scored for another training of this genotype (the training was done again)"
+    counts = (r.get("num_query"), r.get("num_gallery"))
+    if any(type(c) is not int for c in counts) or counts != market_counts():
+        return (f"{counts[0]!r} queries and {counts[1]!r} gallery images, expected the market test split's "
+                f"{market_counts()[0]} and {market_counts()[1]}")
     for key in METRIC_KEYS:
         if not finite_number(r.get(key)) or not 0.0 <= r[key] <= 1.0:
             return f"{key} {r.get(key)!r}, expected a fraction in [0, 1]"
@@ -78,9 +89,14 @@ def market_score(trained: dict[str, Any], genotype: Genotype, seed: int, recipe:
                          f"checkpoints; continue in the run's own folder, or delete {folder} to train it again")
     started = time.perf_counter()
     model, ckpt = model_from_checkpoint(checkpoint, "cpu")
-    if ckpt.get("epoch") != recipe.epochs:
+    if ckpt.get("epoch") != recipe.epochs or type(ckpt.get("epoch")) is not int:
         raise CheckpointError(f"epoch is {ckpt.get('epoch')!r}, checkpoint '{checkpoint}', expected the finished "
                               f"training's last epoch ({recipe.epochs}) beside its standalone.json")
+    other = checkpoint_problem(ckpt, genotype, seed, recipe)
+    if other:
+        raise CheckpointError(f"{other}, checkpoint '{checkpoint}', expected the checkpoint of this training "
+                              f"({genotype.tostr()}, seed {seed}, the benchmark's recipe): delete {folder} to train "
+                              "it again")
     metrics = evaluate(model.eval(), data, recipe.train_config(seed), torch.device("cpu"))
     result = {"genotype": genotype.tostr(), "seed": seed, "recipe": recipe.to_dict(), "test_set": "market",
               **{k: float(metrics[k]) for k in METRIC_KEYS},
@@ -89,6 +105,24 @@ def market_score(trained: dict[str, Any], genotype: Genotype, seed: int, recipe:
               "torch": torch.__version__, "trained": _trained(trained)}
     write_json_atomic(cache, result)
     return result
+
+
+def checkpoint_problem(ckpt: dict[str, Any], genotype: Genotype, seed: int, recipe: Recipe) -> str | None:
+    """How the checkpoint ``ckpt`` is not the one this training writes (another model, genotype, width, neck, seed
+    or recipe setting), or None; the memory layout (``channels_last``) may differ."""
+    import json
+
+    options = ckpt.get("model_options") if isinstance(ckpt.get("model_options"), dict) else {}
+    have = {"model": ckpt.get("model_name"), "genotype": options.get("genotype"),
+            "width_mult": options.get("width_mult"), "neck": options.get("neck")}
+    want = {"model": genotype.space, "genotype": genotype.tostr(), "width_mult": recipe.width_mult,
+            "neck": recipe.neck}
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    expected = json.loads(json.dumps(recipe.train_config(seed).to_dict()))
+    have.update({f"config {k}": config.get(k) for k in expected if k != "channels_last"})
+    want.update({f"config {k}": v for k, v in expected.items() if k != "channels_last"})
+    diff = [f"{k} {have[k]!r}, not {want[k]!r}" for k in want if have[k] != want[k]]
+    return "; ".join(diff[:3]) + (f" (and {len(diff) - 3} more)" if len(diff) > 3 else "") if diff else None
 
 
 def scored(trained: dict[str, Any], market: dict[str, Any] | None) -> dict[str, Any]:

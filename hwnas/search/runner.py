@@ -36,10 +36,16 @@ def synthetic_dataset(folder: Path, spec: SyntheticData, *, market_test_sizes: b
     info = _dist.current()
     marker = folder / SYNTHETIC_MARKER
     if info.is_main and not (marker.is_file() and _same_settings(marker, spec, market_test_sizes)):
+        expected = f"{spec}{' with a Market-1501-sized test split' if market_test_sizes else ''}"
+        if folder.is_symlink() and not folder.exists():
+            raise OutputError(f"broken symbolic link, {folder}, expected the synthetic dataset {expected} or nothing "
+                              "there (remove the link or pick another --output)")
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"not a folder, {folder}, expected the synthetic dataset {expected} or nothing there "
+                              "(remove it or pick another --output)")
         if folder.exists():
             raise OutputError(f"folder exists but is not the synthetic dataset of these settings, {folder}, "
-                              f"expected {spec}{' with Market-1501-sized test split' if market_test_sizes else ''} "
-                              "(remove it or pick another --output)")
+                              f"expected {expected} (remove it or pick another --output)")
         generate_synthetic_market_atomic(folder, num_ids=spec.num_ids, images_per_id=spec.images_per_id,
                                          num_cameras=spec.num_cameras, image_size=spec.image_size, seed=spec.seed,
                                          market_test_sizes=market_test_sizes)
