@@ -47,6 +47,8 @@ CASES = [
     (lambda c: _state(c, count=-1), r"state.count, expected a whole number >= 0"),
     (lambda c: _state(c, step=10 ** 9, count=10 ** 9, global_step=10 ** 9), r"bad progress .*state, expected step <="),
     (lambda c: _state(c, global_step=50), r"bad progress .*global step = 0 \+ step"),
+    (lambda c: _state(c, val_cycle=10 ** 30), r"state.val_cycle, expected at most the steps taken"),
+    (lambda c: _state(c, val_pos=10 ** 9), r"state.val_pos, expected at most the steps taken"),
     (lambda c: _sums(c, train_loss=math.nan), r"state.sums.train_loss, expected a finite number"),
     (lambda c: _sums(c, latency_ms="1"), r"state.sums.latency_ms, expected a finite number"),
     (lambda c: _sums(c, time_s=math.inf), r"state.sums.time_s, expected a finite number"),

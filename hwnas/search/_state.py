@@ -55,6 +55,10 @@ class SearchState:
             raise bad("epoch", raw["epoch"], f"at most the search's {epochs} epochs")
         if raw["count"] != raw["step"] or raw["step"] > raw["global_step"]:
             raise bad("step", raw["step"], f"count = step <= global_step ({raw['count']}, {raw['global_step']})")
+        for name in ("val_cycle", "val_pos"):  # each alpha step moves on by one batch, at most one pass
+            if raw[name] > raw["global_step"]:
+                raise bad(name, raw[name], f"at most the steps taken ({raw['global_step']}): one validation batch "
+                                           "per alpha step")
         sums = raw["sums"]
         if not isinstance(sums, dict) or set(sums) != set(SUM_KEYS):
             raise bad("sums", sums, f"the sums of {', '.join(SUM_KEYS)}")
