@@ -70,9 +70,8 @@ from benchmarks._quality.plan import (
 )
 from benchmarks._quality.ranking import kendall_tau, load_supernet, score_path
 from benchmarks._quality.report import evaluate_targets, plot_quality, render_markdown
-from benchmarks._quality.standalone import train_genotype
 from benchmarks._quality.status import result_row, status_report, training_jobs
-from benchmarks._quality.testset import MARKET_DATA_FOLDER, TEST_SETS, market_score, reid_data, scored
+from benchmarks._quality.testset import MARKET_DATA_FOLDER, TEST_SETS, reid_data, train_and_score
 from benchmarks._results_dir import copy_results, results_dir_for
 from hwnas import _cli
 from hwnas._io import read_json_cache, write_json_atomic
@@ -139,12 +138,8 @@ def train_all(plan: Plan, entries: Sequence[Entry], spread: Sequence[Entry], tra
         test_data = None if test_root is None else reid_data(test_root)
         found = []
         for key, seed in keys:
-            g = jobs[(key, seed)]
-            r = train_genotype(g, data, plan.recipe, seed, out / "train", progress=progress,
-                               channels_last=plan.channels_last)
-            if test_data is not None:
-                r = scored(r, market_score(r, g, seed, plan.recipe, out / "train", test_data))
-            found.append(r)
+            found.append(train_and_score(jobs[(key, seed)], data, plan.recipe, seed, out / "train", test_data,
+                                         progress=progress, channels_last=plan.channels_last))
             logger.info("[%d/%d] %s", len(found), len(keys), _describe_training(found[-1]))
     else:
         todo = [(key, seed, plan.recipe, str(train_root), str(out / "train"), plan.channels_last,

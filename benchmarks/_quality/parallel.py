@@ -82,18 +82,14 @@ def train_job(genotype: str, seed: int, recipe: Any, train_root: str, out: str,
               channels_last: bool = False, test_root: str | None = None) -> dict[str, Any]:
     """One stand-alone training in a worker (:func:`benchmarks._quality.standalone.train_genotype`), scored on the
     market test set in ``test_root`` when given (:func:`benchmarks._quality.testset.market_score`)."""
-    from benchmarks._quality.standalone import train_genotype
-    from benchmarks._quality.testset import market_score, reid_data, scored
+    from benchmarks._quality.testset import reid_data, train_and_score
     from hwnas.space.genotype import Genotype
 
     for root in (train_root, test_root):
         if root is not None and root not in _DATA:
             _DATA[root] = reid_data(Path(root))
-    g = Genotype.fromstr(genotype)
-    trained = train_genotype(g, _DATA[train_root], recipe, seed, Path(out), channels_last=channels_last)
-    if test_root is None:
-        return trained
-    return scored(trained, market_score(trained, g, seed, recipe, Path(out), _DATA[test_root]))
+    return train_and_score(Genotype.fromstr(genotype), _DATA[train_root], recipe, seed, Path(out),
+                           None if test_root is None else _DATA[test_root], channels_last=channels_last)
 
 
 def search_job(config: Any, data_root: str, out: str, table_path: str, progress: bool) -> None:

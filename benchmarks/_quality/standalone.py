@@ -85,22 +85,31 @@ def run_dir(root: Path, genotype: Genotype, seed: int, recipe: Recipe) -> Path:
 RESULT_KEYS = ("genotype", "seed", "rank1", "mAP", "mINP", "train_s", "recipe", "folder")
 
 
+def cached_problem(r: dict[str, Any], genotype: str, seed: int, recipe: Recipe,
+                   fractions: tuple[str, ...] = ("rank1", "mAP", "mINP")) -> str | None:
+    """Why a cached result of one training (``standalone.json``, ``eval-market.json``) is not that of ``genotype``
+    (its string), ``seed`` (a whole number) and ``recipe``, or has a value in ``fractions`` outside [0, 1]; or
+    None."""
+    if r.get("genotype") != genotype:
+        return f"genotype {r.get('genotype')!r}, expected {genotype}"
+    if type(r.get("seed")) is not int or r["seed"] != seed:
+        return f"seed {r.get('seed')!r}, expected {seed}"
+    if r.get("recipe") != recipe.to_dict():
+        return "another recipe"
+    for key in fractions:
+        if not finite_number(r.get(key)) or not 0.0 <= r[key] <= 1.0:
+            return f"{key} {r.get(key)!r}, expected a fraction in [0, 1]"
+    return None
+
+
 def result_problem(r: dict[str, Any], genotype: Genotype, seed: int, recipe: Recipe) -> str | None:
     """Why a cached ``standalone.json`` cannot stand for this training (another genotype, seed or recipe, a
     metric that is not a fraction in [0, 1], a negative time), or None. A hand-edited or foreign file is trained
     again rather than reported."""
-    if r.get("genotype") != genotype.tostr():
-        return f"genotype {r.get('genotype')!r}, expected {genotype.tostr()}"
-    if r.get("seed") != seed or isinstance(r.get("seed"), bool):
-        return f"seed {r.get('seed')!r}, expected {seed}"
-    if r.get("recipe") != recipe.to_dict():
-        return "another recipe"
-    for key in ("rank1", "mAP", "mINP", "train_acc"):
-        v = r.get(key)
-        if key == "train_acc" and v is None:  # results written before it was recorded
-            continue
-        if not finite_number(v) or not 0.0 <= v <= 1.0:
-            return f"{key} {v!r}, expected a fraction in [0, 1]"
+    fitted = () if r.get("train_acc") is None else ("train_acc",)  # results written before it was recorded lack it
+    problem = cached_problem(r, genotype.tostr(), seed, recipe, ("rank1", "mAP", "mINP", *fitted))
+    if problem:
+        return problem
     if not finite_number(r.get("train_s")) or r["train_s"] < 0:
         return f"train_s {r.get('train_s')!r}, expected seconds >= 0"
     return None

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from benchmarks._quality.standalone import Recipe, run_dir
-from hwnas._io import finite_number, read_json_cache, write_json_atomic
+from benchmarks._quality.standalone import Recipe, cached_problem, run_dir, train_genotype
+from hwnas._io import read_json_cache, write_json_atomic
 from hwnas.envinfo import device_name
 from hwnas.errors import CheckpointError, UsageError
 from hwnas.space.genotype import Genotype
@@ -50,21 +50,17 @@ def _trained(result: dict[str, Any]) -> dict[str, Any]:
 def market_problem(r: dict[str, Any], trained: dict[str, Any], recipe: Recipe) -> str | None:
     """Why a cached ``eval-market.json`` cannot stand for the training ``trained`` (its ``standalone.json``), or
     None."""
-    if r.get("genotype") != trained.get("genotype") or type(r.get("seed")) is not int \
-            or r.get("seed") != trained.get("seed"):
-        return f"genotype/seed {r.get('genotype')!r}/{r.get('seed')!r}, expected {trained.get('genotype')}/" \
-               f"{trained.get('seed')}"
-    if r.get("recipe") != recipe.to_dict() or r.get("test_set") != "market":
-        return "another recipe or test set"
+    problem = cached_problem(r, trained["genotype"], trained["seed"], recipe, METRIC_KEYS)
+    if problem:
+        return problem
+    if r.get("test_set") != "market":
+        return f"another test set ({r.get('test_set')!r})"
     if r.get("trained") != _trained(trained):
         return "scored for another training of this genotype (the training was done again)"
     counts = (r.get("num_query"), r.get("num_gallery"))
     if any(type(c) is not int for c in counts) or counts != market_counts():
         return (f"{counts[0]!r} queries and {counts[1]!r} gallery images, expected the market test split's "
                 f"{market_counts()[0]} and {market_counts()[1]}")
-    for key in METRIC_KEYS:
-        if not finite_number(r.get(key)) or not 0.0 <= r[key] <= 1.0:
-            return f"{key} {r.get(key)!r}, expected a fraction in [0, 1]"
     return None
 
 
@@ -133,6 +129,17 @@ def scored(trained: dict[str, Any], market: dict[str, Any] | None) -> dict[str, 
         return trained
     return {**trained, **{k: market[k] for k in METRIC_KEYS}, "test_set": "market",
             "proxy_test": {k: trained[k] for k in METRIC_KEYS}}
+
+
+def train_and_score(genotype: Genotype, data: ReIDData, recipe: Recipe, seed: int, root: Path,
+                    test_data: ReIDData | None = None, progress: bool = False, channels_last: bool = False
+                    ) -> dict[str, Any]:
+    """:func:`~benchmarks._quality.standalone.train_genotype`, then, with ``test_data`` (the market test split),
+    :func:`market_score` of the finished training: the result as the report reads it (:func:`scored`)."""
+    trained = train_genotype(genotype, data, recipe, seed, root, progress=progress, channels_last=channels_last)
+    if test_data is None:
+        return trained
+    return scored(trained, market_score(trained, genotype, seed, recipe, root, test_data))
 
 
 def reid_data(root: Path) -> ReIDData:
